@@ -1,0 +1,288 @@
+// The in-process buffered channel: a bounded lock-free ring of slots with
+// per-slot stamps (Dmitry Vyukov's bounded MPMC queue, in the form
+// crossbeam-channel's array flavour uses), plus wait lists for blocked
+// senders and receivers.
+//
+// Invariants:
+//   * head_ and tail_ hold {lap, index}; tail_ also carries mark_bit_, set
+//     once by close(). A send can only succeed by CAS on tail_ without the
+//     mark, so no value enters after close and close() never races a
+//     half-finished send into oblivion: a receiver that sees head == tail
+//     with the mark set knows the channel is closed *and* drained.
+//   * slot.stamp == tail  : the slot is free for the send that claims `tail`;
+//     slot.stamp == head+1: the slot holds the value for the receive that
+//     claims `head`. The release store of the stamp publishes the value.
+//   * Blocking is layered on top: a blocked operation registers in
+//     senders_/receivers_ and re-checks full/empty after registering
+//     (seq_cst on both sides), and every successful operation calls notify()
+//     on the opposite list, so a wake-up cannot be lost. A wake-up is a hint:
+//     the woken operation retries.
+//
+// Thread safety: safe for any number of concurrent senders, receivers,
+// closers and selects.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <optional>
+#include <utility>
+
+#include "zchan/detail/chan_base.hpp"
+#include "zchan/errors.hpp"
+
+namespace zchan::detail {
+
+inline constexpr std::size_t cache_line = 64;
+
+template <class T>
+class buffered_chan final : public chan_base<T> {
+public:
+    explicit buffered_chan(std::size_t capacity)
+        : cap_(capacity),
+          mark_bit_(std::bit_ceil(capacity + 1)),
+          one_lap_(mark_bit_ * 2),
+          slots_(new slot[capacity]) {
+        for (std::size_t i = 0; i < cap_; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
+    }
+
+    ~buffered_chan() override {
+        // Destroy the values still buffered: every slot from head to tail.
+        std::size_t head = head_.load(std::memory_order_relaxed);
+        std::size_t tail = tail_.load(std::memory_order_relaxed) & ~mark_bit_;
+        std::size_t n = count(head, tail);
+        std::size_t index = head & (mark_bit_ - 1);
+        for (std::size_t i = 0; i < n; ++i) {
+            slots_[index].value()->~T();
+            index = index + 1 < cap_ ? index + 1 : 0;
+        }
+    }
+
+    send_status try_send(T& v) override {
+        token t;
+        if (!start_send(t)) return send_status::full;
+        if (t.where == nullptr) return send_status::closed;
+        write(t, v);
+        return send_status::ok;
+    }
+
+    send_status send(T& v, deadline_t deadline) override {
+        for (;;) {
+            backoff b;
+            for (;;) {
+                token t;
+                if (start_send(t)) {
+                    if (t.where == nullptr) return send_status::closed;
+                    write(t, v);
+                    return send_status::ok;
+                }
+                if (b.is_completed()) break;
+                b.snooze();
+            }
+            if (deadline != no_deadline && clock::now() >= deadline) return send_status::timeout;
+            context cx;
+            wait_entry e{&cx, sel_first_op, nullptr};
+            if (register_send(e)) cx.try_select(sel_aborted);
+            cx.wait_until(deadline);
+            senders_.unregister_entry(e);
+        }
+    }
+
+    recv_status try_recv(std::optional<T>& out) override {
+        token t;
+        if (!start_recv(t)) return recv_status::empty;
+        if (t.where == nullptr) return recv_status::closed;
+        read(t, out);
+        return recv_status::ok;
+    }
+
+    recv_status recv(std::optional<T>& out, deadline_t deadline) override {
+        for (;;) {
+            backoff b;
+            for (;;) {
+                token t;
+                if (start_recv(t)) {
+                    if (t.where == nullptr) return recv_status::closed;
+                    read(t, out);
+                    return recv_status::ok;
+                }
+                if (b.is_completed()) break;
+                b.snooze();
+            }
+            if (deadline != no_deadline && clock::now() >= deadline) return recv_status::timeout;
+            context cx;
+            wait_entry e{&cx, sel_first_op, nullptr};
+            if (register_recv(e)) cx.try_select(sel_aborted);
+            cx.wait_until(deadline);
+            receivers_.unregister_entry(e);
+        }
+    }
+
+    void close() override {
+        std::size_t tail = tail_.fetch_or(mark_bit_, std::memory_order_seq_cst);
+        if ((tail & mark_bit_) != 0) throw channel_closed("zchan: close of closed channel");
+        senders_.close_all();
+        receivers_.close_all();
+    }
+
+    bool is_closed() const override {
+        return (tail_.load(std::memory_order_seq_cst) & mark_bit_) != 0;
+    }
+
+    std::size_t len() const override {
+        for (;;) {
+            std::size_t tail = tail_.load(std::memory_order_seq_cst);
+            std::size_t head = head_.load(std::memory_order_seq_cst);
+            // A consistent pair: tail did not move while we read head.
+            if (tail_.load(std::memory_order_seq_cst) == tail) return count(head, tail & ~mark_bit_);
+        }
+    }
+
+    std::size_t cap() const override { return cap_; }
+
+    bool register_send(wait_entry& e) override {
+        senders_.register_entry(e);
+        return !is_full() || is_closed();
+    }
+    void unregister_send(wait_entry& e) override { senders_.unregister_entry(e); }
+    bool register_recv(wait_entry& e) override {
+        receivers_.register_entry(e);
+        return !is_empty() || is_closed();
+    }
+    void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
+
+private:
+    struct slot {
+        std::atomic<std::size_t> stamp;
+        alignas(T) unsigned char storage[sizeof(T)];
+        T* value() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
+    };
+
+    /// A claimed slot, or slot == nullptr for "closed".
+    struct token {
+        slot* where = nullptr;
+        std::size_t stamp = 0;
+    };
+
+    std::size_t count(std::size_t head, std::size_t tail) const noexcept {
+        std::size_t hix = head & (mark_bit_ - 1);
+        std::size_t tix = tail & (mark_bit_ - 1);
+        if (hix < tix) return tix - hix;
+        if (hix > tix) return cap_ - hix + tix;
+        return tail == head ? 0 : cap_;
+    }
+
+    bool is_full() const noexcept {
+        std::size_t tail = tail_.load(std::memory_order_seq_cst);
+        std::size_t head = head_.load(std::memory_order_seq_cst);
+        return head + one_lap_ == (tail & ~mark_bit_);
+    }
+
+    bool is_empty() const noexcept {
+        std::size_t head = head_.load(std::memory_order_seq_cst);
+        std::size_t tail = tail_.load(std::memory_order_seq_cst);
+        return (tail & ~mark_bit_) == head;
+    }
+
+    /// Claims a slot to write. false: full. true with slot == nullptr: closed.
+    bool start_send(token& t) noexcept {
+        backoff b;
+        std::size_t tail = tail_.load(std::memory_order_relaxed);
+        for (;;) {
+            if ((tail & mark_bit_) != 0) {
+                t.where = nullptr;
+                return true;
+            }
+            std::size_t index = tail & (mark_bit_ - 1);
+            std::size_t lap = tail & ~(one_lap_ - 1);
+            slot& s = slots_[index];
+            std::size_t stamp = s.stamp.load(std::memory_order_acquire);
+            if (tail == stamp) {
+                std::size_t next = index + 1 < cap_ ? tail + 1 : lap + one_lap_;
+                if (tail_.compare_exchange_weak(tail, next, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+                    t.where = &s;
+                    t.stamp = tail + 1;
+                    return true;
+                }
+                b.spin();
+            } else if (stamp + one_lap_ == tail + 1) {
+                // The slot still holds last lap's value: full, unless a
+                // receiver is between its CAS and its stamp store.
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                std::size_t head = head_.load(std::memory_order_relaxed);
+                if (head + one_lap_ == tail) return false;
+                b.spin();
+                tail = tail_.load(std::memory_order_relaxed);
+            } else {
+                // Another sender claimed this slot and has not moved tail on.
+                b.snooze();
+                tail = tail_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    void write(token& t, T& v) {
+        ::new (static_cast<void*>(t.where->storage)) T(std::move(v));
+        t.where->stamp.store(t.stamp, std::memory_order_release);
+        receivers_.notify();
+    }
+
+    /// Claims a slot to read. false: empty. true with slot == nullptr: closed and drained.
+    bool start_recv(token& t) noexcept {
+        backoff b;
+        std::size_t head = head_.load(std::memory_order_relaxed);
+        for (;;) {
+            std::size_t index = head & (mark_bit_ - 1);
+            std::size_t lap = head & ~(one_lap_ - 1);
+            slot& s = slots_[index];
+            std::size_t stamp = s.stamp.load(std::memory_order_acquire);
+            if (head + 1 == stamp) {
+                std::size_t next = index + 1 < cap_ ? head + 1 : lap + one_lap_;
+                if (head_.compare_exchange_weak(head, next, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+                    t.where = &s;
+                    t.stamp = head + one_lap_;
+                    return true;
+                }
+                b.spin();
+            } else if (stamp == head) {
+                std::atomic_thread_fence(std::memory_order_seq_cst);
+                std::size_t tail = tail_.load(std::memory_order_relaxed);
+                if ((tail & ~mark_bit_) == head) {
+                    if ((tail & mark_bit_) != 0) {
+                        t.where = nullptr;
+                        return true;
+                    }
+                    return false;
+                }
+                b.spin();
+                head = head_.load(std::memory_order_relaxed);
+            } else {
+                b.snooze();
+                head = head_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    void read(token& t, std::optional<T>& out) {
+        T* p = t.where->value();
+        out.emplace(std::move(*p));
+        p->~T();
+        t.where->stamp.store(t.stamp, std::memory_order_release);
+        senders_.notify();
+    }
+
+    alignas(cache_line) std::atomic<std::size_t> head_{0};
+    alignas(cache_line) std::atomic<std::size_t> tail_{0};
+    alignas(cache_line) const std::size_t cap_;
+    const std::size_t mark_bit_;
+    const std::size_t one_lap_;
+    std::unique_ptr<slot[]> slots_;
+    sync_waker senders_;
+    sync_waker receivers_;
+};
+
+}  // namespace zchan::detail

@@ -1,0 +1,228 @@
+// Low-level synchronisation for zchan's channels: a spin lock, a backoff
+// helper, futex parking and the per-operation wait context.
+//
+// Why not std::mutex and std::condition_variable: on the machines zchan
+// targets a sleep/wake-up pair costs tens of microseconds, while a handoff
+// between two running threads costs well under one. Like Go's runtime, zchan
+// spins for a bounded time before it parks, and it parks on a futex so that a
+// wake-up that finds nobody asleep costs no system call.
+//
+// Memory ordering: a context's select_ word is the single point of
+// arbitration for a blocked operation (or a whole select): whoever moves it
+// from `waiting` to something else owns the outcome. All transitions are
+// sequentially consistent CASes, so a waker that wins the CAS and a waiter
+// that re-checks before sleeping cannot both miss each other (see park()).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <ctime>
+#include <cerrno>
+
+namespace zchan::detail {
+
+using clock = std::chrono::steady_clock;
+using deadline_t = clock::time_point;
+/// "No deadline": the largest representable time point.
+inline constexpr deadline_t no_deadline = deadline_t::max();
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+/// Spin-then-yield backoff, as in Go's runtime and crossbeam: a few rounds of
+/// exponentially longer pause loops, then sched_yield so that on an
+/// oversubscribed machine the thread we are waiting for gets the core.
+class backoff {
+public:
+    void spin() noexcept {
+        for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
+        if (step_ < spin_limit) ++step_;
+    }
+    void snooze() noexcept {
+        if (step_ < spin_limit) {
+            for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
+        } else {
+            sched_yield();
+        }
+        if (step_ < yield_limit) ++step_;
+    }
+    bool is_completed() const noexcept { return step_ >= yield_limit; }
+
+private:
+    static constexpr unsigned spin_limit = 6;
+    static constexpr unsigned yield_limit = 10;
+    unsigned step_ = 0;
+};
+
+/// A test-and-test-and-set lock that never sleeps in the kernel. Critical
+/// sections in zchan are a few dozen instructions (list edits, a CAS, a
+/// move of one value), so spinning, then yielding, beats a futex mutex whose
+/// contended path costs a sleep/wake-up.
+///
+/// Thread safety: safe; that is its purpose.
+class spin_lock {
+public:
+    void lock() noexcept {
+        for (;;) {
+            if (!locked_.exchange(true, std::memory_order_acquire)) return;
+            backoff b;
+            while (locked_.load(std::memory_order_relaxed)) b.snooze();
+        }
+    }
+    bool try_lock() noexcept {
+        return !locked_.load(std::memory_order_relaxed) &&
+               !locked_.exchange(true, std::memory_order_acquire);
+    }
+    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+private:
+    std::atomic<bool> locked_{false};
+};
+
+/// Futex wait on `word` while it equals `expected`, until the absolute
+/// steady-clock `deadline` (CLOCK_MONOTONIC, which is what steady_clock is on
+/// Linux). Spurious returns are allowed; callers loop.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                       deadline_t deadline) noexcept {
+    static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (deadline != no_deadline) {
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch());
+        if (ns.count() < 0) ns = std::chrono::nanoseconds(0);
+        ts.tv_sec = static_cast<time_t>(ns.count() / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(ns.count() % 1'000'000'000);
+        tsp = &ts;
+    }
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout.
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
+            expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr,
+            nullptr, 0);
+}
+
+/// Identity of the calling thread, cheap to read (no syscall).
+inline const void* current_thread_id() noexcept {
+    static thread_local char tag;
+    return &tag;
+}
+
+/// Values of context::select_.
+inline constexpr std::uintptr_t sel_waiting = 0;   ///< nobody has decided yet
+inline constexpr std::uintptr_t sel_aborted = 1;   ///< the waiter gave up (deadline) or saw readiness
+inline constexpr std::uintptr_t sel_closed = 2;    ///< a channel was closed: re-examine
+inline constexpr std::uintptr_t sel_first_op = 3;  ///< op k (k >= 0) is sel_first_op + k
+
+/// The waiting state of one blocked operation or one select. It lives on the
+/// waiting thread's stack (or, for a transport, in its I/O loop).
+///
+/// Protocol: a waker may CAS select_ from sel_waiting to an operation or to
+/// sel_closed, and then calls unpark(), both while holding the lock of the
+/// channel on whose wait list it found this context. The waiter, after its
+/// wait returns, takes the lock of every channel it registered on (to
+/// unregister) before it touches the outcome or leaves the stack frame, so a
+/// waker never touches a dead context and any value handed over under that
+/// lock is visible.
+///
+/// Thread safety: try_select/unpark from any thread; wait_until only by the
+/// owner.
+class context {
+public:
+    /// A hook that replaces the futex wake-up, for transports whose "waiter"
+    /// is an event loop rather than a thread. Called under the channel lock:
+    /// it must be short and must not call into channels.
+    using notify_fn = void (*)(context&, void* arg) noexcept;
+
+    context() noexcept = default;
+    // An event-loop context has no thread identity: any thread, the loop's own
+    // included, may be its counterpart.
+    context(notify_fn fn, void* arg) noexcept
+        : thread_id_(nullptr), notify_(fn), notify_arg_(arg) {}
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    /// Claims the outcome; true if this call decided it.
+    bool try_select(std::uintptr_t sel) noexcept {
+        std::uintptr_t expected = sel_waiting;
+        return select_.compare_exchange_strong(expected, sel, std::memory_order_seq_cst,
+                                               std::memory_order_seq_cst);
+    }
+
+    std::uintptr_t selected() const noexcept { return select_.load(std::memory_order_seq_cst); }
+
+    /// Makes the context reusable for another wait by its owner.
+    void reset() noexcept { select_.store(sel_waiting, std::memory_order_relaxed); }
+
+    const void* thread_id() const noexcept { return thread_id_; }
+
+    /// Wakes the owner after a successful try_select by someone else.
+    void unpark() noexcept {
+        if (notify_ != nullptr) {
+            notify_(*this, notify_arg_);
+            return;
+        }
+        // Pairs with the store-then-load in wait_until: seq_cst on both sides.
+        if (sleeping_.exchange(0, std::memory_order_seq_cst) != 0) futex_wake_one(sleeping_);
+    }
+
+    /// Spins for a bounded time, then parks until selected or `deadline`.
+    /// On timeout it tries to select sel_aborted itself; whatever won is
+    /// returned.
+    std::uintptr_t wait_until(deadline_t deadline) noexcept {
+        // Phase 1: spin. A partner that is running on another core usually
+        // answers within a microsecond or two; parking would cost ~50x that.
+        for (unsigned i = 0; i < spin_iterations; ++i) {
+            std::uintptr_t s = select_.load(std::memory_order_acquire);
+            if (s != sel_waiting) return s;
+            if (i < 128) {
+                cpu_relax();
+            } else if ((i & 15) == 0) {
+                // Give an oversubscribed core to the thread we wait for.
+                sched_yield();
+            } else {
+                cpu_relax();
+            }
+        }
+        // Phase 2: park.
+        for (;;) {
+            sleeping_.store(1, std::memory_order_seq_cst);
+            std::uintptr_t s = select_.load(std::memory_order_seq_cst);
+            if (s != sel_waiting) {
+                sleeping_.store(0, std::memory_order_relaxed);
+                return s;
+            }
+            if (deadline != no_deadline && clock::now() >= deadline) {
+                sleeping_.store(0, std::memory_order_relaxed);
+                if (try_select(sel_aborted)) return sel_aborted;
+                return selected();
+            }
+            futex_wait(sleeping_, 1, deadline);
+        }
+    }
+
+private:
+    static constexpr unsigned spin_iterations = 2048;
+
+    std::atomic<std::uintptr_t> select_{sel_waiting};
+    std::atomic<std::uint32_t> sleeping_{0};
+    const void* thread_id_ = current_thread_id();
+    notify_fn notify_ = nullptr;
+    void* notify_arg_ = nullptr;
+};
+
+}  // namespace zchan::detail

@@ -1,0 +1,143 @@
+// The in-process unbuffered channel: Go's rendezvous. A send completes only
+// by handing its value to a receiver, directly from the sender's packet into
+// the receiver's (no intermediate buffer).
+//
+// Invariants (all under lock_):
+//   * senders_ holds blocked senders whose send_packet points at the value;
+//     receivers_ holds blocked receivers with an empty recv_packet.
+//   * Whoever arrives second selects a waiter of the other kind (CAS on its
+//     context), moves the value across, sets packet.done and unparks it, all
+//     before releasing lock_. The woken side reads `done` only after taking
+//     lock_ again (to unregister), so the handoff is visible to it.
+//   * After close no operation registers: blocked senders are woken with
+//     sel_closed and report closed; receivers report closed.
+//
+// Thread safety: safe for any number of concurrent senders, receivers,
+// closers and selects.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+#include "zchan/detail/chan_base.hpp"
+#include "zchan/errors.hpp"
+
+namespace zchan::detail {
+
+template <class T>
+class unbuffered_chan final : public chan_base<T> {
+public:
+    send_status try_send(T& v) override {
+        std::lock_guard<spin_lock> g(lock_);
+        if (closed_.load(std::memory_order_relaxed)) return send_status::closed;
+        return hand_to_receiver(v) ? send_status::ok : send_status::full;
+    }
+
+    send_status send(T& v, deadline_t deadline) override {
+        context cx;
+        send_packet<T> packet{&v, false};
+        wait_entry e{&cx, sel_first_op, &packet};
+        {
+            std::lock_guard<spin_lock> g(lock_);
+            if (closed_.load(std::memory_order_relaxed)) return send_status::closed;
+            if (hand_to_receiver(v)) return send_status::ok;
+            senders_.push(e);
+        }
+        std::uintptr_t sel = cx.wait_until(deadline);
+        std::lock_guard<spin_lock> g(lock_);
+        senders_.remove(e);
+        if (packet.done) return send_status::ok;
+        return sel == sel_closed ? send_status::closed : send_status::timeout;
+    }
+
+    recv_status try_recv(std::optional<T>& out) override {
+        std::lock_guard<spin_lock> g(lock_);
+        if (take_from_sender(out)) return recv_status::ok;
+        return closed_.load(std::memory_order_relaxed) ? recv_status::closed : recv_status::empty;
+    }
+
+    recv_status recv(std::optional<T>& out, deadline_t deadline) override {
+        context cx;
+        recv_packet<T> packet;
+        wait_entry e{&cx, sel_first_op, &packet};
+        {
+            std::lock_guard<spin_lock> g(lock_);
+            if (take_from_sender(out)) return recv_status::ok;
+            if (closed_.load(std::memory_order_relaxed)) return recv_status::closed;
+            receivers_.push(e);
+        }
+        std::uintptr_t sel = cx.wait_until(deadline);
+        std::lock_guard<spin_lock> g(lock_);
+        receivers_.remove(e);
+        if (packet.done) {
+            out = std::move(packet.value);
+            return recv_status::ok;
+        }
+        return sel == sel_closed ? recv_status::closed : recv_status::timeout;
+    }
+
+    void close() override {
+        std::lock_guard<spin_lock> g(lock_);
+        if (closed_.load(std::memory_order_relaxed)) {
+            throw channel_closed("zchan: close of closed channel");
+        }
+        closed_.store(true, std::memory_order_release);
+        senders_.close_all();
+        receivers_.close_all();
+    }
+
+    bool is_closed() const override { return closed_.load(std::memory_order_acquire); }
+    std::size_t len() const override { return 0; }
+    std::size_t cap() const override { return 0; }
+
+    bool register_send(wait_entry& e) override {
+        std::lock_guard<spin_lock> g(lock_);
+        senders_.push(e);
+        return closed_.load(std::memory_order_relaxed) || receivers_.can_select();
+    }
+    void unregister_send(wait_entry& e) override {
+        std::lock_guard<spin_lock> g(lock_);
+        senders_.remove(e);
+    }
+    bool register_recv(wait_entry& e) override {
+        std::lock_guard<spin_lock> g(lock_);
+        receivers_.push(e);
+        return closed_.load(std::memory_order_relaxed) || senders_.can_select();
+    }
+    void unregister_recv(wait_entry& e) override {
+        std::lock_guard<spin_lock> g(lock_);
+        receivers_.remove(e);
+    }
+
+private:
+    /// Requires lock_. Moves `v` into a waiting receiver, if there is one.
+    bool hand_to_receiver(T& v) {
+        wait_entry* r = receivers_.try_select();
+        if (r == nullptr) return false;
+        auto* p = static_cast<recv_packet<T>*>(r->packet);
+        p->value.emplace(std::move(v));
+        p->done = true;
+        r->cx->unpark();
+        return true;
+    }
+
+    /// Requires lock_. Takes the value of a waiting sender, if there is one.
+    bool take_from_sender(std::optional<T>& out) {
+        wait_entry* s = senders_.try_select();
+        if (s == nullptr) return false;
+        auto* p = static_cast<send_packet<T>*>(s->packet);
+        out.emplace(std::move(*p->value));
+        p->done = true;
+        s->cx->unpark();
+        return true;
+    }
+
+    mutable spin_lock lock_;
+    waker senders_;    // guarded by lock_
+    waker receivers_;  // guarded by lock_
+    std::atomic<bool> closed_{false};  // written under lock_; read anywhere
+};
+
+}  // namespace zchan::detail

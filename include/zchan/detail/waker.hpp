@@ -1,0 +1,142 @@
+// Wait lists of blocked senders and receivers.
+//
+// An entry stands for one operation of one blocked thread or select: the
+// context to wake, the operation number to select in it, and a packet through
+// which an unbuffered channel hands a value over directly. Entries live in
+// the waiter's stack frame and are linked intrusively, so blocking allocates
+// nothing.
+//
+// Thread safety: a waker is NOT synchronised by itself; every member
+// function requires the owning channel's lock, except sync_waker, which
+// carries its own lock for channels whose data path is lock-free.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "zchan/detail/sync.hpp"
+
+namespace zchan::detail {
+
+struct wait_entry {
+    context* cx = nullptr;
+    std::uintptr_t oper = 0;
+    void* packet = nullptr;  ///< flavour-specific handoff area (unbuffered channels)
+    wait_entry* prev = nullptr;
+    wait_entry* next = nullptr;
+    bool linked = false;
+};
+
+/// A FIFO list of wait entries. Requires the owner's lock for every call.
+class waker {
+public:
+    bool empty() const noexcept { return head_ == nullptr; }
+
+    void push(wait_entry& e) noexcept {
+        e.prev = tail_;
+        e.next = nullptr;
+        if (tail_ != nullptr) {
+            tail_->next = &e;
+        } else {
+            head_ = &e;
+        }
+        tail_ = &e;
+        e.linked = true;
+    }
+
+    void remove(wait_entry& e) noexcept {
+        if (!e.linked) return;
+        if (e.prev != nullptr) {
+            e.prev->next = e.next;
+        } else {
+            head_ = e.next;
+        }
+        if (e.next != nullptr) {
+            e.next->prev = e.prev;
+        } else {
+            tail_ = e.prev;
+        }
+        e.prev = e.next = nullptr;
+        e.linked = false;
+    }
+
+    /// Selects the first waiter that belongs to another thread and is still
+    /// waiting, removes it and returns it (not yet unparked, so the caller can
+    /// fill its packet first). Entries whose context was already decided are
+    /// skipped and stay until their owner unregisters them.
+    wait_entry* try_select() noexcept {
+        const void* me = current_thread_id();
+        for (wait_entry* e = head_; e != nullptr; e = e->next) {
+            // A select may wait to send and to receive on the same channel;
+            // it must not rendezvous with itself (Go forbids it too).
+            if (e->cx->thread_id() == me) continue;
+            if (e->cx->try_select(e->oper)) {
+                remove(*e);
+                return e;
+            }
+        }
+        return nullptr;
+    }
+
+    /// True if some entry of another thread is still undecided.
+    bool can_select() const noexcept {
+        const void* me = current_thread_id();
+        for (wait_entry* e = head_; e != nullptr; e = e->next) {
+            if (e->cx->thread_id() != me && e->cx->selected() == sel_waiting) return true;
+        }
+        return false;
+    }
+
+    /// Wakes every waiter with sel_closed (the channel was closed).
+    void close_all() noexcept {
+        for (wait_entry* e = head_; e != nullptr; e = e->next) {
+            if (e->cx->try_select(sel_closed)) e->cx->unpark();
+        }
+    }
+
+private:
+    wait_entry* head_ = nullptr;
+    wait_entry* tail_ = nullptr;
+};
+
+/// A waker with its own lock and a lock-free "anyone waiting?" flag, for the
+/// buffered channel whose fast path takes no lock: a successful operation
+/// calls notify(), which costs one load when nobody waits.
+///
+/// Thread safety: safe.
+class sync_waker {
+public:
+    void register_entry(wait_entry& e) noexcept {
+        std::lock_guard<spin_lock> g(lock_);
+        list_.push(e);
+        // seq_cst: pairs with the load in notify(); see buffered_chan.
+        is_empty_.store(false, std::memory_order_seq_cst);
+    }
+
+    void unregister_entry(wait_entry& e) noexcept {
+        std::lock_guard<spin_lock> g(lock_);
+        list_.remove(e);
+        is_empty_.store(list_.empty(), std::memory_order_seq_cst);
+    }
+
+    /// Wakes one waiter, if any. Called after every successful operation.
+    void notify() noexcept {
+        if (is_empty_.load(std::memory_order_seq_cst)) return;
+        std::lock_guard<spin_lock> g(lock_);
+        if (wait_entry* e = list_.try_select()) e->cx->unpark();
+        is_empty_.store(list_.empty(), std::memory_order_seq_cst);
+    }
+
+    void close_all() noexcept {
+        std::lock_guard<spin_lock> g(lock_);
+        list_.close_all();
+    }
+
+private:
+    spin_lock lock_;
+    waker list_;
+    std::atomic<bool> is_empty_{true};
+};
+
+}  // namespace zchan::detail
