@@ -1,0 +1,323 @@
+// zchan_bench_inproc: in-process channel throughput, zchan vs a mutex/condvar/deque baseline.
+//
+// Every case is registered twice, as "zchan/<case>" and "baseline/<case>", and reports
+// items_per_second, where an item is one value received (for ping-pong: one round trip).
+// bench/go/main.go runs the same cases with Go channels; keep the two in step (item counts,
+// who sends and who receives, what is timed) or the comparison means nothing.
+//
+// Timing: work happens on several threads, so each iteration is timed by hand with
+// steady_clock and reported through UseManualTime(). Threads are started before the clock
+// and released together through a std::latch, so thread creation is not measured; what is
+// measured is first send to last receive. Each iteration uses a fresh channel.
+//
+// Cases (N = items per iteration, see case_items()):
+//   spsc_cap1024         one sender thread, the timing thread receives N; capacity 1024
+//   spsc_cap1            same, capacity 1
+//   spsc_unbuffered      same, unbuffered (rendezvous)
+//   pingpong_unbuffered  two unbuffered channels; the timing thread sends ping, a partner
+//                        thread answers pong; N round trips
+//   mpmc4x4_cap1024      4 sender threads send N/4 each, 4 receiver threads receive N/4 each
+//   range_1m             a channel of capacity 1'000'000 is filled and closed (not timed),
+//                        then the timing thread ranges over it until closed and drained
+//
+// Extra flag: --zchan_items_scale=F multiplies every item count (the ctest smoke run uses a
+// small F so that it finishes in seconds even where every hand-off sleeps).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <latch>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <zchan/zchan.hpp>
+
+#include "baseline_queue.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double g_items_scale = 1.0;  // set once in main() before any benchmark runs
+bool g_failed = false;       // a case saw wrong values; only benchmark threads write it, one at a time
+
+enum class bench_case { spsc_cap1024, spsc_cap1, spsc_unbuffered, pingpong, mpmc4x4, range_1m };
+
+// Items per iteration. Same numbers as bench/go/main.go.
+std::int64_t case_items(bench_case c) {
+    std::int64_t n = 100'000;
+    if (c == bench_case::range_1m) {
+        n = 1'000'000;
+    }
+    const auto scaled = static_cast<std::int64_t>(static_cast<double>(n) * g_items_scale);
+    // mpmc splits the work 4 ways; keep it divisible and never zero.
+    return scaled < 4 ? 4 : scaled - scaled % 4;
+}
+
+// The two implementations behind one tiny interface, so each case is written once.
+// Receivers never see a closed channel except in range_1m, hence recv() returns the value.
+struct zchan_impl {
+    using chan = zchan::channel<int>;
+    static chan make(std::size_t cap) { return chan(cap); }
+    static void send(chan& c, int v) { c.send(v); }
+    static int recv(chan& c) { return *c.recv(); }
+    static void close(chan& c) { c.close(); }
+    static std::int64_t drain(chan& c) {
+        std::int64_t sum = 0;
+        for (auto&& v : c) {
+            sum += v;
+        }
+        return sum;
+    }
+};
+
+struct baseline_impl {
+    using chan = zchan_bench::baseline_queue<int>;
+    // baseline_queue is neither copyable nor movable; the cases hold it in a unique_ptr.
+    static std::unique_ptr<chan> make(std::size_t cap) { return std::make_unique<chan>(cap); }
+    static void send(std::unique_ptr<chan>& c, int v) { c->send(v); }
+    static int recv(std::unique_ptr<chan>& c) { return *c->recv(); }
+    static void close(std::unique_ptr<chan>& c) { c->close(); }
+    static std::int64_t drain(std::unique_ptr<chan>& c) {
+        std::int64_t sum = 0;
+        while (auto v = c->recv()) {
+            sum += *v;
+        }
+        return sum;
+    }
+};
+
+double seconds_between(clock_type::time_point a, clock_type::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+}
+
+// Sum of 0 .. n-1: every case checks that each value arrived exactly once.
+std::int64_t triangle(std::int64_t n) { return n * (n - 1) / 2; }
+
+bool check_sum(benchmark::State& state, std::int64_t got, std::int64_t want) {
+    if (got != want) {
+        state.SkipWithError("received values do not sum to what was sent");
+        g_failed = true;
+        return false;
+    }
+    return true;
+}
+
+template <class Impl>
+void bm_spsc(benchmark::State& state, bench_case c, std::size_t cap) {
+    const std::int64_t n = case_items(c);
+    for (auto _ : state) {
+        auto ch = Impl::make(cap);
+        std::latch start(2);
+        std::jthread sender([&] {
+            start.arrive_and_wait();
+            for (std::int64_t i = 0; i < n; ++i) {
+                Impl::send(ch, static_cast<int>(i));
+            }
+        });
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            sum += Impl::recv(ch);
+        }
+        const auto t1 = clock_type::now();
+        sender.join();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <class Impl>
+void bm_pingpong(benchmark::State& state) {
+    const std::int64_t n = case_items(bench_case::pingpong);
+    for (auto _ : state) {
+        auto ping = Impl::make(0);
+        auto pong = Impl::make(0);
+        std::latch start(2);
+        std::jthread partner([&] {
+            start.arrive_and_wait();
+            for (std::int64_t i = 0; i < n; ++i) {
+                Impl::send(pong, Impl::recv(ping));
+            }
+        });
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            Impl::send(ping, static_cast<int>(i));
+            sum += Impl::recv(pong);
+        }
+        const auto t1 = clock_type::now();
+        partner.join();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <class Impl>
+void bm_mpmc(benchmark::State& state) {
+    constexpr int senders = 4;
+    constexpr int receivers = 4;
+    const std::int64_t n = case_items(bench_case::mpmc4x4);
+    const std::int64_t per_sender = n / senders;
+    const std::int64_t per_receiver = n / receivers;
+    for (auto _ : state) {
+        auto ch = Impl::make(1024);
+        std::latch start(senders + receivers + 1);
+        std::vector<std::int64_t> sums(receivers, 0);
+        std::vector<std::jthread> threads;
+        threads.reserve(senders + receivers);
+        for (int s = 0; s < senders; ++s) {
+            threads.emplace_back([&, s] {
+                start.arrive_and_wait();
+                const std::int64_t first = s * per_sender;
+                for (std::int64_t i = first; i < first + per_sender; ++i) {
+                    Impl::send(ch, static_cast<int>(i));
+                }
+            });
+        }
+        for (int r = 0; r < receivers; ++r) {
+            threads.emplace_back([&, r] {
+                start.arrive_and_wait();
+                std::int64_t sum = 0;
+                for (std::int64_t i = 0; i < per_receiver; ++i) {
+                    sum += Impl::recv(ch);
+                }
+                sums[static_cast<std::size_t>(r)] = sum;
+            });
+        }
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        for (auto& t : threads) {
+            t.join();
+        }
+        const auto t1 = clock_type::now();
+        state.SetIterationTime(seconds_between(t0, t1));
+        std::int64_t sum = 0;
+        for (auto s : sums) {
+            sum += s;
+        }
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+template <class Impl>
+void bm_range(benchmark::State& state) {
+    const std::int64_t n = case_items(bench_case::range_1m);
+    for (auto _ : state) {
+        auto ch = Impl::make(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) {
+            Impl::send(ch, static_cast<int>(i));
+        }
+        Impl::close(ch);
+        const auto t0 = clock_type::now();
+        const std::int64_t sum = Impl::drain(ch);
+        const auto t1 = clock_type::now();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+void register_case(const char* impl, const char* name, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(), fn)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+}
+
+// Registers <impl>/<case> for both implementations, zchan first, case by case, so that the
+// two runs of a case sit next to each other in time (the machine is shared and noisy).
+template <template <class> class Case>
+void register_both(const char* name) {
+    register_case("zchan", name, &Case<zchan_impl>::run);
+    register_case("baseline", name, &Case<baseline_impl>::run);
+}
+
+template <class Impl>
+struct spsc_cap1024_case {
+    static void run(benchmark::State& s) { bm_spsc<Impl>(s, bench_case::spsc_cap1024, 1024); }
+};
+template <class Impl>
+struct spsc_cap1_case {
+    static void run(benchmark::State& s) { bm_spsc<Impl>(s, bench_case::spsc_cap1, 1); }
+};
+template <class Impl>
+struct spsc_unbuffered_case {
+    static void run(benchmark::State& s) { bm_spsc<Impl>(s, bench_case::spsc_unbuffered, 0); }
+};
+template <class Impl>
+struct pingpong_case {
+    static void run(benchmark::State& s) { bm_pingpong<Impl>(s); }
+};
+template <class Impl>
+struct mpmc_case {
+    static void run(benchmark::State& s) { bm_mpmc<Impl>(s); }
+};
+template <class Impl>
+struct range_case {
+    static void run(benchmark::State& s) { bm_range<Impl>(s); }
+};
+
+void register_all() {
+    register_both<spsc_cap1024_case>("spsc_cap1024");
+    register_both<spsc_cap1_case>("spsc_cap1");
+    register_both<spsc_unbuffered_case>("spsc_unbuffered");
+    register_both<pingpong_case>("pingpong_unbuffered");
+    register_both<mpmc_case>("mpmc4x4_cap1024");
+    register_both<range_case>("range_1m");
+}
+
+// Removes --zchan_items_scale=F from argv (Google Benchmark rejects flags it does not know).
+void parse_own_flags(int& argc, char** argv) {
+    constexpr std::string_view flag = "--zchan_items_scale=";
+    int out = 1;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg.substr(0, flag.size()) == flag) {
+            g_items_scale = std::strtod(argv[i] + flag.size(), nullptr);
+            if (!(g_items_scale > 0.0)) {
+                std::fprintf(stderr, "zchan_bench_inproc: bad %s\n", argv[i]);
+                std::exit(2);
+            }
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    argc = out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    parse_own_flags(argc, argv);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
+        return 1;
+    }
+    benchmark::AddCustomContext("zchan_items_scale", std::to_string(g_items_scale));
+    benchmark::AddCustomContext("hardware_concurrency",
+                                std::to_string(std::thread::hardware_concurrency()));
+    register_all();
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return g_failed ? 1 : 0;
+}
