@@ -79,7 +79,14 @@ public:
                     return send_status::ok;
                 }
                 if (b.is_completed()) break;
-                b.snooze();
+                // Full: watch only the slot we would write next until its
+                // receiver frees it. Re-running start_send would also read
+                // head_, stealing that cache line from the receiver.
+                std::size_t tail = tail_.load(std::memory_order_relaxed);
+                const slot& s = slots_[tail & (mark_bit_ - 1)];
+                do {
+                    b.snooze();
+                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != tail);
             }
             if (deadline != no_deadline && clock::now() >= deadline) return send_status::timeout;
             context cx;
@@ -109,7 +116,13 @@ public:
                     return recv_status::ok;
                 }
                 if (b.is_completed()) break;
-                b.snooze();
+                // Empty: watch only the slot we would read next (see send).
+                std::size_t head = head_.load(std::memory_order_relaxed);
+                const slot& s = slots_[head & (mark_bit_ - 1)];
+                do {
+                    b.snooze();
+                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != head + 1 &&
+                         (tail_.load(std::memory_order_relaxed) & mark_bit_) == 0);
             }
             if (deadline != no_deadline && clock::now() >= deadline) return recv_status::timeout;
             context cx;

@@ -41,28 +41,36 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-/// Spin-then-yield backoff, as in Go's runtime and crossbeam: a few rounds of
-/// exponentially longer pause loops, then sched_yield so that on an
-/// oversubscribed machine the thread we are waiting for gets the core.
+/// Backoff for the two kinds of waiting in zchan's lock-free paths.
+///
+/// spin(): after a failed CAS (contention): a few pauses, growing.
+/// snooze(): while waiting for another thread to change something (a slot
+/// to fill or drain): poll after every single pause first, since a pause
+/// costs ~50 ns on some virtual machines and the partner usually answers
+/// within a microsecond; then sched_yield, so that on an oversubscribed
+/// machine the thread we are waiting for gets the core. is_completed() says
+/// when to stop polling and park instead.
 class backoff {
 public:
     void spin() noexcept {
-        for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
-        if (step_ < spin_limit) ++step_;
+        for (unsigned i = 0; i < (1u << spin_step_); ++i) cpu_relax();
+        if (spin_step_ < spin_limit) ++spin_step_;
     }
     void snooze() noexcept {
-        if (step_ < spin_limit) {
-            for (unsigned i = 0; i < (1u << step_); ++i) cpu_relax();
+        if (step_ < poll_limit) {
+            cpu_relax();
         } else {
             sched_yield();
         }
-        if (step_ < yield_limit) ++step_;
+        ++step_;
     }
     bool is_completed() const noexcept { return step_ >= yield_limit; }
 
 private:
-    static constexpr unsigned spin_limit = 6;
-    static constexpr unsigned yield_limit = 10;
+    static constexpr unsigned spin_limit = 3;
+    static constexpr unsigned poll_limit = 64;
+    static constexpr unsigned yield_limit = poll_limit + 4;
+    unsigned spin_step_ = 0;
     unsigned step_ = 0;
 };
 
@@ -77,8 +85,15 @@ public:
     void lock() noexcept {
         for (;;) {
             if (!locked_.exchange(true, std::memory_order_acquire)) return;
-            backoff b;
-            while (locked_.load(std::memory_order_relaxed)) b.snooze();
+            // Holders keep the lock for well under a microsecond: poll often,
+            // and yield only when the holder seems to have lost its core.
+            for (unsigned i = 0; locked_.load(std::memory_order_relaxed); ++i) {
+                if (i < 128) {
+                    cpu_relax();
+                } else {
+                    sched_yield();
+                }
+            }
         }
     }
     bool try_lock() noexcept {
