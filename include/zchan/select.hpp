@@ -88,7 +88,9 @@ public:
     bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
         if (ch_ == nullptr) return false;
-        return ch_->try_recv(result_) != recv_status::empty;
+        recv_status s = ch_->try_recv(result_);
+        if (s == recv_status::peer_lost) throw peer_lost();
+        return s == recv_status::ok || s == recv_status::closed;
     }
     bool enlist(detail::wait_entry& e) override {
         packet_.done = false;
