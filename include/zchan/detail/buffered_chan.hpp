@@ -25,6 +25,8 @@
 #include <atomic>
 #include <bit>
 #include <cstddef>
+#include <deque>
+#include <mutex>
 #include <memory>
 #include <new>
 #include <optional>
@@ -98,6 +100,7 @@ public:
     }
 
     recv_status try_recv(std::optional<T>& out) override {
+        if (take_requeued(out)) return recv_status::ok;
         token t;
         if (!start_recv(t)) return recv_status::empty;
         if (t.where == nullptr) return recv_status::closed;
@@ -109,6 +112,7 @@ public:
         for (;;) {
             backoff b;
             for (;;) {
+                if (take_requeued(out)) return recv_status::ok;
                 token t;
                 if (start_recv(t)) {
                     if (t.where == nullptr) return recv_status::closed;
@@ -149,7 +153,10 @@ public:
             std::size_t tail = tail_.load(std::memory_order_seq_cst);
             std::size_t head = head_.load(std::memory_order_seq_cst);
             // A consistent pair: tail did not move while we read head.
-            if (tail_.load(std::memory_order_seq_cst) == tail) return count(head, tail & ~mark_bit_);
+            if (tail_.load(std::memory_order_seq_cst) == tail) {
+                return count(head, tail & ~mark_bit_) +
+                       requeued_count_.load(std::memory_order_seq_cst);
+            }
         }
     }
 
@@ -162,11 +169,32 @@ public:
     void unregister_send(wait_entry& e) override { senders_.unregister_entry(e); }
     bool register_recv(wait_entry& e) override {
         receivers_.register_entry(e);
-        return !is_empty() || is_closed();
+        return !is_empty() || is_closed() || requeued_count_.load(std::memory_order_seq_cst) != 0;
+    }
+
+    void requeue_front(T&& v) override {
+        {
+            std::lock_guard<spin_lock> g(requeued_lock_);
+            requeued_.push_front(std::move(v));
+            requeued_count_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        receivers_.notify();
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
 
 private:
+    /// Takes a requeued value, if any. The common case (none) costs one
+    /// load of a line nobody writes.
+    bool take_requeued(std::optional<T>& out) {
+        if (requeued_count_.load(std::memory_order_acquire) == 0) return false;
+        std::lock_guard<spin_lock> g(requeued_lock_);
+        if (requeued_.empty()) return false;
+        out.emplace(std::move(requeued_.front()));
+        requeued_.pop_front();
+        requeued_count_.fetch_sub(1, std::memory_order_seq_cst);
+        return true;
+    }
+
     struct slot {
         std::atomic<std::size_t> stamp;
         alignas(T) unsigned char storage[sizeof(T)];
@@ -296,6 +324,11 @@ private:
     std::unique_ptr<slot[]> slots_;
     sync_waker senders_;
     sync_waker receivers_;
+    // Values given back by the transport (requeue_front), received before
+    // the ring. Rare, so a lock is fine.
+    alignas(cache_line) std::atomic<std::size_t> requeued_count_{0};
+    spin_lock requeued_lock_;
+    std::deque<T> requeued_;  // guarded by requeued_lock_
 };
 
 }  // namespace zchan::detail

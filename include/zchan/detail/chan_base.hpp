@@ -67,6 +67,16 @@ public:
     virtual std::size_t len() const = 0;
     virtual std::size_t cap() const = 0;
 
+    /// Puts a value that a transport had received on behalf of a remote
+    /// receiver, which then did not take it (its select chose another case,
+    /// its deadline passed, it went away), back at the head of the channel:
+    /// the next receive gets it, before everything else. It ignores the
+    /// capacity: the value had already been accepted once, and dropping it
+    /// would lose it. Works on a closed channel too (the value was accepted
+    /// before the close). Only in-process channels implement it; see
+    /// docs/protocol.md for the redelivery rules.
+    virtual void requeue_front(T&& v) = 0;
+
     /// Select hooks; see the protocol above. The entry's packet is a
     /// send_packet<T>* / recv_packet<T>*. Returns true if the operation may
     /// be ready now.

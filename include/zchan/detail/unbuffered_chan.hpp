@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -54,7 +55,7 @@ public:
 
     recv_status try_recv(std::optional<T>& out) override {
         std::lock_guard<spin_lock> g(lock_);
-        if (take_from_sender(out)) return recv_status::ok;
+        if (take_requeued(out) || take_from_sender(out)) return recv_status::ok;
         return closed_.load(std::memory_order_relaxed) ? recv_status::closed : recv_status::empty;
     }
 
@@ -64,7 +65,7 @@ public:
         wait_entry e{&cx, sel_first_op, &packet};
         {
             std::lock_guard<spin_lock> g(lock_);
-            if (take_from_sender(out)) return recv_status::ok;
+            if (take_requeued(out) || take_from_sender(out)) return recv_status::ok;
             if (closed_.load(std::memory_order_relaxed)) return recv_status::closed;
             receivers_.push(e);
         }
@@ -89,7 +90,16 @@ public:
     }
 
     bool is_closed() const override { return closed_.load(std::memory_order_acquire); }
-    std::size_t len() const override { return 0; }
+    /// 0, except while values given back by the transport wait (requeue_front).
+    std::size_t len() const override {
+        std::lock_guard<spin_lock> g(lock_);
+        return requeued_.size();
+    }
+
+    void requeue_front(T&& v) override {
+        std::lock_guard<spin_lock> g(lock_);
+        if (!hand_to_receiver(v)) requeued_.push_front(std::move(v));
+    }
     std::size_t cap() const override { return 0; }
 
     bool register_send(wait_entry& e) override {
@@ -104,7 +114,8 @@ public:
     bool register_recv(wait_entry& e) override {
         std::lock_guard<spin_lock> g(lock_);
         receivers_.push(e);
-        return closed_.load(std::memory_order_relaxed) || senders_.can_select();
+        return closed_.load(std::memory_order_relaxed) || senders_.can_select() ||
+               !requeued_.empty();
     }
     void unregister_recv(wait_entry& e) override {
         std::lock_guard<spin_lock> g(lock_);
@@ -123,6 +134,14 @@ private:
         return true;
     }
 
+    /// Requires lock_. Takes a requeued value, if there is one.
+    bool take_requeued(std::optional<T>& out) {
+        if (requeued_.empty()) return false;
+        out.emplace(std::move(requeued_.front()));
+        requeued_.pop_front();
+        return true;
+    }
+
     /// Requires lock_. Takes the value of a waiting sender, if there is one.
     bool take_from_sender(std::optional<T>& out) {
         wait_entry* s = senders_.try_select();
@@ -138,6 +157,7 @@ private:
     waker senders_;    // guarded by lock_
     waker receivers_;  // guarded by lock_
     std::atomic<bool> closed_{false};  // written under lock_; read anywhere
+    std::deque<T> requeued_;           // guarded by lock_; see requeue_front
 };
 
 }  // namespace zchan::detail
