@@ -51,8 +51,6 @@
 #include <variant>
 #include <vector>
 
-#include <cxxabi.h>
-
 #include <cereal/cereal.hpp>
 #include <cereal/types/array.hpp>
 #include <cereal/types/chrono.hpp>
@@ -69,19 +67,80 @@
 #include <cereal/types/utility.hpp>
 #include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
+#include <cxxabi.h>
 
 #include "zchan/detail/archive.hpp"
 #include "zchan/errors.hpp"
 
 namespace zchan {
 
-/// True when values of T can be sent over a remote channel.
+namespace detail {
+
 template <class T>
-concept serializable =
-    std::is_object_v<T> && !std::is_const_v<T> && !std::is_array_v<T> &&
-    std::default_initializable<T> &&
-    cereal::traits::is_output_serializable<T, detail::buffer_output_archive>::value &&
-    cereal::traits::is_input_serializable<T, detail::bounded_input_archive>::value;
+inline constexpr bool cereal_ok =
+    cereal::traits::is_output_serializable<T, buffer_output_archive>::value&&
+        cereal::traits::is_input_serializable<T, bounded_input_archive>::value;
+
+// cereal's container overloads accept any element type and fail deep inside
+// when the element is not serializable; look through the std containers so
+// the concept (and its readable message) catches that too. User structs are
+// taken at their word: their serialize function is checked when instantiated.
+template <class T>
+struct deep_ok : std::bool_constant<cereal_ok<T>> {};
+template <class... Ts>
+inline constexpr bool all_deep_ok = (deep_ok<Ts>::value && ...);
+
+template <class T, class A>
+struct deep_ok<std::vector<T, A>>
+    : std::bool_constant<cereal_ok<std::vector<T, A>> && all_deep_ok<T>> {};
+template <class T, class A>
+struct deep_ok<std::deque<T, A>>
+    : std::bool_constant<cereal_ok<std::deque<T, A>> && all_deep_ok<T>> {};
+template <class T, class A>
+struct deep_ok<std::list<T, A>> : std::bool_constant<cereal_ok<std::list<T, A>> && all_deep_ok<T>> {
+};
+template <class T, std::size_t N>
+struct deep_ok<std::array<T, N>>
+    : std::bool_constant<cereal_ok<std::array<T, N>> && all_deep_ok<T>> {};
+template <class T>
+struct deep_ok<std::optional<T>>
+    : std::bool_constant<cereal_ok<std::optional<T>> && all_deep_ok<T>> {};
+template <class T, class D>
+struct deep_ok<std::unique_ptr<T, D>>
+    : std::bool_constant<cereal_ok<std::unique_ptr<T, D>> && all_deep_ok<T>> {};
+template <class T>
+struct deep_ok<std::shared_ptr<T>>
+    : std::bool_constant<cereal_ok<std::shared_ptr<T>> && all_deep_ok<T>> {};
+template <class A, class B>
+struct deep_ok<std::pair<A, B>>
+    : std::bool_constant<cereal_ok<std::pair<A, B>> && all_deep_ok<A, B>> {};
+template <class... Ts>
+struct deep_ok<std::tuple<Ts...>>
+    : std::bool_constant<cereal_ok<std::tuple<Ts...>> && all_deep_ok<Ts...>> {};
+template <class... Ts>
+struct deep_ok<std::variant<Ts...>>
+    : std::bool_constant<cereal_ok<std::variant<Ts...>> && all_deep_ok<Ts...>> {};
+template <class K, class V, class C, class A>
+struct deep_ok<std::map<K, V, C, A>>
+    : std::bool_constant<cereal_ok<std::map<K, V, C, A>> && all_deep_ok<K, V>> {};
+template <class K, class V, class H, class E, class A>
+struct deep_ok<std::unordered_map<K, V, H, E, A>>
+    : std::bool_constant<cereal_ok<std::unordered_map<K, V, H, E, A>> && all_deep_ok<K, V>> {};
+template <class K, class C, class A>
+struct deep_ok<std::set<K, C, A>>
+    : std::bool_constant<cereal_ok<std::set<K, C, A>> && all_deep_ok<K>> {};
+template <class K, class H, class E, class A>
+struct deep_ok<std::unordered_set<K, H, E, A>>
+    : std::bool_constant<cereal_ok<std::unordered_set<K, H, E, A>> && all_deep_ok<K>> {};
+
+}  // namespace detail
+
+/// True when values of T can be sent over a remote channel: a
+/// default-constructible object type that zchan's cereal archives can save
+/// and load (looking through std containers to their element types).
+template <class T>
+concept serializable = std::is_object_v<T> && !std::is_const_v<T> && !std::is_array_v<T> &&
+                       std::default_initializable<T> && detail::deep_ok<T>::value;
 
 namespace detail {
 
@@ -151,7 +210,7 @@ std::string generic(std::string_view name) {
 // Arithmetic types are named by kind and size, so that int and int32_t (and
 // long and long long on LP64) agree: they encode identically.
 template <class T>
-    requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 struct type_name<T> {
     static std::string value() {
         if constexpr (std::is_same_v<T, bool>) {

@@ -119,13 +119,13 @@ private:
 // ---- primitives (the same set cereal/archives/binary.hpp defines) ----------
 
 template <class T>
-    requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 void CEREAL_SAVE_FUNCTION_NAME(buffer_output_archive& ar, const T& t) {
     ar.saveBinary(std::addressof(t), sizeof(t));
 }
 
 template <class T>
-    requires std::is_arithmetic_v<T>
+requires std::is_arithmetic_v<T>
 void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, T& t) {
     ar.loadBinary(std::addressof(t), sizeof(t));
     if constexpr (std::is_same_v<T, bool>) {
@@ -185,8 +185,9 @@ void epilogue(buffer_output_archive& /*ar*/, const T& /*unused*/) {}
 
 /// Contiguous arithmetic data: the whole payload must be present.
 template <class T, class A>
-    requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
-void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::vector<T, A>& v) {
+requires(std::is_arithmetic_v<T> &&
+         !std::is_same_v<T, bool>) void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar,
+                                                                  std::vector<T, A>& v) {
     const auto n = ar.load_size(sizeof(T));
     v.resize(static_cast<std::size_t>(n));
     ar.loadBinary(v.data(), static_cast<std::size_t>(n) * sizeof(T));
@@ -219,8 +220,8 @@ void load_growing(bounded_input_archive& ar, Seq& s) {
 }  // namespace archive_detail
 
 template <class T, class A>
-    requires(!std::is_arithmetic_v<T>)
-void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, std::vector<T, A>& v) {
+requires(!std::is_arithmetic_v<T>) void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar,
+                                                                  std::vector<T, A>& v) {
     archive_detail::load_growing(ar, v);
 }
 
