@@ -1,0 +1,609 @@
+// Frame codec (src/codec.hpp, protocol.md §4-§6) and value codec
+// (zchan/serialize.hpp, protocol.md §13): round trips, every malformed frame
+// kind rejected with its own error, and hostile cereal payloads rejected
+// without large allocations.
+//
+// The allocation checks replace global operator new in this test binary and
+// record the largest single request made while a probe is active.
+
+// GCC flags free() in the replaced operator delete as mismatched with the
+// replaced operator new wherever it inlines both; they are a matched pair here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+#include "../../src/codec.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <new>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "zchan/serialize.hpp"
+
+// ---- allocation probe --------------------------------------------------------
+
+namespace {
+std::atomic<bool> probe_on{false};
+std::atomic<std::size_t> probe_largest{0};
+std::atomic<std::size_t> probe_total{0};
+
+void note_alloc(std::size_t n) noexcept {
+    if (!probe_on.load(std::memory_order_relaxed)) return;
+    probe_total.fetch_add(n, std::memory_order_relaxed);
+    std::size_t prev = probe_largest.load(std::memory_order_relaxed);
+    while (n > prev && !probe_largest.compare_exchange_weak(prev, n)) {
+    }
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+    note_alloc(n);
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+    note_alloc(n);
+    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+namespace wire = zchan::detail::wire;
+using wire::codec_errc;
+
+/// Runs `fn` with the probe on; returns the total bytes requested from operator new.
+template <class F>
+std::size_t allocated_by(F&& fn) {
+    probe_largest = 0;
+    probe_total = 0;
+    probe_on = true;
+    fn();
+    probe_on = false;
+    return probe_total.load();
+}
+
+wire::bytes as_bytes(const std::string& s) {
+    return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+std::error_code decode_at(const std::string& s, wire::side side, wire::frame& f,
+                          std::size_t max_frame = wire::default_max_frame) {
+    return wire::decode(as_bytes(s), side, f, max_frame);
+}
+
+wire::instance_id some_instance() {
+    wire::instance_id id{};
+    for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<std::uint8_t>(i + 1);
+    return id;
+}
+
+std::string hello_frame(std::string_view name = "jobs", std::string_view type = "string") {
+    wire::hello_body b;
+    b.prefetch = 7;
+    b.send_window = 9;
+    b.heartbeat_ms = 500;
+    b.instance = some_instance();
+    b.name = name;
+    b.type_name = type;
+    std::string out;
+    wire::encode_hello(out, 0xfeedULL, 0, b);
+    return out;
+}
+
+std::string simple(wire::msg m, std::uint32_t channel = 3, std::uint64_t id = 42,
+                   std::uint16_t flags = 0) {
+    std::string out;
+    wire::encode_header(out, wire::header{wire::version, m, flags, channel, id});
+    return out;
+}
+
+void put_u64(std::string& s, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// ---- round trips ----------------------------------------------------------------
+
+TEST(CodecUnit, HelloRoundTripsEveryField) {
+    const auto bytes = hello_frame("jobs", "vector<i32>");
+    ASSERT_EQ(bytes.size(), wire::hello_fixed_size + 4 + 11);
+    wire::frame f;
+    ASSERT_FALSE(decode_at(bytes, wire::side::home, f));
+    EXPECT_EQ(f.h.type, wire::msg::hello);
+    EXPECT_EQ(f.h.id, 0xfeedULL);
+    EXPECT_EQ(f.h.channel, 0u);
+    EXPECT_EQ(f.hello.min_version, 1);
+    EXPECT_EQ(f.hello.max_version, 1);
+    EXPECT_EQ(f.hello.prefetch, 7u);
+    EXPECT_EQ(f.hello.send_window, 9u);
+    EXPECT_EQ(f.hello.heartbeat_ms, 500u);
+    EXPECT_EQ(f.hello.instance, some_instance());
+    EXPECT_EQ(f.hello.name, "jobs");
+    EXPECT_EQ(f.hello.type_name, "vector<i32>");
+    EXPECT_EQ(wire::negotiate(f.hello), 1);
+}
+
+TEST(CodecUnit, WelcomeRoundTripsEveryField) {
+    wire::welcome_body b;
+    b.channel = 5;
+    b.heartbeat_ms = 1000;
+    b.capacity = 1ULL << 40;
+    b.timeout_ms = 3000;
+    b.max_frame = 1 << 20;
+    b.prefetch = 3;
+    b.send_window = 4;
+    b.instance = some_instance();
+    std::string out;
+    wire::encode_welcome(out, 77, wire::flag::resume, b);
+    ASSERT_EQ(out.size(), wire::welcome_size);
+    wire::frame f;
+    ASSERT_FALSE(decode_at(out, wire::side::peer, f));
+    EXPECT_EQ(f.h.id, 77u);
+    EXPECT_EQ(f.h.flags, wire::flag::resume);
+    EXPECT_EQ(f.welcome.channel, 5u);
+    EXPECT_EQ(f.welcome.capacity, 1ULL << 40);
+    EXPECT_EQ(f.welcome.timeout_ms, 3000u);
+    EXPECT_EQ(f.welcome.max_frame, 1u << 20);
+    EXPECT_EQ(f.welcome.prefetch, 3u);
+    EXPECT_EQ(f.welcome.send_window, 4u);
+    EXPECT_EQ(f.welcome.instance, some_instance());
+}
+
+TEST(CodecUnit, ErrorStatusAckRoundTrip) {
+    std::string e;
+    wire::encode_error(e, 0, 9, wire::error_code::type_mismatch, "carries string, not i32");
+    wire::frame f;
+    ASSERT_FALSE(decode_at(e, wire::side::peer, f));
+    EXPECT_EQ(f.error.code, wire::error_code::type_mismatch);
+    EXPECT_EQ(f.error.text, "carries string, not i32");
+    EXPECT_EQ(f.h.id, 9u);
+
+    std::string s;
+    wire::encode_status(s, 2, 11, wire::status_body{3, 10, true});
+    ASSERT_FALSE(decode_at(s, wire::side::peer, f));
+    EXPECT_EQ(f.status.length, 3u);
+    EXPECT_EQ(f.status.capacity, 10u);
+    EXPECT_TRUE(f.status.closed);
+
+    const std::vector<std::uint64_t> seqs{1, 5, 1ULL << 63};
+    std::string a;
+    wire::encode_ack(a, 2, seqs);
+    ASSERT_FALSE(decode_at(a, wire::side::home, f));
+    ASSERT_EQ(f.h.id, 3u);
+    for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(f.ack(i), seqs[i]);
+}
+
+TEST(CodecUnit, SendAndValueCarryTheirPayload) {
+    std::string s;
+    wire::begin_send(s, 4, 12, wire::flag::try_now);
+    zchan::encode_value(std::string("hello"), s);
+    wire::frame f;
+    ASSERT_FALSE(decode_at(s, wire::side::home, f));
+    EXPECT_EQ(f.h.id, 12u);
+    EXPECT_EQ(f.h.flags, wire::flag::try_now);
+    std::optional<std::string> v;
+    ASSERT_FALSE(zchan::decode_value(f.payload.data(), f.payload.size(), v));
+    EXPECT_EQ(*v, "hello");
+
+    std::string val;
+    wire::begin_value(val, 4, 13, 99);
+    zchan::encode_value(std::int32_t{-7}, val);
+    ASSERT_FALSE(decode_at(val, wire::side::peer, f));
+    EXPECT_EQ(f.h.id, 13u);
+    EXPECT_EQ(f.delivery_seq, 99u);
+    std::optional<std::int32_t> i;
+    ASSERT_FALSE(zchan::decode_value(f.payload.data(), f.payload.size(), i));
+    EXPECT_EQ(*i, -7);
+}
+
+TEST(CodecUnit, EveryBodylessTypeRoundTripsOnItsSide) {
+    using enum wire::msg;
+    for (auto m : {cancel_send, recv, cancel_recv, ret, close, query}) {
+        wire::frame f;
+        EXPECT_FALSE(decode_at(simple(m), wire::side::home, f)) << wire::to_string(m);
+        EXPECT_EQ(f.h.type, m);
+    }
+    for (auto m : {send_ok, send_closed, send_full, send_cancelled, credit, recv_cancelled, closed,
+                   empty, close_ok}) {
+        wire::frame f;
+        EXPECT_FALSE(decode_at(simple(m), wire::side::peer, f)) << wire::to_string(m);
+    }
+    for (auto side : {wire::side::home, wire::side::peer}) {
+        wire::frame f;
+        EXPECT_FALSE(decode_at(simple(ping, 0, 0), side, f));
+        EXPECT_FALSE(decode_at(simple(pong, 0, 5), side, f));
+    }
+    wire::frame f;
+    EXPECT_FALSE(decode_at(simple(bye, 3, 0), wire::side::home, f));
+}
+
+// ---- malformed frames -----------------------------------------------------------
+
+TEST(CodecUnit, EveryTruncationIsRejected) {
+    wire::welcome_body wb;
+    wb.channel = 1;
+    wb.instance = some_instance();
+    std::string welcome;
+    wire::encode_welcome(welcome, 1, 0, wb);
+    std::string status;
+    wire::encode_status(status, 1, 1, {});
+    std::string ack;
+    const std::uint64_t one = 1;
+    wire::encode_ack(ack, 1, {&one, 1});
+    std::string error;
+    wire::encode_error(error, 1, 1, wire::error_code::protocol_error, "xyz");
+    const std::string hello = hello_frame();
+
+    struct item {
+        std::string bytes;
+        wire::side side;
+    };
+    for (const auto& [bytes, side] :
+         {item{hello, wire::side::home}, item{welcome, wire::side::peer},
+          item{status, wire::side::peer}, item{ack, wire::side::home},
+          item{error, wire::side::peer}, item{simple(wire::msg::recv), wire::side::home}}) {
+        for (std::size_t n = 0; n < bytes.size(); ++n) {
+            wire::frame f;
+            const auto ec = decode_at(bytes.substr(0, n), side, f);
+            EXPECT_TRUE(ec) << "prefix " << n << " of " << bytes.size() << " accepted";
+            if (n < wire::header_size) {
+                EXPECT_EQ(ec, codec_errc::truncated);
+            }
+        }
+    }
+    std::string value;
+    wire::begin_value(value, 1, 1, 1);
+    wire::frame f;
+    EXPECT_EQ(decode_at(value.substr(0, 20), wire::side::peer, f), codec_errc::truncated);
+}
+
+TEST(CodecUnit, WrongVersionIsRejected) {
+    auto s = simple(wire::msg::recv);
+    s[0] = 2;
+    wire::frame f;
+    EXPECT_EQ(decode_at(s, wire::side::home, f), codec_errc::bad_version);
+    s[0] = 0;
+    EXPECT_EQ(decode_at(s, wire::side::home, f), codec_errc::bad_version);
+
+    // HELLO: header version must equal max-version (§7.1) ...
+    auto h = hello_frame();
+    h[0] = 2;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_version);
+    // ... a future peer speaking 2..3 decodes, and negotiation finds no common version.
+    h[0] = 3;
+    h[16] = 2;
+    h[17] = 3;
+    ASSERT_FALSE(decode_at(h, wire::side::home, f));
+    EXPECT_EQ(wire::negotiate(f.hello), 0);
+    // ... a peer speaking 1..3 negotiates 1.
+    h[16] = 1;
+    ASSERT_FALSE(decode_at(h, wire::side::home, f));
+    EXPECT_EQ(wire::negotiate(f.hello), 1);
+    // min > max, or min 0.
+    h[16] = 4;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_version_range);
+    h[16] = 0;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_version_range);
+}
+
+TEST(CodecUnit, UnknownTypesAndWrongDirectionsAreRejected) {
+    int unknown = 0;
+    for (int t = 0; t < 256; ++t) {
+        auto s = simple(wire::msg::recv);
+        s[1] = static_cast<char>(t);
+        wire::frame fh;
+        wire::frame fp;
+        const auto eh = decode_at(s, wire::side::home, fh);
+        const auto ep = decode_at(s, wire::side::peer, fp);
+        if (eh == codec_errc::unknown_type) {
+            EXPECT_EQ(ep, codec_errc::unknown_type);
+            ++unknown;
+        }
+    }
+    EXPECT_EQ(unknown, 256 - 25);  // §5.2 defines 25 types
+    wire::frame f;
+    EXPECT_EQ(decode_at(simple(wire::msg::send_ok), wire::side::home, f),
+              codec_errc::wrong_direction);
+    EXPECT_EQ(decode_at(simple(wire::msg::recv), wire::side::peer, f), codec_errc::wrong_direction);
+    EXPECT_EQ(decode_at(hello_frame(), wire::side::peer, f), codec_errc::wrong_direction);
+}
+
+TEST(CodecUnit, UndefinedFlagsChannelsAndIdsAreRejected) {
+    wire::frame f;
+    EXPECT_EQ(decode_at(simple(wire::msg::recv, 3, 1, wire::flag::resume), wire::side::home, f),
+              codec_errc::bad_flags);
+    EXPECT_EQ(decode_at(simple(wire::msg::close, 3, 1, 0x8000), wire::side::home, f),
+              codec_errc::bad_flags);
+    EXPECT_EQ(decode_at(simple(wire::msg::send, 3, 1, wire::flag::try_now | wire::flag::credited),
+                        wire::side::home, f),
+              codec_errc::bad_flags);
+    EXPECT_EQ(decode_at(simple(wire::msg::recv, 0, 1), wire::side::home, f),
+              codec_errc::bad_channel);
+    EXPECT_EQ(decode_at(simple(wire::msg::recv, 3, 0), wire::side::home, f), codec_errc::zero_id);
+    EXPECT_EQ(decode_at(simple(wire::msg::bye, 3, 1), wire::side::home, f), codec_errc::zero_id);
+    auto h = hello_frame();
+    h[4] = 1;  // HELLO must have channel 0
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_channel);
+}
+
+TEST(CodecUnit, BadLengthsAreRejected) {
+    wire::frame f;
+    EXPECT_EQ(decode_at(simple(wire::msg::recv) + "x", wire::side::home, f),
+              codec_errc::bad_length);
+    EXPECT_EQ(decode_at(hello_frame() + "x", wire::side::home, f), codec_errc::bad_length);
+
+    // ACK: count says 2, one seq present; count 0; count over the limit; zero seq.
+    auto ack = simple(wire::msg::ack, 3, 2);
+    put_u64(ack, 1);
+    EXPECT_EQ(decode_at(ack, wire::side::home, f), codec_errc::bad_length);
+    EXPECT_EQ(decode_at(simple(wire::msg::ack, 3, 0), wire::side::home, f), codec_errc::bad_ack);
+    EXPECT_EQ(decode_at(simple(wire::msg::ack, 3, 1025), wire::side::home, f), codec_errc::bad_ack);
+    auto zero = simple(wire::msg::ack, 3, 1);
+    put_u64(zero, 0);
+    EXPECT_EQ(decode_at(zero, wire::side::home, f), codec_errc::bad_ack);
+
+    // ERROR: text length disagreeing with the frame, or over the limit, bad code.
+    std::string e;
+    wire::encode_error(e, 0, 0, wire::error_code::unknown_channel, "abc");
+    EXPECT_EQ(decode_at(e + "d", wire::side::peer, f), codec_errc::bad_length);
+    std::string big = simple(wire::msg::error, 0, 0);
+    big += std::string("\x01\x00\x01\x04", 4);  // code 1, text-len 1025
+    big += std::string(1025, 'x');
+    EXPECT_EQ(decode_at(big, wire::side::peer, f), codec_errc::bad_text);
+    e[16] = 99;
+    EXPECT_EQ(decode_at(e, wire::side::peer, f), codec_errc::bad_error_code);
+
+    // STATUS: closed flag 2, reserved byte set.
+    std::string s;
+    wire::encode_status(s, 1, 1, {});
+    s[32] = 2;
+    EXPECT_EQ(decode_at(s, wire::side::peer, f), codec_errc::bad_status);
+    s[32] = 0;
+    s[39] = 1;
+    EXPECT_EQ(decode_at(s, wire::side::peer, f), codec_errc::bad_reserved);
+
+    // VALUE with a zero delivery seq.
+    std::string v;
+    wire::begin_value(v, 1, 1, 0);
+    EXPECT_EQ(decode_at(v, wire::side::peer, f), codec_errc::zero_id);
+}
+
+TEST(CodecUnit, HelloNameAndTypeLimitsAreEnforced) {
+    wire::frame f;
+    EXPECT_FALSE(decode_at(hello_frame(std::string(255, 'n')), wire::side::home, f));
+    EXPECT_EQ(decode_at(hello_frame(std::string(256, 'n')), wire::side::home, f),
+              codec_errc::bad_name);
+    EXPECT_EQ(decode_at(hello_frame(""), wire::side::home, f), codec_errc::bad_name);
+    EXPECT_FALSE(decode_at(hello_frame("n", std::string(1024, 't')), wire::side::home, f));
+    EXPECT_EQ(decode_at(hello_frame("n", std::string(1025, 't')), wire::side::home, f),
+              codec_errc::bad_type_name);
+    EXPECT_EQ(decode_at(hello_frame("n", ""), wire::side::home, f), codec_errc::bad_type_name);
+
+    // name-len claims more than the frame holds.
+    auto h = hello_frame("abc", "i32");
+    h[18] = 100;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_length);
+    // reserved fields, and an all-zero instance id.
+    h = hello_frame();
+    h[22] = 1;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_reserved);
+    h = hello_frame();
+    for (int i = 40; i < 56; ++i) h[static_cast<std::size_t>(i)] = 0;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::zero_instance);
+}
+
+TEST(CodecUnit, WelcomeParametersAreChecked) {
+    wire::welcome_body b;
+    b.channel = 1;
+    b.instance = some_instance();
+    b.timeout_ms = b.heartbeat_ms;  // timeout must exceed the interval
+    std::string out;
+    wire::encode_welcome(out, 1, 0, b);
+    wire::frame f;
+    EXPECT_EQ(decode_at(out, wire::side::peer, f), codec_errc::bad_welcome);
+}
+
+TEST(CodecUnit, FramesOverTheMaximumAreRejected) {
+    std::string s;
+    wire::begin_send(s, 1, 1, 0);
+    s.append(1000, 'x');
+    wire::frame f;
+    EXPECT_EQ(decode_at(s, wire::side::home, f, 1000), codec_errc::too_large);
+    EXPECT_FALSE(decode_at(s, wire::side::home, f, 1016));
+    EXPECT_EQ(wire::to_errc(codec_errc::too_large), zchan::errc::message_too_large);
+    EXPECT_EQ(wire::to_errc(codec_errc::bad_flags), zchan::errc::protocol_error);
+}
+
+TEST(CodecUnit, DecodingAFrameAllocatesNothing) {
+    const auto hello = hello_frame(std::string(255, 'n'), std::string(1024, 't'));
+    wire::frame f;
+    std::error_code ec;
+    const auto bytes = allocated_by([&] { ec = decode_at(hello, wire::side::home, f); });
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(bytes, 0u);
+}
+
+TEST(CodecUnit, RandomBytesNeverCrashTheFrameDecoder) {
+    std::mt19937_64 rng(12345);
+    std::string buf;
+    int accepted = 0;
+    for (int i = 0; i < 200000; ++i) {
+        buf.assign(16 + rng() % 48, '\0');
+        for (auto& c : buf) c = static_cast<char>(rng());
+        if (i % 2 == 0) {
+            buf[0] = 1;  // mostly valid headers, to get past the first checks
+            buf[1] = static_cast<char>(
+                std::array<int, 6>{0x01, 0x10, 0x20, 0x22, 0x26, 0x33}[rng() % 6]);
+        }
+        wire::frame f;
+        if (!decode_at(buf, i % 3 == 0 ? wire::side::peer : wire::side::home, f)) ++accepted;
+    }
+    SUCCEED() << accepted << " random frames were valid";
+}
+
+// ---- values (protocol.md §13) ----------------------------------------------------
+
+struct job {
+    int id = 0;
+    std::string name;
+    std::vector<double> weights;
+    std::optional<std::string> note;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(id, name, weights, note);
+    }
+    bool operator==(const job&) const = default;
+};
+
+struct node {
+    std::vector<node> kids;
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(kids);
+    }
+};
+
+template <class T>
+T round_trip(const T& v) {
+    std::string buf;
+    zchan::encode_value(v, buf);
+    std::optional<T> out;
+    const auto ec = zchan::decode_value(buf.data(), buf.size(), out);
+    EXPECT_FALSE(ec) << ec.message();
+    return std::move(*out);
+}
+
+TEST(CodecUnit, ValuesRoundTrip) {
+    EXPECT_EQ(round_trip(std::string("héllo")), "héllo");
+    EXPECT_EQ(round_trip(std::vector<std::string>{"a", "", "ccc"}),
+              (std::vector<std::string>{"a", "", "ccc"}));
+    EXPECT_EQ(round_trip(std::map<std::string, std::vector<int>>{{"x", {1, 2}}, {"y", {}}}),
+              (std::map<std::string, std::vector<int>>{{"x", {1, 2}}, {"y", {}}}));
+    EXPECT_EQ(round_trip(std::vector<bool>{true, false, true}),
+              (std::vector<bool>{true, false, true}));
+    EXPECT_EQ(round_trip(std::deque<int>{1, 2, 3}), (std::deque<int>{1, 2, 3}));
+    EXPECT_EQ(round_trip(std::list<std::string>{"p", "q"}), (std::list<std::string>{"p", "q"}));
+    EXPECT_EQ(round_trip(std::unordered_set<int>{4, 5}), (std::unordered_set<int>{4, 5}));
+    const job j{7, "seven", {0.5, 1.5}, std::string("n")};
+    EXPECT_EQ(round_trip(j), j);
+    EXPECT_EQ(*round_trip(std::make_unique<int>(41)), 41);
+    EXPECT_EQ(round_trip(std::pair<int, std::string>{1, "one"}),
+              (std::pair<int, std::string>{1, "one"}));
+}
+
+TEST(CodecUnit, ValueEncodingIsCerealBinaryLayout) {
+    // protocol.md §13: a string is a u64 LE size tag then its bytes.
+    std::string buf;
+    zchan::encode_value(std::string("ab"), buf);
+    EXPECT_EQ(buf, std::string("\x02\0\0\0\0\0\0\0ab", 10));
+}
+
+template <class T>
+void expect_rejected_cheaply(const std::string& bytes, const char* what) {
+    std::optional<T> out;
+    std::error_code ec;
+    const auto total =
+        allocated_by([&] { ec = zchan::decode_value(bytes.data(), bytes.size(), out); });
+    EXPECT_EQ(ec, zchan::errc::decode_error) << what;
+    EXPECT_FALSE(out.has_value()) << what;
+    // The bound: no single request, and not all requests together, beyond a
+    // small multiple of the payload (plus exception bookkeeping).
+    EXPECT_LT(probe_largest.load(), 64 * bytes.size() + 4096) << what;
+    EXPECT_LT(total, 64 * bytes.size() + 16384) << what;
+}
+
+std::string tag(std::uint64_t n) {
+    std::string s;
+    put_u64(s, n);
+    return s;
+}
+
+TEST(CodecUnit, HostileSizeTagsAreRejectedWithoutBigAllocations) {
+    // The case: 24 bytes claiming 2^28 strings (8 GB with cereal's stock archive).
+    expect_rejected_cheaply<std::vector<std::string>>(tag(1ULL << 28) + tag(1) + tag(1 << 20),
+                                                      "vector<string> 2^28");
+    expect_rejected_cheaply<std::string>(tag(1ULL << 40) + "abcdefgh", "string 2^40");
+    expect_rejected_cheaply<std::string>(tag(~0ULL), "string 2^64-1");
+    // vector<int>: 40 ints claimed, 100 bytes present (n <= bytes, n*4 > bytes).
+    expect_rejected_cheaply<std::vector<int>>(tag(40) + std::string(100, 'x'), "vector<int>");
+    expect_rejected_cheaply<std::vector<double>>(tag(1ULL << 61) + tag(0),
+                                                 "vector<double> overflow");
+    // Nested: each level claims all the bytes left.
+    std::string nested = tag(1000) + tag(990) + tag(980) + std::string(1000, '\0');
+    expect_rejected_cheaply<std::vector<std::vector<std::string>>>(nested, "nested vectors");
+    expect_rejected_cheaply<std::vector<std::vector<std::vector<int>>>>(
+        tag(1ULL << 30) + tag(1ULL << 30) + tag(1ULL << 30), "triple nesting");
+    expect_rejected_cheaply<std::map<std::string, std::vector<int>>>(
+        tag(1ULL << 30) + tag(3) + "abc" + tag(1ULL << 30), "map");
+    expect_rejected_cheaply<std::unordered_set<int>>(tag(1ULL << 30) + tag(0), "unordered_set");
+    expect_rejected_cheaply<std::deque<std::string>>(tag(1ULL << 30) + tag(0), "deque");
+    expect_rejected_cheaply<std::list<std::string>>(tag(1ULL << 30) + tag(0), "list");
+    expect_rejected_cheaply<std::vector<bool>>(tag(1ULL << 30) + "\x01", "vector<bool>");
+    expect_rejected_cheaply<job>(std::string("\x01\0\0\0", 4) + tag(1ULL << 50), "job");
+}
+
+TEST(CodecUnit, DeepNestingIsRejected) {
+    // node{kids=[node{kids=[...]}]} 5000 deep: each level is a size tag of 1.
+    std::string deep;
+    for (int i = 0; i < 5000; ++i) deep += tag(1);
+    deep += tag(0);
+    expect_rejected_cheaply<node>(deep, "deep recursion");
+    // A modest depth is fine.
+    std::string shallow;
+    for (int i = 0; i < 50; ++i) shallow += tag(1);
+    shallow += tag(0);
+    std::optional<node> out;
+    EXPECT_FALSE(zchan::decode_value(shallow.data(), shallow.size(), out));
+}
+
+TEST(CodecUnit, TruncatedTrailingAndInvalidValuesAreRejected) {
+    std::string buf;
+    zchan::encode_value(job{1, "x", {1.0}, std::string("y")}, buf);
+    for (std::size_t n = 0; n < buf.size(); ++n) {
+        std::optional<job> out;
+        EXPECT_EQ(zchan::decode_value(buf.data(), n, out), zchan::errc::decode_error) << n;
+    }
+    std::string extra = buf + "z";
+    std::optional<job> out;
+    EXPECT_EQ(zchan::decode_value(extra.data(), extra.size(), out), zchan::errc::decode_error);
+    const std::string bad_bool = "\x02";
+    std::optional<bool> b;
+    EXPECT_EQ(zchan::decode_value(bad_bool.data(), bad_bool.size(), b), zchan::errc::decode_error);
+}
+
+TEST(CodecUnit, RandomBytesNeverCrashTheValueDecoder) {
+    std::mt19937_64 rng(99);
+    std::string buf;
+    for (int i = 0; i < 20000; ++i) {
+        buf.assign(rng() % 64, '\0');
+        for (auto& c : buf) c = static_cast<char>(rng() % 4 == 0 ? rng() : rng() % 3);
+        std::optional<std::map<std::string, std::vector<std::string>>> a;
+        std::optional<job> b;
+        std::optional<std::vector<std::vector<int>>> c;
+        allocated_by([&] {
+            (void)zchan::decode_value(buf.data(), buf.size(), a);
+            (void)zchan::decode_value(buf.data(), buf.size(), b);
+            (void)zchan::decode_value(buf.data(), buf.size(), c);
+        });
+        ASSERT_LT(probe_largest.load(), 64 * 64 + 4096) << "iteration " << i;
+    }
+}
+
+}  // namespace
