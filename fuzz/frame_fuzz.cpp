@@ -1,0 +1,61 @@
+// libFuzzer target: the ZCHAN/1 frame decoder (docs/protocol.md §4-§6).
+// Every input must decode or be rejected without crashing, reading out of
+// bounds or allocating; an accepted frame must re-encode to the same bytes
+// (the codec accepts exactly what it produces).
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <string>
+
+#include "../src/codec.hpp"
+
+namespace wire = zchan::detail::wire;
+
+namespace {
+std::string reencode(const wire::frame& f) {
+    std::string out;
+    switch (f.h.type) {
+        case wire::msg::hello:
+            wire::encode_hello(out, f.h.id, f.h.flags, f.hello);
+            break;
+        case wire::msg::welcome:
+            wire::encode_welcome(out, f.h.id, f.h.flags, f.welcome);
+            break;
+        case wire::msg::error:
+            wire::encode_error(out, f.h.channel, f.h.id, f.error.code, f.error.text);
+            break;
+        case wire::msg::status:
+            wire::encode_status(out, f.h.channel, f.h.id, f.status);
+            break;
+        case wire::msg::ack:
+            wire::encode_header(out, f.h);
+            out.append(reinterpret_cast<const char*>(f.ack_seqs.data()), f.ack_seqs.size());
+            break;
+        case wire::msg::send:
+            wire::begin_send(out, f.h.channel, f.h.id, f.h.flags);
+            out.append(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+            break;
+        case wire::msg::value:
+            wire::begin_value(out, f.h.channel, f.h.id, f.delivery_seq);
+            out.append(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+            break;
+        default:
+            wire::encode_header(out, f.h);
+            break;
+    }
+    return out;
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::span<const unsigned char> in(data, size);
+    for (auto side : {wire::side::home, wire::side::peer}) {
+        wire::frame f;
+        if (wire::decode(in, side, f, 1u << 16)) continue;
+        const std::string again = reencode(f);
+        if (again.size() != size || std::memcmp(again.data(), data, size) != 0) std::abort();
+    }
+    return 0;
+}
