@@ -1,0 +1,20 @@
+# Tests that are not one-gtest-binary-per-file; included by tests/CMakeLists.txt.
+
+# Packaging: install this build tree into a temporary prefix, then build and run a small
+# find_package consumer against the install tree, against the build-tree export, and a
+# pkg-config build. Needs the install rules, so only when ZCHAN_INSTALL is on.
+if(ZCHAN_INSTALL)
+  add_test(NAME packaging.find_package
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/packaging/run.sh
+      --build-dir ${PROJECT_BINARY_DIR}
+      --cmake ${CMAKE_COMMAND}
+      --generator ${CMAKE_GENERATOR}
+      --cxx ${CMAKE_CXX_COMPILER}
+      --config $<CONFIG>
+      --sanitize "${ZCHAN_SANITIZE}")
+  math(EXPR zchan_packaging_timeout "300 * ${ZCHAN_TIMEOUT_SCALE}")
+  set_tests_properties(packaging.find_package PROPERTIES
+    LABELS integration
+    TIMEOUT ${zchan_packaging_timeout}
+    SKIP_RETURN_CODE 77)
+endif()
