@@ -156,6 +156,19 @@ TEST(ChannelUnit, BufferedRecvBlocksWhenEmptyUntilASend) {
     EXPECT_EQ(got, 5);
 }
 
+TEST(ChannelUnit, ReceivingFromAFullBufferReleasesABlockedSender) {
+    // Go: the receiver moves the waiting sender's value into the freed slot, so
+    // the sender returns without a second receive.
+    channel<int> ch(1);
+    ch.send(1);
+    background_call sender([&] { ch.send(2); });
+    EXPECT_TRUE(sender.still_blocked_after());
+    EXPECT_EQ(ch.recv(), 1);
+    ASSERT_TRUE(sender.wait_done()) << "a slot freed up but the sender stayed blocked";
+    EXPECT_EQ(ch.len(), 1U);
+    EXPECT_EQ(ch.try_recv().value, 2);
+}
+
 TEST(ChannelUnit, BufferedChannelDeliversInFifoOrder) {
     channel<int> ch(100);
     for (int i = 0; i < 100; ++i) ch.send(i);
@@ -629,6 +642,33 @@ TEST(ChannelUnit, RecvUntilReportsOkTimeoutAndClosed) {
     EXPECT_EQ(ch.recv_until(zchan_test::clock::now() + 1h).status, recv_status::closed);
 }
 
+TEST(ChannelUnit, ZeroAndNegativeTimeoutsActLikeTryWithTimeoutStatus) {
+    channel<int> ch(1);
+    EXPECT_EQ(ch.recv_for(0ms).status, recv_status::timeout);
+    EXPECT_EQ(ch.recv_for(-1s).status, recv_status::timeout);
+    EXPECT_EQ(ch.send_for(1, -1s), send_status::ok) << "a ready send must succeed at once";
+    EXPECT_EQ(ch.send_for(2, 0ms), send_status::timeout);
+    EXPECT_EQ(ch.recv_for(-1s).value, 1) << "a ready receive must succeed at once";
+}
+
+TEST(ChannelUnit, HugeTimeoutsDoNotOverflowIntoTheFuturePast) {
+    // durations::max() must mean "practically forever", not wrap to the past.
+    channel<int> ch;
+    recv_result<int> r{};
+    background_call receiver([&] { r = ch.recv_for(std::chrono::nanoseconds::max()); });
+    EXPECT_TRUE(receiver.still_blocked_after()) << "a max() timeout expired at once";
+    ch.send(1);
+    ASSERT_TRUE(receiver.wait_done());
+    EXPECT_EQ(r.value, 1);
+
+    send_status st = send_status::timeout;
+    background_call sender([&] { st = ch.send_for(2, std::chrono::hours::max()); });
+    EXPECT_TRUE(sender.still_blocked_after()) << "a max() timeout expired at once";
+    EXPECT_EQ(ch.recv(), 2);
+    ASSERT_TRUE(sender.wait_done());
+    EXPECT_EQ(st, send_status::ok);
+}
+
 TEST(ChannelUnit, TimedOutSendLeavesNoValueBehind) {
     channel<int> ch;
     EXPECT_EQ(ch.send_for(1, 5ms), send_status::timeout);
@@ -690,6 +730,18 @@ TEST(ChannelUnit, MoveOnlyValuesTravelThroughSelect) {
     EXPECT_EQ(received, 0U);
     ASSERT_NE(got, nullptr);
     EXPECT_EQ(*got, 3);
+}
+
+TEST(ChannelUnit, DestroyingAChannelDestroysItsBufferedValues) {
+    auto tracked = std::make_shared<int>(1);
+    {
+        channel<std::shared_ptr<int>> ch(4);
+        ch.send(tracked);
+        ch.send(tracked);
+        EXPECT_EQ(tracked.use_count(), 3);
+        ch.close();
+    }
+    EXPECT_EQ(tracked.use_count(), 1) << "buffered values leaked with the channel";
 }
 
 TEST(ChannelUnit, ValuesAreMovedNeverCopied) {

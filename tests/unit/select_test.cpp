@@ -292,6 +292,106 @@ TEST(SelectUnit, SendCaseValueIsDroppedWhenTheCaseDoesNotRun) {
     EXPECT_TRUE(watch.expired()) << "the unsent value outlived the select";
 }
 
+TEST(SelectUnit, CloseMakesABlockedSelectSendCaseOnAFullBufferThrow) {
+    channel<int> ch(1);
+    ch.send(0);
+    background_call selector([&] { (void)select(send_case(ch, 1)); });
+    EXPECT_TRUE(selector.still_blocked_after());
+    ch.close();
+    ASSERT_TRUE(selector.wait_done());
+    EXPECT_TRUE(zchan_test::throws<zchan::channel_closed>([&] { selector.rethrow(); }));
+    EXPECT_EQ(ch.recv(), 0);
+    EXPECT_EQ(ch.recv(), std::nullopt) << "the failed select send delivered its value";
+}
+
+TEST(SelectUnit, ZeroOrPastTimeoutActsLikeDefault) {
+    channel<int> ch;
+    EXPECT_EQ(select(recv_case(ch), timeout_case(0ms, [] {})), 1U);
+    EXPECT_EQ(select(recv_case(ch), timeout_case(zchan_test::clock::now() - 1s, [] {})), 1U);
+    channel<int> ready(1);
+    ready.send(1);
+    EXPECT_EQ(select(timeout_case(-1s, [] {}), recv_case(ready)), 1U) << "a ready case beats a past deadline";
+}
+
+TEST(SelectUnit, ASelectNeverPairsWithItselfOnAnUnbufferedChannel) {
+    // Go: a select offering both to send and to receive on one unbuffered
+    // channel cannot complete with itself.
+    channel<int> ch;
+    bool recv_ran = false;
+    const std::size_t idx =
+        select(send_case(ch, 1), recv_case(ch, [&](std::optional<int>) { recv_ran = true; }),
+               timeout_case(30ms, [] {}));
+    EXPECT_EQ(idx, 2U);
+    EXPECT_FALSE(recv_ran);
+    EXPECT_EQ(select(send_case(ch, 1), recv_case(ch), default_case()), 2U);
+}
+
+TEST(SelectUnit, ASelectWithSendAndRecvOnOneChannelStillPairsWithOthers) {
+    channel<int> ch;
+    std::optional<int> got;
+    background_call receiver([&] { got = ch.recv(); });
+    EXPECT_EQ(select(send_case(ch, 5), recv_case(ch), timeout_case(1h, [] {})), 0U);
+    ASSERT_TRUE(receiver.wait_done());
+    EXPECT_EQ(got, 5);
+}
+
+TEST(SelectUnit, CallbacksMayUseTheSameChannelsAgain) {
+    // Callbacks run after the select released the channels: a callback that
+    // sends, receives or selects on them must not deadlock.
+    channel<int> ch(1);
+    ch.send(1);
+    bool inner_ran = false;
+    background_call outer([&] {
+        (void)select(recv_case(ch, [&](std::optional<int>) {
+            ch.send(2);
+            (void)select(recv_case(ch, [&](std::optional<int> v) { inner_ran = v == 2; }));
+        }));
+    });
+    ASSERT_TRUE(outer.wait_done()) << "a callback deadlocked on the select's channel";
+    EXPECT_TRUE(inner_ran);
+}
+
+TEST(SelectUnit, ExactlyOneOfTwoBlockedSendersIsTaken) {
+    for (int round = 0; round < 100; ++round) {
+        channel<int> a;
+        channel<int> b;
+        background_call sa([&] { a.send(1); });
+        background_call sb([&] { b.send(2); });
+        std::optional<int> got;
+        const std::size_t idx = select(recv_case(a, [&](std::optional<int> v) { got = v; }),
+                                       recv_case(b, [&](std::optional<int> v) { got = v; }));
+        ASSERT_EQ(got, idx == 0 ? 1 : 2) << "round " << round;
+        // The other sender must still be waiting with its value.
+        channel<int>& other = idx == 0 ? b : a;
+        const auto r = other.recv_for(zchan_test::generous);
+        ASSERT_EQ(r.status, recv_status::ok) << "round " << round << ": the other value was lost";
+        EXPECT_EQ(r.value, idx == 0 ? 2 : 1);
+        ASSERT_TRUE(sa.wait_done());
+        ASSERT_TRUE(sb.wait_done());
+    }
+}
+
+TEST(SelectUnit, ExactlyOneOfTwoBlockedReceiversGetsTheValue) {
+    for (int round = 0; round < 100; ++round) {
+        channel<int> a;
+        channel<int> b;
+        std::optional<int> got_a;
+        std::optional<int> got_b;
+        background_call ra([&] { got_a = a.recv(); });
+        background_call rb([&] { got_b = b.recv(); });
+        const std::size_t idx = select(send_case(a, 1), send_case(b, 2));
+        ASSERT_LT(idx, 2U);
+        background_call& taken = idx == 0 ? ra : rb;
+        background_call& waiting = idx == 0 ? rb : ra;
+        ASSERT_TRUE(taken.wait_done());
+        EXPECT_FALSE(waiting.done()) << "round " << round << ": both receivers completed";
+        (idx == 0 ? b : a).close();  // release the other receiver with nullopt
+        ASSERT_TRUE(waiting.wait_done());
+        EXPECT_EQ(idx == 0 ? got_a : got_b, idx == 0 ? 1 : 2);
+        EXPECT_EQ(idx == 0 ? got_b : got_a, std::nullopt) << "round " << round;
+    }
+}
+
 // --------------------------------------------------------------- fairness
 
 TEST(SelectUnit, TwoAlwaysReadyRecvCasesAreChosenEquallyOften) {
