@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <cstddef>
 #include <filesystem>
-#include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include "zchan_test_support.hpp"
@@ -21,14 +22,23 @@ zchan_test::run_result run_example(const std::string& args) {
     return zchan_test::run_program("timeout 60 '" + example_path + "' " + args);
 }
 
-// Strips Go's log prefix ("2026/11/22 10:00:00 "); fails if a line lacks it.
+// True if `line` starts with Go's log prefix "2026/11/22 10:00:00 ".
+bool has_go_log_prefix(const std::string& line) {
+    static constexpr std::string_view shape = "dddd/dd/dd dd:dd:dd ";
+    if (line.size() < shape.size()) return false;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        const bool digit = line[i] >= '0' && line[i] <= '9';
+        if (shape[i] == 'd' ? !digit : line[i] != shape[i]) return false;
+    }
+    return true;
+}
+
+// Strips Go's log prefix; fails if a line lacks it.
 std::vector<std::string> messages_of(const zchan_test::run_result& r) {
-    static const std::regex prefix(R"(^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (.*)$)");
     std::vector<std::string> out;
     for (const auto& line : r.lines) {
-        std::smatch m;
-        if (std::regex_match(line, m, prefix)) {
-            out.push_back(m[1]);
+        if (has_go_log_prefix(line)) {
+            out.push_back(line.substr(std::string_view("dddd/dd/dd dd:dd:dd ").size()));
         } else {
             ADD_FAILURE() << "line without a Go-style log prefix: '" << line << "'";
         }
@@ -80,6 +90,22 @@ void check_log(const zchan_test::run_result& r) {
     EXPECT_LT(received_at.back(), finished_consuming) << r.out;
     EXPECT_EQ(msgs.back(), "All done, exiting!") << r.out;
     EXPECT_LT(waiting, msgs.size() - 1) << r.out;
+}
+
+// A log as the example writes it, with "Received 2" moved before "Sending 2".
+zchan_test::run_result log_with_early_receive() {
+    zchan_test::run_result r;
+    r.exit_code = 0;
+    const char* msgs[] = {"Waiting for everything to complete", "Sending 0", "Sent 0", "Received 0",
+                          "Sending 1", "Sent 1", "Received 1", "Received 2", "Sending 2", "Sent 2",
+                          "Sending 3", "Sent 3", "Received 3", "Sending 4", "Sent 4", "Received 4",
+                          "Finished producing", "Finished consuming", "All done, exiting!"};
+    for (const char* m : msgs) r.lines.push_back(std::string("2026/11/22 10:00:00 ") + m);
+    return r;
+}
+
+TEST(ProducerConsumerExampleIntegration, LogCheckerRejectsAValueReceivedBeforeItWasSent) {
+    EXPECT_NONFATAL_FAILURE(check_log(log_with_early_receive()), "received before it was sent");
 }
 
 TEST(ProducerConsumerExampleIntegration, ExampleIsBuilt) {
