@@ -65,6 +65,11 @@ struct channel_access;
 
 }  // namespace detail
 
+/// What a channel's value type must be: a non-reference type with a
+/// noexcept move constructor (see the static_assert in channel).
+template <class T>
+concept channel_value = !std::is_reference_v<T> && std::is_nothrow_move_constructible_v<T>;
+
 /// A typed Go channel. See the file comment for sharing and thread safety.
 ///
 /// Example:
@@ -73,7 +78,13 @@ struct channel_access;
 ///   for (int v : ch) std::cout << v << '\n';
 template <class T>
 class channel {
-    static_assert(std::is_move_constructible_v<T>, "zchan::channel<T> needs a movable T");
+    // A value is moved into a claimed slot or a partner's packet after the
+    // point of no return (the slot is claimed, the partner is selected), so a
+    // throwing move would wedge the channel. Like folly::MPMCQueue, zchan
+    // requires a non-throwing move; wrap other types in std::unique_ptr.
+    static_assert(std::is_nothrow_move_constructible_v<T>,
+                  "zchan::channel<T> needs a T with a noexcept move constructor "
+                  "(wrap the value in std::unique_ptr<T> if its move may throw)");
     static_assert(!std::is_reference_v<T>, "zchan::channel<T&> is not supported; send a pointer");
 
 public:
