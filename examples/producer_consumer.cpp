@@ -20,8 +20,6 @@
 //     log.Println("All done, exiting!")
 //
 // Usage: producer_consumer [--delay-ms N]   (pause after each send; default 1000, like Go)
-#include <zchan/zchan.hpp>
-
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -32,6 +30,8 @@
 #include <string_view>
 #include <thread>
 #include <variant>
+
+#include <zchan/zchan.hpp>
 
 namespace {
 

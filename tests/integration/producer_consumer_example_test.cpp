@@ -75,7 +75,8 @@ void check_log(const zchan_test::run_result& r) {
         EXPECT_LT(sending, received) << "value " << i << " received before it was sent\n" << r.out;
         received_at.push_back(received);
     }
-    EXPECT_TRUE(std::is_sorted(received_at.begin(), received_at.end())) << "values out of order\n" << r.out;
+    EXPECT_TRUE(std::is_sorted(received_at.begin(), received_at.end())) << "values out of order\n"
+                                                                        << r.out;
 
     const auto finished_producing = index_of(msgs, "Finished producing");
     const auto finished_consuming = index_of(msgs, "Finished consuming");
@@ -96,10 +97,25 @@ void check_log(const zchan_test::run_result& r) {
 zchan_test::run_result log_with_early_receive() {
     zchan_test::run_result r;
     r.exit_code = 0;
-    const char* msgs[] = {"Waiting for everything to complete", "Sending 0", "Sent 0", "Received 0",
-                          "Sending 1", "Sent 1", "Received 1", "Received 2", "Sending 2", "Sent 2",
-                          "Sending 3", "Sent 3", "Received 3", "Sending 4", "Sent 4", "Received 4",
-                          "Finished producing", "Finished consuming", "All done, exiting!"};
+    const char* msgs[] = {"Waiting for everything to complete",
+                          "Sending 0",
+                          "Sent 0",
+                          "Received 0",
+                          "Sending 1",
+                          "Sent 1",
+                          "Received 1",
+                          "Received 2",
+                          "Sending 2",
+                          "Sent 2",
+                          "Sending 3",
+                          "Sent 3",
+                          "Received 3",
+                          "Sending 4",
+                          "Sent 4",
+                          "Received 4",
+                          "Finished producing",
+                          "Finished consuming",
+                          "All done, exiting!"};
     for (const char* m : msgs) r.lines.push_back(std::string("2026/11/22 10:00:00 ") + m);
     return r;
 }

@@ -4,8 +4,6 @@
 // involved (which must wake every blocked thread), reports the failure and
 // still joins its threads, so a lost wake-up fails the test instead of hanging
 // it. Sizes shrink under sanitizers (zchan_test::scale).
-#include <zchan/zchan.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <zchan/zchan.hpp>
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -62,7 +61,8 @@ void join_all_by(std::vector<std::thread>& threads, const std::atomic<int>& fini
 void run_mpmc(std::size_t cap) {
     constexpr int senders = 8;
     constexpr int receivers = 8;
-    const std::uint32_t per_sender = static_cast<std::uint32_t>(zchan_test::scale(1'000'000) / senders);
+    const std::uint32_t per_sender =
+        static_cast<std::uint32_t>(zchan_test::scale(1'000'000) / senders);
     const std::uint64_t total = std::uint64_t{per_sender} * senders;
 
     channel<std::uint64_t> ch(cap);
@@ -94,7 +94,8 @@ void run_mpmc(std::size_t cap) {
                 last[s] = seq;
                 if (seen[value].exchange(1) != 0) duplicates.fetch_add(1);
                 ++local_count;
-                local_sum += value * 2654435761ULL;  // order-independent, sensitive to substitutions
+                local_sum +=
+                    value * 2654435761ULL;  // order-independent, sensitive to substitutions
             }
             count.fetch_add(local_count);
             checksum.fetch_add(local_sum);
@@ -106,7 +107,8 @@ void run_mpmc(std::size_t cap) {
         threads.emplace_back([&, s] {
             gate.arrive_and_wait();
             try {
-                const std::uint64_t base = std::uint64_t{per_sender} * static_cast<std::uint64_t>(s);
+                const std::uint64_t base =
+                    std::uint64_t{per_sender} * static_cast<std::uint64_t>(s);
                 for (std::uint32_t i = 0; i < per_sender; ++i) ch.send(base + i);
             } catch (const zchan::channel_closed&) {
                 // Only after a rescue close; the failure is already reported.
@@ -122,7 +124,8 @@ void run_mpmc(std::size_t cap) {
     } else {
         ADD_FAILURE() << "senders did not finish (cap " << cap << ")";
     }
-    join_all_by(threads, finished, deadline, [&] { close_quietly(ch); }, "mpmc");
+    join_all_by(
+        threads, finished, deadline, [&] { close_quietly(ch); }, "mpmc");
 
     std::uint64_t expected_sum = 0;
     for (std::uint64_t v = 0; v < total; ++v) expected_sum += v * 2654435761ULL;
@@ -201,7 +204,8 @@ TEST(ChannelStress, CloseWakesEveryBlockedSenderAndReceiver) {
         EXPECT_TRUE(zchan_test::stays_false_for([&] { return finished.load() != 0; }, 100ms));
         const auto closed_at = zchan_test::clock::now();
         close_all();
-        join_all_by(threads, finished, closed_at + zchan_test::generous, close_all, "close wake-up");
+        join_all_by(threads, finished, closed_at + zchan_test::generous, close_all,
+                    "close wake-up");
         EXPECT_EQ(senders_threw.load(), 2 * per_kind);
         EXPECT_EQ(receivers_got_nullopt.load(), 2 * per_kind);
         EXPECT_EQ(full.recv(), 0) << "the value buffered before close was lost";
@@ -236,17 +240,18 @@ TEST(ChannelStress, SelectsRacingEachOtherAndCloseDeliverExactlyOnce) {
                 int open = static_cast<int>(local.size());
                 while (open > 0) {
                     std::optional<int> got;
-                    const std::size_t idx = select(
-                        recv_case(local[0], [&](std::optional<int> v) { got = v; }),
-                        recv_case(local[1], [&](std::optional<int> v) { got = v; }),
-                        recv_case(local[2], [&](std::optional<int> v) { got = v; }),
-                        recv_case(local[3], [&](std::optional<int> v) { got = v; }));
+                    const std::size_t idx =
+                        select(recv_case(local[0], [&](std::optional<int> v) { got = v; }),
+                               recv_case(local[1], [&](std::optional<int> v) { got = v; }),
+                               recv_case(local[2], [&](std::optional<int> v) { got = v; }),
+                               recv_case(local[3], [&](std::optional<int> v) { got = v; }));
                     if (!got) {
                         local[idx] = channel<int>::nil();
                         --open;
                         continue;
                     }
-                    if (received[static_cast<std::size_t>(*got)].exchange(1) != 0) duplicates.fetch_add(1);
+                    if (received[static_cast<std::size_t>(*got)].exchange(1) != 0)
+                        duplicates.fetch_add(1);
                 }
                 finished.fetch_add(1);
             });
@@ -275,13 +280,14 @@ TEST(ChannelStress, SelectsRacingEachOtherAndCloseDeliverExactlyOnce) {
         for (std::size_t k = 0; k < chans.size(); ++k) {
             const int threshold = std::min(close_from + static_cast<int>(k) * total / 50, total);
             if (!zchan_test::wait_until([&] { return attempts.load() >= threshold; }, deadline)) {
-                ADD_FAILURE() << "round " << round << ": only " << attempts.load() << " of " << total
-                              << " selects done before closing channel " << k;
+                ADD_FAILURE() << "round " << round << ": only " << attempts.load() << " of "
+                              << total << " selects done before closing channel " << k;
             }
             chans[k].close();
         }
         // Every channel is closed: everybody must finish promptly.
-        join_all_by(threads, finished, deadline_after(zchan_test::generous), [] {}, "select race");
+        join_all_by(
+            threads, finished, deadline_after(zchan_test::generous), [] {}, "select race");
 
         int lost = 0;
         int phantom = 0;
@@ -291,7 +297,8 @@ TEST(ChannelStress, SelectsRacingEachOtherAndCloseDeliverExactlyOnce) {
         }
         EXPECT_EQ(duplicates.load(), 0) << "round " << round;
         EXPECT_EQ(lost, 0) << "round " << round << ": successfully sent values never received";
-        EXPECT_EQ(phantom, 0) << "round " << round << ": values received although their select threw";
+        EXPECT_EQ(phantom, 0) << "round " << round
+                              << ": values received although their select threw";
     }
 }
 
@@ -332,10 +339,13 @@ void run_ping_pong(std::size_t cap) {
         ADD_FAILURE() << "ping-pong stuck after " << progress.load() << " of " << round_trips
                       << " round trips (cap " << cap << "): lost wake-up";
     }
-    join_all_by(threads, finished, deadline_after(zchan_test::generous), [&] {
-        close_quietly(ping);
-        close_quietly(pong);
-    }, "ping-pong");
+    join_all_by(
+        threads, finished, deadline_after(zchan_test::generous),
+        [&] {
+            close_quietly(ping);
+            close_quietly(pong);
+        },
+        "ping-pong");
     EXPECT_EQ(mismatches.load(), 0);
 }
 
@@ -376,10 +386,12 @@ TEST(ChannelStress, TimedOperationsRacingCloseNeverHang) {
     // Close mid-flow: after about half of the 2n values went through.
     if (!zchan_test::wait_until([&] { return received_count.load() >= n; },
                                 deadline_after(stress_deadline))) {
-        ADD_FAILURE() << "timed operations made no progress: " << received_count.load() << " of " << n;
+        ADD_FAILURE() << "timed operations made no progress: " << received_count.load() << " of "
+                      << n;
     }
     ch.close();
-    join_all_by(threads, finished, deadline_after(stress_deadline), [] {}, "timed ops");
+    join_all_by(
+        threads, finished, deadline_after(stress_deadline), [] {}, "timed ops");
     EXPECT_EQ(received_sum.load(), sent_sum.load());
 }
 

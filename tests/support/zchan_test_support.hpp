@@ -26,9 +26,8 @@
 #include <utility>
 #include <vector>
 
-#include <sys/wait.h>
-
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 namespace zchan_test {
 
@@ -219,9 +218,9 @@ template <class E, class F>
 
 /// The result of running a child program.
 struct run_result {
-    int exit_code = -1;               ///< exit status, or -1 if it did not exit normally
-    std::string out;                  ///< everything the child wrote on stdout
-    std::vector<std::string> lines;   ///< `out` split on '\n' (no trailing empty line)
+    int exit_code = -1;              ///< exit status, or -1 if it did not exit normally
+    std::string out;                 ///< everything the child wrote on stdout
+    std::vector<std::string> lines;  ///< `out` split on '\n' (no trailing empty line)
 };
 
 /// Runs `command` through the shell (popen) and captures its standard output.

@@ -3,8 +3,6 @@
 // No sleeps synchronise anything here. "Still blocked" is a negative check
 // (zchan_test::background_call::still_blocked_after), every positive wait has a
 // deadline, and orderings are proved with atomics written before the event.
-#include <zchan/zchan.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -19,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include <zchan/zchan.hpp>
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -376,11 +375,12 @@ TEST(ChannelUnit, ConcurrentCloseRacesWithSendersEverySendIsReceivedOrThrows) {
             for (int v : received) {
                 ASSERT_GE(v, 0);
                 ASSERT_LT(v, senders * per_sender);
-                EXPECT_EQ(seen[static_cast<std::size_t>(v)], 0) << "value " << v << " received twice";
+                EXPECT_EQ(seen[static_cast<std::size_t>(v)], 0)
+                    << "value " << v << " received twice";
                 seen[static_cast<std::size_t>(v)] = 1;
             }
-            EXPECT_EQ(seen, sent_ok) << "cap " << cap
-                                     << ": the received values differ from the successful sends";
+            EXPECT_EQ(seen, sent_ok)
+                << "cap " << cap << ": the received values differ from the successful sends";
         }
     }
 }
@@ -722,8 +722,8 @@ TEST(ChannelUnit, MoveOnlyValuesTravelThroughSelect) {
     const std::size_t sent = zchan::select(zchan::send_case(ch, std::make_unique<int>(3)));
     EXPECT_EQ(sent, 0U);
     std::unique_ptr<int> got;
-    const std::size_t received = zchan::select(
-        zchan::recv_case(ch, [&](std::optional<std::unique_ptr<int>> v) {
+    const std::size_t received =
+        zchan::select(zchan::recv_case(ch, [&](std::optional<std::unique_ptr<int>> v) {
             ASSERT_TRUE(v.has_value());
             got = std::move(*v);
         }));
@@ -777,9 +777,8 @@ TEST(ChannelUnit, ValuesAreMovedNeverCopied) {
     ASSERT_TRUE(out << ch);
     EXPECT_EQ(out.value, 5);
     EXPECT_EQ(zchan::select(zchan::send_case(ch, copy_counter(6))), 0U);
-    EXPECT_EQ(zchan::select(zchan::recv_case(ch, [](std::optional<copy_counter> v) {
-                  EXPECT_EQ(v->value, 6);
-              })),
+    EXPECT_EQ(zchan::select(zchan::recv_case(
+                  ch, [](std::optional<copy_counter> v) { EXPECT_EQ(v->value, 6); })),
               0U);
     EXPECT_EQ(copy_counter::copies.load(), 0) << "buffered path copied";
 

@@ -3,8 +3,6 @@
 // Fairness is checked statistically with bounds many standard deviations wide,
 // so a correct uniform choice fails with negligible probability while a biased
 // one (e.g. always the first ready case) fails every time.
-#include <zchan/zchan.hpp>
-
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -18,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <zchan/zchan.hpp>
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -42,8 +41,9 @@ TEST(SelectUnit, RecvCaseReceivesFromTheReadyChannelOfAnotherType) {
     strings.send("x");
     bool int_case_ran = false;
     std::optional<std::string> got;
-    const std::size_t idx = select(recv_case(ints, [&](std::optional<int>) { int_case_ran = true; }),
-                                   recv_case(strings, [&](std::optional<std::string> v) { got = std::move(v); }));
+    const std::size_t idx =
+        select(recv_case(ints, [&](std::optional<int>) { int_case_ran = true; }),
+               recv_case(strings, [&](std::optional<std::string> v) { got = std::move(v); }));
     EXPECT_EQ(idx, 1U);
     EXPECT_FALSE(int_case_ran);
     EXPECT_EQ(got, "x");
@@ -75,11 +75,10 @@ TEST(SelectUnit, DefaultRunsWhenNothingIsReady) {
     channel<int> unbuffered;
     bool default_ran = false;
     bool other_ran = false;
-    const std::size_t idx =
-        select(recv_case(empty, [&](std::optional<int>) { other_ran = true; }),
-               send_case(full, 2, [&] { other_ran = true; }),
-               send_case(unbuffered, 3, [&] { other_ran = true; }),
-               default_case([&] { default_ran = true; }));
+    const std::size_t idx = select(recv_case(empty, [&](std::optional<int>) { other_ran = true; }),
+                                   send_case(full, 2, [&] { other_ran = true; }),
+                                   send_case(unbuffered, 3, [&] { other_ran = true; }),
+                                   default_case([&] { default_ran = true; }));
     EXPECT_EQ(idx, 3U);
     EXPECT_TRUE(default_ran);
     EXPECT_FALSE(other_ran);
@@ -167,7 +166,8 @@ TEST(SelectUnit, ExactlyOneReadySendCaseRuns) {
             select(send_case(a, 1, [&] { ++ran; }), send_case(b, 2, [&] { ++ran; }));
         ASSERT_EQ(ran, 1);
         ASSERT_EQ(a.len() + b.len(), 1U) << "more than one send case delivered";
-        ASSERT_EQ(idx == 0 ? a.len() : b.len(), 1U) << "the returned index is not the case that ran";
+        ASSERT_EQ(idx == 0 ? a.len() : b.len(), 1U)
+            << "the returned index is not the case that ran";
         (void)a.try_recv();
         (void)b.try_recv();
     }
@@ -180,10 +180,22 @@ TEST(SelectUnit, ReturnsTheArgumentPositionOfTheCaseThatRan) {
         ready.send(1);
         std::size_t idx = 99;
         switch (pos) {
-            case 0: idx = select(recv_case(ready), recv_case(never), send_case(never, 0), recv_case(never)); break;
-            case 1: idx = select(recv_case(never), recv_case(ready), send_case(never, 0), recv_case(never)); break;
-            case 2: idx = select(recv_case(never), send_case(never, 0), recv_case(ready), recv_case(never)); break;
-            default: idx = select(recv_case(never), send_case(never, 0), recv_case(never), recv_case(ready)); break;
+            case 0:
+                idx = select(recv_case(ready), recv_case(never), send_case(never, 0),
+                             recv_case(never));
+                break;
+            case 1:
+                idx = select(recv_case(never), recv_case(ready), send_case(never, 0),
+                             recv_case(never));
+                break;
+            case 2:
+                idx = select(recv_case(never), send_case(never, 0), recv_case(ready),
+                             recv_case(never));
+                break;
+            default:
+                idx = select(recv_case(never), send_case(never, 0), recv_case(never),
+                             recv_case(ready));
+                break;
         }
         EXPECT_EQ(idx, pos);
     }
@@ -228,10 +240,11 @@ TEST(SelectUnit, RecvCaseOnAClosedChannelFiresWithNullopt) {
     for (int i = 0; i < 10; ++i) {
         bool called = false;
         std::optional<int> got = 99;
-        const std::size_t idx = select(recv_case(ch, [&](std::optional<int> v) {
-                                           called = true;
-                                           got = v;
-                                       }),
+        const std::size_t idx = select(recv_case(ch,
+                                                 [&](std::optional<int> v) {
+                                                     called = true;
+                                                     got = v;
+                                                 }),
                                        default_case());
         ASSERT_EQ(idx, 0U) << "a closed channel is always ready";
         ASSERT_TRUE(called);
@@ -276,7 +289,8 @@ TEST(SelectUnit, CloseWakesABlockedSelectRecvCaseWithNullopt) {
 
 TEST(SelectUnit, CloseMakesABlockedSelectSendCaseThrow) {
     channel<int> ch;
-    background_call selector([&] { (void)select(send_case(ch, 1), recv_case(channel<int>::nil())); });
+    background_call selector(
+        [&] { (void)select(send_case(ch, 1), recv_case(channel<int>::nil())); });
     EXPECT_TRUE(selector.still_blocked_after());
     ch.close();
     ASSERT_TRUE(selector.wait_done());
@@ -310,7 +324,8 @@ TEST(SelectUnit, ZeroOrPastTimeoutActsLikeDefault) {
     EXPECT_EQ(select(recv_case(ch), timeout_case(zchan_test::clock::now() - 1s, [] {})), 1U);
     channel<int> ready(1);
     ready.send(1);
-    EXPECT_EQ(select(timeout_case(-1s, [] {}), recv_case(ready)), 1U) << "a ready case beats a past deadline";
+    EXPECT_EQ(select(timeout_case(-1s, [] {}), recv_case(ready)), 1U)
+        << "a ready case beats a past deadline";
 }
 
 TEST(SelectUnit, ASelectNeverPairsWithItselfOnAnUnbufferedChannel) {
@@ -434,9 +449,9 @@ TEST(SelectUnit, ThreeReadyCasesPassAChiSquareUniformityBound) {
     channel<int> a;
     channel<int> b(n);
     channel<int> c(n);
-    a.close();  // always ready: closed
+    a.close();                              // always ready: closed
     for (int i = 0; i < n; ++i) b.send(i);  // always ready: buffered values
-    std::array<int, 3> hits{};  // c: send case with room
+    std::array<int, 3> hits{};              // c: send case with room
     for (int i = 0; i < n; ++i) hits.at(select(recv_case(a), recv_case(b), send_case(c, i)))++;
     double chi2 = 0;
     for (int h : hits) chi2 += (h - n / 3.0) * (h - n / 3.0) / (n / 3.0);
@@ -452,8 +467,9 @@ TEST(SelectUnit, ReadyCaseIsChosenUniformlyRegardlessOfItsPosition) {
     channel<int> never;
     for (int i = 0; i < 400; ++i) {
         ready.send(i);
-        const std::size_t idx = (i % 2 == 0) ? select(recv_case(never), recv_case(never), recv_case(ready))
-                                             : select(recv_case(ready), recv_case(never), recv_case(never));
+        const std::size_t idx = (i % 2 == 0)
+                                    ? select(recv_case(never), recv_case(never), recv_case(ready))
+                                    : select(recv_case(ready), recv_case(never), recv_case(never));
         ASSERT_EQ(idx, (i % 2 == 0) ? 2U : 0U);
     }
 }
@@ -466,7 +482,10 @@ TEST(SelectUnit, SelectRecvPairsWithASenderBlockedOnAnUnbufferedChannel) {
     // Polling select: succeeds once the sender is parked in send.
     std::optional<int> got;
     ASSERT_TRUE(zchan_test::wait_until(
-        [&] { return select(recv_case(ch, [&](std::optional<int> v) { got = v; }), default_case()) == 0; },
+        [&] {
+            return select(recv_case(ch, [&](std::optional<int> v) { got = v; }), default_case()) ==
+                   0;
+        },
         deadline_after(zchan_test::generous)));
     EXPECT_EQ(got, 21);
     ASSERT_TRUE(sender.wait_done());
@@ -476,8 +495,9 @@ TEST(SelectUnit, SelectSendPairsWithAReceiverBlockedOnAnUnbufferedChannel) {
     channel<int> ch;
     std::optional<int> got;
     background_call receiver([&] { got = ch.recv(); });
-    ASSERT_TRUE(zchan_test::wait_until([&] { return select(send_case(ch, 22), default_case()) == 0; },
-                                       deadline_after(zchan_test::generous)));
+    ASSERT_TRUE(
+        zchan_test::wait_until([&] { return select(send_case(ch, 22), default_case()) == 0; },
+                               deadline_after(zchan_test::generous)));
     ASSERT_TRUE(receiver.wait_done());
     EXPECT_EQ(got, 22);
 }
@@ -487,9 +507,8 @@ TEST(SelectUnit, BlockedSelectRecvIsCompletedByALaterPlainSend) {
     channel<int> b;
     std::size_t idx = 99;
     std::optional<int> got;
-    background_call selector([&] {
-        idx = select(recv_case(a), recv_case(b, [&](std::optional<int> v) { got = v; }));
-    });
+    background_call selector(
+        [&] { idx = select(recv_case(a), recv_case(b, [&](std::optional<int> v) { got = v; })); });
     EXPECT_TRUE(selector.still_blocked_after());
     b.send(23);  // blocks until the select takes it
     ASSERT_TRUE(selector.wait_done());
@@ -508,13 +527,15 @@ TEST(SelectUnit, SelectSendCaseRendezvousesWithAPlainRecvInAnotherThread) {
             idx = select(send_case(ch, round));
             if (!receiving.load()) returned_early.store(true);
         });
-        EXPECT_TRUE(selector.still_blocked_after()) << "unbuffered select send returned with no receiver";
+        EXPECT_TRUE(selector.still_blocked_after())
+            << "unbuffered select send returned with no receiver";
         receiving.store(true);
         EXPECT_EQ(ch.recv(), round);
         ASSERT_TRUE(selector.wait_done());
         EXPECT_EQ(idx, 0U);
         EXPECT_FALSE(returned_early.load());
-        EXPECT_EQ(ch.try_recv().status, recv_status::empty) << "the select left a sender registered";
+        EXPECT_EQ(ch.try_recv().status, recv_status::empty)
+            << "the select left a sender registered";
     }
 }
 
@@ -579,7 +600,8 @@ TEST(SelectUnit, SelectsTakingOppositeLockOrdersNeverDeadlock) {
     });
     gate.open();
     const bool finished = a.wait_done() && b.wait_done();
-    ASSERT_TRUE(finished) << "deadlock: a " << a_done.load() << " b " << b_done.load() << " of " << rounds;
+    ASSERT_TRUE(finished) << "deadlock: a " << a_done.load() << " b " << b_done.load() << " of "
+                          << rounds;
 }
 
 TEST(SelectUnit, SelectsOnSharedChannelsInOppositeOrderWithFeedersNeverDeadlock) {
@@ -628,8 +650,10 @@ TEST(SelectUnit, SelectsRacingCloseEitherDeliverOrSeeTheClose) {
             for (;;) {
                 bool closed = false;
                 (void)select(recv_case(ch, [&](std::optional<int> v) {
-                    if (v) received.push_back(*v);
-                    else closed = true;
+                    if (v)
+                        received.push_back(*v);
+                    else
+                        closed = true;
                 }));
                 if (closed) return;
             }
@@ -653,7 +677,8 @@ TEST(SelectUnit, SelectsRacingCloseEitherDeliverOrSeeTheClose) {
         ASSERT_TRUE(zchan_test::wait_until([&] { return sent.load() >= round * 50; },
                                            deadline_after(zchan_test::generous)));
         ch.close();
-        for (auto& s : senders) ASSERT_TRUE(s->wait_done()) << "a select send stayed blocked after close";
+        for (auto& s : senders)
+            ASSERT_TRUE(s->wait_done()) << "a select send stayed blocked after close";
         ASSERT_TRUE(receiver.wait_done()) << "the select recv never saw the close";
         EXPECT_EQ(sent.load() + threw.load(), threads * per_thread);
         EXPECT_EQ(static_cast<int>(received.size()), sent.load())
