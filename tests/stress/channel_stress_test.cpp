@@ -353,6 +353,104 @@ TEST(ChannelStress, UnbufferedPingPongLosesNoWakeUps) { run_ping_pong(0); }
 
 TEST(ChannelStress, Capacity1PingPongLosesNoWakeUps) { run_ping_pong(1); }
 
+TEST(ChannelStress, TimedSelectsRacingSendsDeliverEveryValueExactlyOnce) {
+    // Receivers select with short timeouts (and some use recv_for), so wake-ups
+    // keep racing deadlines; a wake-up "hint" given to a select that then times
+    // out must not strand a value that another waiter could take.
+    const int per_sender = static_cast<int>(zchan_test::scale(100'000));
+    constexpr int senders = 4;
+    constexpr int receivers = 4;
+    const int total = senders * per_sender;
+    channel<int> a(2);
+    channel<int> b;  // unbuffered
+    std::vector<std::atomic<std::uint8_t>> seen(static_cast<std::size_t>(total));
+    std::atomic<int> duplicates{0};
+    std::atomic<int> received{0};
+    std::atomic<int> timeouts{0};
+    std::atomic<int> finished{0};
+    std::atomic<int> senders_finished{0};
+
+    zchan_test::start_gate gate(senders + receivers);
+    std::vector<std::thread> threads;
+    auto take = [&](int v) {
+        if (seen[static_cast<std::size_t>(v)].exchange(1) != 0) duplicates.fetch_add(1);
+        received.fetch_add(1, std::memory_order_relaxed);
+    };
+    for (int r = 0; r < receivers; ++r) {
+        threads.emplace_back([&, r] {
+            gate.arrive_and_wait();
+            channel<int> la = a;
+            channel<int> lb = b;
+            int open = 2;
+            unsigned spin = static_cast<unsigned>(r);
+            while (open > 0) {
+                spin = spin * 1103515245U + 12345U;
+                const auto wait = std::chrono::microseconds((spin >> 16) % 200);
+                if (r == 0) {
+                    // Plain timed receives on one channel at a time.
+                    channel<int>& ch =
+                        (spin & 1U) != 0 && !la.is_nil() ? la : (lb.is_nil() ? la : lb);
+                    auto res = ch.recv_for(wait);
+                    if (res) {
+                        take(*res.value);
+                    } else if (res.status == zchan::recv_status::closed) {
+                        ch = channel<int>::nil();
+                        --open;
+                    } else {
+                        timeouts.fetch_add(1, std::memory_order_relaxed);
+                    }
+                    continue;
+                }
+                std::optional<int> got;
+                const std::size_t idx =
+                    select(recv_case(la, [&](std::optional<int> v) { got = v; }),
+                           recv_case(lb, [&](std::optional<int> v) { got = v; }),
+                           zchan::timeout_case(wait, [&] { timeouts.fetch_add(1); }));
+                if (idx == 2) continue;
+                if (got) {
+                    take(*got);
+                } else {
+                    (idx == 0 ? la : lb) = channel<int>::nil();
+                    --open;
+                }
+            }
+            finished.fetch_add(1);
+        });
+    }
+    for (int s = 0; s < senders; ++s) {
+        threads.emplace_back([&, s] {
+            gate.arrive_and_wait();
+            for (int i = 0; i < per_sender; ++i) {
+                const int v = s * per_sender + i;
+                (((v ^ s) & 1) != 0 ? a : b).send(v);
+            }
+            senders_finished.fetch_add(1);
+            finished.fetch_add(1);
+        });
+    }
+    gate.open();
+    const auto deadline = deadline_after(stress_deadline);
+    if (zchan_test::wait_until([&] { return senders_finished.load() == senders; }, deadline)) {
+        a.close();
+        b.close();
+    } else {
+        ADD_FAILURE() << "senders stuck: " << received.load() << " of " << total << " received";
+    }
+    join_all_by(
+        threads, finished, deadline_after(zchan_test::generous),
+        [&] {
+            close_quietly(a);
+            close_quietly(b);
+        },
+        "timed selects");
+    EXPECT_EQ(duplicates.load(), 0);
+    EXPECT_EQ(received.load(), total);
+    int missing = 0;
+    for (auto& x : seen) missing += x.load() == 0 ? 1 : 0;
+    EXPECT_EQ(missing, 0);
+    RecordProperty("timeouts", timeouts.load());
+}
+
 TEST(ChannelStress, TimedOperationsRacingCloseNeverHang) {
     // recv_for / send_for with long timeouts, woken by traffic or by close.
     const int n = static_cast<int>(zchan_test::scale(100'000));

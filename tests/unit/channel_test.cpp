@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <iterator>
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -514,6 +516,28 @@ TEST(ChannelUnit, RangeForYieldsEveryValueUntilClosedAndDrained) {
     std::vector<int> expected(50);
     std::iota(expected.begin(), expected.end(), 0);
     EXPECT_EQ(got, expected);
+}
+
+TEST(ChannelUnit, ChannelIsAStdInputRange) {
+    static_assert(std::input_iterator<channel<int>::iterator>);
+    static_assert(std::ranges::input_range<channel<int>>);
+    static_assert(std::ranges::input_range<const channel<int>>);
+    channel<int> ch(3);
+    ch << 1 << 2 << 3;
+    ch.close();
+    std::vector<int> got;
+    std::ranges::copy(ch, std::back_inserter(got));
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(ChannelUnit, BreakingOutOfRangeForLeavesTheRemainingValuesInTheChannel) {
+    channel<int> ch(3);
+    ch << 1 << 2 << 3;
+    for (int v : ch) {
+        if (v == 2) break;
+    }
+    EXPECT_EQ(ch.len(), 1U);
+    EXPECT_EQ(ch.try_recv().value, 3);
 }
 
 TEST(ChannelUnit, RangeForOverClosedEmptyChannelRunsZeroTimes) {
