@@ -1,0 +1,216 @@
+// Non-template pieces of the ZeroMQ transport that the templates in
+// remote_chan.hpp and served_chan.hpp build on. Implemented in src/ so that
+// the frame codec and libzmq stay private (docs/protocol.md §15 describes
+// the threading model).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "zchan/detail/sync.hpp"
+#include "zchan/detail/waker.hpp"
+
+namespace zchan {
+
+/// Transport settings for zchan::server and zchan::dial.
+struct net_options {
+    /// dial(): how long to wait for the home's WELCOME before connect_error.
+    std::chrono::milliseconds connect_timeout{5000};
+    /// Send a PING after this long without sending anything (protocol.md §12.1).
+    std::chrono::milliseconds heartbeat{1000};
+    /// Declare the other side lost after this long without receiving anything.
+    std::chrono::milliseconds heartbeat_timeout{3000};
+    /// Largest frame accepted or sent (ZMQ_MAXMSGSIZE; protocol.md §6.4).
+    std::size_t max_frame = 64u << 20;
+};
+
+}  // namespace zchan
+
+namespace zchan::detail {
+
+/// How the home answered a request (protocol.md §5.2), or why it never will.
+enum class net_answer : std::uint8_t {
+    none,       ///< no final answer yet
+    ok,         ///< SEND_OK, CLOSE_OK
+    closed,     ///< SEND_CLOSED, CLOSED (recv: closed and drained)
+    full,       ///< SEND_FULL (TRY)
+    empty,      ///< EMPTY (TRY)
+    cancelled,  ///< SEND_CANCELLED, RECV_CANCELLED
+    value,      ///< VALUE: payload and delivery hold it
+    status,     ///< STATUS: length/closed hold it
+    error,      ///< ERROR: error_code/error_text hold it
+    lost,       ///< the session was lost (protocol.md §11.3)
+};
+
+enum class net_op : std::uint8_t { send, recv, close, query };
+
+/// One outstanding request of a remote handle. Shared by the link's table
+/// (until the final answer) and the caller.
+///
+/// Thread safety: every field below `id` is written and read under the
+/// link's mutex only.
+struct net_request {
+    net_op op = net_op::recv;
+    std::uint64_t id = 0;
+    net_answer result = net_answer::none;
+    std::string payload;           ///< VALUE
+    std::uint64_t delivery = 0;    ///< VALUE
+    std::uint64_t length = 0;      ///< STATUS
+    bool status_closed = false;    ///< STATUS
+    std::uint16_t error_code = 0;  ///< ERROR
+    std::string error_text;        ///< ERROR
+
+    /// Plain (blocking) operations wait on this context.
+    context cx;
+    /// Select registrations: called under the link mutex with the final
+    /// answer instead of waking cx. For a VALUE it returns true if the value
+    /// was taken (the link ACKs it) or false (the link gives it back).
+    /// `entry` is the select's wait entry while attached.
+    bool (*on_answer)(net_request& r, void* arg) noexcept = nullptr;
+    void* arg = nullptr;
+    wait_entry* entry = nullptr;
+    /// Nobody waits for the answer any more (deadline passed, select gone):
+    /// a VALUE that still arrives is given back (protocol.md §8.5).
+    bool orphan = false;
+};
+
+/// The peer side of one remote channel: a DEALER, its handshake, and the
+/// table of outstanding requests (protocol.md §7, §8, §12).
+///
+/// Threading (protocol.md §15): the socket is guarded by mu_. A user thread
+/// sends its request itself under mu_ and then drains whatever the socket
+/// has ready; a background thread polls the socket's ZMQ_FD when nobody else
+/// is inside, dispatches answers, and runs heartbeats.
+///
+/// Thread safety: every member function is safe from any thread. Functions
+/// named *_locked require mu_ to be held (by the caller, e.g. an on_answer
+/// hook running inside dispatch).
+class net_link {
+public:
+    /// Connects and completes the handshake (protocol.md §7).
+    /// Throws: connect_error (nothing answered in time, unknown channel,
+    /// unsupported version, refused), type_mismatch (both type names in the
+    /// message).
+    static std::shared_ptr<net_link> dial(const std::string& endpoint, const std::string& name,
+                                          const std::string& type_name, const net_options& opts);
+
+    virtual ~net_link() = default;
+
+    [[nodiscard]] virtual std::uint64_t capacity() const noexcept = 0;
+    [[nodiscard]] virtual bool lost() const noexcept = 0;
+
+    /// Sends a request; its final answer will be written into the returned
+    /// object (and its cx woken, or its on_answer called). If the session is
+    /// already lost the result is `lost` at once.
+    /// `configure` runs under mu_ before the request is sent, so that an
+    /// answer can never beat the caller's setup of on_answer/arg/entry.
+    virtual std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+                                               void (*configure)(net_request&, void*) = nullptr,
+                                               void* configure_arg = nullptr) = 0;
+
+    /// Waits for `r`'s final answer until `deadline`. On expiry a pending
+    /// send is cancelled and its verdict awaited (the home is authoritative,
+    /// protocol.md §8.5); a pending recv is cancelled and orphaned (a VALUE
+    /// arriving later is given back) and `none` is returned.
+    virtual net_answer wait(net_request& r, deadline_t deadline) = 0;
+
+    /// Select support: detaches `r` from its wait entry; if it is still
+    /// pending it is cancelled at the home (protocol.md §8.5) and orphaned.
+    virtual void detach(net_request& r) = 0;
+
+    /// Resolves a delivery (protocol.md §8.4).
+    virtual void ack(std::uint64_t delivery) = 0;
+    virtual void ack_locked(std::uint64_t delivery) = 0;
+    virtual void give_back_locked(std::uint64_t delivery) = 0;
+
+    /// Counters (diagnostics and tests).
+    [[nodiscard]] virtual std::uint64_t malformed_frames() const noexcept = 0;
+};
+
+/// Answer types served_chan<T> sends (protocol.md §5.2; src/server.cpp
+/// checks them against the codec's).
+namespace reply_type {
+inline constexpr std::uint8_t send_ok = 0x12;
+inline constexpr std::uint8_t send_closed = 0x13;
+inline constexpr std::uint8_t send_full = 0x14;
+inline constexpr std::uint8_t send_cancelled = 0x15;
+inline constexpr std::uint8_t recv_cancelled = 0x25;
+inline constexpr std::uint8_t closed = 0x27;
+inline constexpr std::uint8_t empty = 0x28;
+}  // namespace reply_type
+
+/// Where served_chan<T> writes its answers; implemented by the server.
+/// Called on the server thread only.
+class reply_sink {
+public:
+    virtual void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) = 0;
+    virtual void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
+                             const std::string& payload) = 0;
+    virtual void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
+                             std::string_view text) = 0;
+
+protected:
+    ~reply_sink() = default;
+};
+
+class served_base;
+
+/// Collects "a registered operation was woken" events from any thread and
+/// wakes the server thread (protocol.md §15).
+///
+/// Thread safety: post() from any thread, including under a channel lock
+/// (it takes only its own small mutex and writes an eventfd).
+class op_notifier {
+public:
+    virtual void post(served_base* ch, std::uint64_t op_id) noexcept = 0;
+
+protected:
+    ~op_notifier() = default;
+};
+
+/// The argument of a served operation's event-loop context.
+struct op_hook {
+    op_notifier* notifier = nullptr;
+    served_base* channel = nullptr;
+    std::uint64_t op_id = 0;
+};
+
+inline void op_hook_notify(context& /*cx*/, void* arg) noexcept {
+    auto* h = static_cast<op_hook*>(arg);
+    h->notifier->post(h->channel, h->op_id);
+}
+
+/// A channel served by a zchan::server, type-erased. Every member is called
+/// on the server thread only (thread safety: single-threaded by contract).
+class served_base {
+public:
+    virtual ~served_base() = default;
+    [[nodiscard]] virtual const std::string& type_name() const noexcept = 0;
+    [[nodiscard]] virtual std::uint64_t capacity() const = 0;
+    virtual void open_session(std::uint32_t session) = 0;
+    /// Lost, BYE or shutdown: cancels its operations and gives its
+    /// unacknowledged deliveries back to the channel (protocol.md §12.4).
+    virtual void drop_session(std::uint32_t session) = 0;
+    /// SEND; returns false if the payload did not decode (caller sends ERROR).
+    virtual bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
+                         const unsigned char* data, std::size_t size) = 0;
+    virtual void on_cancel_send(reply_sink& out, std::uint32_t session, std::uint64_t seq) = 0;
+    virtual void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
+                         bool try_now) = 0;
+    virtual void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
+    virtual void on_ack(std::uint32_t session, std::uint64_t delivery) = 0;
+    virtual void on_return(std::uint32_t session, std::uint64_t delivery) = 0;
+    /// Returns false if the channel was already closed.
+    virtual bool on_close() = 0;
+    virtual void on_query(std::uint64_t& length, bool& closed) = 0;
+    /// A registered operation's context was notified.
+    virtual void on_ready(reply_sink& out, std::uint64_t op_id) = 0;
+};
+
+}  // namespace zchan::detail

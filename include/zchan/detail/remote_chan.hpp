@@ -1,0 +1,210 @@
+// The peer side of a remote channel: a chan_base<T> whose every operation is
+// a request to the channel's home (docs/protocol.md §8), so that
+// zchan::dial<T>() returns an ordinary zchan::channel<T>.
+//
+// Values: encoded on the calling thread before the request is sent, decoded
+// on the thread that receives them; an operation's answer is ACKed as soon
+// as the value is handed to the user (protocol.md §8.4).
+//
+// Select (core_hooks): register_* sends the request with the select's wait
+// entry attached; the answer, dispatched under the link mutex, claims the
+// select with try_select and fills the packet. If the select already chose
+// another case, a VALUE is given back (RETURN): never lost, never twice.
+// Known limit (protocol.md §8.6): a remote *send* case whose offer the home
+// accepted after the select chose another case has still been sent.
+//
+// Thread safety: safe for any number of threads (chan_base contract); all
+// shared state lives in the net_link under its mutex.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zchan/detail/chan_base.hpp"
+#include "zchan/detail/net_link.hpp"
+#include "zchan/errors.hpp"
+#include "zchan/serialize.hpp"
+
+namespace zchan::detail {
+
+template <class T>
+class remote_chan final : public chan_base<T> {
+public:
+    explicit remote_chan(std::shared_ptr<net_link> link) : link_(std::move(link)) {}
+
+    send_status try_send(T& v) override { return do_send(v, true, no_deadline); }
+    send_status send(T& v, deadline_t deadline) override { return do_send(v, false, deadline); }
+
+    recv_status try_recv(std::optional<T>& out) override { return do_recv(out, true, no_deadline); }
+    recv_status recv(std::optional<T>& out, deadline_t deadline) override {
+        return do_recv(out, false, deadline);
+    }
+
+    void close() override {
+        auto r = link_->start(net_op::close, false, {});
+        switch (link_->wait(*r, no_deadline)) {
+            case net_answer::ok:
+                return;
+            case net_answer::lost:
+                throw peer_lost();
+            default:
+                throw channel_closed("zchan: close of closed channel");
+        }
+    }
+
+    bool is_closed() const override {
+        auto r = link_->start(net_op::query, false, {});
+        return link_->wait(*r, no_deadline) == net_answer::status && r->status_closed;
+    }
+    std::size_t len() const override {
+        auto r = link_->start(net_op::query, false, {});
+        return link_->wait(*r, no_deadline) == net_answer::status
+                   ? static_cast<std::size_t>(r->length)
+                   : 0;
+    }
+    std::size_t cap() const override { return static_cast<std::size_t>(link_->capacity()); }
+
+    void requeue_front(T&& /*v*/) override {
+        throw std::logic_error("zchan: requeue_front on a remote channel");
+    }
+
+    bool register_send(wait_entry& e) override {
+        std::string payload;
+        encode_value(*static_cast<send_packet<T>*>(e.packet)->value, payload);
+        auto r = link_->start(net_op::send, false, payload, &attach, &e);
+        return remember(e, std::move(r));
+    }
+    void unregister_send(wait_entry& e) override { forget(e); }
+
+    bool register_recv(wait_entry& e) override {
+        auto r = link_->start(net_op::recv, false, {}, &attach, &e);
+        return remember(e, std::move(r));
+    }
+    void unregister_recv(wait_entry& e) override { forget(e); }
+
+    [[nodiscard]] const std::shared_ptr<net_link>& link() const noexcept { return link_; }
+
+private:
+    send_status do_send(T& v, bool try_now, deadline_t deadline) {
+        std::string payload;
+        encode_value(v, payload);
+        auto r = link_->start(net_op::send, try_now, payload);
+        switch (link_->wait(*r, deadline)) {
+            case net_answer::ok: {
+                T gone = std::move(v);  // moved from on ok, as in-process
+                (void)gone;
+                return send_status::ok;
+            }
+            case net_answer::closed:
+                return send_status::closed;
+            case net_answer::full:
+                return send_status::full;
+            case net_answer::cancelled:
+                return send_status::timeout;
+            case net_answer::lost:
+                return send_status::peer_lost;
+            case net_answer::error:
+                throw_error(*r);
+            default:
+                return send_status::timeout;
+        }
+    }
+
+    recv_status do_recv(std::optional<T>& out, bool try_now, deadline_t deadline) {
+        auto r = link_->start(net_op::recv, try_now, {});
+        switch (link_->wait(*r, deadline)) {
+            case net_answer::value: {
+                const auto ec = decode_value(r->payload.data(), r->payload.size(), out);
+                link_->ack(r->delivery);  // taken (or undecodable: never retry it)
+                if (ec) throw transport_error(ec, "zchan: value from the home did not decode");
+                return recv_status::ok;
+            }
+            case net_answer::closed:
+                return recv_status::closed;
+            case net_answer::empty:
+                return recv_status::empty;
+            case net_answer::lost:
+                return recv_status::peer_lost;
+            case net_answer::error:
+                throw_error(*r);
+            default:
+                return recv_status::timeout;  // none/cancelled: the deadline won
+        }
+    }
+
+    [[noreturn]] static void throw_error(const net_request& r) {
+        throw transport_error(
+            make_error_code(errc::protocol_error),
+            "zchan: the home answered ERROR " + std::to_string(r.error_code) + ": " + r.error_text);
+    }
+
+    /// Runs under the link mutex before the request is sent.
+    static void attach(net_request& r, void* arg) {
+        r.entry = static_cast<wait_entry*>(arg);
+        r.orphan = false;
+        r.on_answer = &on_select_answer;
+        r.arg = nullptr;
+    }
+
+    /// The final answer to a select registration; under the link mutex.
+    /// Returns whether a VALUE was taken (see net_request::on_answer).
+    static bool on_select_answer(net_request& r, void* /*arg*/) noexcept {
+        wait_entry* e = r.entry;
+        if (e == nullptr) return false;
+        r.entry = nullptr;  // final answer: nothing more will reach the entry
+        if (r.op == net_op::recv && r.result == net_answer::value) {
+            // Not selected: the select chose another case; give it back.
+            if (!e->cx->try_select(e->oper)) return false;
+            auto* p = static_cast<recv_packet<T>*>(e->packet);
+            // An undecodable value is dropped (ACKed): retrying cannot help.
+            // The select then sees a hint wake-up and asks again.
+            if (!decode_value(r.payload.data(), r.payload.size(), p->value)) p->done = true;
+            e->cx->unpark();
+            return true;
+        }
+        if (r.op == net_op::send && r.result == net_answer::ok) {
+            if (e->cx->try_select(e->oper)) {
+                static_cast<send_packet<T>*>(e->packet)->done = true;
+                e->cx->unpark();
+            }
+            return true;
+        }
+        // closed, lost, error: wake as a hint; the select retries try_* and
+        // learns closed (fires / throws channel_closed) or peer_lost (throws).
+        if (e->cx->try_select(sel_closed)) e->cx->unpark();
+        return true;
+    }
+
+    bool remember(wait_entry& e, std::shared_ptr<net_request> r) {
+        const bool ready = r->result != net_answer::none;  // lost at once
+        std::lock_guard<std::mutex> g(regs_mu_);
+        regs_.emplace_back(&e, std::move(r));
+        return ready;
+    }
+
+    void forget(wait_entry& e) {
+        std::shared_ptr<net_request> r;
+        {
+            std::lock_guard<std::mutex> g(regs_mu_);
+            for (auto it = regs_.begin(); it != regs_.end(); ++it) {
+                if (it->first == &e) {
+                    r = std::move(it->second);
+                    regs_.erase(it);
+                    break;
+                }
+            }
+        }
+        if (r) link_->detach(*r);
+    }
+
+    std::shared_ptr<net_link> link_;
+    std::mutex regs_mu_;  // guards regs_ only; never held while calling link_
+    std::vector<std::pair<wait_entry*, std::shared_ptr<net_request>>> regs_;
+};
+
+}  // namespace zchan::detail

@@ -1,0 +1,331 @@
+// The home side of a served channel (docs/protocol.md §8, §10, §12.4): turns
+// requests from remote peers into non-blocking operations on the local
+// channel, driven by the server thread.
+//
+// Model (the one the in-process core supports, protocol.md §8.4): a remote
+// RECV takes the value out of the channel (try_recv, or a handoff into a
+// registered receive entry) and the home keeps it until the peer ACKs it; a
+// RETURN or a lost peer puts it back at the head with requeue_front. A remote
+// SEND is a registered send entry holding the decoded value (an offer).
+//
+// Invariants:
+//   * an op is registered on the channel iff op.registered; it is unregistered
+//     before its memory is released, so no notification can reach a dead op
+//     (a notification already queued names it by id and finds nothing);
+//   * every value taken out of the channel is either in a session's
+//     `unacked` map, or was handed to requeue_front: never dropped.
+//
+// Thread safety: every member runs on the server thread (served_base
+// contract), except that the channel may call op_hook_notify from any thread
+// under its own lock; that only posts the op id to the server.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "zchan/channel.hpp"
+#include "zchan/detail/chan_base.hpp"
+#include "zchan/detail/net_link.hpp"
+#include "zchan/serialize.hpp"
+
+namespace zchan::detail {
+
+template <class T>
+class served_chan final : public served_base {
+public:
+    served_chan(channel<T> ch, op_notifier& notifier)
+        : ch_(std::move(ch)),
+          impl_(channel_access<T>::get(ch_)),
+          type_(zchan::type_name<T>::value()),
+          notifier_(notifier) {}
+
+    ~served_chan() override {
+        // The server drops every session first; this is the backstop.
+        std::vector<std::uint32_t> ids;
+        for (auto& [id, s] : sessions_) ids.push_back(id);
+        for (auto id : ids) drop_session(id);
+    }
+
+    const std::string& type_name() const noexcept override { return type_; }
+    std::uint64_t capacity() const override { return impl_->cap(); }
+
+    void open_session(std::uint32_t session) override { sessions_[session]; }
+
+    void drop_session(std::uint32_t session) override {
+        std::vector<std::uint64_t> mine;
+        for (auto& [id, o] : ops_) {
+            if (o->session == session) mine.push_back(id);
+        }
+        for (auto id : mine) {
+            auto& o = *ops_.at(id);
+            if (o.registered) unregister(o);
+            // A handoff that completed just before: the value is ours.
+            if (!o.is_send && o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
+            erase(o);
+        }
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return;
+        // protocol.md §12.4: unacknowledged deliveries go back to the head,
+        // in delivery order (so requeue the newest first).
+        auto& unacked = it->second.unacked;
+        for (auto d = unacked.rbegin(); d != unacked.rend(); ++d) {
+            impl_->requeue_front(std::move(d->second));
+        }
+        sessions_.erase(it);
+    }
+
+    bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
+                 const unsigned char* data, std::size_t size) override {
+        std::optional<T> v;
+        if (decode_value(data, size, v)) return false;  // protocol.md §8.2 rule 1
+        if (try_now) {
+            switch (impl_->try_send(*v)) {
+                case send_status::ok:
+                    out.reply(session, reply_type::send_ok, seq);
+                    break;
+                case send_status::closed:
+                    out.reply(session, reply_type::send_closed, seq);
+                    break;
+                default:
+                    out.reply(session, reply_type::send_full, seq);
+                    break;
+            }
+            return true;
+        }
+        if (send_ops_.count({session, seq}) != 0) return true;  // duplicate of a pending offer
+        auto& o = make_op(session, seq, true);
+        o.value = std::move(v);
+        send_ops_[{session, seq}] = o.hook.op_id;
+        progress_send(out, o);
+        return true;
+    }
+
+    void on_cancel_send(reply_sink& out, std::uint32_t session, std::uint64_t seq) override {
+        auto it = send_ops_.find({session, seq});
+        if (it == send_ops_.end()) return;  // already answered (protocol.md §8.5)
+        auto& o = *ops_.at(it->second);
+        if (o.registered) unregister(o);
+        out.reply(session, o.sp.done ? reply_type::send_ok : reply_type::send_cancelled, seq);
+        erase(o);
+    }
+
+    void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
+                 bool try_now) override {
+        if (try_now) {
+            std::optional<T> v;
+            switch (impl_->try_recv(v)) {
+                case recv_status::ok:
+                    deliver(out, session, request, std::move(*v));
+                    break;
+                case recv_status::closed:
+                    out.reply(session, reply_type::closed, request);
+                    break;
+                default:
+                    out.reply(session, reply_type::empty, request);
+                    break;
+            }
+            return;
+        }
+        if (recv_ops_.count({session, request}) != 0) return;
+        auto& o = make_op(session, request, false);
+        recv_ops_[{session, request}] = o.hook.op_id;
+        progress_recv(out, o);
+    }
+
+    void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
+        auto it = recv_ops_.find({session, request});
+        if (it == recv_ops_.end()) return;
+        auto& o = *ops_.at(it->second);
+        if (o.registered) unregister(o);
+        if (o.rp.done && o.rp.value) {
+            // Crossed on the wire: deliver; the peer gives it back (§8.5).
+            deliver(out, session, request, std::move(*o.rp.value));
+        } else {
+            out.reply(session, reply_type::recv_cancelled, request);
+        }
+        erase(o);
+    }
+
+    void on_ack(std::uint32_t session, std::uint64_t delivery) override {
+        auto it = sessions_.find(session);
+        if (it != sessions_.end()) it->second.unacked.erase(delivery);
+    }
+
+    void on_return(std::uint32_t session, std::uint64_t delivery) override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return;
+        auto d = it->second.unacked.find(delivery);
+        if (d == it->second.unacked.end()) return;  // unknown or resolved: ignore (§8.4)
+        impl_->requeue_front(std::move(d->second));
+        it->second.unacked.erase(d);
+    }
+
+    bool on_close() override {
+        try {
+            impl_->close();
+            return true;
+        } catch (const channel_closed&) {
+            return false;
+        }
+    }
+
+    void on_query(std::uint64_t& length, bool& closed) override {
+        length = impl_->len();
+        closed = impl_->is_closed();
+    }
+
+    void on_ready(reply_sink& out, std::uint64_t op_id) override {
+        auto it = ops_.find(op_id);
+        if (it == ops_.end()) return;  // cancelled or dropped since
+        auto& o = *it->second;
+        if (!o.registered) return;
+        unregister(o);  // the barrier that makes a handoff visible (core_hooks)
+        if (o.is_send) {
+            progress_send(out, o);
+        } else {
+            progress_recv(out, o);
+        }
+    }
+
+private:
+    struct op {
+        op_hook hook;
+        context cx{&op_hook_notify, &hook};
+        wait_entry entry{};
+        send_packet<T> sp{};
+        recv_packet<T> rp{};
+        std::optional<T> value;  // send: the offered value
+        std::uint32_t session = 0;
+        std::uint64_t id = 0;  // seq or request id
+        bool is_send = false;
+        bool registered = false;
+    };
+
+    struct session_state {
+        std::uint64_t next_delivery = 1;
+        std::map<std::uint64_t, T> unacked;  // delivery seq -> value (protocol.md §8.4)
+    };
+
+    op& make_op(std::uint32_t session, std::uint64_t id, bool is_send) {
+        auto o = std::make_unique<op>();
+        o->hook = op_hook{&notifier_, this, next_op_++};
+        o->session = session;
+        o->id = id;
+        o->is_send = is_send;
+        auto& ref = *o;
+        ops_.emplace(ref.hook.op_id, std::move(o));
+        return ref;
+    }
+
+    void erase(op& o) {
+        if (o.is_send) {
+            send_ops_.erase({o.session, o.id});
+        } else {
+            recv_ops_.erase({o.session, o.id});
+        }
+        ops_.erase(o.hook.op_id);
+    }
+
+    void unregister(op& o) {
+        if (o.is_send) {
+            impl_->unregister_send(o.entry);
+        } else {
+            impl_->unregister_recv(o.entry);
+        }
+        o.registered = false;
+    }
+
+    /// `o` is not registered. Tries the send, else registers the offer.
+    void progress_send(reply_sink& out, op& o) {
+        for (;;) {
+            if (o.sp.done) {  // a receiver took it by handoff
+                out.reply(o.session, reply_type::send_ok, o.id);
+                erase(o);
+                return;
+            }
+            const send_status s = impl_->try_send(*o.value);
+            if (s == send_status::ok || s == send_status::closed) {
+                out.reply(o.session,
+                          s == send_status::ok ? reply_type::send_ok : reply_type::send_closed,
+                          o.id);
+                erase(o);
+                return;
+            }
+            o.cx.reset();
+            o.sp = send_packet<T>{&*o.value, false};
+            o.entry = wait_entry{&o.cx, sel_first_op, &o.sp};
+            o.registered = true;
+            if (!impl_->register_send(o.entry)) return;  // wait for a notification
+            unregister(o);                               // "may be ready now": retry
+        }
+    }
+
+    /// `o` is not registered. Tries the receive, else registers the waiter.
+    void progress_recv(reply_sink& out, op& o) {
+        for (;;) {
+            if (o.rp.done && o.rp.value) {  // a sender handed a value over
+                deliver(out, o.session, o.id, std::move(*o.rp.value));
+                erase(o);
+                return;
+            }
+            std::optional<T> v;
+            const recv_status s = impl_->try_recv(v);
+            if (s == recv_status::ok) {
+                deliver(out, o.session, o.id, std::move(*v));
+                erase(o);
+                return;
+            }
+            if (s == recv_status::closed) {
+                out.reply(o.session, reply_type::closed, o.id);
+                erase(o);
+                return;
+            }
+            o.cx.reset();
+            o.rp = recv_packet<T>{};
+            o.entry = wait_entry{&o.cx, sel_first_op, &o.rp};
+            o.registered = true;
+            if (!impl_->register_recv(o.entry)) return;
+            unregister(o);
+        }
+    }
+
+    /// Sends VALUE and keeps the value until ACK or RETURN (protocol.md §8.4).
+    void deliver(reply_sink& out, std::uint32_t session, std::uint64_t request, T&& v) {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) {
+            impl_->requeue_front(std::move(v));
+            return;
+        }
+        std::string payload;
+        try {
+            encode_value(v, payload);
+        } catch (...) {
+            // The user's serializer threw: keep the value in the channel and
+            // tell the peer (it reports a transport error).
+            impl_->requeue_front(std::move(v));
+            out.reply_error(session, request, 5, "value could not be encoded at the home");
+            return;
+        }
+        const std::uint64_t d = it->second.next_delivery++;
+        it->second.unacked.emplace(d, std::move(v));
+        out.reply_value(session, request, d, payload);
+    }
+
+    channel<T> ch_;  // keeps the channel alive while served
+    chan_base<T>* impl_;
+    std::string type_;
+    op_notifier& notifier_;
+    std::uint64_t next_op_ = 1;
+    std::unordered_map<std::uint64_t, std::unique_ptr<op>> ops_;
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> send_ops_;
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> recv_ops_;
+    std::unordered_map<std::uint32_t, session_state> sessions_;
+};
+
+}  // namespace zchan::detail

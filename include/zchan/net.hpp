@@ -1,0 +1,104 @@
+// Channels across processes over ZeroMQ (docs/protocol.md).
+//
+// A channel lives in one process, its home, which serves it by name:
+//
+//   zchan::channel<job> jobs(16);
+//   zchan::server srv("tcp://127.0.0.1:*");
+//   srv.serve("jobs", jobs);
+//   std::cout << srv.endpoint();          // e.g. tcp://127.0.0.1:40123
+//
+// Any other process dials it and gets the same zchan::channel<T> type; send,
+// recv, close, range, try/for/until and zchan::select work unchanged:
+//
+//   auto jobs = zchan::dial<job>("tcp://127.0.0.1:40123", "jobs");
+//   for (auto& j : jobs) handle(j);
+//
+// Results: closed, timed out and peer lost are distinct (send_status /
+// recv_status::peer_lost; send()/recv() throw zchan::peer_lost).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "zchan/channel.hpp"
+#include "zchan/detail/net_link.hpp"
+#include "zchan/detail/remote_chan.hpp"
+#include "zchan/detail/served_chan.hpp"
+#include "zchan/errors.hpp"
+#include "zchan/serialize.hpp"
+
+namespace zchan {
+
+/// Serves local channels to other processes: binds a ZeroMQ ROUTER and runs
+/// one I/O thread that executes remote requests on the served channels
+/// (docs/protocol.md §3, §15).
+///
+/// Destroying the server ends every session (peers then see peer_lost) and
+/// puts values that were in flight to remote receivers back into their
+/// channels.
+///
+/// Thread safety: serve() and the accessors are safe from any thread; the
+/// server object itself must outlive calls made on it.
+///
+/// Example:
+///   zchan::server srv("tcp://127.0.0.1:*");
+///   srv.serve("jobs", jobs);
+class server {
+public:
+    /// Binds `endpoint` (tcp://, ipc:// or inproc://; "tcp://127.0.0.1:*" picks a port).
+    /// Throws: transport_error if the endpoint cannot be bound.
+    explicit server(const std::string& endpoint, const net_options& opts = {});
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    /// Exposes `ch` under `name` (1..255 bytes). One server serves many
+    /// channels of different types.
+    /// Throws: std::invalid_argument if the name is taken or invalid.
+    template <class T>
+    void serve(const std::string& name, const channel<T>& ch) {
+        detail::require_serializable<T>();
+        if constexpr (serializable<T>) {
+            if (ch.is_nil()) throw std::invalid_argument("zchan: cannot serve a nil channel");
+            add(name, std::make_unique<detail::served_chan<T>>(ch, notifier()));
+        }
+    }
+
+    /// The bound address, with the port filled in for "tcp://host:*".
+    [[nodiscard]] std::string endpoint() const;
+
+    /// Frames rejected as malformed so far (protocol.md §11.1).
+    [[nodiscard]] std::uint64_t malformed_frames() const noexcept;
+    /// Number of live sessions.
+    [[nodiscard]] std::size_t sessions() const noexcept;
+
+private:
+    class impl;
+    void add(const std::string& name, std::unique_ptr<detail::served_base> ch);
+    detail::op_notifier& notifier() noexcept;
+    std::unique_ptr<impl> impl_;
+};
+
+/// Connects to the channel `name` served at `endpoint` and returns a handle
+/// to it: a zchan::channel<T> like any other.
+/// Throws: connect_error (nothing answered within opts.connect_timeout,
+/// unknown channel, unsupported version), type_mismatch (the channel carries
+/// another type; the message names both).
+///
+/// Example:
+///   auto results = zchan::dial<std::string>(endpoint, "results");
+///   results << "done";
+template <class T>
+[[nodiscard]] channel<T> dial(const std::string& endpoint, const std::string& name,
+                              const net_options& opts = {}) {
+    detail::require_serializable<T>();
+    if constexpr (serializable<T>) {
+        auto link = detail::net_link::dial(endpoint, name, type_name<T>::value(), opts);
+        return channel<T>(std::make_shared<detail::remote_chan<T>>(std::move(link)));
+    } else {
+        return channel<T>::nil();
+    }
+}
+
+}  // namespace zchan

@@ -1,0 +1,484 @@
+// The peer side of a remote channel (net_link, declared in
+// zchan/detail/net_link.hpp): handshake, request table, dispatch, heartbeats.
+//
+// Threading (protocol.md §15): mu_ guards the DEALER and every field below it.
+// Whoever holds mu_ may use the socket: a user thread sends its own request
+// (no hop to an I/O thread) and then drains whatever the socket has ready;
+// the background thread polls the socket's ZMQ_FD with ::poll *without* the
+// lock (the fd is only read by the kernel there), then takes mu_ to drain.
+// ZMQ_FD is edge-triggered and any zmq_send may consume the edge, so every
+// send is followed by a drain while still holding mu_: no answer can sit
+// unseen in the socket.
+//
+// Invariant: a request is in pending_ until its final answer (or loss); the
+// answer is written into it under mu_ before its waiter is woken.
+#include "zchan/detail/net_link.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <stop_token>
+#include <thread>
+#include <unordered_map>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.hpp>
+
+#include "codec.hpp"
+#include "net_context.hpp"
+#include "zchan/errors.hpp"
+
+namespace zchan::detail {
+namespace {
+
+using steady = std::chrono::steady_clock;
+namespace w = wire;
+
+class link_impl final : public net_link {
+public:
+    explicit link_impl(const net_options& opts)
+        : opts_(opts), sock_(net_context(), zmq::socket_type::dealer) {
+        sock_.set(zmq::sockopt::linger, 1000);  // BYE/ACK/RETURN get a chance to leave
+        sock_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame));
+        // Flow control is the protocol's (§3): never drop or block on HWM.
+        sock_.set(zmq::sockopt::sndhwm, 0);
+        sock_.set(zmq::sockopt::rcvhwm, 0);
+        wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    }
+
+    ~link_impl() override {
+        io_.request_stop();
+        wake();
+        if (io_.joinable()) io_.join();
+        std::lock_guard<std::mutex> g(mu_);
+        if (!lost_ && channel_ != 0) {
+            tx_.clear();
+            w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, channel_, 0});
+            send_raw_locked();
+        }
+        lose_locked();  // nobody can be waiting any more; release select hooks
+        sock_.close();
+        ::close(wake_fd_);
+    }
+
+    void handshake(const std::string& endpoint, const std::string& name,
+                   const std::string& type_name) {
+        if (name.empty() || name.size() > w::max_name) {
+            throw connect_error("zchan: channel name must be 1..255 bytes");
+        }
+        if (type_name.empty() || type_name.size() > w::max_type_name) {
+            throw connect_error("zchan: type identity must be 1..1024 bytes");
+        }
+        try {
+            sock_.connect(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw connect_error("zchan: cannot connect to " + endpoint + ": " + e.what());
+        }
+        const std::uint64_t nonce = static_cast<std::uint64_t>(random_instance_id()[0]) << 8 | 1;
+        w::hello_body h;
+        h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
+        h.instance = random_instance_id();
+        h.name = name;
+        h.type_name = type_name;
+        tx_.clear();
+        w::encode_hello(tx_, nonce, 0, h);
+        sock_.send(zmq::buffer(tx_), zmq::send_flags::dontwait);
+
+        const auto deadline = steady::now() + opts_.connect_timeout;
+        for (;;) {
+            const auto now = steady::now();
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+            if (now >= deadline) {
+                throw connect_error("zchan: no answer from " + endpoint + " within " +
+                                    std::to_string(opts_.connect_timeout.count()) + " ms");
+            }
+            zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, left);
+            if ((item.revents & ZMQ_POLLIN) == 0) continue;
+            zmq::message_t m;
+            if (!sock_.recv(m, zmq::recv_flags::dontwait)) continue;
+            w::frame f;
+            if (w::decode({m.data<unsigned char>(), m.size()}, w::side::peer, f, opts_.max_frame) ||
+                f.h.id != nonce) {
+                ++malformed_;
+                continue;
+            }
+            if (f.h.type == w::msg::welcome) {
+                channel_ = f.welcome.channel;
+                capacity_ = f.welcome.capacity;
+                hb_ = std::chrono::milliseconds(f.welcome.heartbeat_ms);
+                timeout_ = std::chrono::milliseconds(f.welcome.timeout_ms);
+                break;
+            }
+            if (f.h.type == w::msg::error) {
+                const std::string text(f.error.text);
+                switch (f.error.code) {
+                    case w::error_code::type_mismatch:
+                        throw type_mismatch("zchan: " + text);
+                    case w::error_code::unknown_channel:
+                        throw connect_error("zchan: " + text,
+                                            make_error_code(errc::unknown_channel));
+                    case w::error_code::unsupported_version:
+                        throw connect_error("zchan: " + text,
+                                            make_error_code(errc::version_mismatch));
+                    case w::error_code::access_denied:
+                        throw connect_error("zchan: " + text, make_error_code(errc::access_denied));
+                    default:
+                        throw connect_error("zchan: handshake refused: " + text);
+                }
+            }
+        }
+        last_rx_ = last_tx_ = steady::now();
+        zmq_fd_ = sock_.get(zmq::sockopt::fd);
+        io_ = std::jthread([this](std::stop_token st) { run(st); });
+    }
+
+    std::uint64_t capacity() const noexcept override { return capacity_; }
+    bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
+    std::uint64_t malformed_frames() const noexcept override { return malformed_.load(); }
+
+    std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+                                       void (*configure)(net_request&, void*),
+                                       void* configure_arg) override {
+        auto r = std::make_shared<net_request>();
+        r->op = op;
+        std::lock_guard<std::mutex> g(mu_);
+        if (configure != nullptr) configure(*r, configure_arg);
+        if (lost_) {
+            r->result = net_answer::lost;
+            return r;
+        }
+        r->id = next_id_++;
+        pending_.emplace(r->id, r);
+        tx_.clear();
+        const std::uint16_t flags = try_now ? w::flag::try_now : 0;
+        switch (op) {
+            case net_op::send:
+                w::begin_send(tx_, channel_, r->id, flags);
+                tx_.append(payload);
+                break;
+            case net_op::recv:
+                w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r->id});
+                break;
+            case net_op::close:
+                w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r->id});
+                break;
+            case net_op::query:
+                w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r->id});
+                break;
+        }
+        if (tx_.size() > opts_.max_frame) {
+            pending_.erase(r->id);
+            throw transport_error(make_error_code(errc::message_too_large),
+                                  "zchan: value larger than the maximum frame");
+        }
+        send_locked();
+        return r;
+    }
+
+    net_answer wait(net_request& r, deadline_t deadline) override {
+        {
+            // Answered already (often: the user thread drained its own
+            // answer right after sending), or failed at start().
+            std::lock_guard<std::mutex> g(mu_);
+            if (r.result != net_answer::none) return r.result;
+        }
+        r.cx.wait_until(deadline);
+        std::unique_lock<std::mutex> g(mu_);
+        if (r.result != net_answer::none) return r.result;
+        // The deadline passed first. protocol.md §8.5: cancel and let the
+        // home decide.
+        if (r.op == net_op::recv) {
+            r.orphan = true;  // a VALUE still arriving is given back
+            cancel_locked(r);
+            return net_answer::none;
+        }
+        cancel_locked(r);
+        // cancel_locked drains: the verdict may be in already, written while
+        // cx was still aborted (so nobody unparked us). Check before re-arming.
+        if (r.result != net_answer::none) return r.result;
+        r.cx.reset();
+        g.unlock();
+        r.cx.wait_until(no_deadline);  // answered, or lost within the timeout
+        g.lock();
+        return r.result;
+    }
+
+    void detach(net_request& r) override {
+        std::lock_guard<std::mutex> g(mu_);
+        r.entry = nullptr;
+        if (r.orphan || pending_.count(r.id) == 0) return;
+        r.orphan = true;
+        cancel_locked(r);
+    }
+
+    void ack(std::uint64_t delivery) override {
+        std::lock_guard<std::mutex> g(mu_);
+        ack_locked(delivery);
+        drain_locked();
+    }
+
+    void ack_locked(std::uint64_t delivery) override {
+        if (lost_) return;  // protocol.md §12.5: the value belongs to the channel again
+        tx_.clear();
+        w::encode_ack(tx_, channel_, {&delivery, 1});
+        send_raw_locked();
+    }
+
+    void give_back_locked(std::uint64_t delivery) override {
+        if (lost_) return;
+        tx_.clear();
+        w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_, delivery});
+        send_raw_locked();
+    }
+
+private:
+    void wake() noexcept {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    /// Requires mu_. CANCEL_SEND / CANCEL_RECV for a pending request.
+    void cancel_locked(net_request& r) {
+        if (lost_ || pending_.count(r.id) == 0) return;
+        if (r.op != net_op::send && r.op != net_op::recv) return;
+        tx_.clear();
+        w::encode_header(
+            tx_,
+            w::header{w::version, r.op == net_op::send ? w::msg::cancel_send : w::msg::cancel_recv,
+                      0, channel_, r.id});
+        send_locked();
+    }
+
+    /// Requires mu_. Sends tx_, then drains (the send may have consumed the
+    /// ZMQ_FD edge; see the top of the file).
+    void send_locked() {
+        send_raw_locked();
+        drain_locked();
+    }
+
+    /// Requires mu_. Sends tx_ without draining (used while dispatching).
+    void send_raw_locked() {
+        try {
+            if (!sock_.send(zmq::buffer(tx_), zmq::send_flags::dontwait)) {
+                // HWM is unlimited; EAGAIN means the socket cannot queue at all.
+                lose_locked();
+                return;
+            }
+            last_tx_ = steady::now();
+        } catch (const zmq::error_t&) {
+            lose_locked();
+        }
+    }
+
+    /// Requires mu_. Reads and dispatches every frame the socket has ready.
+    void drain_locked() {
+        if (draining_) return;  // re-entered from a dispatch hook
+        draining_ = true;
+        try {
+            while ((sock_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
+                zmq::message_t m;
+                if (!sock_.recv(m, zmq::recv_flags::dontwait)) break;
+                if (m.more()) {  // protocol.md §3: one frame per message
+                    ++malformed_;
+                    while (m.more() && sock_.recv(m, zmq::recv_flags::dontwait)) {
+                    }
+                    continue;
+                }
+                dispatch_locked(m);
+            }
+        } catch (const zmq::error_t&) {
+            lose_locked();
+        }
+        draining_ = false;
+    }
+
+    /// Requires mu_. One frame from the home (protocol.md §5.2, H->P).
+    void dispatch_locked(const zmq::message_t& m) {
+        w::frame f;
+        if (w::decode({m.data<unsigned char>(), m.size()}, w::side::peer, f, opts_.max_frame)) {
+            ++malformed_;  // protocol.md §11.1: count and drop
+            return;
+        }
+        if (f.h.channel != channel_ &&
+            !(f.h.channel == 0 && (f.h.type == w::msg::ping || f.h.type == w::msg::pong ||
+                                   f.h.type == w::msg::error))) {
+            ++malformed_;
+            return;
+        }
+        last_rx_ = steady::now();
+        switch (f.h.type) {
+            case w::msg::ping:
+                tx_.clear();
+                w::encode_header(tx_, w::header{w::version, w::msg::pong, 0, channel_, f.h.id});
+                send_raw_locked();
+                return;
+            case w::msg::pong:
+            case w::msg::welcome:
+            case w::msg::credit:
+                return;
+            case w::msg::send_ok:
+            case w::msg::close_ok:
+                complete_locked(f, net_answer::ok);
+                return;
+            case w::msg::send_closed:
+            case w::msg::closed:
+                complete_locked(f, net_answer::closed);
+                return;
+            case w::msg::send_full:
+                complete_locked(f, net_answer::full);
+                return;
+            case w::msg::empty:
+                complete_locked(f, net_answer::empty);
+                return;
+            case w::msg::send_cancelled:
+            case w::msg::recv_cancelled:
+                complete_locked(f, net_answer::cancelled);
+                return;
+            case w::msg::status:
+                complete_locked(f, net_answer::status);
+                return;
+            case w::msg::value:
+                complete_locked(f, net_answer::value);
+                return;
+            case w::msg::error:
+                if (f.error.code == w::error_code::shutting_down ||
+                    f.error.code == w::error_code::unknown_session) {
+                    lose_locked();  // protocol.md §11.3: peer lost
+                    return;
+                }
+                complete_locked(f, net_answer::error);
+                return;
+            default:
+                ++malformed_;
+                return;
+        }
+    }
+
+    /// Requires mu_. Writes a final answer into its request and wakes it.
+    void complete_locked(const w::frame& f, net_answer a) {
+        auto it = pending_.find(f.h.id);
+        if (it == pending_.end()) {
+            // Unknown request: a VALUE nobody asked for still belongs to the
+            // channel (protocol.md §8.4): give it back.
+            if (a == net_answer::value) give_back_locked(f.delivery_seq);
+            return;
+        }
+        std::shared_ptr<net_request> r = std::move(it->second);
+        pending_.erase(it);
+        r->result = a;
+        if (a == net_answer::value) {
+            r->payload.assign(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
+            r->delivery = f.delivery_seq;
+        } else if (a == net_answer::status) {
+            r->length = f.status.length;
+            r->status_closed = f.status.closed;
+        } else if (a == net_answer::error) {
+            r->error_code = static_cast<std::uint16_t>(f.error.code);
+            r->error_text.assign(f.error.text);
+        }
+        if (r->orphan) {
+            if (a == net_answer::value) give_back_locked(r->delivery);
+            return;
+        }
+        if (r->on_answer != nullptr) {
+            const bool taken = r->on_answer(*r, r->arg);
+            if (a == net_answer::value) {
+                if (taken) {
+                    ack_locked(r->delivery);
+                } else {
+                    give_back_locked(r->delivery);
+                }
+            }
+            return;
+        }
+        if (r->cx.try_select(sel_first_op)) r->cx.unpark();
+    }
+
+    /// Requires mu_. The session is lost (protocol.md §11.3): every pending
+    /// request fails with `lost`.
+    void lose_locked() {
+        lost_.store(true, std::memory_order_release);
+        auto pending = std::move(pending_);
+        pending_.clear();
+        for (auto& [id, r] : pending) {
+            r->result = net_answer::lost;
+            if (r->orphan) continue;
+            if (r->on_answer != nullptr) {
+                r->on_answer(*r, r->arg);
+            } else if (r->cx.try_select(sel_first_op)) {
+                r->cx.unpark();
+            }
+        }
+    }
+
+    /// Requires mu_. protocol.md §12.1.
+    void heartbeat_locked() {
+        const auto now = steady::now();
+        if (now - last_rx_ > timeout_) {
+            lose_locked();
+            return;
+        }
+        if (now - last_tx_ >= hb_) {
+            tx_.clear();
+            w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, channel_, ++ping_nonce_});
+            send_raw_locked();
+        }
+    }
+
+    /// The background thread: polls ZMQ_FD without the lock, drains with it.
+    void run(const std::stop_token& st) {
+        const int poll_ms = static_cast<int>(std::max<long long>(1, hb_.count() / 4));
+        while (!st.stop_requested()) {
+            {
+                std::lock_guard<std::mutex> g(mu_);
+                if (lost_) return;
+                drain_locked();
+                heartbeat_locked();
+                if (lost_) return;
+            }
+            pollfd fds[2] = {{zmq_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+            ::poll(fds, 2, poll_ms);
+            if ((fds[1].revents & POLLIN) != 0) {
+                std::uint64_t n = 0;
+                [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
+            }
+        }
+    }
+
+    const net_options opts_;
+    std::jthread io_;  // the destructor stops and joins it before touching anything else
+    int wake_fd_ = -1;
+    int zmq_fd_ = -1;
+    std::atomic<bool> lost_{false};
+    std::atomic<std::uint64_t> malformed_{0};
+
+    // Set by handshake() before io_ starts; read-only afterwards.
+    std::uint32_t channel_ = 0;
+    std::uint64_t capacity_ = 0;
+    std::chrono::milliseconds hb_{1000};
+    std::chrono::milliseconds timeout_{3000};
+
+    std::mutex mu_;
+    zmq::socket_t sock_;  // guarded by mu_ (after handshake)
+    std::unordered_map<std::uint64_t, std::shared_ptr<net_request>> pending_;  // guarded by mu_
+    std::uint64_t next_id_ = 1;                                                // guarded by mu_
+    std::uint64_t ping_nonce_ = 0;                                             // guarded by mu_
+    steady::time_point last_rx_{};                                             // guarded by mu_
+    steady::time_point last_tx_{};                                             // guarded by mu_
+    std::string tx_;                                                           // guarded by mu_
+    bool draining_ = false;                                                    // guarded by mu_
+};
+
+}  // namespace
+
+std::shared_ptr<net_link> net_link::dial(const std::string& endpoint, const std::string& name,
+                                         const std::string& type_name, const net_options& opts) {
+    auto link = std::make_shared<link_impl>(opts);
+    link->handshake(endpoint, name, type_name);
+    return link;
+}
+
+}  // namespace zchan::detail

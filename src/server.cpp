@@ -1,0 +1,443 @@
+// zchan::server: the home side of the protocol (docs/protocol.md §3, §7, §8,
+// §10-§12, §15).
+//
+// Threading: one server thread owns the ROUTER and every session; it runs
+// each request directly on the served channel through the non-blocking core
+// hooks (served_chan<T>). The only cross-thread traffic is:
+//   * serve() adding a channel (served_mu_);
+//   * op_notifier::post() from whichever thread completed a registered
+//     operation (under that channel's lock): it appends to ready_ under
+//     ready_mu_ and writes the eventfd. Lock order: channel lock -> ready_mu_;
+//     the server thread never holds ready_mu_ while calling a channel.
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <zmq.hpp>
+
+#include "codec.hpp"
+#include "net_context.hpp"
+#include "zchan/net.hpp"
+
+namespace zchan {
+namespace {
+
+using steady = std::chrono::steady_clock;
+namespace w = detail::wire;
+
+static_assert(detail::reply_type::send_ok == static_cast<std::uint8_t>(w::msg::send_ok));
+static_assert(detail::reply_type::send_closed == static_cast<std::uint8_t>(w::msg::send_closed));
+static_assert(detail::reply_type::send_full == static_cast<std::uint8_t>(w::msg::send_full));
+static_assert(detail::reply_type::send_cancelled ==
+              static_cast<std::uint8_t>(w::msg::send_cancelled));
+static_assert(detail::reply_type::recv_cancelled ==
+              static_cast<std::uint8_t>(w::msg::recv_cancelled));
+static_assert(detail::reply_type::closed == static_cast<std::uint8_t>(w::msg::closed));
+static_assert(detail::reply_type::empty == static_cast<std::uint8_t>(w::msg::empty));
+
+}  // namespace
+
+class server::impl final : public detail::reply_sink, public detail::op_notifier {
+public:
+    impl(const std::string& endpoint, const net_options& opts)
+        : opts_(opts), router_(detail::net_context(), zmq::socket_type::router) {
+        router_.set(zmq::sockopt::router_mandatory, 1);  // §3: no silent drops
+        router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame));
+        router_.set(zmq::sockopt::linger, 200);
+        router_.set(zmq::sockopt::sndhwm, 0);
+        router_.set(zmq::sockopt::rcvhwm, 0);
+        try {
+            router_.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            throw transport_error(make_error_code(errc::connect_failed),
+                                  "zchan: cannot bind " + endpoint + ": " + e.what());
+        }
+        endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+        instance_ = detail::random_instance_id();
+        wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+        thread_ = std::jthread([this](std::stop_token st) { run(st); });
+    }
+
+    ~impl() {
+        thread_.request_stop();
+        wake();
+        thread_.join();
+        served_.clear();  // after every session was dropped on the server thread
+        router_.close();
+        ::close(wake_fd_);
+    }
+
+    impl(const impl&) = delete;
+    impl& operator=(const impl&) = delete;
+
+    void add(const std::string& name, std::unique_ptr<detail::served_base> ch) {
+        if (name.empty() || name.size() > w::max_name) {
+            throw std::invalid_argument("zchan: channel name must be 1..255 bytes");
+        }
+        std::lock_guard<std::mutex> g(served_mu_);
+        if (!served_.emplace(name, std::move(ch)).second) {
+            throw std::invalid_argument("zchan: a channel named \"" + name +
+                                        "\" is already served");
+        }
+    }
+
+    // op_notifier: any thread, under a channel lock.
+    void post(detail::served_base* ch, std::uint64_t op_id) noexcept override {
+        {
+            std::lock_guard<std::mutex> g(ready_mu_);
+            ready_.emplace_back(ch, op_id);
+        }
+        if (!signalled_.exchange(true, std::memory_order_acq_rel)) wake();
+    }
+
+    [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
+    [[nodiscard]] std::uint64_t malformed() const noexcept { return malformed_.load(); }
+    [[nodiscard]] std::size_t session_count() const noexcept { return session_count_.load(); }
+
+    // reply_sink: server thread only.
+    void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) override {
+        tx_.clear();
+        w::encode_header(tx_, w::header{w::version, static_cast<w::msg>(type), 0, session, id});
+        send_to(session);
+    }
+    void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
+                     const std::string& payload) override {
+        tx_.clear();
+        w::begin_value(tx_, session, request, delivery);
+        tx_.append(payload);
+        send_to(session);
+    }
+    void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
+                     std::string_view text) override {
+        tx_.clear();
+        w::encode_error(tx_, session, ref, static_cast<w::error_code>(code), text);
+        send_to(session);
+    }
+
+private:
+    struct session_info {
+        std::string routing_id;
+        detail::served_base* ch = nullptr;
+        steady::time_point last_rx;
+        steady::time_point last_tx;
+    };
+
+    void wake() noexcept {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    void run(const std::stop_token& st) {
+        zmq::pollitem_t items[2] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                    {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+        const auto tick =
+            std::chrono::milliseconds(std::max<long long>(1, opts_.heartbeat.count() / 4));
+        while (!st.stop_requested()) {
+            try {
+                zmq::poll(items, 2, tick);
+            } catch (const zmq::error_t&) {
+                continue;  // EINTR
+            }
+            if ((items[1].revents & ZMQ_POLLIN) != 0) {
+                std::uint64_t n = 0;
+                [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
+            }
+            process_ready();
+            // A bounded batch, so that completions and heartbeats keep up.
+            for (int i = 0; i < 512 && recv_one(); ++i) {
+            }
+            housekeeping();
+        }
+        // Shutdown: every peer learns it (§11.2 shutting_down) and every value
+        // in flight goes back to its channel.
+        std::vector<std::uint32_t> ids;
+        for (auto& [id, s] : sessions_) ids.push_back(id);
+        for (auto id : ids) {
+            reply_error(id, 0, static_cast<std::uint16_t>(w::error_code::shutting_down),
+                        "server shutting down");
+            drop(id);
+        }
+    }
+
+    void process_ready() {
+        // Order matters (see post()): clear the flag before taking the list.
+        signalled_.store(false, std::memory_order_release);
+        std::vector<std::pair<detail::served_base*, std::uint64_t>> ready;
+        {
+            std::lock_guard<std::mutex> g(ready_mu_);
+            ready.swap(ready_);
+        }
+        for (auto& [ch, op] : ready) ch->on_ready(*this, op);
+    }
+
+    bool recv_one() {
+        zmq::message_t id;
+        zmq::message_t body;
+        try {
+            if (!router_.recv(id, zmq::recv_flags::dontwait)) return false;
+            if (!id.more()) {
+                count_malformed("empty message");
+                return true;
+            }
+            (void)router_.recv(body);  // the rest of a multipart message is already here
+            if (body.more()) {
+                zmq::message_t rest;
+                do {
+                    (void)router_.recv(rest);
+                } while (rest.more());
+                count_malformed("more than one frame");
+                return true;
+            }
+        } catch (const zmq::error_t&) {
+            return false;
+        }
+        handle(std::string(id.data<char>(), id.size()), body);
+        return true;
+    }
+
+    void count_malformed(const char* why) {
+        const auto n = ++malformed_;
+        // protocol.md §11.1: counted, logged (rate-limited), dropped.
+        if (n <= 10 || n % 1000 == 0) {
+            std::fprintf(stderr, "zchan: server %s: rejected frame #%llu: %s\n", endpoint_.c_str(),
+                         static_cast<unsigned long long>(n), why);
+        }
+    }
+
+    void handle(const std::string& rid, const zmq::message_t& body) {
+        w::frame f;
+        if (auto ec = w::decode({body.data<unsigned char>(), body.size()}, w::side::home, f,
+                                opts_.max_frame)) {
+            count_malformed(ec.message().c_str());
+            return;
+        }
+        if (f.h.type == w::msg::hello) {
+            on_hello(rid, f);
+            return;
+        }
+        if (f.h.channel == 0) {  // only PING/PONG may use channel 0
+            if (f.h.type == w::msg::ping) {
+                tx_.clear();
+                w::encode_header(tx_, w::header{w::version, w::msg::pong, 0, 0, f.h.id});
+                send_raw(rid);
+            }
+            return;
+        }
+        auto it = sessions_.find(f.h.channel);
+        if (it == sessions_.end() || it->second.routing_id != rid) {
+            count_malformed("frame for an unknown session");
+            tx_.clear();
+            w::encode_error(tx_, f.h.channel, f.h.id, w::error_code::unknown_session,
+                            "no such session");
+            send_raw(rid);
+            return;
+        }
+        const std::uint32_t sid = it->first;
+        session_info& s = it->second;
+        s.last_rx = steady::now();
+        auto& ch = *s.ch;
+        switch (f.h.type) {
+            case w::msg::send:
+                if (!ch.on_send(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0,
+                                f.payload.data(), f.payload.size())) {
+                    count_malformed("SEND payload does not decode");
+                    reply_error(sid, f.h.id,
+                                static_cast<std::uint16_t>(w::error_code::decode_error),
+                                "value does not decode as " + ch.type_name());
+                }
+                return;
+            case w::msg::cancel_send:
+                ch.on_cancel_send(*this, sid, f.h.id);
+                return;
+            case w::msg::recv:
+                ch.on_recv(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0);
+                return;
+            case w::msg::cancel_recv:
+                ch.on_cancel_recv(*this, sid, f.h.id);
+                return;
+            case w::msg::ack:
+                for (std::uint64_t i = 0; i < f.h.id; ++i) ch.on_ack(sid, f.ack(i));
+                return;
+            case w::msg::ret:
+                ch.on_return(sid, f.h.id);
+                return;
+            case w::msg::close:
+                if (ch.on_close()) {
+                    reply(sid, static_cast<std::uint8_t>(w::msg::close_ok), f.h.id);
+                } else {
+                    reply_error(sid, f.h.id,
+                                static_cast<std::uint16_t>(w::error_code::already_closed),
+                                "close of closed channel");
+                }
+                return;
+            case w::msg::query: {
+                w::status_body b;
+                b.capacity = ch.capacity();
+                ch.on_query(b.length, b.closed);
+                tx_.clear();
+                w::encode_status(tx_, sid, f.h.id, b);
+                send_to(sid);
+                return;
+            }
+            case w::msg::ping:
+                reply(sid, static_cast<std::uint8_t>(w::msg::pong), f.h.id);
+                return;
+            case w::msg::pong:
+                return;
+            case w::msg::bye:
+                drop(sid);
+                return;
+            default:
+                count_malformed("unexpected message type");
+                return;
+        }
+    }
+
+    void on_hello(const std::string& rid, const w::frame& f) {
+        const auto nonce = f.h.id;
+        auto refuse = [&](w::error_code code, const std::string& text) {
+            tx_.clear();
+            w::encode_error(tx_, 0, nonce, code, text);
+            send_raw(rid);
+        };
+        if (w::negotiate(f.hello) == 0) {
+            refuse(w::error_code::unsupported_version, "this home speaks ZCHAN version 1 only");
+            return;
+        }
+        const std::string name(f.hello.name);
+        detail::served_base* ch = nullptr;
+        {
+            std::lock_guard<std::mutex> g(served_mu_);
+            auto it = served_.find(name);
+            if (it != served_.end()) ch = it->second.get();
+        }
+        if (ch == nullptr) {
+            refuse(w::error_code::unknown_channel,
+                   "no channel \"" + name + "\" is served at " + endpoint_);
+            return;
+        }
+        if (f.hello.type_name != ch->type_name()) {  // protocol.md §7.2 step 4
+            refuse(w::error_code::type_mismatch, "channel \"" + name + "\" carries " +
+                                                     ch->type_name() + ", not " +
+                                                     std::string(f.hello.type_name));
+            return;
+        }
+        std::uint32_t sid = next_session_++;
+        if (sid == 0) sid = next_session_++;
+        const auto now = steady::now();
+        sessions_.emplace(sid, session_info{rid, ch, now, now});
+        session_count_.store(sessions_.size());
+        ch->open_session(sid);
+        w::welcome_body b;
+        b.channel = sid;
+        b.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
+        b.timeout_ms = static_cast<std::uint32_t>(opts_.heartbeat_timeout.count());
+        b.capacity = ch->capacity();
+        b.max_frame = static_cast<std::uint32_t>(opts_.max_frame);
+        b.instance = instance_;
+        tx_.clear();
+        w::encode_welcome(tx_, nonce, 0, b);
+        send_to(sid);
+    }
+
+    /// Ends a session (lost, BYE, unroutable, shutdown): protocol.md §12.4.
+    void drop(std::uint32_t sid) {
+        auto it = sessions_.find(sid);
+        if (it == sessions_.end()) return;
+        detail::served_base* ch = it->second.ch;
+        sessions_.erase(it);
+        session_count_.store(sessions_.size());
+        ch->drop_session(sid);
+    }
+
+    void housekeeping() {
+        for (auto sid : unroutable_) drop(sid);
+        unroutable_.clear();
+        const auto now = steady::now();
+        std::vector<std::uint32_t> lost;
+        for (auto& [sid, s] : sessions_) {
+            if (now - s.last_rx > opts_.heartbeat_timeout) {
+                lost.push_back(sid);
+            } else if (now - s.last_tx >= opts_.heartbeat) {
+                tx_.clear();
+                w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, sid, ++ping_nonce_});
+                send_to(sid);
+            }
+        }
+        for (auto sid : lost) drop(sid);
+    }
+
+    void send_to(std::uint32_t sid) {
+        auto it = sessions_.find(sid);
+        if (it == sessions_.end()) return;
+        if (!send_raw(it->second.routing_id)) {
+            unroutable_.push_back(sid);  // dropped in housekeeping, not mid-dispatch
+            return;
+        }
+        it->second.last_tx = steady::now();
+    }
+
+    bool send_raw(const std::string& rid) {
+        try {
+            if (!router_.send(zmq::buffer(rid),
+                              zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+                return false;
+            }
+            return router_.send(zmq::buffer(tx_), zmq::send_flags::dontwait).has_value();
+        } catch (const zmq::error_t&) {
+            return false;  // EHOSTUNREACH (ROUTER_MANDATORY): the peer is gone
+        }
+    }
+
+    const net_options opts_;
+    zmq::socket_t router_;  // server thread only (after construction)
+    std::string endpoint_;  // immutable after construction
+    w::instance_id instance_{};
+    int wake_fd_ = -1;
+    std::atomic<std::uint64_t> malformed_{0};
+    std::atomic<std::size_t> session_count_{0};
+
+    std::mutex served_mu_;
+    std::map<std::string, std::unique_ptr<detail::served_base>> served_;  // guarded by served_mu_
+
+    std::mutex ready_mu_;
+    std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_;  // guarded by ready_mu_
+    std::atomic<bool> signalled_{false};
+
+    // Server thread only.
+    std::unordered_map<std::uint32_t, session_info> sessions_;
+    std::vector<std::uint32_t> unroutable_;
+    std::uint32_t next_session_ = 1;
+    std::uint64_t ping_nonce_ = 0;
+    std::string tx_;
+
+    std::jthread thread_;  // last: started once everything above exists
+};
+
+server::server(const std::string& endpoint, const net_options& opts)
+    : impl_(std::make_unique<impl>(endpoint, opts)) {}
+
+server::~server() = default;
+
+std::string server::endpoint() const { return impl_->endpoint(); }
+std::uint64_t server::malformed_frames() const noexcept { return impl_->malformed(); }
+std::size_t server::sessions() const noexcept { return impl_->session_count(); }
+void server::add(const std::string& name, std::unique_ptr<detail::served_base> ch) {
+    impl_->add(name, std::move(ch));
+}
+detail::op_notifier& server::notifier() noexcept { return *impl_; }
+
+}  // namespace zchan
