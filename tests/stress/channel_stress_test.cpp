@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -40,7 +42,9 @@ void close_quietly(channel<T>& ch) {
 }
 
 // Joins `threads`, failing (not hanging) if they are still running at
-// `deadline`: in that case `rescue` (which closes the channels) is called first.
+// `deadline`: in that case `rescue` (which closes the channels) is called
+// first, and if even that does not release them the process aborts with a
+// message instead of hanging until the CTest timeout.
 template <class Rescue>
 void join_all_by(std::vector<std::thread>& threads, const std::atomic<int>& finished,
                  zchan_test::clock::time_point deadline, Rescue&& rescue, const char* what) {
@@ -49,6 +53,13 @@ void join_all_by(std::vector<std::thread>& threads, const std::atomic<int>& fini
         ADD_FAILURE() << what << ": only " << finished.load() << " of " << n
                       << " threads finished before the deadline (lost wake-up or deadlock)";
         rescue();
+        if (!zchan_test::wait_until([&] { return finished.load() == n; },
+                                    deadline_after(zchan_test::generous))) {
+            std::fprintf(stderr,
+                         "%s: threads still blocked after closing every channel; aborting\n", what);
+            std::fflush(stderr);
+            std::abort();
+        }
     }
     for (auto& t : threads) t.join();
 }
