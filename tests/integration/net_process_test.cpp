@@ -1,0 +1,434 @@
+// Issue 3 §2 semantics with separate OS processes: the test binary re-executes
+// itself (/proc/self/exe, so every child starts with a fresh ZeroMQ context)
+// in a child role chosen by ZCHAN_CHILD_ROLE, and talks to it over tcp:// and
+// ipc://. Children report progress as lines on stdout ("sent 3", "got 7",
+// "end"), which the test reads with bounded waits: no sleeps.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "zchan/channel.hpp"
+#include "zchan/net.hpp"
+#include "zchan/select.hpp"
+#include "zchan_test_support.hpp"
+
+extern char** environ;
+
+namespace {
+
+using namespace std::chrono_literals;
+using zchan_test::clock;
+using zchan_test::deadline_after;
+using zchan_test::generous;
+
+zchan::net_options fast() {
+    zchan::net_options o;
+    o.connect_timeout = 5000ms;
+    o.heartbeat = 100ms;
+    o.heartbeat_timeout = 500ms;
+    return o;
+}
+
+std::string env(const char* name, const char* fallback = "") {
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : fallback;
+}
+
+void say(const std::string& line) {
+    std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+}
+
+// ---- child roles ------------------------------------------------------------------
+
+int child_main(const std::string& role) {
+    const std::string ep = env("ZCHAN_CHILD_ENDPOINT");
+    const std::string name = env("ZCHAN_CHILD_NAME", "ch");
+    const long n = std::stol(env("ZCHAN_CHILD_N", "0"));
+    const long id = std::stol(env("ZCHAN_CHILD_ID", "0"));
+    try {
+        if (role == "send") {
+            auto ch = zchan::dial<long>(ep, name, fast());
+            for (long i = 0; i < n; ++i) {
+                ch.send(id * 1'000'000 + i);
+                say("sent " + std::to_string(i));
+            }
+            say("done");
+            return 0;
+        }
+        if (role == "recv") {
+            auto ch = zchan::dial<long>(ep, name, fast());
+            for (long v : ch) say("got " + std::to_string(v));
+            say("end");
+            return 0;
+        }
+        if (role == "close") {
+            auto ch = zchan::dial<long>(ep, name, fast());
+            ch.close();
+            say("closed");
+            return 0;
+        }
+        if (role == "serve") {
+            // The home of a channel of capacity n fed with `id` values then
+            // closed; lives until its stdin reaches EOF (or it is killed).
+            zchan::channel<long> ch(static_cast<std::size_t>(n));
+            zchan::server srv(ep, fast());
+            srv.serve(name, ch);
+            say("endpoint " + srv.endpoint());
+            for (long i = 0; i < id; ++i) ch.send(i);
+            if (id > 0) ch.close();
+            char buf[64];
+            while (::read(0, buf, sizeof buf) > 0) {
+            }
+            return 0;
+        }
+    } catch (const zchan::peer_lost&) {
+        say("lost");
+        return 4;
+    } catch (const zchan::channel_closed&) {
+        say("closed");
+        return 3;
+    } catch (const std::exception& e) {
+        say(std::string("error ") + e.what());
+        return 2;
+    }
+    return 1;
+}
+
+// ---- the parent's view of a child ------------------------------------------------------
+
+class child {
+public:
+    explicit child(const std::map<std::string, std::string>& vars) {
+        int out[2];
+        int in[2];
+        if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0) std::abort();
+        std::vector<std::string> envs;
+        for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
+        for (auto& [k, v] : vars) envs.push_back(k + "=" + v);
+        std::vector<char*> envp;
+        for (auto& e : envs) envp.push_back(e.data());
+        envp.push_back(nullptr);
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+        char exe[] = "/proc/self/exe";
+        char* argv[] = {exe, nullptr};
+        if (posix_spawn(&pid_, exe, &fa, nullptr, argv, envp.data()) != 0) std::abort();
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(out[1]);
+        ::close(in[0]);
+        stdin_ = in[1];
+        reader_ = std::thread([this, fd = out[0]] { read_lines(fd); });
+    }
+
+    child(const child&) = delete;
+    child& operator=(const child&) = delete;
+
+    ~child() {
+        close_stdin();
+        if (!exited_) {
+            if (!wait_exit(deadline_after(generous)).has_value()) {
+                ::kill(pid_, SIGKILL);
+                (void)wait_exit(deadline_after(generous));
+            }
+        }
+        reader_.join();
+    }
+
+    /// Positive wait for a line equal to `line`.
+    [[nodiscard]] bool wait_line(const std::string& line,
+                                 clock::time_point deadline = deadline_after(generous)) const {
+        return zchan_test::wait_until([&] { return has_line(line); }, deadline);
+    }
+    /// Waits for a line starting with `prefix`; returns the rest.
+    [[nodiscard]] std::optional<std::string> wait_prefix(const std::string& prefix) const {
+        std::optional<std::string> found;
+        (void)zchan_test::wait_until(
+            [&] {
+                std::lock_guard<std::mutex> g(mu_);
+                for (auto& l : lines_) {
+                    if (l.rfind(prefix, 0) == 0) {
+                        found = l.substr(prefix.size());
+                        return true;
+                    }
+                }
+                return false;
+            },
+            deadline_after(generous));
+        return found;
+    }
+    [[nodiscard]] bool has_line(const std::string& line) const {
+        std::lock_guard<std::mutex> g(mu_);
+        return std::find(lines_.begin(), lines_.end(), line) != lines_.end();
+    }
+    [[nodiscard]] std::vector<std::string> lines() const {
+        std::lock_guard<std::mutex> g(mu_);
+        return lines_;
+    }
+
+    void close_stdin() {
+        if (stdin_ >= 0) ::close(stdin_);
+        stdin_ = -1;
+    }
+    void kill_now() { ::kill(pid_, SIGKILL); }
+
+    /// Positive wait for the exit; returns the exit code (-signal if killed).
+    [[nodiscard]] std::optional<int> wait_exit(clock::time_point deadline) {
+        while (!exited_) {
+            int status = 0;
+            const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            if (r == pid_) {
+                exited_ = true;
+                code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+                break;
+            }
+            if (clock::now() >= deadline) return std::nullopt;
+            std::this_thread::yield();
+        }
+        return code_;
+    }
+
+private:
+    void read_lines(int fd) {
+        std::string partial;
+        char buf[4096];
+        ssize_t n = 0;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+            partial.append(buf, static_cast<std::size_t>(n));
+            std::size_t nl = 0;
+            while ((nl = partial.find('\n')) != std::string::npos) {
+                std::lock_guard<std::mutex> g(mu_);
+                lines_.push_back(partial.substr(0, nl));
+                partial.erase(0, nl + 1);
+            }
+        }
+        ::close(fd);
+    }
+
+    pid_t pid_ = -1;
+    int stdin_ = -1;
+    bool exited_ = false;
+    int code_ = -1;
+    std::thread reader_;
+    mutable std::mutex mu_;
+    std::vector<std::string> lines_;  // guarded by mu_
+};
+
+std::atomic<int> counter{0};
+
+std::string bind_endpoint(const std::string& transport) {
+    if (transport == "ipc") {
+        return "ipc:///tmp/zchan-proc-test-" + std::to_string(::getpid()) + "-" +
+               std::to_string(counter.fetch_add(1));
+    }
+    return "tcp://127.0.0.1:*";
+}
+
+class NetProcess : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NetProcess, CapacityIsExactForASenderInAnotherProcess) {
+    zchan::channel<long> ch(3);
+    zchan::server srv(bind_endpoint(GetParam()), fast());
+    srv.serve("ch", ch);
+    child producer({{"ZCHAN_CHILD_ROLE", "send"},
+                    {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()},
+                    {"ZCHAN_CHILD_N", "5"}});
+    ASSERT_TRUE(producer.wait_line("sent 2"));
+    // The 4th send blocks: nothing is hidden in ZeroMQ queues.
+    EXPECT_TRUE(zchan_test::stays_false_for([&] { return producer.has_line("sent 3"); }));
+    EXPECT_EQ(ch.len(), 3u);
+    EXPECT_EQ(*ch.recv(), 0);
+    EXPECT_TRUE(producer.wait_line("sent 3"));
+    EXPECT_TRUE(zchan_test::stays_false_for([&] { return producer.has_line("sent 4"); }));
+    for (long i = 1; i < 5; ++i) EXPECT_EQ(*ch.recv(), i);
+    EXPECT_TRUE(producer.wait_line("done"));
+    EXPECT_EQ(producer.wait_exit(deadline_after(generous)), 0);
+}
+
+TEST_P(NetProcess, UnbufferedSendInAnotherProcessWaitsForTheReceiver) {
+    zchan::channel<long> ch;
+    zchan::server srv(bind_endpoint(GetParam()), fast());
+    srv.serve("ch", ch);
+    child producer({{"ZCHAN_CHILD_ROLE", "send"},
+                    {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()},
+                    {"ZCHAN_CHILD_N", "2"}});
+    EXPECT_TRUE(zchan_test::stays_false_for([&] { return producer.has_line("sent 0"); }, 200ms));
+    EXPECT_EQ(*ch.recv(), 0);
+    EXPECT_TRUE(producer.wait_line("sent 0"));
+    EXPECT_TRUE(zchan_test::stays_false_for([&] { return producer.has_line("sent 1"); }));
+    EXPECT_EQ(*ch.recv(), 1);
+    EXPECT_EQ(producer.wait_exit(deadline_after(generous)), 0);
+}
+
+TEST_P(NetProcess, EachValueReachesExactlyOneReceiverInOrderPerSender) {
+    const long n = static_cast<long>(zchan_test::scale(1500));
+    zchan::channel<long> ch(16);
+    zchan::server srv(bind_endpoint(GetParam()), fast());
+    srv.serve("ch", ch);
+    std::vector<std::unique_ptr<child>> producers;
+    std::vector<std::unique_ptr<child>> consumers;
+    for (int i = 1; i <= 2; ++i) {
+        producers.push_back(std::make_unique<child>(
+            std::map<std::string, std::string>{{"ZCHAN_CHILD_ROLE", "send"},
+                                               {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()},
+                                               {"ZCHAN_CHILD_N", std::to_string(n)},
+                                               {"ZCHAN_CHILD_ID", std::to_string(i)}}));
+        consumers.push_back(std::make_unique<child>(std::map<std::string, std::string>{
+            {"ZCHAN_CHILD_ROLE", "recv"}, {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()}}));
+    }
+    // A local receiver and a local sender join in.
+    std::vector<long> local_got;
+    std::thread local_rx([&] {
+        for (long v : ch) local_got.push_back(v);
+    });
+    for (long i = 0; i < n; ++i) ch.send(3'000'000 + i);
+    for (auto& p : producers) EXPECT_EQ(p->wait_exit(deadline_after(4 * generous)), 0);
+    ch.close();
+    local_rx.join();
+
+    std::vector<std::vector<long>> per_receiver{local_got};
+    for (auto& c : consumers) {
+        EXPECT_EQ(c->wait_exit(deadline_after(generous)), 0);
+        std::vector<long> got;
+        for (auto& l : c->lines()) {
+            if (l.rfind("got ", 0) == 0) got.push_back(std::stol(l.substr(4)));
+        }
+        EXPECT_EQ(c->lines().back(), "end");
+        per_receiver.push_back(std::move(got));
+    }
+    std::multiset<long> all;
+    for (auto& r : per_receiver) {
+        all.insert(r.begin(), r.end());
+        // Order per sender as seen by each receiver.
+        std::map<long, long> last;
+        for (long v : r) {
+            const long sender = v / 1'000'000;
+            auto it = last.find(sender);
+            if (it != last.end()) {
+                EXPECT_LT(it->second, v);
+            }
+            last[sender] = v;
+        }
+    }
+    ASSERT_EQ(all.size(), static_cast<std::size_t>(3 * n));
+    for (long s = 1; s <= 3; ++s) {
+        for (long i = 0; i < n; ++i) {
+            ASSERT_EQ(all.count(s * 1'000'000 + i), 1u) << "value " << s * 1'000'000 + i;
+        }
+    }
+}
+
+TEST_P(NetProcess, CloseFromAnotherProcessDrainsThenEndsEverywhere) {
+    zchan::channel<long> ch(8);
+    zchan::server srv(bind_endpoint(GetParam()), fast());
+    srv.serve("ch", ch);
+    for (long i = 1; i <= 3; ++i) ch.send(i);
+    {
+        child closer({{"ZCHAN_CHILD_ROLE", "close"}, {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()}});
+        EXPECT_TRUE(closer.wait_line("closed"));
+        EXPECT_EQ(closer.wait_exit(deadline_after(generous)), 0);
+    }
+    EXPECT_TRUE(zchan_test::throws<zchan::channel_closed>([&] { ch.send(4); }));
+    child late_sender({{"ZCHAN_CHILD_ROLE", "send"},
+                       {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()},
+                       {"ZCHAN_CHILD_N", "1"}});
+    EXPECT_EQ(late_sender.wait_exit(deadline_after(generous)), 3);  // channel_closed
+    child reader({{"ZCHAN_CHILD_ROLE", "recv"}, {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()}});
+    EXPECT_EQ(reader.wait_exit(deadline_after(generous)), 0);
+    EXPECT_EQ(reader.lines(), (std::vector<std::string>{"got 1", "got 2", "got 3", "end"}));
+    EXPECT_FALSE(ch.recv().has_value());
+}
+
+TEST_P(NetProcess, SelectOverARemoteAndALocalChannelLosesAndDuplicatesNothing) {
+    const long n = static_cast<long>(zchan_test::scale(400));
+    child home({{"ZCHAN_CHILD_ROLE", "serve"},
+                {"ZCHAN_CHILD_ENDPOINT", bind_endpoint(GetParam())},
+                {"ZCHAN_CHILD_N", "4"},
+                {"ZCHAN_CHILD_ID", std::to_string(n)}});
+    const auto ep = home.wait_prefix("endpoint ");
+    ASSERT_TRUE(ep.has_value());
+    auto remote = zchan::dial<long>(*ep, "ch", fast());
+    zchan::channel<long> local(4);
+    std::thread feed([&] {
+        for (long i = 0; i < n; ++i) local.send(n + i);
+        local.close();
+    });
+    std::multiset<long> got;
+    bool remote_open = true;
+    bool local_open = true;
+    while (remote_open || local_open) {
+        auto r = remote_open ? remote : zchan::channel<long>::nil();
+        auto l = local_open ? local : zchan::channel<long>::nil();
+        zchan::select(zchan::recv_case(r,
+                                       [&](std::optional<long> v) {
+                                           if (v) {
+                                               got.insert(*v);
+                                           } else {
+                                               remote_open = false;
+                                           }
+                                       }),
+                      zchan::recv_case(l, [&](std::optional<long> v) {
+                          if (v) {
+                              got.insert(*v);
+                          } else {
+                              local_open = false;
+                          }
+                      }));
+    }
+    feed.join();
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(2 * n));
+    long expect = 0;
+    for (long v : got) EXPECT_EQ(v, expect++);
+    home.close_stdin();
+    EXPECT_EQ(home.wait_exit(deadline_after(generous)), 0);
+}
+
+TEST_P(NetProcess, HomeKilledMeansPeerLostWithinTheHeartbeatTimeout) {
+    child home({{"ZCHAN_CHILD_ROLE", "serve"},
+                {"ZCHAN_CHILD_ENDPOINT", bind_endpoint(GetParam())},
+                {"ZCHAN_CHILD_N", "1"}});
+    const auto ep = home.wait_prefix("endpoint ");
+    ASSERT_TRUE(ep.has_value());
+    auto remote = zchan::dial<long>(*ep, "ch", fast());
+    EXPECT_EQ(remote.recv_for(20ms).status, zchan::recv_status::timeout);
+    zchan_test::background_call blocked(
+        [&] { EXPECT_TRUE(zchan_test::throws<zchan::peer_lost>([&] { (void)remote.recv(); })); });
+    EXPECT_TRUE(blocked.still_blocked_after());
+    const auto t0 = clock::now();
+    home.kill_now();
+    EXPECT_TRUE(blocked.wait_done());
+    // Within the timeout (500 ms) plus a heartbeat tick, with slack for a busy machine.
+    EXPECT_LT(clock::now() - t0, 3s);
+    EXPECT_EQ(remote.send_for(1, 10ms), zchan::send_status::peer_lost);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, NetProcess, ::testing::Values("tcp", "ipc"));
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::string role = env("ZCHAN_CHILD_ROLE");
+    if (!role.empty()) return child_main(role);
+    ::signal(SIGPIPE, SIG_IGN);
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
