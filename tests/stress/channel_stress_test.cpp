@@ -4,6 +4,7 @@
 // involved (which must wake every blocked thread), reports the failure and
 // still joins its threads, so a lost wake-up fails the test instead of hanging
 // it. Sizes shrink under sanitizers (zchan_test::scale).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -31,6 +32,32 @@ using zchan_test::deadline_after;
 // Whole-test budget for positive waits; CTest's timeout (300 s, 4x under
 // sanitizers) is the backstop behind it.
 constexpr auto stress_deadline = zchan_test::sanitized ? 600'000ms : 200'000ms;
+
+// How long the traffic may make no progress at all before the test calls it a
+// lost wake-up (a correct run moves thousands of values per millisecond).
+constexpr auto stall_limit = zchan_test::generous;
+
+// Waits until `done()`, failing early if `progress()` stops changing for
+// stall_limit (a lost wake-up or deadlock) or if `deadline` passes.
+template <class Done, class Progress>
+[[nodiscard]] bool wait_progressing(Done&& done, Progress&& progress,
+                                    zchan_test::clock::time_point deadline) {
+    auto last = progress();
+    auto last_change = zchan_test::clock::now();
+    for (;;) {
+        const auto step = std::min(deadline, zchan_test::clock::now() + 100ms);
+        if (zchan_test::wait_until(done, step)) return true;
+        const auto now = zchan_test::clock::now();
+        if (now >= deadline) return false;
+        const auto p = progress();
+        if (p != last) {
+            last = p;
+            last_change = now;
+        } else if (now - last_change >= stall_limit) {
+            return false;
+        }
+    }
+}
 
 // Closes `ch` unless already closed; used to unblock threads after a failure.
 template <class T>
@@ -84,6 +111,7 @@ void run_mpmc(std::size_t cap) {
     std::atomic<int> order_violations{0};
     std::atomic<int> out_of_range{0};
     std::atomic<int> finished{0};
+    std::atomic<std::uint64_t> progress{0};  // values received, published every 256
 
     zchan_test::start_gate gate(senders + receivers);
     std::vector<std::thread> threads;
@@ -104,7 +132,7 @@ void run_mpmc(std::size_t cap) {
                 if (seq <= last[s]) order_violations.fetch_add(1);
                 last[s] = seq;
                 if (seen[value].exchange(1) != 0) duplicates.fetch_add(1);
-                ++local_count;
+                if ((++local_count & 255U) == 0) progress.fetch_add(256, std::memory_order_relaxed);
                 local_sum +=
                     value * 2654435761ULL;  // order-independent, sensitive to substitutions
             }
@@ -130,10 +158,12 @@ void run_mpmc(std::size_t cap) {
     }
     gate.open();
     const auto deadline = deadline_after(stress_deadline);
-    if (zchan_test::wait_until([&] { return senders_finished.load() == senders; }, deadline)) {
+    if (wait_progressing([&] { return senders_finished.load() == senders; },
+                         [&] { return progress.load(); }, deadline)) {
         ch.close();  // receivers drain what is left and stop
     } else {
-        ADD_FAILURE() << "senders did not finish (cap " << cap << ")";
+        ADD_FAILURE() << "senders did not finish (cap " << cap << "): stuck after about "
+                      << progress.load() << " of " << total << " values";
     }
     join_all_by(
         threads, finished, deadline, [&] { close_quietly(ch); }, "mpmc");
@@ -290,7 +320,8 @@ TEST(ChannelStress, SelectsRacingEachOtherAndCloseDeliverExactlyOnce) {
         const auto deadline = deadline_after(stress_deadline / rounds);
         for (std::size_t k = 0; k < chans.size(); ++k) {
             const int threshold = std::min(close_from + static_cast<int>(k) * total / 50, total);
-            if (!zchan_test::wait_until([&] { return attempts.load() >= threshold; }, deadline)) {
+            if (!wait_progressing([&] { return attempts.load() >= threshold; },
+                                  [&] { return attempts.load(); }, deadline)) {
                 ADD_FAILURE() << "round " << round << ": only " << attempts.load() << " of "
                               << total << " selects done before closing channel " << k;
             }
@@ -344,7 +375,8 @@ void run_ping_pong(std::size_t cap) {
         finished.fetch_add(1);
     });
     const auto deadline = deadline_after(stress_deadline);
-    if (zchan_test::wait_until([&] { return progress.load() == round_trips; }, deadline)) {
+    if (wait_progressing([&] { return progress.load() == round_trips; },
+                         [&] { return progress.load(); }, deadline)) {
         ping.close();  // lets the echo thread finish
     } else {
         ADD_FAILURE() << "ping-pong stuck after " << progress.load() << " of " << round_trips
@@ -441,7 +473,8 @@ TEST(ChannelStress, TimedSelectsRacingSendsDeliverEveryValueExactlyOnce) {
     }
     gate.open();
     const auto deadline = deadline_after(stress_deadline);
-    if (zchan_test::wait_until([&] { return senders_finished.load() == senders; }, deadline)) {
+    if (wait_progressing([&] { return senders_finished.load() == senders; },
+                         [&] { return received.load(); }, deadline)) {
         a.close();
         b.close();
     } else {
@@ -493,8 +526,8 @@ TEST(ChannelStress, TimedOperationsRacingCloseNeverHang) {
         });
     }
     // Close mid-flow: after about half of the 2n values went through.
-    if (!zchan_test::wait_until([&] { return received_count.load() >= n; },
-                                deadline_after(stress_deadline))) {
+    if (!wait_progressing([&] { return received_count.load() >= n; },
+                          [&] { return received_count.load(); }, deadline_after(stress_deadline))) {
         ADD_FAILURE() << "timed operations made no progress: " << received_count.load() << " of "
                       << n;
     }
