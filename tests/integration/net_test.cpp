@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstring>
 #include <set>
 #include <string>
 #include <thread>
@@ -12,6 +14,7 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <zmq.hpp>
 
 #include "zchan/channel.hpp"
 #include "zchan/select.hpp"
@@ -220,6 +223,119 @@ TEST(NetIntegrationTcp, NothingToDialIsAConnectErrorAfterTheTimeout) {
     EXPECT_TRUE(zchan_test::throws<zchan::connect_error>(
         [&] { (void)zchan::dial<int>(endpoint, "x", opts); }));
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+}
+
+// ---- a client written from docs/protocol.md alone, plus garbage -------------------
+
+std::string le(std::uint64_t v, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    return out;
+}
+std::string header(int type, std::uint32_t channel, std::uint64_t id, int flags = 0) {
+    return std::string(1, '\x01') + static_cast<char>(type) + le(flags, 2) + le(channel, 4) +
+           le(id, 8);
+}
+std::uint64_t read_le(const std::string& s, std::size_t at, int bytes) {
+    std::uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) {
+        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(s[at + i])) << (8 * i);
+    }
+    return v;
+}
+
+class raw_client {
+public:
+    explicit raw_client(const std::string& endpoint) : sock_(ctx_, zmq::socket_type::dealer) {
+        sock_.set(zmq::sockopt::linger, 0);
+        sock_.set(zmq::sockopt::rcvtimeo, 5000);
+        sock_.connect(endpoint);
+    }
+    void send(const std::string& frame) { sock_.send(zmq::buffer(frame)); }
+    std::string recv() {
+        zmq::message_t m;
+        if (!sock_.recv(m)) return {};
+        return m.to_string();
+    }
+    /// Next frame that is not a PING (answers PINGs as §12.1 requires).
+    std::string recv_answer(std::uint32_t channel) {
+        for (;;) {
+            auto f = recv();
+            if (f.size() >= 16 && f[1] == '\x40') {
+                send(header(0x41, channel, read_le(f, 8, 8)));
+                continue;
+            }
+            return f;
+        }
+    }
+    zmq::socket_t& socket() { return sock_; }
+
+private:
+    zmq::context_t ctx_;
+    zmq::socket_t sock_;
+};
+
+TEST(NetIntegrationTcp, AClientWrittenFromTheSpecWorksAndGarbageIsCountedNotFatal) {
+    zchan::channel<std::string> ch(4);
+    zchan::server srv("tcp://127.0.0.1:*", fast());
+    srv.serve("words", ch);
+
+    raw_client c(srv.endpoint());
+    // Garbage first: short, wrong version, unknown type, huge claimed name,
+    // a frame for a session that does not exist, and a multipart message.
+    c.send("x");
+    c.send(std::string(16, '\x07'));
+    c.send(header(0x99, 1, 1));
+    std::string bad_hello =
+        header(0x01, 0, 5) + "\x01\x01" + le(0xffff, 2) + le(6, 2) + std::string(34, '\0');
+    c.send(bad_hello);
+    c.send(header(0x20, 1234, 1));
+    EXPECT_EQ(read_le(c.recv(), 16, 2), 9u);  // ERROR unknown_session (§11.2)
+    c.socket().send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
+    c.socket().send(zmq::str_buffer("b"));
+
+    // HELLO (§5.2): min 1, max 1, name, type, no windows, heartbeat 0 = default.
+    const std::string name = "words";
+    const std::string type = "string";
+    std::string hello = header(0x01, 0, 77) + "\x01\x01" + le(name.size(), 2) + le(type.size(), 2) +
+                        le(0, 2) + le(0, 4) + le(0, 4) + le(0, 4) + le(0, 4) +
+                        std::string(16, '\x5a') + name + type;
+    c.send(hello);
+    const std::string welcome = c.recv();
+    ASSERT_EQ(welcome.size(), 64u);
+    ASSERT_EQ(welcome[1], '\x02');
+    EXPECT_EQ(read_le(welcome, 8, 8), 77u);
+    const auto chan = static_cast<std::uint32_t>(read_le(welcome, 16, 4));
+    EXPECT_EQ(read_le(welcome, 24, 8), 4u);  // capacity
+
+    // A hostile payload: a vector claiming 2^28 strings. ERROR decode_error, session lives on.
+    c.send(header(0x10, chan, 1) + le(1ULL << 28, 8) + le(1, 8) + le(1 << 20, 8));
+    const auto err = c.recv_answer(chan);
+    ASSERT_GE(err.size(), 20u);
+    EXPECT_EQ(err[1], '\x03');
+    EXPECT_EQ(read_le(err, 8, 8), 1u);   // ref = the SEND's seq
+    EXPECT_EQ(read_le(err, 16, 2), 5u);  // decode_error
+
+    // SEND "ok" -> SEND_OK; the home channel has it.
+    c.send(header(0x10, chan, 2) + le(2, 8) + "ok");
+    const auto ok = c.recv_answer(chan);
+    EXPECT_EQ(ok, header(0x12, chan, 2));
+    EXPECT_EQ(*ch.recv(), "ok");
+
+    // RECV -> VALUE(delivery seq, payload) -> ACK.
+    ch.send("hi");
+    c.send(header(0x20, chan, 3));
+    const auto value = c.recv_answer(chan);
+    ASSERT_EQ(value.size(), 24u + 8u + 2u);
+    EXPECT_EQ(value[1], '\x26');
+    EXPECT_EQ(value.substr(32), "hi");
+    c.send(header(0x22, chan, 1) + value.substr(16, 8));
+
+    EXPECT_GE(srv.malformed_frames(), 5u);
+    // And a real client is unaffected.
+    auto remote = zchan::dial<std::string>(srv.endpoint(), "words", fast());
+    remote.send("still fine");
+    EXPECT_EQ(*ch.recv(), "still fine");
 }
 
 }  // namespace
