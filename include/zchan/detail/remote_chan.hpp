@@ -181,7 +181,10 @@ private:
     }
 
     bool remember(wait_entry& e, std::shared_ptr<net_request> r) {
-        const bool ready = r->result != net_answer::none;  // lost at once
+        // r->result is guarded by the link mutex and may be written right now
+        // by a dispatching thread; the atomic lost flag is what matters here:
+        // a lost link makes the select retry try_* at once (-> peer_lost).
+        const bool ready = link_->lost();
         std::lock_guard<std::mutex> g(regs_mu_);
         regs_.emplace_back(&e, std::move(r));
         return ready;
