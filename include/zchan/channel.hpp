@@ -236,6 +236,10 @@ public:
 
     /// Input iterator over received values; reaches end() when the channel is
     /// closed and drained. `for (auto&& v : ch)` is Go's `for v := range ch`.
+    ///
+    /// It receives lazily, when first compared with end() or dereferenced,
+    /// so a range adaptor that stops early (std::views::take) never receives
+    /// a value it will not hand out. Advancing consumes the current value.
     class iterator {
     public:
         using iterator_category = std::input_iterator_tag;
@@ -245,22 +249,35 @@ public:
         using reference = T&;
 
         iterator() = default;
-        explicit iterator(const channel* ch) : ch_(ch), current_(ch->recv()) {}
+        explicit iterator(const channel* ch) : ch_(ch) {}
 
-        T& operator*() const { return *current_; }
-        T* operator->() const { return &*current_; }
+        T& operator*() const {
+            fetch();
+            return *current_;
+        }
+        T* operator->() const { return &**this; }
         iterator& operator++() {
-            current_ = ch_->recv();
+            fetch();  // a value skipped without being looked at is still consumed
+            fetched_ = false;
+            current_.reset();
             return *this;
         }
         void operator++(int) { ++*this; }
-        friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
+        friend bool operator==(const iterator& it, std::default_sentinel_t) {
+            it.fetch();
             return !it.current_.has_value();
         }
 
     private:
+        void fetch() const {
+            if (fetched_) return;
+            current_ = ch_->recv();
+            fetched_ = true;
+        }
+
         const channel* ch_ = nullptr;
         mutable std::optional<T> current_;
+        mutable bool fetched_ = false;
     };
 
     iterator begin() const { return iterator(this); }

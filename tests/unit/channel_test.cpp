@@ -830,3 +830,16 @@ TEST(ChannelUnit, ConstLvalueSendsCopyExactlyOnce) {
 }
 
 }  // namespace
+
+// Regression: the range iterator used to receive the next value as soon as it
+// advanced, so std::views::take(2) over three buffered values swallowed the third.
+TEST(ChannelUnit, RangeAdaptorsThatStopEarlyLeaveTheRestInTheChannel) {
+    static_assert(std::input_iterator<channel<int>::iterator>);
+    channel<int> ch(3);
+    ch << 1 << 2 << 3;
+    int sum = 0;
+    for (int v : ch | std::views::take(2)) sum += v;
+    EXPECT_EQ(sum, 3);
+    ASSERT_EQ(ch.len(), 1u);
+    EXPECT_EQ(*ch.recv(), 3);
+}
