@@ -20,8 +20,14 @@
 //   range_1m             a channel of capacity 1'000'000 is filled and closed (not timed),
 //                        then the timing thread ranges over it until closed and drained
 //
-// Extra flag: --zchan_items_scale=F multiplies every item count (the ctest smoke run uses a
-// small F so that it finishes in seconds even where every hand-off sleeps).
+// Extra flags:
+//   --zchan_items_scale=F  multiplies every item count (the ctest smoke run uses a small F so
+//                          that it finishes in seconds even where every hand-off sleeps).
+//   --zchan_pin            diagnostic: pins the threads of each case round-robin to the CPUs
+//                          the process may use (timing thread first), so that two partners
+//                          never share a CPU. Without it the scheduler places the threads, as
+//                          in a real program; comparing the two separates the channel's own
+//                          cost from the cost of where the threads happen to run.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -37,6 +43,9 @@
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <zchan/zchan.hpp>
 
 #include "baseline_queue.hpp"
@@ -46,6 +55,7 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 
 double g_items_scale = 1.0;  // set once in main() before any benchmark runs
+bool g_pin = false;          // --zchan_pin; set once in main()
 bool g_failed = false;       // a case saw wrong values; only benchmark threads write it, one at a time
 
 enum class bench_case { spsc_cap1024, spsc_cap1, spsc_unbuffered, pingpong, mpmc4x4, range_1m };
@@ -94,6 +104,57 @@ struct baseline_impl {
     }
 };
 
+// --zchan_pin support. The CPUs the process may use, read once in main().
+std::vector<int>& allowed_cpus() {
+    static std::vector<int> cpus;
+    return cpus;
+}
+
+void read_allowed_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) {
+        return;
+    }
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &set)) {
+            allowed_cpus().push_back(c);
+        }
+    }
+}
+
+// Pins the calling thread to the slot-th allowed CPU (round-robin); no-op without --zchan_pin.
+void pin_slot(int slot) {
+    const auto& cpus = allowed_cpus();
+    if (!g_pin || cpus.empty()) {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpus[static_cast<std::size_t>(slot) % cpus.size()], &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// Pins the timing thread (slot 0) for one case and gives it all allowed CPUs back afterwards,
+// since Google Benchmark runs every case on that thread.
+class timing_thread_pin {
+public:
+    timing_thread_pin() { pin_slot(0); }
+    ~timing_thread_pin() {
+        if (!g_pin || allowed_cpus().empty()) {
+            return;
+        }
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int c : allowed_cpus()) {
+            CPU_SET(c, &set);
+        }
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
+    timing_thread_pin(const timing_thread_pin&) = delete;
+    timing_thread_pin& operator=(const timing_thread_pin&) = delete;
+};
+
 double seconds_between(clock_type::time_point a, clock_type::time_point b) {
     return std::chrono::duration<double>(b - a).count();
 }
@@ -113,10 +174,12 @@ bool check_sum(benchmark::State& state, std::int64_t got, std::int64_t want) {
 template <class Impl>
 void bm_spsc(benchmark::State& state, bench_case c, std::size_t cap) {
     const std::int64_t n = case_items(c);
+    const timing_thread_pin pin;
     for (auto _ : state) {
         auto ch = Impl::make(cap);
         std::latch start(2);
         std::jthread sender([&] {
+            pin_slot(1);
             start.arrive_and_wait();
             for (std::int64_t i = 0; i < n; ++i) {
                 Impl::send(ch, static_cast<int>(i));
@@ -141,11 +204,13 @@ void bm_spsc(benchmark::State& state, bench_case c, std::size_t cap) {
 template <class Impl>
 void bm_pingpong(benchmark::State& state) {
     const std::int64_t n = case_items(bench_case::pingpong);
+    const timing_thread_pin pin;
     for (auto _ : state) {
         auto ping = Impl::make(0);
         auto pong = Impl::make(0);
         std::latch start(2);
         std::jthread partner([&] {
+            pin_slot(1);
             start.arrive_and_wait();
             for (std::int64_t i = 0; i < n; ++i) {
                 Impl::send(pong, Impl::recv(ping));
@@ -183,6 +248,7 @@ void bm_mpmc(benchmark::State& state) {
         threads.reserve(senders + receivers);
         for (int s = 0; s < senders; ++s) {
             threads.emplace_back([&, s] {
+                pin_slot(s);
                 start.arrive_and_wait();
                 const std::int64_t first = s * per_sender;
                 for (std::int64_t i = first; i < first + per_sender; ++i) {
@@ -192,6 +258,7 @@ void bm_mpmc(benchmark::State& state) {
         }
         for (int r = 0; r < receivers; ++r) {
             threads.emplace_back([&, r] {
+                pin_slot(senders + r + 1);  // offset by one: a receiver and "its" sender differ
                 start.arrive_and_wait();
                 std::int64_t sum = 0;
                 for (std::int64_t i = 0; i < per_receiver; ++i) {
@@ -286,12 +353,17 @@ void register_all() {
     register_both<range_case>("range_1m");
 }
 
-// Removes --zchan_items_scale=F from argv (Google Benchmark rejects flags it does not know).
+// Removes --zchan_items_scale=F and --zchan_pin from argv (Google Benchmark rejects flags it
+// does not know).
 void parse_own_flags(int& argc, char** argv) {
     constexpr std::string_view flag = "--zchan_items_scale=";
     int out = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
+        if (arg == "--zchan_pin") {
+            g_pin = true;
+            continue;
+        }
         if (arg.substr(0, flag.size()) == flag) {
             g_items_scale = std::strtod(argv[i] + flag.size(), nullptr);
             if (!(g_items_scale > 0.0)) {
@@ -313,7 +385,9 @@ int main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
         return 1;
     }
+    read_allowed_cpus();
     benchmark::AddCustomContext("zchan_items_scale", std::to_string(g_items_scale));
+    benchmark::AddCustomContext("zchan_pin", g_pin ? "true" : "false");
     benchmark::AddCustomContext("hardware_concurrency",
                                 std::to_string(std::thread::hardware_concurrency()));
     register_all();
