@@ -5,17 +5,17 @@
 // Timing is wall clock (UseRealTime, so Google Benchmark appends "/real_time" to each name):
 // the peers are other processes, whose work the parent's CPU time would not see. Peers run in
 // child processes (net_harness.hpp explains how they start, talk and always die); the raw
-// cases are in net_raw.hpp.
+// cases are in net_raw.hpp, the zchan ones in net_zchan.hpp.
 //
-//   case                  raw (now)                          zchan (to come, see the TODOs)
-//   throughput_<size>     PUSH/PULL, 2 processes, 200k msgs  channel of capacity 1024
-//   throughput_64_ipc     same over ipc://                   (optional, for the charts)
+//   case                  raw                                zchan
+//   throughput_<size>     PUSH/PULL, 2 processes, 200k msgs  channel of capacity 1024, 20k values
+//   throughput_64_ipc     same over ipc://                   same over ipc:// (for the charts)
 //   roundtrip_150         DEALER -> ROUTER echo -> DEALER    remote recv() round trip
 //   unbuffered_send_150   (compared with raw roundtrip_150)  remote send() on an unbuffered channel
-//   seed_server_150       seed message server, 1 in flight   same server on zchan channels
-//   seed_server_150_w100  same, 100 in flight                same, 100 in flight
+//   seed_server_150       seed message server, 1 in flight   (to come, see the TODO)
+//   seed_server_150_w100  same, 100 in flight                (to come)
 //
-// Adding the zchan cases (owner: the transport engineer or the lead):
+// Adding zchan cases (the seed server ones are still to come):
 //   1. Write them in bench/net_zchan.hpp (namespace zchan_bench::zc), beside net_raw.hpp:
 //      parent-side case functions with the signatures of the raw ones, and child mains for
 //      the peers (a child is this binary re-executed; it builds its own zchan::server or
@@ -44,6 +44,7 @@
 
 #include "net_harness.hpp"
 #include "net_raw.hpp"
+#include "net_zchan.hpp"
 
 namespace {
 
@@ -53,7 +54,7 @@ using namespace zchan_bench;  // NOLINT(google-build-using-namespace): a benchma
 std::vector<child_role> child_roles() {
     std::vector<child_role> roles;
     raw::add_child_roles(roles);
-    // TODO(zchan-net): zc::add_child_roles(roles);
+    zc::add_child_roles(roles);
     return roles;
 }
 
@@ -70,34 +71,30 @@ void register_all() {
 
     for (const std::size_t size : {8, 64, 150, 1024}) {
         const std::string name = "throughput_" + std::to_string(size);
-        // TODO(zchan-net): zchan/throughput_<size>. A zchan::channel of <size>-byte values
-        // (std::string or std::vector<std::byte>) of capacity 1024, default (exact Go)
-        // semantics, no prefetch window; sender and receiver in separate processes. Suggested
-        // shape, to match raw: the parent is home (zchan::server on tcp://127.0.0.1:*) and
-        // receives; the child dials and, on "send <n>", sends raw::throughput_items values.
-        // An iteration is that command to the last value received; items = values received
-        // (SetItemsProcessed). Bar: zchan/throughput_64 >= 0.5x raw/throughput_64. (A remote
-        // receiver without prefetch is one round trip per value; that is roundtrip_150's
-        // job. A prefetch variant, if wanted, gets its own name: the window is capacity.)
+        // zchan/throughput_<size>: the consumer's process is home and the producer dials
+        // (net_zchan.hpp explains the choice); exact Go semantics, no window.
+        add("zchan", name, kMillisecond,
+            [size](benchmark::State& s) { zc::throughput(s, transport::tcp, size); });
         add("raw", name, kMillisecond,
             [size](benchmark::State& s) { raw::throughput(s, transport::tcp, size); });
     }
-    // TODO(zchan-net, optional): zchan/throughput_64_ipc, as zchan/throughput_64 over ipc://
-    // (bind_address(transport::ipc, ...)); no bar, wanted for issue 5's charts.
+    // zchan/throughput_64_ipc: as zchan/throughput_64 over ipc://; no bar (issue 5's charts).
+    add("zchan", "throughput_64_ipc", kMillisecond,
+        [](benchmark::State& s) { zc::throughput(s, transport::ipc, 64); });
     add("raw", "throughput_64_ipc", kMillisecond,
         [](benchmark::State& s) { raw::throughput(s, transport::ipc, 64); });
 
-    // TODO(zchan-net): zchan/roundtrip_150. A remote receive round trip: the child is home of
-    // a buffered channel of 150-byte values that a local thread keeps non-empty; the parent
-    // dials it and each iteration is one recv() on the remote handle (ask the home, get the
-    // value back). items = values received. Bar: >= 0.667x raw/roundtrip_150 (within 1.5x).
+    // zchan/roundtrip_150: one recv() on a dialed handle whose home has a value ready.
+    // Bar: >= 0.667x raw/roundtrip_150 (within 1.5x).
+    add("zchan", "roundtrip_150", kMicrosecond,
+        [](benchmark::State& s) { zc::roundtrip(s, 150); });
     add("raw", "roundtrip_150", kMicrosecond, [](benchmark::State& s) { raw::roundtrip(s, 150); });
 
-    // TODO(zchan-net): zchan/unbuffered_send_150 (zchan only). The child is home of an
-    // unbuffered channel of 150-byte values with a thread looping recv(); the parent dials it
-    // and each iteration is one send(), which returns only once that receiver has taken the
-    // value (rendezvous across processes). items = sends completed. Compared with
+    // zchan/unbuffered_send_150 (zchan only): one send() on a dialed unbuffered channel
+    // whose home has a receiver waiting; returns once it took the value. Compared with
     // raw/roundtrip_150. Bar: >= 0.667x raw/roundtrip_150 (within 1.5x).
+    add("zchan", "unbuffered_send_150", kMicrosecond,
+        [](benchmark::State& s) { zc::unbuffered_send(s, 150); });
 
     // TODO(zchan-net): zchan/seed_server_150 and zchan/seed_server_150_w100. The seed's
     // message server on zchan channels, in a child process: one dispatcher thread owns the

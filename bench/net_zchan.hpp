@@ -1,0 +1,255 @@
+// zchan_bench_net's zchan cases: the same measurements as net_raw.hpp, on zchan channels served
+// by a zchan::server in one process and dialed from another (docs/protocol.md). Each case
+// mirrors its raw twin: what is timed, what counts as an item, the payload sizes and the
+// sequence-number check are the same, so that zchan/raw is a fair ratio.
+//
+// Cases (parent = the benchmark process, which times; child = a peer process, net_harness.hpp):
+//   throughput(size)        A channel<std::string> of capacity 1024 whose home is the parent
+//                           (the consumer): the deployment of a collector or work queue, where
+//                           the process that drains a channel serves it and any number of
+//                           producers dial it. The child dials and, on "send <n>", sends n
+//                           values of `size` bytes; the parent recv()s them from its local
+//                           channel. An iteration runs from that command to the last value
+//                           received; items = values received. Exact Go semantics (no send
+//                           window, protocol.md §9): each remote send is one round trip
+//                           (SEND -> SEND_OK), so this measures the round trip, not a stream.
+//   roundtrip(150)          A remote receive round trip: the child is home of a buffered
+//                           channel (capacity 1024) that a local thread keeps full; the parent
+//                           dials it and each iteration is one recv() on the remote handle
+//                           (RECV -> VALUE, then an ACK that needs no answer). One item each.
+//   unbuffered_send(150)    The child is home of an unbuffered channel with a thread looping
+//                           recv(); the parent dials it and each iteration is one send(), which
+//                           returns once that receiver has taken the value (rendezvous across
+//                           processes: SEND -> handoff -> SEND_OK). One item each.
+//
+// Every value is a std::string whose first 8 bytes are a sequence number (put_seq), checked
+// on receipt by whichever side receives: a lost, duplicated or reordered value fails the case
+// (a child that sees one reports it on stderr and exits 1, which the parent's next step or
+// child_process::stop() reports).
+//
+// Children must exit on EOF on stdin even while a channel call blocks: the blocking loops run
+// on a std::jthread and every channel call has a deadline (io_timeout); the main thread reads
+// the control pipe and, at EOF, closes the channel, which ends the loop at once.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <zchan/zchan.hpp>
+
+#include "net_harness.hpp"
+
+namespace zchan_bench::zc {
+
+/// Capacity of the throughput and round-trip channels (issue 3 section 6).
+inline constexpr std::size_t bench_capacity = 1024;
+/// Values per throughput batch. Each is a round trip with exact semantics, so far fewer
+/// than raw's batch; the rate, not the batch size, is what is compared.
+inline constexpr std::int64_t throughput_items = 20'000;
+
+/// A value of `size` bytes whose first 8 bytes are `seq`.
+inline std::string make_value(std::size_t size, std::uint64_t seq) {
+    std::string v(size, 'z');
+    std::memcpy(v.data(), &seq, sizeof seq);
+    return v;
+}
+
+inline std::uint64_t value_seq(const std::string& v) {
+    std::uint64_t seq = 0;
+    if (v.size() >= sizeof seq) {
+        std::memcpy(&seq, v.data(), sizeof seq);
+    }
+    return seq;
+}
+
+/// Throws bench_error unless `v` is `size` bytes carrying `seq`.
+inline void check_value(const std::string& v, std::size_t size, std::uint64_t seq) {
+    if (v.size() != size || value_seq(v) != seq) {
+        throw bench_error("wrong value: got " + std::to_string(v.size()) + " bytes, seq " +
+                          std::to_string(value_seq(v)) + "; want " + std::to_string(size) +
+                          " bytes, seq " + std::to_string(seq));
+    }
+}
+
+/// recv_for(io_timeout) that throws unless a value came.
+inline std::string recv_or_throw(const zchan::channel<std::string>& ch, const char* what) {
+    auto r = ch.recv_for(io_timeout);
+    if (r.status != zchan::recv_status::ok || !r.value) {
+        throw bench_error(std::string("no ") + what + " (recv status " +
+                          std::to_string(static_cast<int>(r.status)) + ")");
+    }
+    return std::move(*r.value);
+}
+
+/// send_for(io_timeout) that throws unless the value was taken.
+inline void send_or_throw(const zchan::channel<std::string>& ch, std::string v, const char* what) {
+    const auto st = ch.send_for(std::move(v), io_timeout);
+    if (st != zchan::send_status::ok) {
+        throw bench_error(std::string("could not send ") + what + " (send status " +
+                          std::to_string(static_cast<int>(st)) + ")");
+    }
+}
+
+// ---- child roles ----------------------------------------------------------------------------
+
+/// --connect=<endpoint> --name=<channel> --size=<bytes>: dials the channel and sends n values
+/// on each "send <n>". The sends run on the main thread: each has a deadline, and a parent
+/// that is gone makes them fail (peer lost) well within it.
+inline int sender_main(const child_args& args) {
+    const auto size = static_cast<std::size_t>(args.num("size"));
+    if (size < sizeof(std::uint64_t)) {
+        throw bench_error("--size must be at least 8");
+    }
+    auto ch = zchan::dial<std::string>(args.str("connect"), args.str("name"));
+    std::uint64_t seq = 0;
+    control_pipe ctl;
+    control_pipe::reply("ready");
+    while (auto cmd = ctl.next_command()) {
+        constexpr std::string_view send_cmd = "send ";
+        if (cmd->compare(0, send_cmd.size(), send_cmd) != 0) {
+            throw bench_error("unknown command '" + *cmd + "'");
+        }
+        const std::int64_t n = std::stoll(cmd->substr(send_cmd.size()));
+        for (std::int64_t i = 0; i < n; ++i) {
+            send_or_throw(ch, make_value(size, seq++), "a value");
+        }
+    }
+    return 0;
+}
+
+/// Serves `ch` as "bench" on --bind=<address>, runs `loop(ch, stop)` on a thread, prints
+/// "ready <endpoint>", and at EOF on stdin closes the channel and joins the loop.
+/// Returns 1 if the loop reported a failure.
+template <class Loop>
+int serve_with_loop(const child_args& args, const zchan::channel<std::string>& ch, Loop loop) {
+    zchan::server srv(args.str("bind"));
+    srv.serve("bench", ch);
+    std::atomic<bool> failed{false};
+    std::jthread worker([&](const std::stop_token& st) {
+        try {
+            loop(st);
+        } catch (const zchan::channel_closed&) {
+            // closed at EOF: the normal end
+        } catch (const std::exception& e) {
+            if (!st.stop_requested()) {
+                std::fprintf(stderr, "zchan bench child: %s\n", e.what());
+                failed = true;
+            }
+        }
+    });
+    control_pipe::reply("ready " + srv.endpoint());
+    control_pipe ctl;
+    while (ctl.next_command()) {
+    }
+    worker.request_stop();
+    try {
+        ch.close();
+    } catch (const zchan::channel_closed&) {
+    }
+    worker.join();
+    return failed ? 1 : 0;
+}
+
+/// --bind=<address> --size=<bytes>: home of a buffered channel that a local thread keeps
+/// full of `size`-byte values numbered 0, 1, 2, ...
+inline int full_home_main(const child_args& args) {
+    const auto size = static_cast<std::size_t>(args.num("size"));
+    zchan::channel<std::string> ch(bench_capacity);
+    return serve_with_loop(args, ch, [&](const std::stop_token& st) {
+        for (std::uint64_t seq = 0; !st.stop_requested(); ++seq) {
+            ch.send(make_value(size, seq));  // blocks while full; throws once closed
+        }
+    });
+}
+
+/// --bind=<address> --size=<bytes>: home of an unbuffered channel whose local thread loops
+/// recv() and checks the sequence numbers.
+inline int waiting_home_main(const child_args& args) {
+    const auto size = static_cast<std::size_t>(args.num("size"));
+    zchan::channel<std::string> ch;  // unbuffered
+    return serve_with_loop(args, ch, [&](const std::stop_token&) {
+        std::uint64_t seq = 0;
+        while (auto v = ch.recv()) {  // nullopt once closed
+            check_value(*v, size, seq++);
+        }
+    });
+}
+
+/// The zchan roles, for main()'s role table.
+inline void add_child_roles(std::vector<child_role>& roles) {
+    roles.push_back({"zchan_sender", &sender_main});
+    roles.push_back({"zchan_full_home", &full_home_main});
+    roles.push_back({"zchan_waiting_home", &waiting_home_main});
+}
+
+// ---- cases (parent side) --------------------------------------------------------------------
+
+inline void throughput(benchmark::State& state, transport t, std::size_t size) {
+    run_case(state, [&] {
+        const std::int64_t n = scaled_items(throughput_items);
+        const bind_address where(t, "throughput");  // outlives the server (ipc directory)
+        zchan::channel<std::string> ch(bench_capacity);
+        zchan::server srv(where.str());
+        srv.serve("bench", ch);
+        child_process sender("zchan_sender", {"--connect=" + srv.endpoint(), "--name=bench",
+                                              "--size=" + std::to_string(size)});
+        sender.expect("ready");
+        std::uint64_t seq = 0;
+        // One value before the clock starts, so that the session is up.
+        sender.send_line("send 1");
+        check_value(recv_or_throw(ch, "warm-up value"), size, seq++);
+        const std::string batch = "send " + std::to_string(n);
+        for (auto _ : state) {
+            sender.send_line(batch);
+            for (std::int64_t i = 0; i < n; ++i) {
+                check_value(recv_or_throw(ch, "value"), size, seq++);
+            }
+        }
+        state.SetItemsProcessed(state.iterations() * n);
+        state.SetBytesProcessed(state.iterations() * n * static_cast<std::int64_t>(size));
+    });
+}
+
+inline void roundtrip(benchmark::State& state, std::size_t size) {
+    run_case(state, [&] {
+        child_process home("zchan_full_home",
+                           {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size)});
+        const std::string endpoint = home.expect("ready");
+        auto ch = zchan::dial<std::string>(endpoint, "bench");
+        std::uint64_t seq = 0;
+        for (int i = 0; i < 10; ++i) {  // warm-up: session up, caches warm
+            check_value(recv_or_throw(ch, "value"), size, seq++);
+        }
+        for (auto _ : state) {
+            check_value(recv_or_throw(ch, "value"), size, seq++);
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+inline void unbuffered_send(benchmark::State& state, std::size_t size) {
+    run_case(state, [&] {
+        child_process home("zchan_waiting_home",
+                           {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size)});
+        const std::string endpoint = home.expect("ready");
+        auto ch = zchan::dial<std::string>(endpoint, "bench");
+        std::uint64_t seq = 0;
+        for (int i = 0; i < 10; ++i) {  // warm-up
+            send_or_throw(ch, make_value(size, seq++), "a value");
+        }
+        for (auto _ : state) {
+            send_or_throw(ch, make_value(size, seq++), "a value");
+        }
+        state.SetItemsProcessed(state.iterations());
+    });
+}
+
+}  // namespace zchan_bench::zc
