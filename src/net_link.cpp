@@ -3,17 +3,34 @@
 //
 // Threading (protocol.md §15): mu_ guards the DEALER and every field below it.
 // Whoever holds mu_ may use the socket: a user thread sends its own request
-// (no hop to an I/O thread) and then drains whatever the socket has ready;
-// the background thread polls the socket's ZMQ_FD with ::poll *without* the
-// lock (the fd is only read by the kernel there), then takes mu_ to drain.
-// ZMQ_FD is edge-triggered and any zmq_send may consume the edge, so every
-// send is followed by a drain while still holding mu_: no answer can sit
-// unseen in the socket.
+// (no hop to an I/O thread) and then drains whatever the socket has ready.
+//
+// Leader/followers. A thread waiting for an answer does not wait for another
+// thread to hand it over: if nobody is polling the socket it becomes the
+// *leader* (leader_ = true), releases mu_ and polls ZMQ_FD itself, then
+// takes mu_ back and drains. So the thread libzmq wakes is the thread the
+// answer is for: one wake-up per answer, as with a raw blocking zmq_recv.
+// Other waiters are *followers*: they park on their request's context and
+// whoever drains their answer wakes them. The background thread polls
+// ZMQ_FD only while there is no leader (select registrations, followers
+// after the leader left, orphaned requests, PINGs); otherwise it sleeps on
+// its eventfd and wakes every heartbeat/4 to drain and send heartbeats.
+//
+// Edges. ZMQ_FD is edge-triggered: any zmq call on the socket (a send, a
+// drain) may consume the notification. Hence (1) every send is followed by
+// a drain while still holding mu_, so no answer sits unseen in the socket;
+// and (2) any thread that touches the socket while a leader polls (that is,
+// without being the leader: the leader clears leader_ before touching it)
+// kicks the leader through leader_fd_, because the leader's answer may have
+// just been drained by that thread, or its edge consumed. A leader that
+// retires while requests are still pending wakes the background thread
+// unless it already polls the socket (bg_polls_sock_).
 //
 // Invariant: a request is in pending_ until its final answer (or loss); the
 // answer is written into it under mu_ before its waiter is woken.
 #include "zchan/detail/net_link.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <stop_token>
@@ -35,6 +52,9 @@ namespace {
 using steady = std::chrono::steady_clock;
 namespace w = wire;
 
+/// Longest single poll of a leader (a backstop; it is kicked when needed).
+constexpr long long leader_poll_max_ms = 100;
+
 class link_impl final : public net_link {
 public:
     explicit link_impl(const net_options& opts)
@@ -46,6 +66,12 @@ public:
         sock_.set(zmq::sockopt::rcvhwm, 0);
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+        leader_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (leader_fd_ < 0) {
+            const int err = errno;
+            ::close(wake_fd_);
+            throw std::system_error(err, std::generic_category(), "eventfd");
+        }
     }
 
     ~link_impl() override {
@@ -61,6 +87,7 @@ public:
         lose_locked();  // nobody can be waiting any more; release select hooks
         sock_.close();
         ::close(wake_fd_);
+        ::close(leader_fd_);
     }
 
     void handshake(const std::string& endpoint, const std::string& name,
@@ -168,6 +195,10 @@ public:
             case net_op::query:
                 w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r->id});
                 break;
+            case net_op::watch:  // protocol.md §8.6
+                w::encode_header(tx_,
+                                 w::header{w::version, w::msg::watch_send, 0, channel_, r->id});
+                break;
         }
         if (tx_.size() > opts_.max_frame) {
             pending_.erase(r->id);
@@ -175,18 +206,17 @@ public:
                                   "zchan: value larger than the maximum frame");
         }
         send_locked();
+        // A select registration has no thread that will lead (it waits on the
+        // select's own context): make sure the background thread polls.
+        if (r->on_answer != nullptr && !leader_ && !bg_polls_sock_) wake();
         return r;
     }
 
     net_answer wait(net_request& r, deadline_t deadline) override {
-        {
-            // Answered already (often: the user thread drained its own
-            // answer right after sending), or failed at start().
-            std::lock_guard<std::mutex> g(mu_);
-            if (r.result != net_answer::none) return r.result;
-        }
-        r.cx.wait_until(deadline);
         std::unique_lock<std::mutex> g(mu_);
+        // Often answered already: the user thread drained its own answer
+        // right after sending, or start() failed.
+        await_locked(g, r, deadline);
         if (r.result != net_answer::none) return r.result;
         // The deadline passed first. protocol.md §8.5: cancel and let the
         // home decide.
@@ -199,10 +229,8 @@ public:
         // cancel_locked drains: the verdict may be in already, written while
         // cx was still aborted (so nobody unparked us). Check before re-arming.
         if (r.result != net_answer::none) return r.result;
-        r.cx.reset();
-        g.unlock();
-        r.cx.wait_until(no_deadline);  // answered, or lost within the timeout
-        g.lock();
+        r.cx.reset();  // under mu_: no answer can race with it
+        await_locked(g, r, no_deadline);  // answered, or lost within the timeout
         return r.result;
     }
 
@@ -240,15 +268,68 @@ private:
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
 
-    /// Requires mu_. CANCEL_SEND / CANCEL_RECV for a pending request.
+    /// Requires mu_. Called before any zmq call on the socket: if a leader
+    /// is polling (and so it is not us), its edge may be consumed or its
+    /// answer taken by this call; make its poll return (see the top).
+    void kick_leader_locked() noexcept {
+        if (!leader_ || leader_kicked_) return;
+        leader_kicked_ = true;
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(leader_fd_, &one, sizeof one);
+    }
+
+    /// Requires mu_ (held through `g`; released while polling). Waits until
+    /// `r` has its final answer or `deadline` passes, as the leader that
+    /// polls the socket or as a follower parked on r.cx (see the top).
+    void await_locked(std::unique_lock<std::mutex>& g, net_request& r, deadline_t deadline) {
+        while (r.result == net_answer::none) {
+            const auto now = clock::now();
+            if (deadline != no_deadline && now >= deadline) return;
+            if (leader_) {
+                // Follower: the leader, or the background thread once the
+                // leader retires, drains our answer and unparks us.
+                g.unlock();
+                r.cx.wait_until(deadline);
+                g.lock();
+                continue;
+            }
+            leader_ = true;
+            g.unlock();
+            // Bounded, as a backstop: a lost edge costs at most this much.
+            auto wait_ms = leader_poll_max_ms;
+            if (deadline != no_deadline) {
+                const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+                wait_ms = std::min<long long>(wait_ms, std::max<long long>(left.count(), 0));
+            }
+            pollfd fds[2] = {{zmq_fd_, POLLIN, 0}, {leader_fd_, POLLIN, 0}};
+            ::poll(fds, 2, static_cast<int>(wait_ms));
+            g.lock();
+            leader_ = false;
+            if (leader_kicked_) {
+                std::uint64_t n = 0;
+                [[maybe_unused]] auto rd = ::read(leader_fd_, &n, sizeof n);
+                leader_kicked_ = false;
+            }
+            drain_locked();
+        }
+        // Retiring: whoever still waits (followers, select registrations,
+        // orphans whose VALUE must be given back) needs a poller.
+        if (!pending_.empty() && !bg_polls_sock_) wake();
+    }
+
+    /// Requires mu_. CANCEL_SEND / CANCEL_RECV / CANCEL_WATCH for a pending request.
     void cancel_locked(net_request& r) {
         if (lost_ || pending_.count(r.id) == 0) return;
-        if (r.op != net_op::send && r.op != net_op::recv) return;
+        w::msg m = w::msg::cancel_recv;
+        if (r.op == net_op::send) {
+            m = w::msg::cancel_send;
+        } else if (r.op == net_op::watch) {
+            m = w::msg::cancel_watch;
+        } else if (r.op != net_op::recv) {
+            return;
+        }
         tx_.clear();
-        w::encode_header(
-            tx_,
-            w::header{w::version, r.op == net_op::send ? w::msg::cancel_send : w::msg::cancel_recv,
-                      0, channel_, r.id});
+        w::encode_header(tx_, w::header{w::version, m, 0, channel_, r.id});
         send_locked();
     }
 
@@ -261,6 +342,7 @@ private:
 
     /// Requires mu_. Sends tx_ without draining (used while dispatching).
     void send_raw_locked() {
+        kick_leader_locked();
         try {
             if (!sock_.send(zmq::buffer(tx_), zmq::send_flags::dontwait)) {
                 // HWM is unlimited; EAGAIN means the socket cannot queue at all.
@@ -276,6 +358,7 @@ private:
     /// Requires mu_. Reads and dispatches every frame the socket has ready.
     void drain_locked() {
         if (draining_) return;  // re-entered from a dispatch hook
+        kick_leader_locked();
         draining_ = true;
         try {
             while ((sock_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
@@ -335,7 +418,11 @@ private:
                 return;
             case w::msg::send_cancelled:
             case w::msg::recv_cancelled:
+            case w::msg::watch_cancelled:
                 complete_locked(f, net_answer::cancelled);
+                return;
+            case w::msg::ready:
+                complete_locked(f, net_answer::ready);
                 return;
             case w::msg::status:
                 complete_locked(f, net_answer::status);
@@ -432,16 +519,22 @@ private:
     void run(const std::stop_token& st) {
         const int poll_ms = static_cast<int>(std::max<long long>(1, hb_.count() / 4));
         while (!st.stop_requested()) {
+            bool poll_sock = false;
             {
                 std::lock_guard<std::mutex> g(mu_);
                 if (lost_) return;
                 drain_locked();
                 heartbeat_locked();
                 if (lost_) return;
+                drain_locked();  // a PING sent may have consumed the edge
+                // While a user thread leads, polling the socket too would
+                // only add a competing wake-up per answer.
+                poll_sock = !leader_;
+                bg_polls_sock_ = poll_sock;
             }
-            pollfd fds[2] = {{zmq_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-            ::poll(fds, 2, poll_ms);
-            if ((fds[1].revents & POLLIN) != 0) {
+            pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}};
+            ::poll(fds, poll_sock ? 2 : 1, poll_ms);
+            if ((fds[0].revents & POLLIN) != 0) {
                 std::uint64_t n = 0;
                 [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
             }
@@ -450,7 +543,8 @@ private:
 
     const net_options opts_;
     std::jthread io_;  // the destructor stops and joins it before touching anything else
-    int wake_fd_ = -1;
+    int wake_fd_ = -1;    // wakes the background thread
+    int leader_fd_ = -1;  // kicks the leader out of its poll (kick_leader_locked)
     int zmq_fd_ = -1;
     std::atomic<bool> lost_{false};
     std::atomic<std::uint64_t> malformed_{0};
@@ -470,6 +564,9 @@ private:
     steady::time_point last_tx_{};                                             // guarded by mu_
     std::string tx_;                                                           // guarded by mu_
     bool draining_ = false;                                                    // guarded by mu_
+    bool leader_ = false;         // a user thread polls the socket; guarded by mu_
+    bool leader_kicked_ = false;  // leader_fd_ written, not yet read; guarded by mu_
+    bool bg_polls_sock_ = false;  // the background thread's poll includes zmq_fd_; by mu_
 };
 
 }  // namespace
