@@ -11,6 +11,14 @@
 //     lock_ again (to unregister), so the handoff is visible to it.
 //   * After close no operation registers: blocked senders are woken with
 //     sel_closed and report closed; receivers report closed.
+//   * Watchers: an entry with packet == nullptr (the transport's WATCH_SEND,
+//     docs/protocol.md §8.6) carries no value. An operation that selects one
+//     while looking for a partner wakes it (a hint) and keeps looking; it
+//     never touches its packet. Watchers never count as partners in
+//     register_*'s "ready" answer, and an operation about to wait (blocking
+//     recv/send, register_*) has woken every watcher on the other list first,
+//     so a watcher registered before it cannot sleep through it, and one
+//     registered after it sees it via can_select_partner.
 //
 // Thread safety: safe for any number of concurrent senders, receivers,
 // closers and selects.
@@ -105,7 +113,8 @@ public:
     bool register_send(wait_entry& e) override {
         std::lock_guard<spin_lock> g(lock_);
         senders_.push(e);
-        return closed_.load(std::memory_order_relaxed) || receivers_.can_select();
+        if (e.packet != nullptr) receivers_.wake_watchers();
+        return closed_.load(std::memory_order_relaxed) || receivers_.can_select_partner();
     }
     void unregister_send(wait_entry& e) override {
         std::lock_guard<spin_lock> g(lock_);
@@ -114,7 +123,8 @@ public:
     bool register_recv(wait_entry& e) override {
         std::lock_guard<spin_lock> g(lock_);
         receivers_.push(e);
-        return closed_.load(std::memory_order_relaxed) || senders_.can_select() ||
+        if (e.packet != nullptr) senders_.wake_watchers();
+        return closed_.load(std::memory_order_relaxed) || senders_.can_select_partner() ||
                !requeued_.empty();
     }
     void unregister_recv(wait_entry& e) override {
@@ -123,9 +133,21 @@ public:
     }
 
 private:
+    /// Requires lock_. Selects a waiter of `list` that can take part in a
+    /// handoff, waking (as a hint) every watcher it meets on the way; nullptr
+    /// if there is none. On return no undecided watcher is left before the
+    /// partner, so a caller that finds none and then waits has woken them all.
+    static wait_entry* select_partner(waker& list) noexcept {
+        for (;;) {
+            wait_entry* w = list.try_select();
+            if (w == nullptr || w->packet != nullptr) return w;
+            w->cx->unpark();  // a watcher: no value to move, just the hint
+        }
+    }
+
     /// Requires lock_. Moves `v` into a waiting receiver, if there is one.
     bool hand_to_receiver(T& v) {
-        wait_entry* r = receivers_.try_select();
+        wait_entry* r = select_partner(receivers_);
         if (r == nullptr) return false;
         auto* p = static_cast<recv_packet<T>*>(r->packet);
         p->value.emplace(std::move(v));
@@ -144,7 +166,7 @@ private:
 
     /// Requires lock_. Takes the value of a waiting sender, if there is one.
     bool take_from_sender(std::optional<T>& out) {
-        wait_entry* s = senders_.try_select();
+        wait_entry* s = select_partner(senders_);
         if (s == nullptr) return false;
         auto* p = static_cast<send_packet<T>*>(s->packet);
         out.emplace(std::move(*p->value));

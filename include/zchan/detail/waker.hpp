@@ -6,6 +6,12 @@
 // the waiter's stack frame and are linked intrusively, so blocking allocates
 // nothing.
 //
+// A *watcher* is an entry with packet == nullptr in an unbuffered channel's
+// list: it carries no value and only wants to be woken when a partner may be
+// there (the transport's WATCH_SEND, docs/protocol.md §8.6). Unbuffered
+// channels wake it as a hint and never count it as a partner
+// (can_select_partner). In a buffered channel every entry is a hint anyway.
+//
 // Thread safety: a waker is NOT synchronised by itself; every member
 // function requires the owning channel's lock, except sync_waker, which
 // carries its own lock for channels whose data path is lock-free.
@@ -88,6 +94,34 @@ public:
         return false;
     }
 
+    /// Like can_select, but counts only entries that carry a packet: a
+    /// watcher (packet == nullptr) is no partner for a handoff, and counting
+    /// it would make register_* report "ready" forever (a spinning select).
+    bool can_select_partner() const noexcept {
+        const void* me = current_thread_id();
+        for (wait_entry* e = head_; e != nullptr; e = e->next) {
+            if (e->packet != nullptr && e->cx->thread_id() != me &&
+                e->cx->selected() == sel_waiting) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// Wakes (selects, removes, unparks) every undecided watcher: an entry
+    /// with packet == nullptr. Hints only; they carry no value.
+    void wake_watchers() noexcept {
+        const void* me = current_thread_id();
+        for (wait_entry* e = head_; e != nullptr;) {
+            wait_entry* next = e->next;
+            if (e->packet == nullptr && e->cx->thread_id() != me && e->cx->try_select(e->oper)) {
+                remove(*e);
+                e->cx->unpark();
+            }
+            e = next;
+        }
+    }
+
     /// Wakes every waiter with sel_closed (the channel was closed).
     void close_all() noexcept {
         for (wait_entry* e = head_; e != nullptr; e = e->next) {
@@ -121,10 +155,21 @@ public:
     }
 
     /// Wakes one waiter, if any. Called after every successful operation.
+    ///
+    /// A waiter whose context belongs to an event loop (thread_id() ==
+    /// nullptr: the transport's home side) does not count as "the one": it
+    /// may be a remote select's watch (docs/protocol.md §8.6) whose select has
+    /// chosen another case meanwhile, and then nobody would act on the hint.
+    /// So waking goes on until a thread's waiter was woken too. Extra hints
+    /// cost a retry, never a wrong result.
     void notify() noexcept {
         if (is_empty_.load(std::memory_order_seq_cst)) return;
         std::lock_guard<spin_lock> g(lock_);
-        if (wait_entry* e = list_.try_select()) e->cx->unpark();
+        while (wait_entry* e = list_.try_select()) {
+            const bool thread_waiter = e->cx->thread_id() != nullptr;
+            e->cx->unpark();
+            if (thread_waiter) break;
+        }
         is_empty_.store(list_.empty(), std::memory_order_seq_cst);
     }
 
