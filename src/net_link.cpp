@@ -36,6 +36,7 @@
 #include <stop_token>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -245,14 +246,17 @@ public:
     void ack(std::uint64_t delivery) override {
         std::lock_guard<std::mutex> g(mu_);
         ack_locked(delivery);
-        drain_locked();
     }
 
+    /// ACKs are batched (protocol.md §8.4): queued here, they leave in one
+    /// frame just ahead of the next frame this link sends (typically the
+    /// caller's next request, a few microseconds later) or at the
+    /// background thread's next tick (heartbeat/4), whichever comes first.
+    /// The home then handles ACK and request in one wake-up instead of two.
     void ack_locked(std::uint64_t delivery) override {
         if (lost_) return;  // protocol.md §12.5: the value belongs to the channel again
-        tx_.clear();
-        w::encode_ack(tx_, channel_, {&delivery, 1});
-        send_raw_locked();
+        acks_.push_back(delivery);
+        if (acks_.size() >= w::max_acks) flush_acks_locked();
     }
 
     void give_back_locked(std::uint64_t delivery) override {
@@ -340,11 +344,32 @@ private:
         drain_locked();
     }
 
-    /// Requires mu_. Sends tx_ without draining (used while dispatching).
+    /// Requires mu_. Sends the queued ACKs, if any (see ack_locked).
+    void flush_acks_locked() {
+        if (acks_.empty() || lost_) {
+            acks_.clear();
+            return;
+        }
+        kick_leader_locked();
+        ack_tx_.clear();
+        w::encode_ack(ack_tx_, channel_, acks_);
+        acks_.clear();
+        send_buf_locked(ack_tx_);
+    }
+
+    /// Requires mu_. Sends tx_ (after the queued ACKs) without draining
+    /// (used while dispatching).
     void send_raw_locked() {
         kick_leader_locked();
+        flush_acks_locked();
+        if (lost_) return;
+        send_buf_locked(tx_);
+    }
+
+    /// Requires mu_. One frame out; a failure loses the session.
+    void send_buf_locked(const std::string& buf) {
         try {
-            if (!sock_.send(zmq::buffer(tx_), zmq::send_flags::dontwait)) {
+            if (!sock_.send(zmq::buffer(buf), zmq::send_flags::dontwait)) {
                 // HWM is unlimited; EAGAIN means the socket cannot queue at all.
                 lose_locked();
                 return;
@@ -526,7 +551,8 @@ private:
                 drain_locked();
                 heartbeat_locked();
                 if (lost_) return;
-                drain_locked();  // a PING sent may have consumed the edge
+                flush_acks_locked();
+                drain_locked();  // a PING or ACK sent may have consumed the edge
                 // While a user thread leads, polling the socket too would
                 // only add a competing wake-up per answer.
                 poll_sock = !leader_;
@@ -563,6 +589,8 @@ private:
     steady::time_point last_rx_{};                                             // guarded by mu_
     steady::time_point last_tx_{};                                             // guarded by mu_
     std::string tx_;                                                           // guarded by mu_
+    std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
+    std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
     bool draining_ = false;                                                    // guarded by mu_
     bool leader_ = false;         // a user thread polls the socket; guarded by mu_
     bool leader_kicked_ = false;  // leader_fd_ written, not yet read; guarded by mu_
