@@ -33,6 +33,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -158,14 +159,37 @@ int serve_with_loop(const child_args& args, const zchan::channel<std::string>& c
     return failed ? 1 : 0;
 }
 
-/// --bind=<address> --size=<bytes>: home of a buffered channel that a local thread keeps
-/// full of `size`-byte values numbered 0, 1, 2, ...
+/// --bind=<address> --size=<bytes> [--topup_ms=<ms>]: home of a buffered channel that a local
+/// thread keeps non-empty with `size`-byte values numbered 0, 1, 2, ...
+///
+/// With --topup_ms=0 the thread blocks in send() while the channel is full, so every remote
+/// recv also wakes it (a futex wake-up and a context switch on the home, on a 2-core machine
+/// in competition with the round trip being measured). Otherwise it tops the channel up with
+/// try_send every <ms> milliseconds: at most a few hundred values go per top-up period, far
+/// fewer than the capacity, so the channel never runs dry and a recv wakes nobody on the
+/// home: the case then measures the remote round trip alone.
 inline int full_home_main(const child_args& args) {
     const auto size = static_cast<std::size_t>(args.num("size"));
+    const auto topup = std::chrono::milliseconds(args.num("topup_ms"));
     zchan::channel<std::string> ch(bench_capacity);
     return serve_with_loop(args, ch, [&](const std::stop_token& st) {
-        for (std::uint64_t seq = 0; !st.stop_requested(); ++seq) {
-            ch.send(make_value(size, seq));  // blocks while full; throws once closed
+        std::uint64_t seq = 0;
+        std::string next = make_value(size, seq);
+        while (!st.stop_requested()) {
+            if (topup.count() == 0) {
+                ch.send(std::move(next));  // blocks while full; throws once closed
+            } else {
+                switch (ch.try_send(std::move(next))) {
+                    case zchan::send_status::ok:
+                        break;
+                    case zchan::send_status::closed:
+                        return;
+                    default:  // full: not moved from; try again after a while
+                        std::this_thread::sleep_for(topup);
+                        continue;
+                }
+            }
+            next = make_value(size, ++seq);
         }
     });
 }
@@ -218,10 +242,11 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
     });
 }
 
-inline void roundtrip(benchmark::State& state, std::size_t size) {
+inline void roundtrip(benchmark::State& state, std::size_t size, int topup_ms) {
     run_case(state, [&] {
         child_process home("zchan_full_home",
-                           {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size)});
+                           {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size),
+                            "--topup_ms=" + std::to_string(topup_ms)});
         const std::string endpoint = home.expect("ready");
         auto ch = zchan::dial<std::string>(endpoint, "bench");
         std::uint64_t seq = 0;
