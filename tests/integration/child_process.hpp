@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -149,5 +150,26 @@ private:
     mutable std::mutex mu_;
     std::vector<std::string> lines_;  // guarded by mu_
 };
+
+/// The message of a Go-style log line ("2026/11/22 10:00:00 Sent 3" -> "Sent 3"), or
+/// nullopt if the line lacks the date/time prefix.
+[[nodiscard]] inline std::optional<std::string> go_log_message(const std::string& line) {
+    static constexpr std::string_view shape = "dddd/dd/dd dd:dd:dd ";
+    if (line.size() < shape.size()) return std::nullopt;
+    for (std::size_t i = 0; i < shape.size(); ++i) {
+        const bool digit = line[i] >= '0' && line[i] <= '9';
+        if (shape[i] == 'd' ? !digit : line[i] != shape[i]) return std::nullopt;
+    }
+    return line.substr(shape.size());
+}
+
+/// The messages of every Go-style log line of `p`, in order; other lines are skipped.
+[[nodiscard]] inline std::vector<std::string> go_log_messages(const child_process& p) {
+    std::vector<std::string> out;
+    for (const auto& l : p.lines()) {
+        if (auto m = go_log_message(l)) out.push_back(std::move(*m));
+    }
+    return out;
+}
 
 }  // namespace zchan_test
