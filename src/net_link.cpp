@@ -26,12 +26,24 @@
 // retires while requests are still pending wakes the background thread
 // unless it already polls the socket (bg_polls_sock_).
 //
+// Prefetch window (protocol.md §9.2, opt-in: net_options::prefetch, granted
+// by the home in WELCOME). From the first recv on, the link keeps up to P
+// RECVs outstanding that no user operation waits for ("prefetch requests",
+// tagged by arg == &prefetch_tag_); their VALUEs queue in pq_ in arrival
+// order, which is the home's delivery order. A user recv takes the head of
+// pq_ without a round trip, or waits in pwaiters_ (FIFO) for the next one;
+// a TRY recv never goes to the home (empty unless a value is queued). The
+// queued values are unacknowledged deliveries: BYE or loss gives them back
+// to the channel (protocol.md §12.4). Refills are batched (when the window
+// is half used), so that ACKs and RECVs leave together.
+//
 // Invariant: a request is in pending_ until its final answer (or loss); the
 // answer is written into it under mu_ before its waiter is woken.
 #include "zchan/detail/net_link.hpp"
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <cstdio>
 #include <stop_token>
 #include <thread>
@@ -107,6 +119,7 @@ public:
         const std::uint64_t nonce = static_cast<std::uint64_t>(random_instance_id()[0]) << 8 | 1;
         w::hello_body h;
         h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
+        h.prefetch = opts_.prefetch;
         h.instance = random_instance_id();
         h.name = name;
         h.type_name = type_name;
@@ -138,6 +151,7 @@ public:
                 capacity_ = f.welcome.capacity;
                 hb_ = std::chrono::milliseconds(f.welcome.heartbeat_ms);
                 timeout_ = std::chrono::milliseconds(f.welcome.timeout_ms);
+                prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);  // §9.2: P' <= P
                 break;
             }
             if (f.h.type == w::msg::error) {
@@ -176,6 +190,10 @@ public:
         if (configure != nullptr) configure(*r, configure_arg);
         if (lost_) {
             r->result = net_answer::lost;
+            return r;
+        }
+        if (op == net_op::recv && prefetch_ != 0) {
+            start_prefetched_locked(r, try_now);
             return r;
         }
         r->id = next_id_++;
@@ -221,6 +239,11 @@ public:
         if (r.result != net_answer::none) return r.result;
         // The deadline passed first. protocol.md §8.5: cancel and let the
         // home decide.
+        if (r.op == net_op::recv && prefetch_ != 0) {
+            r.orphan = true;  // nothing at the home to cancel: leave the queue
+            forget_waiter_locked(r);
+            return net_answer::none;
+        }
         if (r.op == net_op::recv) {
             r.orphan = true;  // a VALUE still arriving is given back
             cancel_locked(r);
@@ -238,6 +261,11 @@ public:
     void detach(net_request& r) override {
         std::lock_guard<std::mutex> g(mu_);
         r.entry = nullptr;
+        if (r.op == net_op::recv && prefetch_ != 0) {
+            r.orphan = true;
+            forget_waiter_locked(r);
+            return;
+        }
         if (r.orphan || pending_.count(r.id) == 0) return;
         r.orphan = true;
         cancel_locked(r);
@@ -270,6 +298,117 @@ private:
     void wake() noexcept {
         const std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+
+    /// Requires mu_. A recv on a prefetching link (see the top): served from
+    /// pq_, or queued in pwaiters_; never a request of its own.
+    void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now) {
+        if (!pq_.empty()) {
+            (void)hand_over_locked(*r);  // false: a select already decided otherwise
+        } else if (p_closed_) {
+            r->result = net_answer::closed;
+        } else if (try_now) {
+            r->result = net_answer::empty;  // what has arrived is all a TRY sees (§9.2)
+        } else {
+            pwaiters_.push_back(r);
+        }
+        if (pq_.size() + p_outstanding_ <= prefetch_ / 2) refill_locked();
+        if (r->result == net_answer::none && r->on_answer != nullptr && !leader_ &&
+            !bg_polls_sock_) {
+            wake();  // a select waiter: someone must poll for the value it waits for
+        }
+    }
+
+    /// Requires mu_, pq_ non-empty. Gives the head of pq_ to `r`: a plain
+    /// recv takes it (true); a select registration takes it if its select
+    /// chose it (then ACKed), else the value stays queued (false).
+    bool hand_over_locked(net_request& r) {
+        queued_value& q = pq_.front();
+        r.payload.swap(q.payload);
+        r.delivery = q.delivery;
+        r.result = net_answer::value;
+        if (r.on_answer == nullptr) {
+            pq_.pop_front();
+            return true;
+        }
+        if (r.on_answer(r, r.arg)) {
+            pq_.pop_front();
+            ack_locked(r.delivery);
+            return true;
+        }
+        q.payload.swap(r.payload);  // not taken: keep it for the next receiver
+        r.result = net_answer::none;
+        r.orphan = true;  // its select is decided; it waits for nothing more
+        return false;
+    }
+
+    /// Requires mu_. Serves waiting receivers from pq_ (or with CLOSED).
+    void serve_waiters_locked() {
+        while (!pwaiters_.empty() && (!pq_.empty() || p_closed_)) {
+            std::shared_ptr<net_request> r = std::move(pwaiters_.front());
+            pwaiters_.pop_front();
+            if (r->orphan) continue;
+            if (pq_.empty()) {  // closed and drained
+                r->result = net_answer::closed;
+                notify_locked(*r);
+                continue;
+            }
+            if (hand_over_locked(*r) && r->on_answer == nullptr) {
+                if (r->cx.try_select(sel_first_op)) r->cx.unpark();
+            }
+        }
+        if (pq_.size() + p_outstanding_ <= prefetch_ / 2) refill_locked();
+    }
+
+    /// Requires mu_. Wakes a plain waiter, or tells a select registration.
+    static void notify_locked(net_request& r) {
+        if (r.on_answer != nullptr) {
+            r.on_answer(r, r.arg);
+        } else if (r.cx.try_select(sel_first_op)) {
+            r.cx.unpark();
+        }
+    }
+
+    /// Requires mu_. Drops `r` from pwaiters_ (deadline passed, select gone).
+    void forget_waiter_locked(const net_request& r) {
+        for (auto it = pwaiters_.begin(); it != pwaiters_.end(); ++it) {
+            if (it->get() == &r) {
+                pwaiters_.erase(it);
+                return;
+            }
+        }
+    }
+
+    /// Requires mu_. Tops the window up: RECVs until queued + outstanding
+    /// reaches the grant. They go out back to back, ACKs first.
+    void refill_locked() {
+        if (p_closed_ || lost_) return;
+        while (pq_.size() + p_outstanding_ < prefetch_ && !lost_) {
+            auto r = std::make_shared<net_request>();
+            r->op = net_op::recv;
+            r->arg = &prefetch_tag_;
+            r->id = next_id_++;
+            pending_.emplace(r->id, r);
+            ++p_outstanding_;
+            tx_.clear();
+            w::encode_header(tx_, w::header{w::version, w::msg::recv, 0, channel_, r->id});
+            send_raw_locked();
+        }
+        drain_locked();
+    }
+
+    /// Requires mu_. The final answer to a prefetch RECV.
+    void prefetch_answer_locked(const w::frame& f, net_answer a) {
+        --p_outstanding_;
+        if (a == net_answer::value) {
+            pq_.push_back(queued_value{
+                std::string(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()),
+                f.delivery_seq});
+        } else if (a == net_answer::closed) {
+            p_closed_ = true;
+        }
+        // cancelled/error: the slot is simply free again.
+        serve_waiters_locked();
     }
 
     /// Requires mu_. Called before any zmq call on the socket: if a leader
@@ -480,6 +619,10 @@ private:
         }
         std::shared_ptr<net_request> r = std::move(it->second);
         pending_.erase(it);
+        if (r->arg == &prefetch_tag_) {
+            prefetch_answer_locked(f, a);
+            return;
+        }
         r->result = a;
         if (a == net_answer::value) {
             r->payload.assign(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
@@ -515,9 +658,15 @@ private:
         lost_.store(true, std::memory_order_release);
         auto pending = std::move(pending_);
         pending_.clear();
-        for (auto& [id, r] : pending) {
+        std::vector<std::shared_ptr<net_request>> waiting;
+        waiting.reserve(pending.size() + pwaiters_.size());
+        for (auto& [id, r] : pending) waiting.push_back(std::move(r));
+        for (auto& r : pwaiters_) waiting.push_back(std::move(r));
+        pwaiters_.clear();
+        p_outstanding_ = 0;
+        for (auto& r : waiting) {
             r->result = net_answer::lost;
-            if (r->orphan) continue;
+            if (r->orphan || r->arg == &prefetch_tag_) continue;
             if (r->on_answer != nullptr) {
                 r->on_answer(*r, r->arg);
             } else if (r->cx.try_select(sel_first_op)) {
@@ -590,6 +739,18 @@ private:
     steady::time_point last_tx_{};                                             // guarded by mu_
     std::string tx_;                                                           // guarded by mu_
     std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
+    // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by
+    // handshake() before io_ starts.
+    struct queued_value {
+        std::string payload;
+        std::uint64_t delivery = 0;
+    };
+    char prefetch_tag_ = 0;  // its address marks prefetch RECVs (net_request::arg)
+    std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
+    std::deque<queued_value> pq_;                        // prefetched, not yet taken
+    std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
+    std::size_t p_outstanding_ = 0;                      // prefetch RECVs in flight
+    bool p_closed_ = false;                              // a prefetch RECV got CLOSED
     std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
     bool draining_ = false;                                                    // guarded by mu_
     bool leader_ = false;         // a user thread polls the socket; guarded by mu_

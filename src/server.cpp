@@ -9,6 +9,7 @@
 //     operation (under that channel's lock): it appends to ready_ under
 //     ready_mu_ and writes the eventfd. Lock order: channel lock -> ready_mu_;
 //     the server thread never holds ready_mu_ while calling a channel.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -36,6 +37,10 @@ namespace {
 
 using steady = std::chrono::steady_clock;
 namespace w = detail::wire;
+
+/// Largest prefetch window granted (protocol.md §9.2): bounds the values one
+/// session holds out of a channel.
+constexpr std::uint32_t max_prefetch = 65536;
 
 static_assert(detail::reply_type::send_ok == static_cast<std::uint8_t>(w::msg::send_ok));
 static_assert(detail::reply_type::send_closed == static_cast<std::uint8_t>(w::msg::send_closed));
@@ -348,6 +353,7 @@ private:
         b.capacity = ch->capacity();
         b.max_frame = static_cast<std::uint32_t>(opts_.max_frame);
         b.instance = instance_;
+        b.prefetch = std::min<std::uint32_t>(f.hello.prefetch, max_prefetch);  // §9.2
         tx_.clear();
         w::encode_welcome(tx_, nonce, 0, b);
         send_to(sid);

@@ -28,6 +28,14 @@ struct net_options {
     std::chrono::milliseconds heartbeat_timeout{3000};
     /// Largest frame accepted or sent (ZMQ_MAXMSGSIZE; protocol.md §6.4).
     std::size_t max_frame = 64u << 20;
+    /// dial(): prefetch window P to ask for (protocol.md §9.2); 0 (the default)
+    /// keeps exact Go semantics, one round trip per remote recv. With P > 0
+    /// the handle keeps up to P values received ahead of its user: they have
+    /// left the channel (so the channel's effective capacity grows by up to
+    /// P), a try_recv sees only what has arrived, and they go back to the
+    /// channel when the handle is destroyed. Server: ignored (the home grants
+    /// up to 65536).
+    std::uint32_t prefetch = 0;
 };
 
 }  // namespace zchan
