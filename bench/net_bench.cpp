@@ -75,6 +75,11 @@ void register_all() {
         // (net_zchan.hpp explains the choice); exact Go semantics, no window.
         add("zchan", name, kMillisecond,
             [size](benchmark::State& s) { zc::throughput(s, transport::tcp, size); });
+        // The same with the prefetch window (protocol.md §9.2; the producer's process is
+        // home, the consumer dials with a window of the capacity). Compared with the same raw
+        // case; the bar applies to the exact-semantics case above.
+        add("zchan", name + "_prefetch", kMillisecond,
+            [size](benchmark::State& s) { zc::throughput_prefetch(s, transport::tcp, size); });
         add("raw", name, kMillisecond,
             [size](benchmark::State& s) { raw::throughput(s, transport::tcp, size); });
     }

@@ -13,6 +13,15 @@
 //                           received; items = values received. Exact Go semantics (no send
 //                           window, protocol.md §9): each remote send is one round trip
 //                           (SEND -> SEND_OK), so this measures the round trip, not a stream.
+//   throughput_prefetch(size)  The other natural deployment, with the opt-in prefetch window
+//                           (protocol.md §9.2, net_options::prefetch = the capacity): the
+//                           child, the producer, is home of the channel (capacity 1024) and a
+//                           local thread sends n values into it on "send <n>"; the parent, the
+//                           consumer, dials with the window and recv()s them. Values stream
+//                           into the parent's handle ahead of its recv()s, so most recv()s
+//                           cost no round trip; Go semantics are relaxed as §9.2 says (the
+//                           channel holds up to capacity + window values). Same timing and
+//                           items as throughput(size).
 //   roundtrip(150)          A remote receive round trip: the child is home of a buffered
 //                           channel (capacity 1024) that a local thread keeps full; the parent
 //                           dials it and each iteration is one recv() on the remote handle
@@ -47,6 +56,7 @@
 #include <zchan/zchan.hpp>
 
 #include "net_harness.hpp"
+#include "net_raw.hpp"
 
 namespace zchan_bench::zc {
 
@@ -127,10 +137,12 @@ inline int sender_main(const child_args& args) {
 }
 
 /// Serves `ch` as "bench" on --bind=<address>, runs `loop(ch, stop)` on a thread, prints
-/// "ready <endpoint>", and at EOF on stdin closes the channel and joins the loop.
-/// Returns 1 if the loop reported a failure.
-template <class Loop>
-int serve_with_loop(const child_args& args, const zchan::channel<std::string>& ch, Loop loop) {
+/// "ready <endpoint>", passes each command line to `on_command`, and at EOF on stdin calls
+/// `on_eof`, closes the channel and joins the loop. Returns 1 if the loop reported a failure.
+template <class Loop, class OnCommand = void (*)(const std::string&), class OnEof = void (*)()>
+int serve_with_loop(
+    const child_args& args, const zchan::channel<std::string>& ch, Loop loop,
+    OnCommand on_command = [](const std::string&) {}, OnEof on_eof = [] {}) {
     zchan::server srv(args.str("bind"));
     srv.serve("bench", ch);
     std::atomic<bool> failed{false};
@@ -148,8 +160,10 @@ int serve_with_loop(const child_args& args, const zchan::channel<std::string>& c
     });
     control_pipe::reply("ready " + srv.endpoint());
     control_pipe ctl;
-    while (ctl.next_command()) {
+    while (auto cmd = ctl.next_command()) {
+        on_command(*cmd);
     }
+    on_eof();
     worker.request_stop();
     try {
         ch.close();
@@ -207,11 +221,39 @@ inline int waiting_home_main(const child_args& args) {
     });
 }
 
+/// --bind=<address> --size=<bytes>: home of a channel of capacity 1024 whose local thread,
+/// on each "send <n>", sends n values into it (a producer serving its output).
+inline int producer_home_main(const child_args& args) {
+    const auto size = static_cast<std::size_t>(args.num("size"));
+    zchan::channel<std::string> ch(bench_capacity);
+    zchan::channel<std::int64_t> batches(16);  // main thread -> producer thread
+    const int rc = serve_with_loop(
+        args, ch,
+        [&](const std::stop_token&) {
+            std::uint64_t seq = 0;
+            while (auto n = batches.recv()) {
+                for (std::int64_t i = 0; i < *n; ++i) {
+                    ch.send(make_value(size, seq++));  // throws once ch is closed
+                }
+            }
+        },
+        [&](const std::string& cmd) {
+            constexpr std::string_view send_cmd = "send ";
+            if (cmd.compare(0, send_cmd.size(), send_cmd) != 0) {
+                throw bench_error("unknown command '" + cmd + "'");
+            }
+            batches.send(std::stoll(cmd.substr(send_cmd.size())));
+        },
+        [&] { batches.close(); });
+    return rc;
+}
+
 /// The zchan roles, for main()'s role table.
 inline void add_child_roles(std::vector<child_role>& roles) {
     roles.push_back({"zchan_sender", &sender_main});
     roles.push_back({"zchan_full_home", &full_home_main});
     roles.push_back({"zchan_waiting_home", &waiting_home_main});
+    roles.push_back({"zchan_producer_home", &producer_home_main});
 }
 
 // ---- cases (parent side) --------------------------------------------------------------------
@@ -233,6 +275,31 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
         const std::string batch = "send " + std::to_string(n);
         for (auto _ : state) {
             sender.send_line(batch);
+            for (std::int64_t i = 0; i < n; ++i) {
+                check_value(recv_or_throw(ch, "value"), size, seq++);
+            }
+        }
+        state.SetItemsProcessed(state.iterations() * n);
+        state.SetBytesProcessed(state.iterations() * n * static_cast<std::int64_t>(size));
+    });
+}
+
+inline void throughput_prefetch(benchmark::State& state, transport t, std::size_t size) {
+    run_case(state, [&] {
+        const std::int64_t n = scaled_items(raw::throughput_items);
+        const bind_address where(t, "throughput");
+        child_process home("zchan_producer_home",
+                           {"--bind=" + where.str(), "--size=" + std::to_string(size)});
+        const std::string endpoint = home.expect("ready");
+        zchan::net_options opts;
+        opts.prefetch = bench_capacity;
+        auto ch = zchan::dial<std::string>(endpoint, "bench", opts);
+        std::uint64_t seq = 0;
+        home.send_line("send 1");  // warm-up: the session is up and the window open
+        check_value(recv_or_throw(ch, "warm-up value"), size, seq++);
+        const std::string batch = "send " + std::to_string(n);
+        for (auto _ : state) {
+            home.send_line(batch);
             for (std::int64_t i = 0; i < n; ++i) {
                 check_value(recv_or_throw(ch, "value"), size, seq++);
             }
