@@ -525,7 +525,10 @@ private:
         kick_leader_locked();
         draining_ = true;
         try {
-            while ((sock_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) {
+            // Until EAGAIN: a failed recv also processes the socket's pending
+            // commands, so afterwards ZMQ_FD is armed again (as after
+            // ZMQ_EVENTS), at one zmq call per frame instead of two.
+            for (;;) {
                 zmq::message_t m;
                 if (!sock_.recv(m, zmq::recv_flags::dontwait)) break;
                 if (m.more()) {  // protocol.md §3: one frame per message
