@@ -60,6 +60,10 @@ constexpr std::array<rule, 256> make_rules() {
     set(send_full, P, 0, 0, NZ, POS);
     set(send_cancelled, P, 0, 0, NZ, POS);
     set(credit, P, 0, 0, NZ, POS);
+    set(watch_send, H, 0, 0, NZ, POS);
+    set(cancel_watch, H, 0, 0, NZ, POS);
+    set(ready, P, 0, 0, NZ, POS);
+    set(watch_cancelled, P, 0, 0, NZ, POS);
     set(recv, H, flag::try_now, 0, NZ, POS);
     set(cancel_recv, H, 0, 0, NZ, POS);
     set(ack, H, 0, special, NZ, id_rule::any);  // id = count, checked with the body
@@ -172,6 +176,14 @@ const char* to_string(msg m) noexcept {
             return "SEND_CANCELLED";
         case msg::credit:
             return "CREDIT";
+        case msg::watch_send:
+            return "WATCH_SEND";
+        case msg::cancel_watch:
+            return "CANCEL_WATCH";
+        case msg::ready:
+            return "READY";
+        case msg::watch_cancelled:
+            return "WATCH_CANCELLED";
         case msg::recv:
             return "RECV";
         case msg::cancel_recv:

@@ -52,6 +52,10 @@ enum class msg : std::uint8_t {
     send_full = 0x14,
     send_cancelled = 0x15,
     credit = 0x16,
+    watch_send = 0x17,       // §8.6
+    cancel_watch = 0x18,     // §8.6
+    ready = 0x19,            // §8.6
+    watch_cancelled = 0x1a,  // §8.6
     recv = 0x20,
     cancel_recv = 0x21,
     ack = 0x22,

@@ -49,6 +49,9 @@ static_assert(detail::reply_type::send_cancelled ==
               static_cast<std::uint8_t>(w::msg::send_cancelled));
 static_assert(detail::reply_type::recv_cancelled ==
               static_cast<std::uint8_t>(w::msg::recv_cancelled));
+static_assert(detail::reply_type::ready == static_cast<std::uint8_t>(w::msg::ready));
+static_assert(detail::reply_type::watch_cancelled ==
+              static_cast<std::uint8_t>(w::msg::watch_cancelled));
 static_assert(detail::reply_type::closed == static_cast<std::uint8_t>(w::msg::closed));
 static_assert(detail::reply_type::empty == static_cast<std::uint8_t>(w::msg::empty));
 
@@ -266,6 +269,12 @@ private:
                 return;
             case w::msg::cancel_send:
                 ch.on_cancel_send(*this, sid, f.h.id);
+                return;
+            case w::msg::watch_send:  // §8.6
+                ch.on_watch_send(*this, sid, f.h.id);
+                return;
+            case w::msg::cancel_watch:
+                ch.on_cancel_watch(*this, sid, f.h.id);
                 return;
             case w::msg::recv:
                 ch.on_recv(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0);

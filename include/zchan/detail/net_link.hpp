@@ -49,14 +49,16 @@ enum class net_answer : std::uint8_t {
     closed,     ///< SEND_CLOSED, CLOSED (recv: closed and drained)
     full,       ///< SEND_FULL (TRY)
     empty,      ///< EMPTY (TRY)
-    cancelled,  ///< SEND_CANCELLED, RECV_CANCELLED
+    cancelled,  ///< SEND_CANCELLED, RECV_CANCELLED, WATCH_CANCELLED
+    ready,      ///< READY: a watched send may succeed now (§8.6)
     value,      ///< VALUE: payload and delivery hold it
     status,     ///< STATUS: length/closed hold it
     error,      ///< ERROR: error_code/error_text hold it
     lost,       ///< the session was lost (protocol.md §11.3)
 };
 
-enum class net_op : std::uint8_t { send, recv, close, query };
+/// watch: WATCH_SEND (protocol.md §8.6), a select's remote send case.
+enum class net_op : std::uint8_t { send, recv, close, query, watch };
 
 /// One outstanding request of a remote handle. Shared by the link's table
 /// (until the final answer) and the caller.
@@ -129,7 +131,8 @@ public:
     virtual net_answer wait(net_request& r, deadline_t deadline) = 0;
 
     /// Select support: detaches `r` from its wait entry; if it is still
-    /// pending it is cancelled at the home (protocol.md §8.5) and orphaned.
+    /// pending it is cancelled at the home (protocol.md §8.5, CANCEL_WATCH
+    /// for a watch, §8.6) and orphaned.
     virtual void detach(net_request& r) = 0;
 
     /// Resolves a delivery (protocol.md §8.4).
@@ -148,6 +151,8 @@ inline constexpr std::uint8_t send_ok = 0x12;
 inline constexpr std::uint8_t send_closed = 0x13;
 inline constexpr std::uint8_t send_full = 0x14;
 inline constexpr std::uint8_t send_cancelled = 0x15;
+inline constexpr std::uint8_t ready = 0x19;
+inline constexpr std::uint8_t watch_cancelled = 0x1a;
 inline constexpr std::uint8_t recv_cancelled = 0x25;
 inline constexpr std::uint8_t closed = 0x27;
 inline constexpr std::uint8_t empty = 0x28;
@@ -212,6 +217,10 @@ public:
     virtual void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
                          bool try_now) = 0;
     virtual void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
+    /// WATCH_SEND / CANCEL_WATCH (protocol.md §8.6).
+    virtual void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
+    virtual void on_cancel_watch(reply_sink& out, std::uint32_t session,
+                                 std::uint64_t request) = 0;
     virtual void on_ack(std::uint32_t session, std::uint64_t delivery) = 0;
     virtual void on_return(std::uint32_t session, std::uint64_t delivery) = 0;
     /// Returns false if the channel was already closed.

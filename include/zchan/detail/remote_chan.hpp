@@ -6,12 +6,19 @@
 // on the thread that receives them; an operation's answer is ACKed as soon
 // as the value is handed to the user (protocol.md §8.4).
 //
-// Select (core_hooks): register_* sends the request with the select's wait
-// entry attached; the answer, dispatched under the link mutex, claims the
-// select with try_select and fills the packet. If the select already chose
-// another case, a VALUE is given back (RETURN): never lost, never twice.
-// Known limit (protocol.md §8.6): a remote *send* case whose offer the home
-// accepted after the select chose another case has still been sent.
+// Select (core_hooks, protocol.md §8.6), with the select's wait entry
+// attached to the request; answers are dispatched under the link mutex,
+// which is also what unregister_* (link->detach) takes:
+//   * receive case: register_recv sends RECV; a VALUE claims the select with
+//     try_select and fills the packet. If the select already chose another
+//     case, the VALUE is given back (RETURN): never lost, never twice.
+//   * send case: register_send sends WATCH_SEND, never the value. READY wakes
+//     the select as a hint (try_select + unpark, packet->done stays false);
+//     the select then retries this case first with try_send, a TRY SEND that
+//     the home executes atomically. So a send case runs only if the select
+//     chose it: Go's exactly-one-case rule holds across processes.
+//     unregister_send sends CANCEL_WATCH if the watch is still pending; a
+//     READY that crosses it is ignored.
 //
 // Thread safety: safe for any number of threads (chan_base contract); all
 // shared state lives in the net_link under its mutex.
@@ -73,10 +80,9 @@ public:
         throw std::logic_error("zchan: requeue_front on a remote channel");
     }
 
+    /// Watches instead of offering (protocol.md §8.6): e.packet is not used.
     bool register_send(wait_entry& e) override {
-        std::string payload;
-        encode_value(*static_cast<send_packet<T>*>(e.packet)->value, payload);
-        auto r = link_->start(net_op::send, false, payload, &attach, &e);
+        auto r = link_->start(net_op::watch, false, {}, &attach, &e);
         return remember(e, std::move(r));
     }
     void unregister_send(wait_entry& e) override { forget(e); }
@@ -167,11 +173,10 @@ private:
             e->cx->unpark();
             return true;
         }
-        if (r.op == net_op::send && r.result == net_answer::ok) {
-            if (e->cx->try_select(e->oper)) {
-                static_cast<send_packet<T>*>(e->packet)->done = true;
-                e->cx->unpark();
-            }
+        if (r.op == net_op::watch && r.result == net_answer::ready) {
+            // A hint, not a handoff: the select retries this case first with
+            // a TRY SEND. If it already chose another case, nothing happens.
+            if (e->cx->try_select(e->oper)) e->cx->unpark();
             return true;
         }
         // closed, lost, error: wake as a hint; the select retries try_* and

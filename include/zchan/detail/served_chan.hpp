@@ -6,7 +6,11 @@
 // RECV takes the value out of the channel (try_recv, or a handoff into a
 // registered receive entry) and the home keeps it until the peer ACKs it; a
 // RETURN or a lost peer puts it back at the head with requeue_front. A remote
-// SEND is a registered send entry holding the decoded value (an offer).
+// SEND is a registered send entry holding the decoded value (an offer). A
+// WATCH_SEND (a remote select's send case, protocol.md §8.6) is a registered
+// send entry without a packet (a watcher): it carries no value, and when it
+// is woken the home answers READY and forgets it; the peer's select then
+// retries with a TRY SEND, which is atomic here.
 //
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
@@ -66,7 +70,9 @@ public:
             auto& o = *ops_.at(id);
             if (o.registered) unregister(o);
             // A handoff that completed just before: the value is ours.
-            if (!o.is_send && o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
+            if (o.kind == op_kind::recv && o.rp.done && o.rp.value) {
+                impl_->requeue_front(std::move(*o.rp.value));
+            }
             erase(o);
         }
         auto it = sessions_.find(session);
@@ -99,7 +105,7 @@ public:
             return true;
         }
         if (send_ops_.count({session, seq}) != 0) return true;  // duplicate of a pending offer
-        auto& o = make_op(session, seq, true);
+        auto& o = make_op(session, seq, op_kind::send);
         o.value = std::move(v);
         send_ops_[{session, seq}] = o.hook.op_id;
         progress_send(out, o);
@@ -133,7 +139,7 @@ public:
             return;
         }
         if (recv_ops_.count({session, request}) != 0) return;
-        auto& o = make_op(session, request, false);
+        auto& o = make_op(session, request, op_kind::recv);
         recv_ops_[{session, request}] = o.hook.op_id;
         progress_recv(out, o);
     }
@@ -149,6 +155,25 @@ public:
         } else {
             out.reply(session, reply_type::recv_cancelled, request);
         }
+        erase(o);
+    }
+
+    void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
+        if (watch_ops_.count({session, request}) != 0) return;  // duplicate of a pending watch
+        auto& o = make_op(session, request, op_kind::watch);
+        watch_ops_[{session, request}] = o.hook.op_id;
+        o.entry = wait_entry{&o.cx, sel_first_op, nullptr};  // a watcher: no packet
+        o.registered = true;
+        // Ready now (a partner or space, or closed): answer at once.
+        if (impl_->register_send(o.entry)) fire_watch(out, o);
+    }
+
+    void on_cancel_watch(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
+        auto it = watch_ops_.find({session, request});
+        if (it == watch_ops_.end()) return;  // READY already sent: the final answer (§8.6)
+        auto& o = *ops_.at(it->second);
+        if (o.registered) unregister(o);
+        out.reply(session, reply_type::watch_cancelled, request);
         erase(o);
     }
 
@@ -186,14 +211,22 @@ public:
         auto& o = *it->second;
         if (!o.registered) return;
         unregister(o);  // the barrier that makes a handoff visible (core_hooks)
-        if (o.is_send) {
-            progress_send(out, o);
-        } else {
-            progress_recv(out, o);
+        switch (o.kind) {
+            case op_kind::send:
+                progress_send(out, o);
+                break;
+            case op_kind::recv:
+                progress_recv(out, o);
+                break;
+            case op_kind::watch:
+                fire_watch(out, o);
+                break;
         }
     }
 
 private:
+    enum class op_kind : std::uint8_t { send, recv, watch };
+
     struct op {
         op_hook hook;
         context cx{&op_hook_notify, &hook};
@@ -203,7 +236,7 @@ private:
         std::optional<T> value;  // send: the offered value
         std::uint32_t session = 0;
         std::uint64_t id = 0;  // seq or request id
-        bool is_send = false;
+        op_kind kind = op_kind::recv;
         bool registered = false;
     };
 
@@ -212,33 +245,48 @@ private:
         std::map<std::uint64_t, T> unacked;  // delivery seq -> value (protocol.md §8.4)
     };
 
-    op& make_op(std::uint32_t session, std::uint64_t id, bool is_send) {
+    op& make_op(std::uint32_t session, std::uint64_t id, op_kind kind) {
         auto o = std::make_unique<op>();
         o->hook = op_hook{&notifier_, this, next_op_++};
         o->session = session;
         o->id = id;
-        o->is_send = is_send;
+        o->kind = kind;
         auto& ref = *o;
         ops_.emplace(ref.hook.op_id, std::move(o));
         return ref;
     }
 
     void erase(op& o) {
-        if (o.is_send) {
-            send_ops_.erase({o.session, o.id});
-        } else {
-            recv_ops_.erase({o.session, o.id});
+        switch (o.kind) {
+            case op_kind::send:
+                send_ops_.erase({o.session, o.id});
+                break;
+            case op_kind::recv:
+                recv_ops_.erase({o.session, o.id});
+                break;
+            case op_kind::watch:
+                watch_ops_.erase({o.session, o.id});
+                break;
         }
         ops_.erase(o.hook.op_id);
     }
 
     void unregister(op& o) {
-        if (o.is_send) {
-            impl_->unregister_send(o.entry);
-        } else {
+        if (o.kind == op_kind::recv) {
             impl_->unregister_recv(o.entry);
+        } else {
+            impl_->unregister_send(o.entry);  // offers and watchers wait as senders
         }
         o.registered = false;
+    }
+
+    /// The watch fired (woken, or ready when registered): READY, one-shot
+    /// (protocol.md §8.6). Whether it was a partner, space or a close, the
+    /// peer's TRY SEND finds out.
+    void fire_watch(reply_sink& out, op& o) {
+        if (o.registered) unregister(o);
+        out.reply(o.session, reply_type::ready, o.id);
+        erase(o);
     }
 
     /// `o` is not registered. Tries the send, else registers the offer.
@@ -325,6 +373,7 @@ private:
     std::unordered_map<std::uint64_t, std::unique_ptr<op>> ops_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> send_ops_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> recv_ops_;
+    std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> watch_ops_;
     std::unordered_map<std::uint32_t, session_state> sessions_;
 };
 
