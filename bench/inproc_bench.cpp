@@ -24,10 +24,17 @@
 //   --zchan_items_scale=F  multiplies every item count (the ctest smoke run uses a small F so
 //                          that it finishes in seconds even where every hand-off sleeps).
 //   --zchan_pin            diagnostic: pins the threads of each case round-robin to the CPUs
-//                          the process may use (timing thread first), so that two partners
-//                          never share a CPU. Without it the scheduler places the threads, as
-//                          in a real program; comparing the two separates the channel's own
-//                          cost from the cost of where the threads happen to run.
+//                          the process may use (timing thread first), so that the two threads
+//                          of an SPSC or ping-pong case never share a CPU. Without it the
+//                          scheduler places the threads, as in a real program; comparing the
+//                          two separates the channel's own cost from the cost of where the
+//                          threads happen to run.
+//
+// Reading the numbers: with OS threads on a small machine, a hand-off between two threads
+// costs ~0.1-0.5 us when they run on different CPUs and several microseconds (a context
+// switch) when they share one, and which one you get is up to the scheduler and to whatever
+// else runs on the machine. Go hands off between goroutines in user space and does not care.
+// bench/run_inproc reports how much other work shared the CPUs during each run.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -35,7 +42,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <latch>
 #include <memory>
 #include <string>
@@ -56,7 +62,7 @@ using clock_type = std::chrono::steady_clock;
 
 double g_items_scale = 1.0;  // set once in main() before any benchmark runs
 bool g_pin = false;          // --zchan_pin; set once in main()
-bool g_failed = false;       // a case saw wrong values; only benchmark threads write it, one at a time
+bool g_failed = false;       // a case saw wrong values; written only by the timing thread
 
 enum class bench_case { spsc_cap1024, spsc_cap1, spsc_unbuffered, pingpong, mpmc4x4, range_1m };
 
