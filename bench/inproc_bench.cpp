@@ -35,8 +35,6 @@
 // switch) when they share one, and which one you get is up to the scheduler and to whatever
 // else runs on the machine. Go hands off between goroutines in user space and does not care.
 // bench/run_inproc reports how much other work shared the CPUs during each run.
-#include <benchmark/benchmark.h>
-
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -49,11 +47,11 @@
 #include <thread>
 #include <vector>
 
+#include <benchmark/benchmark.h>
 #include <pthread.h>
 #include <sched.h>
 
 #include <zchan/zchan.hpp>
-
 #include "baseline_queue.hpp"
 
 namespace {
