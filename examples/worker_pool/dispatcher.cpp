@@ -28,7 +28,6 @@
 #include <iostream>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <zchan/zchan.hpp>
@@ -131,12 +130,6 @@ int main(int argc, char** argv) {
                 return 1;
             }
             log_println(*who, "finished");
-        }
-        // Workaround for a transport bug, as in net_producer.cpp: wait (bounded)
-        // until the workers have hung up, so the answer to the last `done <- name`
-        // is not lost with this process.
-        while (srv.sessions() > 0 && std::chrono::steady_clock::now() < deadline) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         if (!ok) return 1;
         log_println("All", opt.jobs, "results in, each job exactly once; exiting");

@@ -1,22 +1,14 @@
-// Repro (transport bug, reported; owner: transport): the last answers a home
-// sends just before it shuts down never reach the peer.
+// Regression tests: the last answers a home sends just before it shuts down
+// must reach the peer.
 //
-// ProcessExit (fails 1-4 times in 20 runs here): a home takes a buffered
-// remote send with recv() and returns from main; the sender, whose value was
-// taken, gets zchan::peer_lost after heartbeat_timeout instead of success.
-// Suspected cause, not confirmed: the shared ZeroMQ context is never
-// terminated (src/net_context.hpp), so ZMQ_LINGER never applies and a SEND_OK
-// still queued in libzmq dies with the process. Seen only when the client has
-// used a second channel on the same endpoint first (examples/net_consumer).
+// ProcessExit: a home takes a buffered remote send with recv() and returns
+// from main; the sender, whose value was taken, used to get zchan::peer_lost
+// after heartbeat_timeout instead of success (1-4 times in 20 runs). Cause:
+// the shared ZeroMQ context was never terminated, so ZMQ_LINGER never applied
+// and a SEND_OK still queued in libzmq died with the process. Fixed by
+// terminating the context at exit (src/net_context.hpp).
 //
-// ServerDestroyed (passes here; kept as a guard): ~server stops its thread
-// without a last process_ready(), which looks like it could drop the answer
-// to a handoff the home's recv has just completed.
-//
-// Both break "send returned <=> the value was accepted" at a clean shutdown,
-// and any program whose home exits right after its last receive (the net
-// examples work around it). DISABLED_ until fixed; run with
-// --gtest_also_run_disabled_tests.
+// ServerDestroyed: the same for a server destroyed right after the handoff.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -60,7 +52,7 @@ int home_that_exits() {
     return 0;
 }
 
-TEST(NetExitFlushRepro, DISABLED_ProcessExitRightAfterTheLastReceiveStillAnswersTheSender) {
+TEST(NetExitFlushRepro, ProcessExitRightAfterTheLastReceiveStillAnswersTheSender) {
     int lost = 0;
     for (int run = 0; run < 20; ++run) {
         zchan_test::child_process home({"/proc/self/exe", "--home-that-exits"});
@@ -81,7 +73,7 @@ TEST(NetExitFlushRepro, DISABLED_ProcessExitRightAfterTheLastReceiveStillAnswers
     EXPECT_EQ(lost, 0) << "sends accepted by the home but reported as peer_lost";
 }
 
-TEST(NetExitFlushRepro, DISABLED_ServerDestroyedRightAfterAHandoffStillAnswersTheSender) {
+TEST(NetExitFlushRepro, ServerDestroyedRightAfterAHandoffStillAnswersTheSender) {
     int failed = 0;
     for (int run = 0; run < 20; ++run) {
         zchan::channel<int> ch;  // unbuffered: the send completes by handoff
