@@ -163,6 +163,7 @@ private:
                 std::uint64_t n = 0;
                 [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
             }
+            now_ = steady::now();  // once per iteration, not per frame
             process_ready();
             // A bounded batch, so that completions and heartbeats keep up.
             for (int i = 0; i < 512 && recv_one(); ++i) {
@@ -183,7 +184,8 @@ private:
     void process_ready() {
         // Order matters (see post()): clear the flag before taking the list.
         signalled_.store(false, std::memory_order_release);
-        std::vector<std::pair<detail::served_base*, std::uint64_t>> ready;
+        auto& ready = ready_scratch_;  // reused: its capacity goes back and forth
+        ready.clear();
         {
             std::lock_guard<std::mutex> g(ready_mu_);
             ready.swap(ready_);
@@ -255,7 +257,7 @@ private:
         }
         const std::uint32_t sid = it->first;
         session_info& s = it->second;
-        s.last_rx = steady::now();
+        s.last_rx = now_;
         auto& ch = *s.ch;
         switch (f.h.type) {
             case w::msg::send:
@@ -351,7 +353,7 @@ private:
         }
         std::uint32_t sid = next_session_++;
         if (sid == 0) sid = next_session_++;
-        const auto now = steady::now();
+        const auto now = now_;
         sessions_.emplace(sid, session_info{rid, ch, now, now});
         session_count_.store(sessions_.size());
         ch->open_session(sid);
@@ -381,7 +383,7 @@ private:
     void housekeeping() {
         for (auto sid : unroutable_) drop(sid);
         unroutable_.clear();
-        const auto now = steady::now();
+        const auto now = now_ = steady::now();
         std::vector<std::uint32_t> lost;
         for (auto& [sid, s] : sessions_) {
             if (now - s.last_rx > opts_.heartbeat_timeout) {
@@ -402,7 +404,7 @@ private:
             unroutable_.push_back(sid);  // dropped in housekeeping, not mid-dispatch
             return;
         }
-        it->second.last_tx = steady::now();
+        it->second.last_tx = now_;
     }
 
     bool send_raw(const std::string& rid) {
@@ -438,6 +440,11 @@ private:
     std::uint32_t next_session_ = 1;
     std::uint64_t ping_nonce_ = 0;
     std::string tx_;
+    // The time at the start of this poll iteration (refreshed before
+    // housekeeping): frames are stamped with it instead of reading the clock
+    // per frame; a batch is at most 512 frames, far below heartbeat/4.
+    steady::time_point now_ = steady::now();
+    std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_scratch_;
 
     std::jthread thread_;  // last: started once everything above exists
 };

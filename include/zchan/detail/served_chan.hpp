@@ -17,7 +17,7 @@
 //     before its memory is released, so no notification can reach a dead op
 //     (a notification already queued names it by id and finds nothing);
 //   * every value taken out of the channel is either in a session's
-//     `unacked` map, or was handed to requeue_front: never dropped.
+//     `unacked` window, or was handed to requeue_front: never dropped.
 //
 // Thread safety: every member runs on the server thread (served_base
 // contract), except that the channel may call op_hook_notify from any thread
@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,7 +82,7 @@ public:
         // in delivery order (so requeue the newest first).
         auto& unacked = it->second.unacked;
         for (auto d = unacked.rbegin(); d != unacked.rend(); ++d) {
-            impl_->requeue_front(std::move(d->second));
+            if (*d) impl_->requeue_front(std::move(**d));
         }
         sessions_.erase(it);
     }
@@ -139,6 +140,20 @@ public:
             return;
         }
         if (recv_ops_.count({session, request}) != 0) return;
+        {
+            // Fast path, the first step of progress_recv without an op
+            // object: a value (or a close) is there now.
+            std::optional<T> v;
+            const recv_status s = impl_->try_recv(v);
+            if (s == recv_status::ok) {
+                deliver(out, session, request, std::move(*v));
+                return;
+            }
+            if (s == recv_status::closed) {
+                out.reply(session, reply_type::closed, request);
+                return;
+            }
+        }
         auto& o = make_op(session, request, op_kind::recv);
         recv_ops_[{session, request}] = o.hook.op_id;
         progress_recv(out, o);
@@ -179,16 +194,21 @@ public:
 
     void on_ack(std::uint32_t session, std::uint64_t delivery) override {
         auto it = sessions_.find(session);
-        if (it != sessions_.end()) it->second.unacked.erase(delivery);
+        if (it == sessions_.end()) return;
+        if (std::optional<T>* slot = it->second.find(delivery)) {
+            slot->reset();
+            it->second.trim();
+        }
     }
 
     void on_return(std::uint32_t session, std::uint64_t delivery) override {
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
-        auto d = it->second.unacked.find(delivery);
-        if (d == it->second.unacked.end()) return;  // unknown or resolved: ignore (§8.4)
-        impl_->requeue_front(std::move(d->second));
-        it->second.unacked.erase(d);
+        std::optional<T>* slot = it->second.find(delivery);
+        if (slot == nullptr) return;  // unknown or resolved: ignore (§8.4)
+        impl_->requeue_front(std::move(**slot));
+        slot->reset();
+        it->second.trim();
     }
 
     bool on_close() override {
@@ -240,9 +260,27 @@ private:
         bool registered = false;
     };
 
+    /// Unacknowledged deliveries (protocol.md §8.4). Delivery seqs are
+    /// sequential per session, so they live in a window: unacked[i] holds
+    /// delivery base + i, empty once resolved; resolved slots at the front
+    /// are trimmed. No allocation per value (a deque grows in blocks).
     struct session_state {
         std::uint64_t next_delivery = 1;
-        std::map<std::uint64_t, T> unacked;  // delivery seq -> value (protocol.md §8.4)
+        std::uint64_t base = 1;                   // delivery seq of unacked.front()
+        std::deque<std::optional<T>> unacked;     // [base, next_delivery)
+
+        /// The pending value of `delivery`, or nullptr (unknown or resolved).
+        std::optional<T>* find(std::uint64_t delivery) {
+            if (delivery < base || delivery - base >= unacked.size()) return nullptr;
+            std::optional<T>& slot = unacked[static_cast<std::size_t>(delivery - base)];
+            return slot ? &slot : nullptr;
+        }
+        void trim() {
+            while (!unacked.empty() && !unacked.front()) {
+                unacked.pop_front();
+                ++base;
+            }
+        }
     };
 
     op& make_op(std::uint32_t session, std::uint64_t id, op_kind kind) {
@@ -350,7 +388,8 @@ private:
             impl_->requeue_front(std::move(v));
             return;
         }
-        std::string payload;
+        std::string& payload = enc_;  // reused: no allocation per value
+        payload.clear();
         try {
             encode_value(v, payload);
         } catch (...) {
@@ -361,7 +400,7 @@ private:
             return;
         }
         const std::uint64_t d = it->second.next_delivery++;
-        it->second.unacked.emplace(d, std::move(v));
+        it->second.unacked.emplace_back(std::move(v));
         out.reply_value(session, request, d, payload);
     }
 
@@ -375,6 +414,7 @@ private:
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> recv_ops_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> watch_ops_;
     std::unordered_map<std::uint32_t, session_state> sessions_;
+    std::string enc_;  // deliver()'s encode buffer, reused
 };
 
 }  // namespace zchan::detail
