@@ -384,9 +384,15 @@ private:
     void refill_locked() {
         if (p_closed_ || lost_) return;
         while (pq_.size() + p_outstanding_ < prefetch_ && !lost_) {
-            auto r = std::make_shared<net_request>();
-            r->op = net_op::recv;
-            r->arg = &prefetch_tag_;
+            std::shared_ptr<net_request> r;
+            if (p_free_.empty()) {
+                r = std::make_shared<net_request>();
+                r->op = net_op::recv;
+                r->arg = &prefetch_tag_;
+            } else {  // recycled: no allocation per refill request
+                r = std::move(p_free_.back());
+                p_free_.pop_back();
+            }
             r->id = next_id_++;
             pending_.emplace(r->id, r);
             ++p_outstanding_;
@@ -513,7 +519,7 @@ private:
                 lose_locked();
                 return;
             }
-            last_tx_ = steady::now();
+            tx_seen_ = true;  // stamped at the next heartbeat tick (heartbeat_locked)
         } catch (const zmq::error_t&) {
             lose_locked();
         }
@@ -558,7 +564,7 @@ private:
             ++malformed_;
             return;
         }
-        last_rx_ = steady::now();
+        rx_seen_ = true;  // stamped at the next heartbeat tick (heartbeat_locked)
         switch (f.h.type) {
             case w::msg::ping:
                 tx_.clear();
@@ -624,6 +630,8 @@ private:
         pending_.erase(it);
         if (r->arg == &prefetch_tag_) {
             prefetch_answer_locked(f, a);
+            // Nobody else holds a prefetch request: keep it for the next refill.
+            if (r.use_count() == 1 && p_free_.size() < prefetch_) p_free_.push_back(std::move(r));
             return;
         }
         r->result = a;
@@ -678,9 +686,14 @@ private:
         }
     }
 
-    /// Requires mu_. protocol.md §12.1.
+    /// Requires mu_. protocol.md §12.1. Frames are not stamped with the
+    /// clock one by one: whatever was received or sent since the last tick
+    /// counts as received or sent now (late by at most heartbeat/4).
     void heartbeat_locked() {
         const auto now = steady::now();
+        if (rx_seen_) last_rx_ = now;
+        if (tx_seen_) last_tx_ = now;
+        rx_seen_ = tx_seen_ = false;
         if (now - last_rx_ > timeout_) {
             lose_locked();
             return;
@@ -689,6 +702,8 @@ private:
             tx_.clear();
             w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, channel_, ++ping_nonce_});
             send_raw_locked();
+            last_tx_ = now;
+            tx_seen_ = false;
         }
     }
 
@@ -740,6 +755,8 @@ private:
     std::uint64_t ping_nonce_ = 0;                                             // guarded by mu_
     steady::time_point last_rx_{};                                             // guarded by mu_
     steady::time_point last_tx_{};                                             // guarded by mu_
+    bool rx_seen_ = false;  // a frame arrived since the last tick; guarded by mu_
+    bool tx_seen_ = false;  // a frame left since the last tick; guarded by mu_
     std::string tx_;                                                           // guarded by mu_
     std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
     // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by
@@ -752,6 +769,7 @@ private:
     std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
     std::deque<queued_value> pq_;                        // prefetched, not yet taken
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
+    std::vector<std::shared_ptr<net_request>> p_free_;   // answered prefetch RECVs, reusable
     std::size_t p_outstanding_ = 0;                      // prefetch RECVs in flight
     bool p_closed_ = false;                              // a prefetch RECV got CLOSED
     std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
