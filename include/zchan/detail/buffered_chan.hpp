@@ -322,8 +322,10 @@ private:
     const std::size_t mark_bit_;
     const std::size_t one_lap_;
     std::unique_ptr<slot[]> slots_;
-    sync_waker senders_;
-    sync_waker receivers_;
+    // Wait lists change on every registration; keep them off the line of the
+    // read-mostly fields above, which every operation reads.
+    alignas(cache_line) sync_waker senders_;
+    alignas(cache_line) sync_waker receivers_;
     // Values given back by the transport (requeue_front), received before
     // the ring. Rare, so a lock is fine.
     alignas(cache_line) std::atomic<std::size_t> requeued_count_{0};
