@@ -33,26 +33,11 @@
 
 #include <zchan/zchan.hpp>
 
+#include "go_log.hpp"
+
 namespace {
 
-// Go's log.Println: "2006/01/02 15:04:05 " then the operands separated by spaces.
-// One mutex keeps lines whole when both goroutines (threads) log at once.
-// (Go logs to stderr; we use stdout so the output pipes easily.)
-std::mutex log_mutex;
-
-template <class... Args>
-void log_println(const Args&... args) {
-    std::ostringstream line;
-    const std::time_t now = std::time(nullptr);
-    std::tm local{};
-    localtime_r(&now, &local);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &local);
-    line << stamp;
-    ((line << ' ' << args), ...);
-    const std::lock_guard<std::mutex> lock(log_mutex);
-    std::cout << line.str() << std::endl;  // flush each line, as Go's unbuffered logger does
-}
+using go_log::log_println;  // Go's log.Println (examples/go_log.hpp)
 
 // Parses --delay-ms N; exits with a usage message on anything else.
 std::chrono::milliseconds parse_delay(int argc, char** argv) {
