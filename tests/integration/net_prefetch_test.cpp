@@ -13,6 +13,7 @@
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
+#include "net_test_support.hpp"
 
 namespace {
 
@@ -63,42 +64,7 @@ TEST(NetPrefetch, SelectTakesPrefetchedValuesWithoutLossOrDuplicates) {
     zchan::server srv("tcp://127.0.0.1:*");
     srv.serve("p", home);
     auto remote = zchan::dial<int>(srv.endpoint(), "p", with_prefetch(8));
-    zchan::channel<int> local(16);
-    std::thread feed_home([&] {
-        for (int i = 0; i < n; ++i) home.send(i);
-        home.close();
-    });
-    std::thread feed_local([&] {
-        for (int i = 0; i < n; ++i) local.send(n + i);
-        local.close();
-    });
-    std::multiset<int> got;
-    bool home_open = true;
-    bool local_open = true;
-    while (home_open || local_open) {
-        auto r = home_open ? remote : zchan::channel<int>::nil();
-        auto l = local_open ? local : zchan::channel<int>::nil();
-        zchan::select(zchan::recv_case(r,
-                                       [&](std::optional<int> v) {
-                                           if (v) {
-                                               got.insert(*v);
-                                           } else {
-                                               home_open = false;
-                                           }
-                                       }),
-                      zchan::recv_case(l, [&](std::optional<int> v) {
-                          if (v) {
-                              got.insert(*v);
-                          } else {
-                              local_open = false;
-                          }
-                      }));
-    }
-    feed_home.join();
-    feed_local.join();
-    ASSERT_EQ(got.size(), static_cast<std::size_t>(2 * n));
-    int expect = 0;
-    for (int v : got) EXPECT_EQ(v, expect++);
+    zchan_test::expect_select_over_remote_and_local_exactly_once(home, remote, n);
 }
 
 TEST(NetPrefetch, ValuesNotTakenGoBackWhenTheHandleGoes) {

@@ -17,6 +17,7 @@
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
+#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -25,17 +26,7 @@ using namespace std::chrono_literals;
 using zchan_test::background_call;
 using zchan_test::blocks_until;
 
-std::atomic<int> endpoint_counter{0};
-
-std::string make_endpoint(const std::string& transport) {
-    const int n = endpoint_counter.fetch_add(1);
-    if (transport == "inproc") return "inproc://net-select-test-" + std::to_string(n);
-    if (transport == "ipc") {
-        return "ipc:///tmp/zchan-net-select-test-" + std::to_string(::getpid()) + "-" +
-               std::to_string(n);
-    }
-    return "tcp://127.0.0.1:*";
-}
+using zchan_test::make_endpoint;
 
 zchan::net_options fast() {
     zchan::net_options o;

@@ -18,6 +18,7 @@
 
 #include "zchan/channel.hpp"
 #include "zchan/select.hpp"
+#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -26,17 +27,7 @@ using namespace std::chrono_literals;
 using zchan_test::background_call;
 using zchan_test::blocks_until;
 
-std::atomic<int> endpoint_counter{0};
-
-/// A fresh endpoint of the given transport (tcp picks a free port).
-std::string make_endpoint(const std::string& transport) {
-    const int n = endpoint_counter.fetch_add(1);
-    if (transport == "inproc") return "inproc://net-test-" + std::to_string(n);
-    if (transport == "ipc") {
-        return "ipc:///tmp/zchan-net-test-" + std::to_string(::getpid()) + "-" + std::to_string(n);
-    }
-    return "tcp://127.0.0.1:*";
-}
+using zchan_test::make_endpoint;
 
 zchan::net_options fast() {
     zchan::net_options o;
@@ -136,42 +127,7 @@ TEST_P(NetIntegration, SelectOverLocalAndRemoteNeverLosesOrDuplicates) {
     zchan::server srv(make_endpoint(GetParam()), fast());
     srv.serve("s", home);
     auto remote = zchan::dial<int>(srv.endpoint(), "s", fast());
-    zchan::channel<int> local(16);
-    std::thread feed_home([&] {
-        for (int i = 0; i < n; ++i) home.send(i);
-        home.close();
-    });
-    std::thread feed_local([&] {
-        for (int i = 0; i < n; ++i) local.send(n + i);
-        local.close();
-    });
-    std::multiset<int> got;
-    bool home_open = true;
-    bool local_open = true;
-    while (home_open || local_open) {
-        auto r = home_open ? remote : zchan::channel<int>::nil();
-        auto l = local_open ? local : zchan::channel<int>::nil();
-        zchan::select(zchan::recv_case(r,
-                                       [&](std::optional<int> v) {
-                                           if (v) {
-                                               got.insert(*v);
-                                           } else {
-                                               home_open = false;
-                                           }
-                                       }),
-                      zchan::recv_case(l, [&](std::optional<int> v) {
-                          if (v) {
-                              got.insert(*v);
-                          } else {
-                              local_open = false;
-                          }
-                      }));
-    }
-    feed_home.join();
-    feed_local.join();
-    ASSERT_EQ(got.size(), static_cast<std::size_t>(2 * n));
-    int expect = 0;
-    for (int v : got) EXPECT_EQ(v, expect++);
+    zchan_test::expect_select_over_remote_and_local_exactly_once(home, remote, n);
 }
 
 TEST_P(NetIntegration, HandshakeRejectsUnknownChannelsAndOtherTypes) {
