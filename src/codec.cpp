@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace zchan::detail::wire {
 namespace {
@@ -68,6 +69,8 @@ constexpr std::array<rule, 256> make_rules() {
     set(cancel_recv, H, 0, 0, NZ, POS);
     set(ack, H, 0, special, NZ, id_rule::any);  // id = count, checked with the body
     set(ret, H, 0, 0, NZ, POS);
+    set(recv_many, H, 0, recv_many_size - header_size, NZ, POS);
+    set(values, P, 0, special, NZ, POS);
     set(recv_cancelled, P, 0, 0, NZ, POS);
     set(value, P, 0, special, NZ, POS);
     set(closed, P, 0, 0, NZ, POS);
@@ -192,6 +195,10 @@ const char* to_string(msg m) noexcept {
             return "ACK";
         case msg::ret:
             return "RETURN";
+        case msg::recv_many:
+            return "RECV_MANY";
+        case msg::values:
+            return "VALUES";
         case msg::recv_cancelled:
             return "RECV_CANCELLED";
         case msg::value:
@@ -262,6 +269,8 @@ public:
                 return "STATUS closed flag not 0 or 1";
             case codec_errc::bad_welcome:
                 return "invalid WELCOME parameters";
+            case codec_errc::bad_batch:
+                return "RECV_MANY/VALUES count out of range or entries malformed";
         }
         return "unknown codec error";
     }
@@ -343,6 +352,40 @@ std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_fram
             for (std::size_t i = 0; i < count; ++i) {
                 if (out.ack(i) == 0) return err(codec_errc::bad_ack);
             }
+            return {};
+        }
+        case msg::recv_many: {  // §8.8
+            const auto count = load_le<std::uint32_t>(p + 16);
+            if (load_le<std::uint32_t>(p + 20) != 0) return err(codec_errc::bad_reserved);
+            if (count == 0 || count > max_batch) return err(codec_errc::bad_batch);
+            if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1)) return err(codec_errc::bad_batch);
+            out.count = count;
+            return {};
+        }
+        case msg::values: {  // §8.8
+            if (n < values_prefix_size) return err(codec_errc::truncated);
+            out.delivery_seq = load_le<std::uint64_t>(p + 16);
+            const auto count = load_le<std::uint32_t>(p + 24);
+            if (load_le<std::uint32_t>(p + 28) != 0) return err(codec_errc::bad_reserved);
+            if (out.delivery_seq == 0) return err(codec_errc::zero_id);
+            if (count == 0 || count > max_batch) return err(codec_errc::bad_batch);
+            if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1) ||
+                out.delivery_seq > std::numeric_limits<std::uint64_t>::max() - (count - 1)) {
+                return err(codec_errc::bad_batch);
+            }
+            // Every entry must fit, and together they must fill the frame
+            // exactly: values_reader then walks them without checks.
+            std::size_t at = values_prefix_size;
+            for (std::uint32_t i = 0; i < count; ++i) {
+                if (n - at < 4) return err(codec_errc::bad_batch);
+                const auto len = load_le<std::uint32_t>(p + at);
+                at += 4;
+                if (len > n - at) return err(codec_errc::bad_batch);
+                at += len;
+            }
+            if (at != n) return err(codec_errc::bad_batch);
+            out.count = count;
+            out.entries = in.subspan(values_prefix_size);
             return {};
         }
         case msg::status:
@@ -432,6 +475,34 @@ void begin_value(std::string& out, std::uint32_t channel, std::uint64_t request,
                  std::uint64_t delivery_seq) {
     encode_header(out, header{version, msg::value, 0, channel, request});
     put_le(out, delivery_seq);
+}
+
+void encode_recv_many(std::string& out, std::uint32_t channel, std::uint64_t first,
+                      std::uint32_t count) {
+    encode_header(out, header{version, msg::recv_many, 0, channel, first});
+    put_le(out, count);
+    put_le(out, std::uint32_t{0});
+}
+
+void begin_values(std::string& out, std::uint32_t channel, std::uint64_t first_request,
+                  std::uint64_t first_delivery) {
+    encode_header(out, header{version, msg::values, 0, channel, first_request});
+    put_le(out, first_delivery);
+    put_le(out, std::uint32_t{0});  // count, patched by finish_values
+    put_le(out, std::uint32_t{0});
+}
+
+void finish_values(std::string& out, std::size_t start, std::uint32_t count) {
+    for (std::size_t i = 0; i < 4; ++i) {
+        out[start + 24 + i] = static_cast<char>(static_cast<unsigned char>(count >> (8 * i)));
+    }
+}
+
+bytes values_reader::next() noexcept {
+    const auto len = load_le<std::uint32_t>(rest_.data());
+    bytes v = rest_.subspan(4, len);
+    rest_ = rest_.subspan(4 + len);
+    return v;
 }
 
 }  // namespace zchan::detail::wire

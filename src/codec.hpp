@@ -38,6 +38,9 @@ inline constexpr std::size_t max_name = 255;                 // §6.4
 inline constexpr std::size_t max_type_name = 1024;           // §6.4
 inline constexpr std::size_t max_error_text = 1024;          // §6.4
 inline constexpr std::size_t max_acks = 1024;                // §6.4
+inline constexpr std::size_t max_batch = 65536;              // §6.4: RECV_MANY count, VALUES count
+inline constexpr std::size_t recv_many_size = 24;            // header + count + reserved
+inline constexpr std::size_t values_prefix_size = 32;        // header + delivery + count + reserved
 inline constexpr std::size_t default_max_frame = 64u << 20;  // §6.4
 
 /// Message types (protocol.md §5.2).
@@ -59,11 +62,13 @@ enum class msg : std::uint8_t {
     recv = 0x20,
     cancel_recv = 0x21,
     ack = 0x22,
-    ret = 0x23,  // RETURN
+    ret = 0x23,        // RETURN
+    recv_many = 0x24,  // §8.8
     recv_cancelled = 0x25,
     value = 0x26,
     closed = 0x27,
     empty = 0x28,
+    values = 0x29,  // §8.8
     close = 0x30,
     query = 0x31,
     close_ok = 0x32,
@@ -122,6 +127,7 @@ enum class codec_errc {
     bad_error_code,     ///< ERROR code not in §11.2
     bad_status,         ///< STATUS closed flag not 0/1
     bad_welcome,        ///< WELCOME channel 0 or timeout <= interval
+    bad_batch,          ///< RECV_MANY/VALUES count 0 or > 65536, ids overflow, entries malformed
 };
 
 [[nodiscard]] const std::error_category& codec_category() noexcept;
@@ -186,6 +192,8 @@ struct frame {
     std::uint64_t delivery_seq = 0;  ///< VALUE
     bytes payload;                   ///< SEND, VALUE: the cereal value bytes
     bytes ack_seqs;                  ///< ACK: h.id little-endian u64 delivery seqs
+    std::uint32_t count = 0;         ///< RECV_MANY, VALUES: number of requests / entries
+    bytes entries;                   ///< VALUES: `count` (u32 length, payload) entries, validated
 
     /// ACK: the i-th delivery seq (i < h.id).
     [[nodiscard]] std::uint64_t ack(std::size_t i) const noexcept;
@@ -219,6 +227,26 @@ void begin_send(std::string& out, std::uint32_t channel, std::uint64_t seq, std:
 /// VALUE header and delivery seq; the caller appends the value.
 void begin_value(std::string& out, std::uint32_t channel, std::uint64_t request,
                  std::uint64_t delivery_seq);
+/// RECV_MANY (§8.8): `count` RECVs with request ids first..first+count-1.
+void encode_recv_many(std::string& out, std::uint32_t channel, std::uint64_t first,
+                      std::uint32_t count);
+/// VALUES (§8.8): writes the prefix with count 0; append entries with
+/// reply_sink::values_entry_begin/values_entry_end (zchan/detail/net_link.hpp),
+/// then finish_values(out, start, n) where `start` is out.size() before begin_values.
+void begin_values(std::string& out, std::uint32_t channel, std::uint64_t first_request,
+                  std::uint64_t first_delivery);
+void finish_values(std::string& out, std::size_t start, std::uint32_t count);
+
+/// Walks a validated VALUES frame's entries in order.
+class values_reader {
+public:
+    explicit values_reader(const frame& f) noexcept : rest_(f.entries) {}
+    /// The next entry's payload. Requires: fewer than count calls so far.
+    [[nodiscard]] bytes next() noexcept;
+
+private:
+    bytes rest_;
+};
 
 }  // namespace zchan::detail::wire
 

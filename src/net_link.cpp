@@ -28,14 +28,17 @@
 //
 // Prefetch window (protocol.md §9.2, opt-in: net_options::prefetch, granted
 // by the home in WELCOME). From the first recv on, the link keeps up to P
-// RECVs outstanding that no user operation waits for ("prefetch requests",
-// tagged by arg == &prefetch_tag_); their VALUEs queue in pq_ in arrival
-// order, which is the home's delivery order. A user recv takes the head of
-// pq_ without a round trip, or waits in pwaiters_ (FIFO) for the next one;
-// a TRY recv never goes to the home (empty unless a value is queued). The
-// queued values are unacknowledged deliveries: BYE or loss gives them back
-// to the channel (protocol.md §12.4). Refills are batched (when the window
-// is half used), so that ACKs and RECVs leave together.
+// RECVs outstanding that no user operation waits for ("prefetch requests").
+// They are asked for in one RECV_MANY per refill and answered mostly in
+// VALUES frames (§8.8), so a stream of values costs a frame per batch, not
+// per value; they are tracked as id ranges (p_ranges_), not as request
+// objects. Their values queue in pq_ in arrival order, which is the home's
+// delivery order. A user recv takes the head of pq_ without a round trip,
+// or waits in pwaiters_ (FIFO) for the next one; a TRY recv never goes to
+// the home (empty unless a value is queued). The queued values are
+// unacknowledged deliveries: BYE or loss gives them back to the channel
+// (protocol.md §12.4). Refills happen when the window is half used, so that
+// ACKs and the RECV_MANY leave together.
 //
 // Invariant: a request is in pending_ until its final answer (or loss); the
 // answer is written into it under mu_ before its waiter is woken.
@@ -379,42 +382,80 @@ private:
         }
     }
 
-    /// Requires mu_. Tops the window up: RECVs until queued + outstanding
-    /// reaches the grant. They go out back to back, ACKs first.
+    /// Requires mu_. Tops the window up to the grant with one RECV_MANY
+    /// (§8.8), queued ACKs first.
     void refill_locked() {
         if (p_closed_ || lost_) return;
-        while (pq_.size() + p_outstanding_ < prefetch_ && !lost_) {
-            std::shared_ptr<net_request> r;
-            if (p_free_.empty()) {
-                r = std::make_shared<net_request>();
-                r->op = net_op::recv;
-                r->arg = &prefetch_tag_;
-            } else {  // recycled: no allocation per refill request
-                r = std::move(p_free_.back());
-                p_free_.pop_back();
-            }
-            r->id = next_id_++;
-            pending_.emplace(r->id, r);
-            ++p_outstanding_;
-            tx_.clear();
-            w::encode_header(tx_, w::header{w::version, w::msg::recv, 0, channel_, r->id});
-            send_raw_locked();
+        const std::size_t have = pq_.size() + p_outstanding_;
+        if (have >= prefetch_) return;
+        const auto k = static_cast<std::uint32_t>(prefetch_ - have);
+        const std::uint64_t first = next_id_;
+        next_id_ += k;
+        if (!p_ranges_.empty() && p_ranges_.back().first + p_ranges_.back().second == first) {
+            p_ranges_.back().second += k;
+        } else {
+            p_ranges_.emplace_back(first, k);
         }
+        p_outstanding_ += k;
+        tx_.clear();
+        w::encode_recv_many(tx_, channel_, first, k);
+        send_raw_locked();
         drain_locked();
     }
 
-    /// Requires mu_. The final answer to a prefetch RECV.
-    void prefetch_answer_locked(const w::frame& f, net_answer a) {
-        --p_outstanding_;
-        if (a == net_answer::value) {
-            pq_.push_back(queued_value{
-                std::string(reinterpret_cast<const char*>(f.payload.data()), f.payload.size()),
-                f.delivery_seq});
-        } else if (a == net_answer::closed) {
-            p_closed_ = true;
+    /// Requires mu_. If `id` is an outstanding prefetch request, forgets it
+    /// (its answer has come) and returns true. Answers come in request order
+    /// (§8.8), so it is almost always the first id of the first range.
+    bool take_prefetch_id_locked(std::uint64_t id) {
+        for (auto r = p_ranges_.begin(); r != p_ranges_.end(); ++r) {
+            const auto [first, count] = *r;
+            if (id < first || id - first >= count) continue;
+            if (id == first) {
+                ++r->first;
+                if (--r->second == 0) p_ranges_.erase(r);
+            } else if (id - first == count - 1) {
+                --r->second;
+            } else {
+                r->second = id - first;
+                p_ranges_.insert(std::next(r), {id + 1, count - (id - first) - 1});
+            }
+            --p_outstanding_;
+            return true;
         }
-        // cancelled/error: the slot is simply free again.
+        return false;
+    }
+
+    /// Requires mu_. A non-value final answer to prefetch request (already
+    /// taken off p_ranges_).
+    void prefetch_answer_locked(net_answer a) {
+        if (a == net_answer::closed) p_closed_ = true;
+        // cancelled/error/empty: the slot is simply free again.
         serve_waiters_locked();
+    }
+
+    /// Requires mu_. VALUES (§8.8): entry i answers request f.h.id + i with
+    /// delivery f.delivery_seq + i.
+    void dispatch_values_locked(const w::frame& f) {
+        w::values_reader entries(f);
+        bool queued = false;
+        for (std::uint32_t i = 0; i < f.count; ++i) {
+            const w::bytes payload = entries.next();
+            const std::uint64_t id = f.h.id + i;
+            const std::uint64_t delivery = f.delivery_seq + i;
+            if (take_prefetch_id_locked(id)) {
+                pq_.push_back(queued_value{
+                    std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
+                    delivery});
+                queued = true;
+                continue;
+            }
+            w::frame one;  // a request of its own: handled as the VALUE it stands for
+            one.h = w::header{w::version, w::msg::value, 0, f.h.channel, id};
+            one.delivery_seq = delivery;
+            one.payload = payload;
+            complete_locked(one, net_answer::value);
+        }
+        if (queued) serve_waiters_locked();
     }
 
     /// Requires mu_. Called before any zmq call on the socket: if a leader
@@ -603,6 +644,9 @@ private:
             case w::msg::value:
                 complete_locked(f, net_answer::value);
                 return;
+            case w::msg::values:
+                dispatch_values_locked(f);
+                return;
             case w::msg::error:
                 if (f.error.code == w::error_code::shutting_down ||
                     f.error.code == w::error_code::unknown_session) {
@@ -621,6 +665,16 @@ private:
     void complete_locked(const w::frame& f, net_answer a) {
         auto it = pending_.find(f.h.id);
         if (it == pending_.end()) {
+            if (take_prefetch_id_locked(f.h.id)) {
+                if (a == net_answer::value) {
+                    pq_.push_back(queued_value{
+                        std::string(reinterpret_cast<const char*>(f.payload.data()),
+                                    f.payload.size()),
+                        f.delivery_seq});
+                }
+                prefetch_answer_locked(a);
+                return;
+            }
             // Unknown request: a VALUE nobody asked for still belongs to the
             // channel (protocol.md §8.4): give it back.
             if (a == net_answer::value) give_back_locked(f.delivery_seq);
@@ -628,12 +682,6 @@ private:
         }
         std::shared_ptr<net_request> r = std::move(it->second);
         pending_.erase(it);
-        if (r->arg == &prefetch_tag_) {
-            prefetch_answer_locked(f, a);
-            // Nobody else holds a prefetch request: keep it for the next refill.
-            if (r.use_count() == 1 && p_free_.size() < prefetch_) p_free_.push_back(std::move(r));
-            return;
-        }
         r->result = a;
         if (a == net_answer::value) {
             r->payload.assign(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
@@ -675,9 +723,10 @@ private:
         for (auto& r : pwaiters_) waiting.push_back(std::move(r));
         pwaiters_.clear();
         p_outstanding_ = 0;
+        p_ranges_.clear();
         for (auto& r : waiting) {
             r->result = net_answer::lost;
-            if (r->orphan || r->arg == &prefetch_tag_) continue;
+            if (r->orphan) continue;
             if (r->on_answer != nullptr) {
                 r->on_answer(*r, r->arg);
             } else if (r->cx.try_select(sel_first_op)) {
@@ -765,12 +814,12 @@ private:
         std::string payload;
         std::uint64_t delivery = 0;
     };
-    char prefetch_tag_ = 0;  // its address marks prefetch RECVs (net_request::arg)
     std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
     std::deque<queued_value> pq_;                        // prefetched, not yet taken
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
-    std::vector<std::shared_ptr<net_request>> p_free_;   // answered prefetch RECVs, reusable
-    std::size_t p_outstanding_ = 0;                      // prefetch RECVs in flight
+    // Prefetch RECVs in flight: (first id, count) ranges in request order.
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> p_ranges_;
+    std::size_t p_outstanding_ = 0;                      // their total
     bool p_closed_ = false;                              // a prefetch RECV got CLOSED
     std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
     bool draining_ = false;                                                    // guarded by mu_

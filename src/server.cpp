@@ -135,6 +135,18 @@ public:
         send_to(session);
     }
 
+    std::string& values_begin(std::uint32_t session, std::uint64_t first_request,
+                              std::uint64_t first_delivery) override {
+        vtx_.clear();
+        values_session_ = session;
+        w::begin_values(vtx_, session, first_request, first_delivery);
+        return vtx_;
+    }
+    void values_end(std::uint32_t count) override {
+        w::finish_values(vtx_, 0, count);
+        send_to(values_session_, vtx_);
+    }
+
 private:
     struct session_info {
         std::string routing_id;
@@ -284,6 +296,9 @@ private:
             case w::msg::cancel_recv:
                 ch.on_cancel_recv(*this, sid, f.h.id);
                 return;
+            case w::msg::recv_many:  // §8.8
+                ch.on_recv_many(*this, sid, f.h.id, f.count);
+                return;
             case w::msg::ack:
                 for (std::uint64_t i = 0; i < f.h.id; ++i) ch.on_ack(sid, f.ack(i));
                 return;
@@ -397,23 +412,27 @@ private:
         for (auto sid : lost) drop(sid);
     }
 
-    void send_to(std::uint32_t sid) {
+    void send_to(std::uint32_t sid) { send_to(sid, tx_); }
+
+    void send_to(std::uint32_t sid, const std::string& frame) {
         auto it = sessions_.find(sid);
         if (it == sessions_.end()) return;
-        if (!send_raw(it->second.routing_id)) {
+        if (!send_raw(it->second.routing_id, frame)) {
             unroutable_.push_back(sid);  // dropped in housekeeping, not mid-dispatch
             return;
         }
         it->second.last_tx = now_;
     }
 
-    bool send_raw(const std::string& rid) {
+    bool send_raw(const std::string& rid) { return send_raw(rid, tx_); }
+
+    bool send_raw(const std::string& rid, const std::string& frame) {
         try {
             if (!router_.send(zmq::buffer(rid),
                               zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
                 return false;
             }
-            return router_.send(zmq::buffer(tx_), zmq::send_flags::dontwait).has_value();
+            return router_.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
         } catch (const zmq::error_t&) {
             return false;  // EHOSTUNREACH (ROUTER_MANDATORY): the peer is gone
         }
@@ -440,6 +459,8 @@ private:
     std::uint32_t next_session_ = 1;
     std::uint64_t ping_nonce_ = 0;
     std::string tx_;
+    std::string vtx_;  // a VALUES frame being built (values_begin/values_end)
+    std::uint32_t values_session_ = 0;
     // The time at the start of this poll iteration (refreshed before
     // housekeeping): frames are stamped with it instead of reading the clock
     // per frame; a batch is at most 512 frames, far below heartbeat/4.

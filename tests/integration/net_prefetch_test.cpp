@@ -1,15 +1,24 @@
 // The opt-in prefetch window (docs/protocol.md §9.2, net_options::prefetch) over tcp: values
 // arrive in order and exactly once, close is seen after the queued values, select and
 // deadlines work through the local queue, and values prefetched but not taken go back to the
-// channel when the handle goes.
+// channel when the handle goes. Prefetch windows travel as RECV_MANY and VALUES (§8.8):
+// several prefetching receivers sharing a stream of many senders see each value exactly once
+// and each sender's values in order, and the home answers RECV_MANY requests one by one
+// (cancelling one of them leaves the others answered in order).
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
+#include <zmq.hpp>
 
+#include "../../src/codec.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
@@ -88,6 +97,132 @@ TEST(NetPrefetch, ValuesNotTakenGoBackWhenTheHandleGoes) {
     EXPECT_EQ(*rest.begin(), 1);
     EXPECT_EQ(*rest.rbegin(), 9);
     EXPECT_EQ(home.try_recv().status, zchan::recv_status::empty);
+}
+
+TEST(NetPrefetch, ManyPrefetchingReceiversShareManySendersExactlyOnceInOrder) {
+    constexpr int senders = 4;
+    constexpr int per_sender = 20000;
+    constexpr int receivers = 3;
+    zchan::channel<std::uint64_t> home(256);
+    zchan::server srv("tcp://127.0.0.1:*");
+    srv.serve("p", home);
+    std::vector<zchan::channel<std::uint64_t>> handles;
+    for (int r = 0; r < receivers; ++r) {
+        // Windows of different sizes, one larger than the channel.
+        handles.push_back(zchan::dial<std::uint64_t>(srv.endpoint(), "p",
+                                                     with_prefetch(r == 0 ? 1000 : 64 << r)));
+    }
+    std::vector<std::thread> producers;
+    for (int s = 0; s < senders; ++s) {
+        producers.emplace_back([&home, s] {
+            for (std::uint64_t i = 0; i < per_sender; ++i) {
+                home.send((static_cast<std::uint64_t>(s) << 32) | i);
+            }
+        });
+    }
+    std::vector<std::vector<std::uint64_t>> got(receivers);
+    std::vector<std::thread> consumers;
+    for (int r = 0; r < receivers; ++r) {
+        consumers.emplace_back([&, r] {
+            for (auto v : handles[r]) got[r].push_back(v);
+        });
+    }
+    for (auto& t : producers) t.join();
+    home.close();
+    for (auto& t : consumers) t.join();
+    std::vector<std::uint64_t> count(senders * per_sender, 0);
+    for (const auto& mine : got) {
+        std::map<std::uint64_t, std::uint64_t> last;  // per sender: last index seen + 1
+        for (auto v : mine) {
+            const auto s = v >> 32;
+            const auto i = v & 0xffffffffu;
+            ASSERT_LT(s, static_cast<std::uint64_t>(senders));
+            ASSERT_LT(i, static_cast<std::uint64_t>(per_sender));
+            EXPECT_GT(i + 1, last[s]) << "sender " << s << " out of order";
+            last[s] = i + 1;
+            ++count[s * per_sender + i];
+        }
+    }
+    for (std::size_t k = 0; k < count.size(); ++k) {
+        ASSERT_EQ(count[k], 1u) << "value " << (k / per_sender) << ":" << (k % per_sender);
+    }
+}
+
+namespace wire = zchan::detail::wire;
+
+/// Reads frames from a raw DEALER until `want` arrives or 5 s pass.
+std::optional<std::string> next_frame(zmq::socket_t& s) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) == 0) return std::nullopt;
+    zmq::message_t m;
+    if (!s.recv(m)) return std::nullopt;
+    return m.to_string();
+}
+
+TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
+    zchan::channel<int> home(16);
+    zchan::server srv("tcp://127.0.0.1:*");
+    srv.serve("p", home);
+    // A hand-written peer (protocol.md §7, §8.8): HELLO, then RECV_MANY(1, 4), CANCEL_RECV(2).
+    zmq::context_t ctx;
+    zmq::socket_t d(ctx, zmq::socket_type::dealer);
+    d.set(zmq::sockopt::linger, 0);
+    d.connect(srv.endpoint());
+    wire::hello_body h;
+    h.instance[0] = 1;
+    h.name = "p";
+    h.type_name = zchan::type_name<int>::value();
+    std::string tx;
+    wire::encode_hello(tx, 77, 0, h);
+    d.send(zmq::buffer(tx));
+    auto welcome = next_frame(d);
+    ASSERT_TRUE(welcome);
+    wire::frame f;
+    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(welcome->data()),
+                               welcome->size()},
+                              wire::side::peer, f));
+    ASSERT_EQ(f.h.type, wire::msg::welcome);
+    const std::uint32_t ch = f.welcome.channel;
+    tx.clear();
+    wire::encode_recv_many(tx, ch, 1, 4);
+    d.send(zmq::buffer(tx));
+    tx.clear();
+    wire::encode_header(tx, wire::header{wire::version, wire::msg::cancel_recv, 0, ch, 2});
+    d.send(zmq::buffer(tx));
+    auto cancelled = next_frame(d);
+    ASSERT_TRUE(cancelled);
+    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(cancelled->data()),
+                               cancelled->size()},
+                              wire::side::peer, f));
+    EXPECT_EQ(f.h.type, wire::msg::recv_cancelled);
+    EXPECT_EQ(f.h.id, 2u);
+    for (int i = 0; i < 3; ++i) home.send(10 + i);
+    // Requests 1, 3, 4 get 10, 11, 12 with deliveries 1, 2, 3, as VALUE or VALUES frames.
+    std::vector<std::pair<std::uint64_t, int>> answers;  // (request, value)
+    std::uint64_t next_delivery = 1;
+    while (answers.size() < 3) {
+        auto m = next_frame(d);
+        ASSERT_TRUE(m) << "after " << answers.size() << " answers";
+        ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(m->data()), m->size()},
+                                  wire::side::peer, f));
+        if (f.h.type == wire::msg::ping) continue;
+        auto take = [&](std::uint64_t request, std::uint64_t delivery, wire::bytes payload) {
+            EXPECT_EQ(delivery, next_delivery++);
+            std::optional<int> v;
+            ASSERT_FALSE(zchan::decode_value(payload.data(), payload.size(), v));
+            answers.emplace_back(request, *v);
+        };
+        if (f.h.type == wire::msg::value) {
+            take(f.h.id, f.delivery_seq, f.payload);
+        } else {
+            ASSERT_EQ(f.h.type, wire::msg::values);
+            wire::values_reader r(f);
+            for (std::uint32_t i = 0; i < f.count; ++i) {
+                take(f.h.id + i, f.delivery_seq + i, r.next());
+            }
+        }
+    }
+    EXPECT_EQ(answers, (std::vector<std::pair<std::uint64_t, int>>{{1, 10}, {3, 11}, {4, 12}}));
 }
 
 }  // namespace

@@ -31,6 +31,7 @@
 
 #include <gtest/gtest.h>
 
+#include "zchan/detail/net_link.hpp"
 #include "zchan/serialize.hpp"
 
 // ---- allocation probe --------------------------------------------------------
@@ -234,6 +235,84 @@ TEST(CodecUnit, EveryBodylessTypeRoundTripsOnItsSide) {
     EXPECT_FALSE(decode_at(simple(bye, 3, 0), wire::side::home, f));
 }
 
+/// A VALUES frame (protocol.md §8.8) carrying `payloads`, built the way the home builds it.
+std::string values_frame(std::uint64_t first_request, std::uint64_t first_delivery,
+                         const std::vector<std::string>& payloads) {
+    std::string out;
+    wire::begin_values(out, 3, first_request, first_delivery);
+    for (const auto& p : payloads) {
+        const std::size_t at = zchan::detail::reply_sink::values_entry_begin(out);
+        out.append(p);
+        zchan::detail::reply_sink::values_entry_end(out, at);
+    }
+    wire::finish_values(out, 0, static_cast<std::uint32_t>(payloads.size()));
+    return out;
+}
+
+TEST(CodecUnit, RecvManyAndValuesRoundTrip) {
+    std::string rm;
+    wire::encode_recv_many(rm, 3, 100, 512);
+    wire::frame f;
+    ASSERT_FALSE(decode_at(rm, wire::side::home, f));
+    EXPECT_EQ(f.h.type, wire::msg::recv_many);
+    EXPECT_EQ(f.h.id, 100u);
+    EXPECT_EQ(f.count, 512u);
+    EXPECT_EQ(rm.size(), wire::recv_many_size);
+
+    const std::vector<std::string> payloads{"a", "", std::string(300, 'x'), "last"};
+    const std::string v = values_frame(7, 70, payloads);
+    ASSERT_FALSE(decode_at(v, wire::side::peer, f));
+    EXPECT_EQ(f.h.type, wire::msg::values);
+    EXPECT_EQ(f.h.id, 7u);
+    EXPECT_EQ(f.delivery_seq, 70u);
+    ASSERT_EQ(f.count, payloads.size());
+    wire::values_reader r(f);
+    for (const auto& want : payloads) {
+        const wire::bytes got = r.next();
+        EXPECT_EQ(std::string(reinterpret_cast<const char*>(got.data()), got.size()), want);
+    }
+}
+
+TEST(CodecUnit, MalformedRecvManyAndValuesAreRejected) {
+    wire::frame f;
+    std::string rm;
+    wire::encode_recv_many(rm, 3, 100, 0);  // count 0
+    EXPECT_EQ(decode_at(rm, wire::side::home, f), codec_errc::bad_batch);
+    rm.clear();
+    wire::encode_recv_many(rm, 3, 100, 65537);  // over the limit
+    EXPECT_EQ(decode_at(rm, wire::side::home, f), codec_errc::bad_batch);
+    rm.clear();
+    wire::encode_recv_many(rm, 3, ~std::uint64_t{0}, 2);  // ids overflow
+    EXPECT_EQ(decode_at(rm, wire::side::home, f), codec_errc::bad_batch);
+    rm.clear();
+    wire::encode_recv_many(rm, 3, 1, 1);
+    EXPECT_EQ(decode_at(rm, wire::side::peer, f), codec_errc::wrong_direction);
+    rm.back() = 1;  // reserved
+    EXPECT_EQ(decode_at(rm, wire::side::home, f), codec_errc::bad_reserved);
+
+    const std::string good = values_frame(7, 70, {"abc", "de"});
+    ASSERT_FALSE(decode_at(good, wire::side::peer, f));
+    EXPECT_EQ(decode_at(good, wire::side::home, f), codec_errc::wrong_direction);
+    // Every truncation is rejected: no entry may reach past the frame.
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        EXPECT_TRUE(decode_at(good.substr(0, n), wire::side::peer, f)) << n;
+    }
+    // Trailing bytes, a count larger than the entries, an entry length
+    // claiming gigabytes, count 0, delivery seq 0.
+    EXPECT_EQ(decode_at(good + "z", wire::side::peer, f), codec_errc::bad_batch);
+    std::string more = good;
+    more[24] = 3;
+    EXPECT_EQ(decode_at(more, wire::side::peer, f), codec_errc::bad_batch);
+    std::string huge = good;
+    huge[32 + 3] = static_cast<char>(0x7f);
+    EXPECT_EQ(decode_at(huge, wire::side::peer, f), codec_errc::bad_batch);
+    std::string zero = good;
+    zero[24] = 0;
+    EXPECT_EQ(decode_at(zero, wire::side::peer, f), codec_errc::bad_batch);
+    std::string nodelivery = values_frame(7, 0, {"a"});
+    EXPECT_EQ(decode_at(nodelivery, wire::side::peer, f), codec_errc::zero_id);
+}
+
 // ---- malformed frames -----------------------------------------------------------
 
 TEST(CodecUnit, EveryTruncationIsRejected) {
@@ -317,7 +396,7 @@ TEST(CodecUnit, UnknownTypesAndWrongDirectionsAreRejected) {
             ++unknown;
         }
     }
-    EXPECT_EQ(unknown, 256 - 29);  // §5.2 defines 29 types
+    EXPECT_EQ(unknown, 256 - 31);  // §5.2 defines 31 types
     wire::frame f;
     EXPECT_EQ(decode_at(simple(wire::msg::send_ok), wire::side::home, f),
               codec_errc::wrong_direction);

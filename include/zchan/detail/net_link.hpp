@@ -167,6 +167,26 @@ public:
                              const std::string& payload) = 0;
     virtual void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
                              std::string_view text) = 0;
+    /// VALUES (protocol.md §8.8), built in place: values_begin returns the
+    /// frame buffer; each value is one entry, written as
+    ///   at = values_entry_begin(buf); <append the payload>; values_entry_end(buf, at);
+    /// (or buf.resize(at) to drop an entry that failed to encode); then
+    /// values_end(count) sends it. No other reply may be made in between.
+    virtual std::string& values_begin(std::uint32_t session, std::uint64_t first_request,
+                                      std::uint64_t first_delivery) = 0;
+    virtual void values_end(std::uint32_t count) = 0;
+    /// Starts an entry: its u32 length field, patched by values_entry_end.
+    static std::size_t values_entry_begin(std::string& buf) {
+        const std::size_t at = buf.size();
+        buf.append(4, '\0');
+        return at;
+    }
+    static void values_entry_end(std::string& buf, std::size_t at) noexcept {
+        const auto len = static_cast<std::uint32_t>(buf.size() - at - 4);
+        for (std::size_t i = 0; i < 4; ++i) {
+            buf[at + i] = static_cast<char>(static_cast<unsigned char>(len >> (8 * i)));
+        }
+    }
 
 protected:
     ~reply_sink() = default;
@@ -217,6 +237,9 @@ public:
     virtual void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
                          bool try_now) = 0;
     virtual void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
+    /// RECV_MANY (protocol.md §8.8): `count` RECVs, request ids first..first+count-1.
+    virtual void on_recv_many(reply_sink& out, std::uint32_t session, std::uint64_t first,
+                              std::uint32_t count) = 0;
     /// WATCH_SEND / CANCEL_WATCH (protocol.md §8.6).
     virtual void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
     virtual void on_cancel_watch(reply_sink& out, std::uint32_t session,

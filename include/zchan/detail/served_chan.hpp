@@ -12,6 +12,13 @@
 // is woken the home answers READY and forgets it; the peer's select then
 // retries with a TRY SEND, which is atomic here.
 //
+// Streams (protocol.md §8.8): a prefetching peer asks for many values at
+// once with RECV_MANY. Its requests wait per session in `stream_ranges`
+// (request-id ranges in arrival order), behind ONE registered receive entry
+// (the session's stream op) instead of one entry per request; whenever the
+// stream can make progress, pump() answers as many of them as the channel
+// has values for, packed into VALUES frames.
+//
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
 //     before its memory is released, so no notification can reach a dead op
@@ -71,7 +78,8 @@ public:
             auto& o = *ops_.at(id);
             if (o.registered) unregister(o);
             // A handoff that completed just before: the value is ours.
-            if (o.kind == op_kind::recv && o.rp.done && o.rp.value) {
+            if ((o.kind == op_kind::recv || o.kind == op_kind::stream) && o.rp.done &&
+                o.rp.value) {
                 impl_->requeue_front(std::move(*o.rp.value));
             }
             erase(o);
@@ -161,7 +169,10 @@ public:
 
     void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
         auto it = recv_ops_.find({session, request});
-        if (it == recv_ops_.end()) return;
+        if (it == recv_ops_.end()) {
+            cancel_stream_request(out, session, request);
+            return;
+        }
         auto& o = *ops_.at(it->second);
         if (o.registered) unregister(o);
         if (o.rp.done && o.rp.value) {
@@ -171,6 +182,20 @@ public:
             out.reply(session, reply_type::recv_cancelled, request);
         }
         erase(o);
+    }
+
+    void on_recv_many(reply_sink& out, std::uint32_t session, std::uint64_t first,
+                      std::uint32_t count) override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return;
+        session_state& st = it->second;
+        auto& r = st.stream_ranges;
+        if (!r.empty() && r.back().first + r.back().second == first) {
+            r.back().second += count;  // the usual refill: contiguous ids
+        } else {
+            r.emplace_back(first, count);
+        }
+        if (st.stream_op == 0) pump(out, session, st, std::nullopt);  // else it waits already
     }
 
     void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
@@ -241,11 +266,32 @@ public:
             case op_kind::watch:
                 fire_watch(out, o);
                 break;
+            case op_kind::stream: {
+                std::optional<T> v;
+                if (o.rp.done && o.rp.value) v = std::move(o.rp.value);
+                const std::uint32_t session = o.session;
+                auto st = sessions_.find(session);
+                erase(o);  // pump() registers a fresh one if it must wait again
+                if (st == sessions_.end()) {
+                    if (v) impl_->requeue_front(std::move(*v));
+                    return;
+                }
+                st->second.stream_op = 0;
+                pump(out, session, st->second, std::move(v));
+                break;
+            }
         }
     }
 
 private:
-    enum class op_kind : std::uint8_t { send, recv, watch };
+    /// stream: a session's one receive entry for its RECV_MANY requests (§8.8).
+    enum class op_kind : std::uint8_t { send, recv, watch, stream };
+
+    /// Largest VALUES frame pump() builds before starting another: big enough
+    /// to amortize the per-frame cost, small enough to keep latency and the
+    /// peer's memory per frame modest.
+    static constexpr std::size_t stream_frame_bytes = 64 * 1024;
+    static constexpr std::uint32_t stream_frame_values = 4096;
 
     struct op {
         op_hook hook;
@@ -268,6 +314,10 @@ private:
         std::uint64_t next_delivery = 1;
         std::uint64_t base = 1;                   // delivery seq of unacked.front()
         std::deque<std::optional<T>> unacked;     // [base, next_delivery)
+        /// RECV_MANY requests not yet answered: (first id, count), in order.
+        std::deque<std::pair<std::uint64_t, std::uint64_t>> stream_ranges;
+        /// The registered stream op's id while the stream waits, else 0.
+        std::uint64_t stream_op = 0;
 
         /// The pending value of `delivery`, or nullptr (unknown or resolved).
         std::optional<T>* find(std::uint64_t delivery) {
@@ -305,12 +355,14 @@ private:
             case op_kind::watch:
                 watch_ops_.erase({o.session, o.id});
                 break;
+            case op_kind::stream:
+                break;
         }
         ops_.erase(o.hook.op_id);
     }
 
     void unregister(op& o) {
-        if (o.kind == op_kind::recv) {
+        if (o.kind == op_kind::recv || o.kind == op_kind::stream) {
             impl_->unregister_recv(o.entry);
         } else {
             impl_->unregister_send(o.entry);  // offers and watchers wait as senders
@@ -378,6 +430,130 @@ private:
             o.registered = true;
             if (!impl_->register_recv(o.entry)) return;
             unregister(o);
+        }
+    }
+
+    /// Answers the session's stream requests (protocol.md §8.8) with every
+    /// value the channel has now (`first`: one a sender already handed
+    /// over), packed into VALUES frames of consecutive request ids; CLOSED
+    /// each once the channel is closed and drained; registers the stream op
+    /// when it runs dry with requests left. Requires: no stream op registered.
+    void pump(reply_sink& out, std::uint32_t session, session_state& st, std::optional<T> first) {
+        std::string* buf = nullptr;
+        std::uint64_t batch_request = 0;  // request id of the batch's first entry
+        std::uint32_t n = 0;
+        auto flush = [&] {
+            if (n != 0) out.values_end(n);
+            n = 0;
+            buf = nullptr;
+        };
+        for (;;) {
+            if (st.stream_ranges.empty()) {
+                flush();
+                if (first) impl_->requeue_front(std::move(*first));  // nobody asks any more
+                return;
+            }
+            std::optional<T> v = std::move(first);
+            first.reset();
+            recv_status s = recv_status::ok;
+            if (!v) s = impl_->try_recv(v);
+            if (s == recv_status::closed) {
+                flush();
+                for (auto [id, count] : st.stream_ranges) {
+                    for (std::uint64_t i = 0; i < count; ++i) {
+                        out.reply(session, reply_type::closed, id + i);
+                    }
+                }
+                st.stream_ranges.clear();
+                return;
+            }
+            if (s != recv_status::ok) {
+                flush();
+                if (wait_stream(session, st, first)) return;
+                continue;  // "may be ready now", or a value was handed over
+            }
+            const std::uint64_t request = st.stream_ranges.front().first;
+            if (n != 0 && (request != batch_request + n || n == stream_frame_values ||
+                           buf->size() >= stream_frame_bytes)) {
+                flush();
+            }
+            if (n == 0) {
+                buf = &out.values_begin(session, request, st.next_delivery);
+                batch_request = request;
+            }
+            const std::size_t at = reply_sink::values_entry_begin(*buf);
+            try {
+                encode_value(*v, *buf);
+            } catch (...) {
+                // The user's serializer threw: the value stays in the channel,
+                // this request gets an ERROR, and the stream stops until the
+                // peer asks again (no busy loop on a value that cannot encode).
+                buf->resize(at);
+                flush();
+                impl_->requeue_front(std::move(*v));
+                pop_stream_request(st);
+                out.reply_error(session, request, 5, "value could not be encoded at the home");
+                return;
+            }
+            reply_sink::values_entry_end(*buf, at);
+            ++n;
+            ++st.next_delivery;
+            st.unacked.emplace_back(std::move(v));
+            pop_stream_request(st);
+        }
+    }
+
+    /// Registers the session's stream op. Returns true if it now waits;
+    /// false if the channel may be ready (retry), with `handed` set if a
+    /// sender handed a value over in the meantime.
+    bool wait_stream(std::uint32_t session, session_state& st, std::optional<T>& handed) {
+        auto& o = make_op(session, 0, op_kind::stream);
+        o.rp = recv_packet<T>{};
+        o.entry = wait_entry{&o.cx, sel_first_op, &o.rp};
+        o.registered = true;
+        if (!impl_->register_recv(o.entry)) {
+            st.stream_op = o.hook.op_id;
+            return true;
+        }
+        unregister(o);
+        if (o.rp.done && o.rp.value) handed = std::move(o.rp.value);
+        erase(o);
+        return false;
+    }
+
+    static void pop_stream_request(session_state& st) {
+        auto& front = st.stream_ranges.front();
+        ++front.first;
+        if (--front.second == 0) st.stream_ranges.pop_front();
+    }
+
+    /// CANCEL_RECV of a stream request (protocol.md §8.5, §8.8).
+    void cancel_stream_request(reply_sink& out, std::uint32_t session, std::uint64_t request) {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return;
+        session_state& st = it->second;
+        auto& ranges = st.stream_ranges;
+        for (auto r = ranges.begin(); r != ranges.end(); ++r) {
+            const auto [id, count] = *r;
+            if (request < id || request - id >= count) continue;
+            if (request == id) {
+                ++r->first;
+                if (--r->second == 0) ranges.erase(r);
+            } else if (request - id == count - 1) {
+                --r->second;
+            } else {  // split around it
+                r->second = request - id;
+                ranges.insert(std::next(r), {request + 1, count - (request - id) - 1});
+            }
+            out.reply(session, reply_type::recv_cancelled, request);
+            if (ranges.empty() && st.stream_op != 0) {
+                auto& o = *ops_.at(st.stream_op);
+                if (o.registered) unregister(o);
+                if (o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
+                erase(o);
+                st.stream_op = 0;
+            }
+            return;
         }
     }
 
