@@ -121,12 +121,16 @@ public:
                 }
                 if (b.is_completed()) break;
                 // Empty: watch only the slot we would read next (see send).
+                // Not tail_ (for a close): the sender writes it on every
+                // value, so polling it would pull its line over on every
+                // value too. A close ends this spin at the latest when the
+                // backoff completes (a few microseconds); a parked receiver
+                // is woken by close() itself.
                 std::size_t head = head_.load(std::memory_order_relaxed);
                 const slot& s = slots_[head & (mark_bit_ - 1)];
                 do {
                     b.snooze();
-                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != head + 1 &&
-                         (tail_.load(std::memory_order_relaxed) & mark_bit_) == 0);
+                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != head + 1);
             }
             if (deadline != no_deadline && clock::now() >= deadline) return recv_status::timeout;
             context cx;
