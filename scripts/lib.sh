@@ -57,10 +57,12 @@ zchan_ensure_packages() {
         apt-get install -y -q --no-install-recommends "${missing[@]}" || return 1
 }
 
-# zchan_packages_for PRESET: prints the packages PRESET needs, one per line.
+# zchan_packages_for PRESET: prints the packages PRESET needs, one per line. "fuzz" (not a
+# preset: fuzz/run.sh) adds clang and its libFuzzer runtime, which clang only recommends.
 zchan_packages_for() {
     printf '%s\n' "${ZCHAN_PACKAGES[@]}"
     [[ $1 == tidy ]] && echo clang-tidy
+    [[ $1 == fuzz ]] && printf '%s\n' clang libclang-rt-dev
     return 0
 }
 
