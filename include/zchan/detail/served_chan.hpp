@@ -31,6 +31,7 @@
 // under its own lock; that only posts the op id to the server.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -97,23 +98,35 @@ public:
 
     bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
                  const unsigned char* data, std::size_t size) override {
+        // protocol.md §8.2 rule 5, §12.3: a seq already resolved gets its recorded answer
+        // again and is never enqueued twice; a pending one is ignored.
+        if (send_ops_.count({session, seq}) != 0) return true;  // duplicate of a pending offer
+        if (auto it = sessions_.find(session); it != sessions_.end()) {
+            if (const std::uint8_t answer = it->second.recorded(seq)) {
+                out.reply(session, answer, seq);
+                return true;
+            }
+            if (seq <= it->second.forgotten_upto) {
+                out.reply_error(session, seq, 1, "SEND seq already resolved and forgotten");
+                return true;
+            }
+        }
         std::optional<T> v;
         if (decode_value(data, size, v)) return false;  // protocol.md §8.2 rule 1
         if (try_now) {
             switch (impl_->try_send(*v)) {
                 case send_status::ok:
-                    out.reply(session, reply_type::send_ok, seq);
+                    answer_send(out, session, seq, reply_type::send_ok);
                     break;
                 case send_status::closed:
-                    out.reply(session, reply_type::send_closed, seq);
+                    answer_send(out, session, seq, reply_type::send_closed);
                     break;
                 default:
-                    out.reply(session, reply_type::send_full, seq);
+                    answer_send(out, session, seq, reply_type::send_full);
                     break;
             }
             return true;
         }
-        if (send_ops_.count({session, seq}) != 0) return true;  // duplicate of a pending offer
         auto& o = make_op(session, seq, op_kind::send);
         o.value = std::move(v);
         send_ops_[{session, seq}] = o.hook.op_id;
@@ -126,7 +139,8 @@ public:
         if (it == send_ops_.end()) return;  // already answered (protocol.md §8.5)
         auto& o = *ops_.at(it->second);
         if (o.registered) unregister(o);
-        out.reply(session, o.sp.done ? reply_type::send_ok : reply_type::send_cancelled, seq);
+        answer_send(out, session, seq,
+                    o.sp.done ? reply_type::send_ok : reply_type::send_cancelled);
         erase(o);
     }
 
@@ -319,6 +333,40 @@ private:
         /// The registered stream op's id while the stream waits, else 0.
         std::uint64_t stream_op = 0;
 
+        /// The final answers of the last send_records resolved SEND seqs, a ring
+        /// (protocol.md §12.3). Bounded by count rather than by time: a peer
+        /// re-sends only what was outstanding at a cut, far fewer. A seq at or
+        /// below forgotten_upto that is not recorded was evicted.
+        struct send_record {
+            std::uint64_t seq = 0;
+            std::uint8_t answer = 0;
+        };
+        static constexpr std::size_t send_records = 1024;
+        std::vector<send_record> sent;  // grows to send_records once, then overwritten
+        std::size_t sent_next = 0;
+        std::uint64_t max_resolved = 0;
+        std::uint64_t forgotten_upto = 0;
+
+        void record(std::uint64_t seq, std::uint8_t answer) {
+            if (sent.size() < send_records) {
+                sent.push_back({seq, answer});
+            } else {
+                forgotten_upto = std::max(forgotten_upto, sent[sent_next].seq);
+                sent[sent_next] = {seq, answer};
+                sent_next = (sent_next + 1) % send_records;
+            }
+            max_resolved = std::max(max_resolved, seq);
+        }
+        /// The recorded answer for `seq`, or 0. Seqs increase (§8.1), so a new
+        /// seq is above max_resolved and costs no search.
+        [[nodiscard]] std::uint8_t recorded(std::uint64_t seq) const {
+            if (seq > max_resolved) return 0;
+            for (const auto& r : sent) {
+                if (r.seq == seq) return r.answer;
+            }
+            return 0;
+        }
+
         /// The pending value of `delivery`, or nullptr (unknown or resolved).
         std::optional<T>* find(std::uint64_t delivery) {
             if (delivery < base || delivery - base >= unacked.size()) return nullptr;
@@ -379,19 +427,27 @@ private:
         erase(o);
     }
 
+    /// Sends the final answer to SEND `seq` and records it for replays (§12.3).
+    void answer_send(reply_sink& out, std::uint32_t session, std::uint64_t seq,
+                     std::uint8_t answer) {
+        if (auto it = sessions_.find(session); it != sessions_.end()) {
+            it->second.record(seq, answer);
+        }
+        out.reply(session, answer, seq);
+    }
+
     /// `o` is not registered. Tries the send, else registers the offer.
     void progress_send(reply_sink& out, op& o) {
         for (;;) {
             if (o.sp.done) {  // a receiver took it by handoff
-                out.reply(o.session, reply_type::send_ok, o.id);
+                answer_send(out, o.session, o.id, reply_type::send_ok);
                 erase(o);
                 return;
             }
             const send_status s = impl_->try_send(*o.value);
             if (s == send_status::ok || s == send_status::closed) {
-                out.reply(o.session,
-                          s == send_status::ok ? reply_type::send_ok : reply_type::send_closed,
-                          o.id);
+                answer_send(out, o.session, o.id,
+                            s == send_status::ok ? reply_type::send_ok : reply_type::send_closed);
                 erase(o);
                 return;
             }
