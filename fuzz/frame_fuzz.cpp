@@ -41,6 +41,22 @@ std::string reencode(const wire::frame& f) {
             wire::begin_value(out, f.h.channel, f.h.id, f.delivery_seq);
             out.append(reinterpret_cast<const char*>(f.payload.data()), f.payload.size());
             break;
+        case wire::msg::recv_many:  // §8.8
+            wire::encode_recv_many(out, f.h.channel, f.h.id, f.count);
+            break;
+        case wire::msg::values: {  // §8.8: entries walked with values_reader
+            const std::size_t start = out.size();
+            wire::begin_values(out, f.h.channel, f.h.id, f.delivery_seq);
+            wire::values_reader r(f);
+            for (std::uint32_t i = 0; i < f.count; ++i) {
+                const auto v = r.next();
+                const auto len = static_cast<std::uint32_t>(v.size());
+                for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
+                out.append(reinterpret_cast<const char*>(v.data()), v.size());
+            }
+            wire::finish_values(out, start, f.count);
+            break;
+        }
         default:
             wire::encode_header(out, f.h);
             break;
