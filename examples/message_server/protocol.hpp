@@ -1,5 +1,5 @@
-// The values the message_server processes exchange (examples/message_server/README in the
-// comment of message_server.hpp explains who is the home of which channel). Any struct with a
+// The values the message_server processes exchange (message_server.hpp explains who is the
+// home of which channel, and why). Any struct with a
 // cereal serialize function can cross a process boundary; zchan_type_name is the identity
 // both ends compare at dial, so a client built from another version of this header fails at
 // dial (zchan::type_mismatch) instead of misreading values.
