@@ -12,6 +12,7 @@
 //
 // Usage: client ENDPOINT [--name NAME] [--subscribe TOPIC]... [--publish TOPIC] [--count N]
 //               [--expect M] [--wait-ms MS] [--bind ADDR] [--connect-timeout-ms MS]
+//               [--heartbeat-timeout-ms MS]
 //   ENDPOINT     the server's "listening on" address
 //   --name       how the server and the other clients know this one (default "client")
 //   --subscribe  a topic to subscribe to (repeatable); logs "Subscribed to TOPIC" once the
@@ -23,6 +24,7 @@
 //                messages have not all come by then (default 30000)
 //   --bind       where this client serves its own channels (default tcp://127.0.0.1:*); the
 //                server must be able to reach it
+//   --heartbeat-timeout-ms  the server silent this long is lost (default 3000)
 // Exit status: 0 left cleanly with every expected message; 1 gave up, lost the server or could
 // not join; 2 usage.
 #include <chrono>
@@ -60,7 +62,8 @@ struct options {
 [[noreturn]] void usage(const char* argv0) {
     std::cerr << "usage: " << argv0
               << " ENDPOINT [--name NAME] [--subscribe TOPIC]... [--publish TOPIC] [--count N]"
-                 " [--expect M] [--wait-ms MS] [--bind ADDR] [--connect-timeout-ms MS]\n";
+                 " [--expect M] [--wait-ms MS] [--bind ADDR] [--connect-timeout-ms MS]"
+                 " [--heartbeat-timeout-ms MS]\n";
     std::exit(2);
 }
 
@@ -94,6 +97,8 @@ options parse(int argc, char** argv) {
             o.wait = std::chrono::milliseconds(v);
         } else if (arg == "--connect-timeout-ms") {
             o.net.connect_timeout = std::chrono::milliseconds(v);
+        } else if (arg == "--heartbeat-timeout-ms" && v > 1000) {  // > the 1 s heartbeat
+            o.net.heartbeat_timeout = std::chrono::milliseconds(v);
         } else {
             usage(argv[0]);
         }

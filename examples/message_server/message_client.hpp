@@ -47,17 +47,18 @@ public:
         std::uint32_t inbox_prefetch = 1024;
         /// For dialing the server and for its welcome.
         std::chrono::milliseconds connect_timeout{10000};
+        /// The server silent this long is lost (protocol.md §12.1).
+        std::chrono::milliseconds heartbeat_timeout{3000};
     };
 
     /// Serves this client's channels, joins and waits for the welcome.
     /// Throws: zchan::transport_error (connect_error if the server does not answer),
     /// std::runtime_error if the welcome does not come within connect_timeout.
     client(const std::string& server_endpoint, const std::string& name, const options& opt)
-        : commands_(opt.commands_capacity), welcome_(1), srv_(opt.bind) {
+        : commands_(opt.commands_capacity), welcome_(1), srv_(opt.bind, net_options(opt)) {
         srv_.serve("commands", commands_);
         srv_.serve("welcome", welcome_);
-        zchan::net_options net;
-        net.connect_timeout = opt.connect_timeout;
+        zchan::net_options net = net_options(opt);
         {
             auto join = zchan::dial<join_request>(server_endpoint, "join", net);
             if (join.send_for(join_request{name, srv_.endpoint()}, opt.connect_timeout) !=
@@ -108,6 +109,13 @@ public:
     [[nodiscard]] std::string endpoint() const { return srv_.endpoint(); }
 
 private:
+    static zchan::net_options net_options(const options& opt) {
+        zchan::net_options net;
+        net.connect_timeout = opt.connect_timeout;
+        net.heartbeat_timeout = opt.heartbeat_timeout;
+        return net;
+    }
+
     zchan::channel<command> commands_;
     zchan::channel<std::string> welcome_;
     zchan::server srv_;  // after the channels it serves: destroyed before them

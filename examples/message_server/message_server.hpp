@@ -95,6 +95,8 @@ public:
         std::chrono::milliseconds grace{5000};
         /// How long the acceptor waits for a joining client (dial, welcome).
         std::chrono::milliseconds connect_timeout{5000};
+        /// A client (or its reader's session) silent this long is lost (protocol.md §12.1).
+        std::chrono::milliseconds heartbeat_timeout{3000};
         /// Receives one line per event worth logging (joins, subscriptions, leaves, drops);
         /// never per message. Called from the dispatcher and acceptor threads.
         std::function<void(const std::string&)> log;
@@ -102,7 +104,7 @@ public:
 
     /// Throws: zchan::transport_error if `endpoint` cannot be bound.
     server(const std::string& endpoint, options opt)
-        : opt_(std::move(opt)), join_(16), commands_(1024), srv_(endpoint) {
+        : opt_(std::move(opt)), join_(16), commands_(1024), srv_(endpoint, net_options()) {
         srv_.serve("join", join_);
         dispatcher_ = std::thread([this] { dispatch(); });
         acceptor_ = std::thread([this] { accept(); });
@@ -163,6 +165,13 @@ private:
         zchan::channel<command> commands;  // the dialed handle, to close it at a forced end
         std::set<std::string> topics;
     };
+
+    [[nodiscard]] zchan::net_options net_options() const {
+        zchan::net_options net;
+        net.connect_timeout = opt_.connect_timeout;
+        net.heartbeat_timeout = opt_.heartbeat_timeout;
+        return net;
+    }
 
     void log(const std::string& line) const {
         if (opt_.log) opt_.log(line);
@@ -310,8 +319,7 @@ private:
 
     void accept() {
         std::uint64_t next_id = 0;
-        zchan::net_options net;
-        net.connect_timeout = opt_.connect_timeout;
+        const zchan::net_options net = net_options();
         zchan::net_options prefetch = net;
         prefetch.prefetch = opt_.command_prefetch;
         for (join_request& j : join_) {  // ends once begin_stop() closed join_ and it is drained

@@ -3,11 +3,12 @@
 // other processes (examples/message_server/client.cpp). message_server.hpp has the design:
 // who is home of which channel, and why.
 //
-// Usage: server [ENDPOINT] [--clients N] [--grace-ms MS]
+// Usage: server [ENDPOINT] [--clients N] [--grace-ms MS] [--heartbeat-timeout-ms MS]
 //   ENDPOINT    where to serve (default tcp://127.0.0.1:*); printed as "listening on ..."
 //   --clients   end after N clients have joined and left (default 0: run until a signal)
 //   --grace-ms  after SIGINT/SIGTERM, how long clients get to leave before the server closes
 //               their commands itself (default 5000)
+//   --heartbeat-timeout-ms  a client silent this long is lost (default 3000)
 // SIGINT or SIGTERM: stop accepting, close every client's inbox, wait for them to leave, exit.
 // Exit status: 0 clean end, 1 could not serve, 2 usage.
 #include <chrono>
@@ -30,7 +31,8 @@ namespace {
 using go_log::log_println;
 
 [[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0 << " [ENDPOINT] [--clients N] [--grace-ms MS]\n";
+    std::cerr << "usage: " << argv0
+              << " [ENDPOINT] [--clients N] [--grace-ms MS] [--heartbeat-timeout-ms MS]\n";
     std::exit(2);
 }
 
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
             opt.max_clients = v;
         } else if (arg == "--grace-ms") {
             opt.grace = std::chrono::milliseconds(v);
+        } else if (arg == "--heartbeat-timeout-ms" && v > 1000) {  // > the 1 s heartbeat
+            opt.heartbeat_timeout = std::chrono::milliseconds(v);
         } else {
             usage(argv[0]);
         }

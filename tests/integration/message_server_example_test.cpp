@@ -27,8 +27,16 @@ const std::string dir = std::string(ZCHAN_BINARY_DIR) + "/examples/message_serve
 const std::string server_bin = dir + "/server";
 const std::string client_bin = dir + "/client";
 
+/// `argv` with a heartbeat timeout far above the default 3 s: on a shared 2-core machine
+/// running sanitized builds, a process can be starved that long, and these tests are not
+/// about loss (KilledClientIsDetachedAndOthersCarryOn is, and keeps the default).
+std::vector<std::string> patient(std::vector<std::string> argv) {
+    argv.insert(argv.end(), {"--heartbeat-timeout-ms", "20000"});
+    return argv;
+}
+
 std::unique_ptr<child_process> start(std::vector<std::string> argv) {
-    return std::make_unique<child_process>(std::move(argv));
+    return std::make_unique<child_process>(patient(std::move(argv)));
 }
 
 /// One "Received TOPIC from PUBLISHER: BODY" line.
@@ -162,11 +170,12 @@ TEST(MessageServerExampleIntegration, SubscribersGetExactlyTheirTopicsInOrderPer
 }
 
 TEST(MessageServerExampleIntegration, ServerEndsOnSigtermAfterItsClientsLeave) {
-    child_process server({server_bin});
+    child_process server(patient({server_bin}));
     const auto ep = server.wait_for_text("listening on ");
     ASSERT_TRUE(ep.has_value()) << server.output();
     // No --expect: this client stays until the server closes its inbox.
-    child_process listener({client_bin, *ep, "--name", "listener", "--subscribe", "news"});
+    child_process listener(
+        patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
     ASSERT_TRUE(listener.wait_for_text("Subscribed to news").has_value()) << listener.output();
     // Negative check first: nothing ends the server but a signal.
     EXPECT_TRUE(zchan_test::stays_false_for([&] { return !server.lines().empty() &&
@@ -184,10 +193,11 @@ TEST(MessageServerExampleIntegration, ServerEndsOnSigtermAfterItsClientsLeave) {
 }
 
 TEST(MessageServerExampleIntegration, ClientLeavesOnSigintAndTheServerCountsIt) {
-    child_process server({server_bin, "--clients", "1"});
+    child_process server(patient({server_bin, "--clients", "1"}));
     const auto ep = server.wait_for_text("listening on ");
     ASSERT_TRUE(ep.has_value()) << server.output();
-    child_process listener({client_bin, *ep, "--name", "listener", "--subscribe", "news"});
+    child_process listener(
+        patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
     ASSERT_TRUE(listener.wait_for_text("Subscribed to news").has_value()) << listener.output();
     ASSERT_TRUE(listener.send_signal(SIGINT));
     EXPECT_EQ(listener.wait_exit(), 0) << listener.output();
@@ -215,6 +225,7 @@ TEST(MessageServerExampleIntegration, KilledClientIsDetachedAndOthersCarryOn) {
 TEST(MessageServerExampleIntegration, BadArgumentsExitWithUsage) {
     for (const std::vector<std::string>& args :
          {std::vector<std::string>{server_bin, "--clients", "x"}, {server_bin, "--bogus", "1"},
+          {server_bin, "--heartbeat-timeout-ms", "500"},
           {client_bin}, {client_bin, "tcp://127.0.0.1:1", "--count", "3"},
           {client_bin, "tcp://127.0.0.1:1", "--name"}}) {
         child_process p(args);
