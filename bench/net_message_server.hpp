@@ -136,6 +136,7 @@ inline void message_server_case(benchmark::State& state, std::size_t size, std::
         const auto until = std::chrono::steady_clock::now() + io_timeout;
         while (client.inbox().recv_until(until)) {
         }
+        (void)client.wait_released(io_timeout);
     });
 }
 

@@ -193,6 +193,10 @@ int main(int argc, char** argv) {
             log_println("The server did not close our inbox in time");
             return 1;
         }
+        if (!c.wait_released(opt.net.connect_timeout)) {
+            log_println("The server did not let go of our commands channel in time");
+            return 1;
+        }
         log_println("Left after receiving", received, "messages");
         return opt.expect < 0 || received == opt.expect ? 0 : 1;
     } catch (const zchan::peer_lost& e) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include <zchan/zchan.hpp>
@@ -99,6 +100,19 @@ public:
             commands_.close();
         } catch (const zchan::channel_closed&) {
         }
+    }
+
+    /// After leave() and the end of inbox(): waits, up to `timeout`, until the server's side
+    /// has let go of this client's channels (its reader saw the commands channel closed), so
+    /// that exiting now cannot make the server see this client as lost. zchan has no
+    /// notification for "no sessions left", hence the bounded polling. False on timeout.
+    bool wait_released(std::chrono::milliseconds timeout) const {
+        const auto until = std::chrono::steady_clock::now() + timeout;
+        while (srv_.sessions() > 0) {
+            if (std::chrono::steady_clock::now() >= until) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        return true;
     }
 
     /// The events the server sends this client; closed (range ends) after leave() once every

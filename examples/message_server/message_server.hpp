@@ -134,6 +134,15 @@ public:
         if (acceptor_.joinable()) acceptor_.join();
         for (auto& r : readers_) r.join();  // each has sent its detach, which the dispatcher got
         readers_.clear();
+        // A client learns that it may exit from its inbox being closed (CLOSED answers its
+        // handle's pending RECVs; a handle with none asks again later). Exiting before every
+        // client had that answer would turn a clean leave into peer_lost for it, so wait, up
+        // to `grace`, until every client's handle on this server is gone. zchan has no
+        // notification for "no sessions left", hence the bounded polling.
+        const auto until = std::chrono::steady_clock::now() + opt_.grace;
+        while (srv_.sessions() > 0 && std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
     }
 
     /// Deliveries dropped because an inbox was full.
