@@ -68,6 +68,11 @@ public:
 
     [[nodiscard]] bool spawned() const noexcept { return spawned_; }
 
+    /// Sends `sig` (e.g. SIGINT) to the child if it has not been reaped yet.
+    void send_signal(int sig) const {
+        if (spawned_ && !exited_) ::kill(pid_, sig);
+    }
+
     /// Positive wait for a line containing `text`; returns the rest of that line after it.
     [[nodiscard]] std::optional<std::string> wait_for_text(
         const std::string& text, clock::time_point deadline = deadline_after(generous)) const {
