@@ -36,9 +36,9 @@ const command_spec hub_spec{
     "ENDPOINT",
     1,
     1,
-    "Hosts named channels for processes that all dial (so none of them has to be the home).\n"
-    "Prints the bound endpoint on stdout (the port filled in for tcp://host:*), then serves\n"
-    "until SIGINT or SIGTERM. Values are kept as opaque bytes; each channel's value type is\n"
+    "Hosts named channels for processes that all dial.\n"
+    "None of them has to be the home. Prints the bound endpoint on stdout (the port filled\n"
+    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque bytes; each channel's value type is\n"
     "the one given with --channel, or the first dialer's.",
     {
         {"channel", 'c', true, true, "NAME:CAP[:TYPE]",
@@ -56,8 +56,9 @@ const command_spec send_spec{
     "ENDPOINT NAME",
     2,
     2,
-    "Sends each line of stdin (without its newline) as one std::string value to channel NAME\n"
-    "at ENDPOINT (a hub or any zchan::server), in order; blocks while the channel is full.",
+    "Sends each line of stdin as one std::string value.\n"
+    "Lines go to channel NAME at ENDPOINT (a hub or any zchan::server) in order, without their\n"
+    "newline; blocks while the channel is full.",
     {
         {"close", 0, false, false, "", "close the channel at end of input"},
         {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
@@ -71,8 +72,9 @@ const command_spec recv_spec{
     "ENDPOINT NAME",
     2,
     2,
-    "Receives std::string values from channel NAME at ENDPOINT and prints each on its own\n"
-    "line, until the channel is closed and drained (or -n values).",
+    "Prints each std::string value received, one per line.\n"
+    "Receives from channel NAME at ENDPOINT until the channel is closed and drained (or -n\n"
+    "values).",
     {
         {"count", 'n', true, false, "N", "stop after N values"},
         {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
@@ -89,8 +91,8 @@ const command_spec stat_spec{
     "ENDPOINT",
     1,
     1,
-    "Lists the channels served at ENDPOINT (a hub or any zchan::server): value type, len/cap,\n"
-    "closed, dialed sessions (and how many of them send and receive), values in and out,\n"
+    "Lists the channels served at ENDPOINT and their counters.\n"
+    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and how many of them send and receive), values in and out,\n"
     "values given back, errors.",
     {
         {"watch", 'w', false, false, "", "redraw every interval until Ctrl-C, like top"},
