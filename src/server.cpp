@@ -127,14 +127,14 @@ public:
 
     // reply_sink: server thread only.
     void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) override {
-        if (type == detail::reply_type::send_ok) count(session, &counters::values_in);
+        if (type == detail::reply_type::send_ok) bump(session, &counters::values_in);
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, static_cast<w::msg>(type), 0, session, id});
         send_to(session);
     }
     void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
                      const std::string& payload) override {
-        count(session, &counters::values_out);
+        bump(session, &counters::values_out);
         tx_.clear();
         w::begin_value(tx_, session, request, delivery);
         tx_.append(payload);
@@ -142,7 +142,7 @@ public:
     }
     void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
                      std::string_view text) override {
-        count(session, &counters::errors);
+        bump(session, &counters::errors);
         tx_.clear();
         w::encode_error(tx_, session, ref, static_cast<w::error_code>(code), text);
         send_to(session);
@@ -156,6 +156,7 @@ public:
         return vtx_;
     }
     void values_end(std::uint32_t count) override {
+        bump(values_session_, &counters::values_out, count);
         w::finish_values(vtx_, 0, count);
         send_to(values_session_, vtx_);
     }
@@ -205,6 +206,10 @@ private:
         }
         void on_cancel_recv(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
                             std::uint64_t /*request*/) override {}  // never pending
+        void on_recv_many(detail::reply_sink& out, std::uint32_t session, std::uint64_t first,
+                          std::uint32_t count) override {  // each RECV it stands for (§8.8)
+            for (std::uint32_t i = 0; i < count; ++i) on_recv(out, session, first + i, false);
+        }
         void on_watch_send(detail::reply_sink& out, std::uint32_t session,
                            std::uint64_t request) override {
             out.reply(session, detail::reply_type::ready, request);  // its TRY SEND fails
@@ -227,9 +232,9 @@ private:
         std::uint64_t next_delivery_ = 1;  // shared by all sessions: any value >= 1 will do
     };
 
-    void count(std::uint32_t session, std::uint64_t counters::*field) {
+    void bump(std::uint32_t session, std::uint64_t counters::*field, std::uint64_t n = 1) {
         auto it = sessions_.find(session);
-        if (it != sessions_.end() && it->second.stats != nullptr) ++(it->second.stats->*field);
+        if (it != sessions_.end() && it->second.stats != nullptr) it->second.stats->*field += n;
     }
 
     /// "$stat"'s answer (protocol.md §17.2). Server thread.
@@ -417,6 +422,7 @@ private:
                 ch.on_cancel_recv(*this, sid, f.h.id);
                 return;
             case w::msg::recv_many:  // §8.8
+                s.recvs = true;
                 ch.on_recv_many(*this, sid, f.h.id, f.count);
                 return;
             case w::msg::ack:

@@ -46,7 +46,7 @@ struct channel_stats {
     std::uint32_t senders = 0;    ///< of those, the ones that have sent (or watched a send)
     std::uint32_t receivers = 0;  ///< of those, the ones that have asked for a value
     std::uint64_t values_in = 0;   ///< remote sends accepted (SEND_OK)
-    std::uint64_t values_out = 0;  ///< deliveries to remote receivers (VALUE frames)
+    std::uint64_t values_out = 0;  ///< deliveries to remote receivers (VALUE/VALUES entries)
     std::uint64_t returned = 0;    ///< deliveries given back (RETURN)
     std::uint64_t errors = 0;      ///< ERROR answers: refused dials, undecodable values, ...
 

@@ -62,12 +62,13 @@ std::vector<std::string> bash(const std::string& script) {
     return {"/bin/bash", "-c", "set -o pipefail; " + script};
 }
 
-/// The stats row of channel `name`, polled until `pred` holds (or the deadline).
+/// The stats row of channel `name` once `pred` holds for it; nullopt if it did not by the
+/// deadline.
 template <class Pred>
 std::optional<zchan::channel_stats> stat_until(const std::string& ep, const std::string& name,
                                                Pred pred) {
     std::optional<zchan::channel_stats> row;
-    (void)zchan_test::wait_until(
+    const bool ok = zchan_test::wait_until(
         [&] {
             for (auto& c : zchan::stats(ep).channels) {
                 if (c.name == name) row = c;
@@ -75,7 +76,7 @@ std::optional<zchan::channel_stats> stat_until(const std::string& ep, const std:
             return row && pred(*row);
         },
         deadline_after(generous));
-    return row;
+    return ok ? row : std::nullopt;
 }
 
 bool contains(const child_process& p, const std::string& text) {
