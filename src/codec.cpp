@@ -51,7 +51,7 @@ constexpr std::array<rule, 256> make_rules() {
     constexpr auto P = dir::to_peer;
     constexpr auto NZ = chan_rule::nonzero;
     constexpr auto POS = id_rule::positive;
-    set(hello, H, flag::resume, special, chan_rule::zero, id_rule::any);
+    set(hello, H, flag::resume | flag::create, special, chan_rule::zero, id_rule::any);
     set(welcome, P, flag::resume, welcome_size - header_size, chan_rule::zero, id_rule::any);
     set(error, P, 0, special, chan_rule::any, id_rule::any);
     set(send, H, flag::try_now | flag::credited, special, NZ, POS);
@@ -101,7 +101,10 @@ std::error_code decode_hello(const unsigned char* p, std::size_t n, frame& f) no
     b.max_version = p[17];
     const auto name_len = load_le<std::uint16_t>(p + 18);
     const auto type_len = load_le<std::uint16_t>(p + 20);
-    if (load_le<std::uint16_t>(p + 22) != 0 || load_le<std::uint32_t>(p + 36) != 0) {
+    // Offset 36 is the CREATE capacity with the CREATE flag (§17.1), else reserved.
+    b.create_capacity = load_le<std::uint32_t>(p + 36);
+    if (load_le<std::uint16_t>(p + 22) != 0 ||
+        ((f.h.flags & flag::create) == 0 && b.create_capacity != 0)) {
         return err(codec_errc::bad_reserved);
     }
     b.prefetch = load_le<std::uint32_t>(p + 24);
@@ -425,7 +428,7 @@ void encode_hello(std::string& out, std::uint64_t nonce, std::uint16_t flags, co
     put_le(out, b.prefetch);
     put_le(out, b.send_window);
     put_le(out, b.heartbeat_ms);
-    put_le(out, std::uint32_t{0});
+    put_le(out, (flags & flag::create) != 0 ? b.create_capacity : std::uint32_t{0});
     out.append(reinterpret_cast<const char*>(b.instance.data()), b.instance.size());
     out.append(b.name);
     out.append(b.type_name);

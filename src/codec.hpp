@@ -85,6 +85,7 @@ namespace flag {
 inline constexpr std::uint16_t try_now = 1u << 0;   // TRY
 inline constexpr std::uint16_t resume = 1u << 1;    // RESUME
 inline constexpr std::uint16_t credited = 1u << 2;  // CREDITED
+inline constexpr std::uint16_t create = 1u << 3;    // CREATE (HELLO, §17.1)
 }  // namespace flag
 
 /// ERROR frame codes (protocol.md §11.2).
@@ -155,6 +156,9 @@ struct hello_body {
     std::uint32_t prefetch = 0;
     std::uint32_t send_window = 0;
     std::uint32_t heartbeat_ms = 0;
+    /// With flag::create: the capacity to create the channel with (§17.1);
+    /// the field is reserved (0) otherwise.
+    std::uint32_t create_capacity = 0;
     instance_id instance{};
     std::string_view name;
     std::string_view type_name;

@@ -126,8 +126,13 @@ public:
         h.instance = random_instance_id();
         h.name = name;
         h.type_name = type_name;
+        std::uint16_t hello_flags = 0;
+        if (opts_.create_capacity) {  // protocol.md §17.1
+            hello_flags |= w::flag::create;
+            h.create_capacity = *opts_.create_capacity;
+        }
         tx_.clear();
-        w::encode_hello(tx_, nonce, 0, h);
+        w::encode_hello(tx_, nonce, hello_flags, h);
         sock_.send(zmq::buffer(tx_), zmq::send_flags::dontwait);
 
         const auto deadline = steady::now() + opts_.connect_timeout;

@@ -30,6 +30,7 @@
 
 #include "codec.hpp"
 #include "net_context.hpp"
+#include "zchan/hub.hpp"
 #include "zchan/net.hpp"
 
 namespace zchan {
@@ -76,6 +77,7 @@ public:
         instance_ = detail::random_instance_id();
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+        served_.emplace(stats_channel, std::make_unique<stat_chan>(*this));  // §17.2
         thread_ = std::jthread([this](std::stop_token st) { run(st); });
     }
 
@@ -95,11 +97,19 @@ public:
         if (name.empty() || name.size() > w::max_name) {
             throw std::invalid_argument("zchan: channel name must be 1..255 bytes");
         }
+        if (name.front() == '$') {  // protocol.md §17.2
+            throw std::invalid_argument("zchan: channel names starting with '$' are reserved");
+        }
         std::lock_guard<std::mutex> g(served_mu_);
         if (!served_.emplace(name, std::move(ch)).second) {
             throw std::invalid_argument("zchan: a channel named \"" + name +
                                         "\" is already served");
         }
+    }
+
+    void set_factory(detail::channel_factory f) {
+        std::lock_guard<std::mutex> g(served_mu_);
+        factory_ = std::move(f);
     }
 
     // op_notifier: any thread, under a channel lock.
@@ -117,12 +127,14 @@ public:
 
     // reply_sink: server thread only.
     void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) override {
+        if (type == detail::reply_type::send_ok) bump(session, &counters::values_in);
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, static_cast<w::msg>(type), 0, session, id});
         send_to(session);
     }
     void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
                      const std::string& payload) override {
+        bump(session, &counters::values_out);
         tx_.clear();
         w::begin_value(tx_, session, request, delivery);
         tx_.append(payload);
@@ -130,6 +142,7 @@ public:
     }
     void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
                      std::string_view text) override {
+        bump(session, &counters::errors);
         tx_.clear();
         w::encode_error(tx_, session, ref, static_cast<w::error_code>(code), text);
         send_to(session);
@@ -143,17 +156,126 @@ public:
         return vtx_;
     }
     void values_end(std::uint32_t count) override {
+        bump(values_session_, &counters::values_out, count);
         w::finish_values(vtx_, 0, count);
         send_to(values_session_, vtx_);
     }
 
 private:
+    /// Per served channel, for "$stat" (protocol.md §17.2). Server thread only.
+    struct counters {
+        std::uint64_t values_in = 0;
+        std::uint64_t values_out = 0;
+        std::uint64_t returned = 0;
+        std::uint64_t errors = 0;
+    };
+
     struct session_info {
         std::string routing_id;
         detail::served_base* ch = nullptr;
         steady::time_point last_rx;
         steady::time_point last_tx;
+        counters* stats = nullptr;  // counters_[ch]
+        bool sends = false;         // has sent SEND or WATCH_SEND (a sender, for "$stat")
+        bool recvs = false;         // has sent RECV (a receiver)
     };
+
+    /// The reserved channel "$stat" (protocol.md §17.2): every RECV is
+    /// answered at once with a VALUE holding a fresh server_stats; its
+    /// deliveries need no ACK (nothing is taken out of a channel), and it
+    /// refuses values. Server thread only, like every served_base.
+    class stat_chan final : public detail::served_base {
+    public:
+        explicit stat_chan(impl& srv) : srv_(srv) {}
+        const std::string& type_name() const noexcept override { return type_; }
+        std::uint64_t capacity() const override { return 0; }
+        void open_session(std::uint32_t /*session*/) override {}
+        void drop_session(std::uint32_t /*session*/) override {}
+        bool on_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/, std::uint64_t /*seq*/,
+                     bool /*try_now*/, const unsigned char* /*data*/,
+                     std::size_t /*size*/) override {
+            return false;  // answered ERROR decode_error: "$stat" takes no values
+        }
+        void on_cancel_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
+                            std::uint64_t /*seq*/) override {}
+        void on_recv(detail::reply_sink& out, std::uint32_t session, std::uint64_t request,
+                     bool /*try_now*/) override {
+            enc_.clear();
+            encode_value(srv_.snapshot(), enc_);
+            out.reply_value(session, request, next_delivery_++, enc_);
+        }
+        void on_cancel_recv(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
+                            std::uint64_t /*request*/) override {}  // never pending
+        void on_recv_many(detail::reply_sink& out, std::uint32_t session, std::uint64_t first,
+                          std::uint32_t count) override {  // each RECV it stands for (§8.8)
+            for (std::uint32_t i = 0; i < count; ++i) on_recv(out, session, first + i, false);
+        }
+        void on_watch_send(detail::reply_sink& out, std::uint32_t session,
+                           std::uint64_t request) override {
+            out.reply(session, detail::reply_type::ready, request);  // its TRY SEND fails
+        }
+        void on_cancel_watch(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
+                             std::uint64_t /*request*/) override {}
+        void on_ack(std::uint32_t /*session*/, std::uint64_t /*delivery*/) override {}
+        void on_return(std::uint32_t /*session*/, std::uint64_t /*delivery*/) override {}
+        bool on_close() override { return false; }  // ERROR already_closed
+        void on_query(std::uint64_t& length, bool& closed) override {
+            length = 0;
+            closed = false;
+        }
+        void on_ready(detail::reply_sink& /*out*/, std::uint64_t /*op_id*/) override {}
+
+    private:
+        impl& srv_;
+        const std::string type_ = zchan::type_name<server_stats>::value();
+        std::string enc_;
+        std::uint64_t next_delivery_ = 1;  // shared by all sessions: any value >= 1 will do
+    };
+
+    void bump(std::uint32_t session, std::uint64_t counters::*field, std::uint64_t n = 1) {
+        auto it = sessions_.find(session);
+        if (it != sessions_.end() && it->second.stats != nullptr) it->second.stats->*field += n;
+    }
+
+    /// "$stat"'s answer (protocol.md §17.2). Server thread.
+    server_stats snapshot() {
+        server_stats st;
+        st.endpoint = endpoint_;
+        st.sessions = sessions_.size();
+        st.malformed_frames = malformed_.load();
+        struct attached {
+            std::uint32_t sessions = 0, senders = 0, receivers = 0;
+        };
+        std::unordered_map<const detail::served_base*, attached> per;
+        for (const auto& [sid, s] : sessions_) {
+            auto& a = per[s.ch];
+            ++a.sessions;
+            a.senders += s.sends ? 1 : 0;
+            a.receivers += s.recvs ? 1 : 0;
+        }
+        std::lock_guard<std::mutex> g(served_mu_);  // then channel locks (on_query)
+        for (const auto& [name, ch] : served_) {
+            if (name.front() == '$') continue;
+            channel_stats c;
+            c.name = name;
+            c.type = ch->type_name();
+            c.cap = ch->capacity();
+            ch->on_query(c.len, c.closed);
+            if (auto a = per.find(ch.get()); a != per.end()) {
+                c.sessions = a->second.sessions;
+                c.senders = a->second.senders;
+                c.receivers = a->second.receivers;
+            }
+            if (auto k = counters_.find(ch.get()); k != counters_.end()) {
+                c.values_in = k->second.values_in;
+                c.values_out = k->second.values_out;
+                c.returned = k->second.returned;
+                c.errors = k->second.errors;
+            }
+            st.channels.push_back(std::move(c));
+        }
+        return st;
+    }
 
     void wake() noexcept {
         const std::uint64_t one = 1;
@@ -271,8 +393,9 @@ private:
         session_info& s = it->second;
         s.last_rx = now_;
         auto& ch = *s.ch;
-        switch (f.h.type) {
+        switch (f.h.type) {  // roles and RETURNs are counted for "$stat" (§17.2)
             case w::msg::send:
+                s.sends = true;
                 if (!ch.on_send(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0,
                                 f.payload.data(), f.payload.size())) {
                     count_malformed("SEND payload does not decode");
@@ -285,24 +408,28 @@ private:
                 ch.on_cancel_send(*this, sid, f.h.id);
                 return;
             case w::msg::watch_send:  // §8.6
+                s.sends = true;
                 ch.on_watch_send(*this, sid, f.h.id);
                 return;
             case w::msg::cancel_watch:
                 ch.on_cancel_watch(*this, sid, f.h.id);
                 return;
             case w::msg::recv:
+                s.recvs = true;
                 ch.on_recv(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0);
                 return;
             case w::msg::cancel_recv:
                 ch.on_cancel_recv(*this, sid, f.h.id);
                 return;
             case w::msg::recv_many:  // §8.8
+                s.recvs = true;
                 ch.on_recv_many(*this, sid, f.h.id, f.count);
                 return;
             case w::msg::ack:
                 for (std::uint64_t i = 0; i < f.h.id; ++i) ch.on_ack(sid, f.ack(i));
                 return;
             case w::msg::ret:
+                if (s.stats != nullptr) ++s.stats->returned;
                 ch.on_return(sid, f.h.id);
                 return;
             case w::msg::close:
@@ -350,17 +477,34 @@ private:
         }
         const std::string name(f.hello.name);
         detail::served_base* ch = nullptr;
+        std::string refusal;
         {
             std::lock_guard<std::mutex> g(served_mu_);
             auto it = served_.find(name);
-            if (it != served_.end()) ch = it->second.get();
+            if (it != served_.end()) {
+                ch = it->second.get();
+            } else if (factory_ && name.front() != '$') {  // a hub: protocol.md §17.1
+                std::optional<std::uint32_t> cap;
+                if ((f.h.flags & w::flag::create) != 0) cap = f.hello.create_capacity;
+                try {
+                    if (auto made = factory_(name, f.hello.type_name, cap, *this, refusal)) {
+                        ch = made.get();
+                        served_.emplace(name, std::move(made));
+                    }
+                } catch (const std::exception& e) {  // std::bad_alloc: refuse, keep serving
+                    refusal = e.what();
+                }
+            }
         }
         if (ch == nullptr) {
             refuse(w::error_code::unknown_channel,
-                   "no channel \"" + name + "\" is served at " + endpoint_);
+                   refusal.empty() ? "no channel \"" + name + "\" is served at " + endpoint_
+                                   : refusal);
             return;
         }
+        ch->adopt_type(f.hello.type_name);  // a hub channel nobody has dialed yet (§17.1)
         if (f.hello.type_name != ch->type_name()) {  // protocol.md §7.2 step 4
+            ++counters_[ch].errors;
             refuse(w::error_code::type_mismatch, "channel \"" + name + "\" carries " +
                                                      ch->type_name() + ", not " +
                                                      std::string(f.hello.type_name));
@@ -369,7 +513,7 @@ private:
         std::uint32_t sid = next_session_++;
         if (sid == 0) sid = next_session_++;
         const auto now = now_;
-        sessions_.emplace(sid, session_info{rid, ch, now, now});
+        sessions_.emplace(sid, session_info{rid, ch, now, now, &counters_[ch]});
         session_count_.store(sessions_.size());
         ch->open_session(sid);
         w::welcome_body b;
@@ -448,6 +592,7 @@ private:
 
     std::mutex served_mu_;
     std::map<std::string, std::unique_ptr<detail::served_base>> served_;  // guarded by served_mu_
+    detail::channel_factory factory_;  // guarded by served_mu_; a hub's (protocol.md §17.1)
 
     std::mutex ready_mu_;
     std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_;  // guarded by ready_mu_
@@ -455,6 +600,9 @@ private:
 
     // Server thread only.
     std::unordered_map<std::uint32_t, session_info> sessions_;
+    // Elements are never erased (channels are never unserved), so
+    // session_info::stats pointers stay valid.
+    std::unordered_map<const detail::served_base*, counters> counters_;
     std::vector<std::uint32_t> unroutable_;
     std::uint32_t next_session_ = 1;
     std::uint64_t ping_nonce_ = 0;
@@ -481,6 +629,7 @@ std::size_t server::sessions() const noexcept { return impl_->session_count(); }
 void server::add(const std::string& name, std::unique_ptr<detail::served_base> ch) {
     impl_->add(name, std::move(ch));
 }
+void server::set_factory(detail::channel_factory f) { impl_->set_factory(std::move(f)); }
 detail::op_notifier& server::notifier() noexcept { return *impl_; }
 
 }  // namespace zchan

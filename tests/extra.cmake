@@ -18,3 +18,8 @@ if(ZCHAN_INSTALL)
     TIMEOUT ${zchan_packaging_timeout}
     SKIP_RETURN_CODE 77)
 endif()
+
+# tests/integration/zchan_tool_test.cpp drives the real command-line tool.
+if(TARGET integration_zchan_tool_test AND TARGET zchan_tool)
+  add_dependencies(integration_zchan_tool_test zchan_tool)
+endif()

@@ -18,8 +18,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "zchan/channel.hpp"
 #include "zchan/detail/net_link.hpp"
@@ -29,6 +32,17 @@
 #include "zchan/serialize.hpp"
 
 namespace zchan {
+
+class hub;
+
+namespace detail {
+/// Makes a channel for a HELLO naming no served channel (protocol.md §17.1),
+/// on the server thread: returns it, or nullptr with `refusal` set (the
+/// ERROR text). `capacity`: the HELLO's CREATE capacity, if any.
+using channel_factory = std::function<std::unique_ptr<served_base>(
+    const std::string& name, std::string_view type, std::optional<std::uint32_t> capacity,
+    op_notifier& notifier, std::string& refusal)>;
+}  // namespace detail
 
 /// Serves local channels to other processes: binds a ZeroMQ ROUTER and runs
 /// one I/O thread that executes remote requests on the served channels
@@ -53,8 +67,9 @@ public:
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
-    /// Exposes `ch` under `name` (1..255 bytes). One server serves many
-    /// channels of different types.
+    /// Exposes `ch` under `name` (1..255 bytes; names starting with '$' are
+    /// reserved, protocol.md §17.2). One server serves many channels of
+    /// different types.
     /// Throws: std::invalid_argument if the name is taken or invalid.
     template <class T>
     void serve(const std::string& name, const channel<T>& ch) {
@@ -74,8 +89,12 @@ public:
     [[nodiscard]] std::size_t sessions() const noexcept;
 
 private:
+    friend class hub;
     class impl;
     void add(const std::string& name, std::unique_ptr<detail::served_base> ch);
+    /// Only a hub creates channels on dial (protocol.md §17.1). Call before
+    /// any peer can dial (the server thread reads it without a lock).
+    void set_factory(detail::channel_factory f);
     detail::op_notifier& notifier() noexcept;
     std::unique_ptr<impl> impl_;
 };

@@ -340,4 +340,30 @@ template <serializable T>
     }
 }
 
+/// A value a home keeps as the bytes it arrived as, without decoding it: the
+/// values of a hub's channels (zchan/hub.hpp, protocol.md §17). Its payload
+/// codec is the identity (the overloads below, which overload resolution
+/// prefers to the templates above), so a hub relays any value type; its type
+/// identity is per channel, not per C++ type. It is deliberately not
+/// serializable: it cannot be dialed or served with zchan::server::serve.
+struct opaque_value {
+    std::string bytes;  ///< one value's payload, exactly as on the wire (§13)
+};
+
+/// The identity codec of opaque_value: appends the bytes as they are.
+inline void encode_value(const opaque_value& v, std::string& out) { out.append(v.bytes); }
+
+/// The identity codec of opaque_value: any bytes are a value (the dialers,
+/// which share the channel's type identity, decode them).
+[[nodiscard]] inline std::error_code decode_value(const void* data, std::size_t size,
+                                                  std::optional<opaque_value>& out) noexcept {
+    try {
+        out.emplace().bytes.assign(static_cast<const char*>(data), size);
+        return {};
+    } catch (...) {  // std::bad_alloc
+        out.reset();
+        return make_error_code(errc::decode_error);
+    }
+}
+
 }  // namespace zchan

@@ -6,6 +6,7 @@
 
 #include "zchan/channel.hpp"
 #include "zchan/errors.hpp"
+#include "zchan/hub.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
 #include "zchan/serialize.hpp"

@@ -70,7 +70,9 @@ public:
 
     /// Sends `sig` to the child if it has not been reaped yet (tests of SIGINT/SIGTERM
     /// handling, and of a peer killed outright); false if it was already reaped.
-    bool send_signal(int sig) const noexcept { return !exited_ && ::kill(pid_, sig) == 0; }
+    bool send_signal(int sig) const noexcept {
+        return spawned_ && !exited_ && ::kill(pid_, sig) == 0;
+    }
 
     /// Positive wait for a line containing `text`; returns the rest of that line after it.
     [[nodiscard]] std::optional<std::string> wait_for_text(

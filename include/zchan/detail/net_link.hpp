@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,11 @@ struct net_options {
     /// channel when the handle is destroyed. Server: ignored (the home grants
     /// up to 65536).
     std::uint32_t prefetch = 0;
+    /// dial(): if the home is a hub (zchan::hub) and no channel of that name
+    /// exists yet, create it with this capacity (protocol.md §17, HELLO's
+    /// CREATE flag). Unset (the default): only dial an existing channel. An
+    /// existing channel keeps its capacity. Server: ignored.
+    std::optional<std::uint32_t> create_capacity;
 };
 
 }  // namespace zchan
@@ -249,6 +255,9 @@ public:
     /// Returns false if the channel was already closed.
     virtual bool on_close() = 0;
     virtual void on_query(std::uint64_t& length, bool& closed) = 0;
+    /// A channel whose type_name() is empty takes `type` as its identity and
+    /// returns true (a hub's channel, protocol.md §17); others return false.
+    virtual bool adopt_type(std::string_view /*type*/) { return false; }
     /// A registered operation's context was notified.
     virtual void on_ready(reply_sink& out, std::uint64_t op_id) = 0;
 };

@@ -38,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -52,10 +53,13 @@ namespace zchan::detail {
 template <class T>
 class served_chan final : public served_base {
 public:
-    served_chan(channel<T> ch, op_notifier& notifier)
+    /// `type`: the type identity peers must present (protocol.md §7.2);
+    /// empty means "the first dialer's" (a hub's channel, protocol.md §17).
+    served_chan(channel<T> ch, op_notifier& notifier,
+                std::string type = zchan::type_name<T>::value())
         : ch_(std::move(ch)),
           impl_(channel_access<T>::get(ch_)),
-          type_(zchan::type_name<T>::value()),
+          type_(std::move(type)),
           notifier_(notifier) {}
 
     ~served_chan() override {
@@ -66,6 +70,11 @@ public:
     }
 
     const std::string& type_name() const noexcept override { return type_; }
+    bool adopt_type(std::string_view type) override {
+        if (!type_.empty()) return false;
+        type_ = type;
+        return true;
+    }
     std::uint64_t capacity() const override { return impl_->cap(); }
 
     void open_session(std::uint32_t session) override { sessions_[session]; }

@@ -1,0 +1,306 @@
+// Drives the real `zchan` command-line tool (tools/zchan) as child processes
+// over tcp://127.0.0.1:*: hub, send, recv, stat; help and usage errors;
+// SIGINT. Shell pipelines (seq | zchan send, zchan recv | wc -l) run under
+// bash, exactly as a user would type them. Every wait is bounded.
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <zchan/zchan.hpp>
+
+#include "child_process.hpp"
+#include "zchan_test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using zchan_test::child_process;
+using zchan_test::deadline_after;
+using zchan_test::generous;
+
+const std::string tool = std::string(ZCHAN_BINARY_DIR) + "/tools/zchan/zchan";
+
+// Values through the pipeline test: a round trip per send, so sanitized builds get fewer.
+constexpr int pipeline_values = zchan_test::sanitized ? 2000 : 20000;
+
+/// A hub child process and its endpoint.
+struct hub_process {
+    explicit hub_process(std::vector<std::string> extra) : proc(make_argv(std::move(extra))) {
+        if (auto rest = proc.wait_for_text("tcp://127.0.0.1:")) {
+            std::string port;
+            for (char c : *rest) {
+                if (std::isdigit(static_cast<unsigned char>(c)) == 0) break;
+                port += c;
+            }
+            if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
+        }
+    }
+    static std::vector<std::string> make_argv(std::vector<std::string> extra) {
+        std::vector<std::string> a{tool, "hub", "tcp://127.0.0.1:*"};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+    child_process proc;
+    std::string endpoint;
+};
+
+std::string shell_quote(const std::string& s) { return "'" + s + "'"; }
+
+/// Runs `script` under bash (pipefail: a failing zchan fails the pipeline).
+std::vector<std::string> bash(const std::string& script) {
+    return {"/bin/bash", "-c", "set -o pipefail; " + script};
+}
+
+/// The stats row of channel `name` once `pred` holds for it; nullopt if it did not by the
+/// deadline.
+template <class Pred>
+std::optional<zchan::channel_stats> stat_until(const std::string& ep, const std::string& name,
+                                               Pred pred) {
+    std::optional<zchan::channel_stats> row;
+    const bool ok = zchan_test::wait_until(
+        [&] {
+            for (auto& c : zchan::stats(ep).channels) {
+                if (c.name == name) row = c;
+            }
+            return row && pred(*row);
+        },
+        deadline_after(generous));
+    return ok ? row : std::nullopt;
+}
+
+bool contains(const child_process& p, const std::string& text) {
+    return p.output().find(text) != std::string::npos;
+}
+
+std::vector<long> numbers(const child_process& p) {
+    std::vector<long> out;
+    for (const auto& l : p.lines()) out.push_back(std::stol(l));
+    return out;
+}
+
+TEST(ZchanToolIntegration, ToolIsBuilt) {
+    EXPECT_TRUE(std::filesystem::exists(tool)) << tool << " is missing: build zchan_tool";
+}
+
+TEST(ZchanToolIntegration, HelpExitsZeroForTheToolAndEverySubcommand) {
+    {
+        child_process p({tool, "--help"});
+        EXPECT_EQ(p.wait_exit(), 0) << p.output();
+        for (const char* c : {"hub", "send", "recv", "stat"}) EXPECT_TRUE(contains(p, c)) << c;
+    }
+    for (const char* c : {"hub", "send", "recv", "stat"}) {
+        child_process p({tool, c, "--help"});
+        EXPECT_EQ(p.wait_exit(), 0) << c << ": " << p.output();
+        EXPECT_TRUE(contains(p, std::string("Usage: zchan ") + c)) << p.output();
+    }
+}
+
+TEST(ZchanToolIntegration, BadArgumentsExitTwoWithAMessage) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{tool}, "Usage: zchan COMMAND"},
+        {{tool, "bogus"}, "unknown command \"bogus\""},
+        {{tool, "send", "tcp://127.0.0.1:1"}, "missing arguments"},
+        {{tool, "recv", "tcp://127.0.0.1:1", "x", "-n", "many"}, "expected a number"},
+        {{tool, "hub", "tcp://127.0.0.1:*", "--channel", "nocap"}, "expected NAME:CAP[:TYPE]"},
+        {{tool, "stat", "tcp://127.0.0.1:1", "--frobnicate"}, "unknown option --frobnicate"},
+        {{tool, "stat", "a", "b"}, "unexpected argument \"b\""},
+    };
+    for (const auto& [argv, message] : cases) {
+        child_process p(argv);
+        EXPECT_EQ(p.wait_exit(), 2) << argv.back() << ": " << p.output();
+        EXPECT_TRUE(contains(p, message)) << "want \"" << message << "\" in: " << p.output();
+    }
+}
+
+TEST(ZchanToolIntegration, SeqThroughSendAndRecvThroughWcAgree) {
+    hub_process hub({"--channel", "jobs:64"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    const std::string ep = shell_quote(hub.endpoint);
+    child_process counter(bash(shell_quote(tool) + " recv " + ep + " jobs | wc -l"));
+    const std::string n = std::to_string(pipeline_values);
+    child_process sender(bash("seq 1 " + n + " | " + shell_quote(tool) + " send " + ep +
+                              " jobs --close"));
+    const auto long_wait = deadline_after(generous * 6);
+    EXPECT_EQ(sender.wait_exit(long_wait), 0) << sender.output();
+    EXPECT_EQ(counter.wait_exit(long_wait), 0) << counter.output();  // ended: closed and drained
+    ASSERT_EQ(counter.lines().size(), 1U) << counter.output();
+    EXPECT_EQ(std::stol(counter.lines()[0]), pipeline_values);
+}
+
+TEST(ZchanToolIntegration, TwoReceiversSplitTheValuesExactlyOnceEachInOrder) {
+    hub_process hub({"--channel", "jobs:16"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    child_process r1({tool, "recv", hub.endpoint, "jobs"});
+    child_process r2({tool, "recv", hub.endpoint, "jobs"});
+    // Both attached before the values flow, so that both get some.
+    ASSERT_TRUE(stat_until(hub.endpoint, "jobs", [](auto& c) { return c.receivers == 2; }))
+        << r1.output() << r2.output();
+    constexpr int n = 2000;
+    child_process sender(bash("seq 1 " + std::to_string(n) + " | " + shell_quote(tool) +
+                              " send " + shell_quote(hub.endpoint) + " jobs --close"));
+    const auto long_wait = deadline_after(generous * 3);
+    EXPECT_EQ(sender.wait_exit(long_wait), 0) << sender.output();
+    EXPECT_EQ(r1.wait_exit(long_wait), 0) << r1.output();
+    EXPECT_EQ(r2.wait_exit(long_wait), 0) << r2.output();
+    const auto a = numbers(r1);
+    const auto b = numbers(r2);
+    EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+    EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
+    std::vector<long> all(a);
+    all.insert(all.end(), b.begin(), b.end());
+    std::sort(all.begin(), all.end());
+    std::vector<long> want(n);
+    for (int i = 0; i < n; ++i) want[static_cast<std::size_t>(i)] = i + 1;
+    EXPECT_EQ(all, want) << "received " << a.size() << " + " << b.size();
+    const auto row = stat_until(hub.endpoint, "jobs", [](auto& c) { return c.sessions == 0; });
+    ASSERT_TRUE(row);
+    EXPECT_EQ(row->values_in, static_cast<std::uint64_t>(n));
+    EXPECT_TRUE(row->closed);
+    EXPECT_EQ(row->len, 0U);
+}
+
+TEST(ZchanToolIntegration, ATypeMismatchIsRefusedAtDialWithAClearMessage) {
+    hub_process hub({"--channel", "nums:4:i32"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    child_process sender({tool, "send", hub.endpoint, "nums"});  // std::string values
+    EXPECT_EQ(sender.wait_exit(), 1) << sender.output();
+    EXPECT_TRUE(contains(sender, "type mismatch")) << sender.output();
+    EXPECT_TRUE(contains(sender, "channel \"nums\" carries i32, not string")) << sender.output();
+    // The channel does take its own type.
+    auto nums = zchan::dial<int>(hub.endpoint, "nums");
+    EXPECT_EQ(nums.try_send(7), zchan::send_status::ok);
+    EXPECT_EQ(nums.recv(), std::optional<int>(7));
+    // A channel typed by its first dialer refuses the next dialer of another type.
+    zchan::net_options create;
+    create.create_capacity = 1;
+    auto words = zchan::dial<std::string>(hub.endpoint, "words", create);
+    EXPECT_THROW((void)zchan::dial<int>(hub.endpoint, "words", create), zchan::type_mismatch);
+    const auto row = stat_until(hub.endpoint, "words", [](auto& c) { return c.errors == 1; });
+    ASSERT_TRUE(row);
+    EXPECT_EQ(row->type, "string");
+}
+
+TEST(ZchanToolIntegration, CapacityFromTheCommandLineOrTheFirstDialerIsExact) {
+    hub_process hub({"--channel", "jobs:3"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    auto jobs = zchan::dial<std::string>(hub.endpoint, "jobs");
+    EXPECT_EQ(jobs.cap(), 3U);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(jobs.try_send(std::to_string(i)), zchan::send_status::ok);
+    EXPECT_EQ(jobs.try_send(std::string("3")), zchan::send_status::full);
+    EXPECT_EQ(jobs.send_for(std::string("3"), 50ms), zchan::send_status::timeout);
+    EXPECT_EQ(jobs.recv(), std::optional<std::string>("0"));  // FIFO, and room for one more
+    EXPECT_EQ(jobs.try_send(std::string("3")), zchan::send_status::ok);
+
+    // Not there and no capacity given: refused.
+    EXPECT_THROW((void)zchan::dial<std::string>(hub.endpoint, "made"), zchan::connect_error);
+    zchan::net_options create;
+    create.create_capacity = 2;
+    auto made = zchan::dial<std::string>(hub.endpoint, "made", create);
+    EXPECT_EQ(made.cap(), 2U);
+    EXPECT_EQ(made.try_send(std::string("a")), zchan::send_status::ok);
+    EXPECT_EQ(made.try_send(std::string("b")), zchan::send_status::ok);
+    EXPECT_EQ(made.try_send(std::string("c")), zchan::send_status::full);
+    // A later creator does not change an existing channel.
+    create.create_capacity = 100;
+    EXPECT_EQ(zchan::dial<std::string>(hub.endpoint, "made", create).cap(), 2U);
+    // Unbuffered: a rendezvous, no receiver -> a send cannot complete.
+    create.create_capacity = 0;
+    auto sync = zchan::dial<std::string>(hub.endpoint, "sync", create);
+    EXPECT_EQ(sync.cap(), 0U);
+    EXPECT_EQ(sync.send_for(std::string("x"), 50ms), zchan::send_status::timeout);
+}
+
+TEST(ZchanToolIntegration, StatShowsTheChannelWithLenCapAndClosed) {
+    hub_process hub({"--channel", "jobs:8"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    {
+        auto jobs = zchan::dial<std::string>(hub.endpoint, "jobs");
+        for (const char* v : {"a", "b", "c"}) jobs << std::string(v);
+        jobs.close();
+    }
+    child_process stat({tool, "stat", hub.endpoint});
+    EXPECT_EQ(stat.wait_exit(), 0) << stat.output();
+    std::optional<std::vector<std::string>> row;
+    for (const auto& l : stat.lines()) {
+        std::istringstream in(l);
+        std::vector<std::string> cells;
+        for (std::string c; in >> c;) cells.push_back(c);
+        if (!cells.empty() && cells[0] == "jobs") row = cells;
+    }
+    ASSERT_TRUE(row) << stat.output();
+    // NAME TYPE LEN/CAP CLOSED SESS SEND RECV IN OUT RET ERR
+    ASSERT_EQ(row->size(), 11U) << stat.output();
+    EXPECT_EQ((*row)[1], "string");
+    EXPECT_EQ((*row)[2], "3/8");
+    EXPECT_EQ((*row)[3], "yes");
+    EXPECT_EQ((*row)[7], "3");  // values in
+
+    // The values are still there: a recv drains them, then ends (closed).
+    child_process recv({tool, "recv", hub.endpoint, "jobs"});
+    EXPECT_EQ(recv.wait_exit(), 0) << recv.output();
+    EXPECT_EQ(recv.lines(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(ZchanToolIntegration, RecvStopsAfterNAndLeavesTheRest) {
+    hub_process hub({"--channel", "jobs:8"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    auto jobs = zchan::dial<std::string>(hub.endpoint, "jobs");
+    for (int i = 1; i <= 5; ++i) jobs << std::to_string(i);
+    child_process recv({tool, "recv", hub.endpoint, "jobs", "-n", "2"});
+    EXPECT_EQ(recv.wait_exit(), 0) << recv.output();
+    EXPECT_EQ(recv.lines(), (std::vector<std::string>{"1", "2"}));
+    EXPECT_EQ(jobs.recv(), std::optional<std::string>("3"));
+}
+
+TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
+    hub_process hub({"--channel", "full:1", "--channel", "empty:4"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+
+    // recv waiting on an empty channel.
+    child_process recv({tool, "recv", hub.endpoint, "empty"});
+    ASSERT_TRUE(stat_until(hub.endpoint, "empty", [](auto& c) { return c.receivers == 1; }))
+        << recv.output();
+    recv.send_signal(SIGINT);
+    EXPECT_EQ(recv.wait_exit(deadline_after(generous)), 130) << recv.output();
+    EXPECT_TRUE(contains(recv, "zchan recv: interrupted after 0 value(s)")) << recv.output();
+
+    // send blocked on a full channel (capacity 1, five lines, no receiver).
+    const auto input = std::filesystem::temp_directory_path() /
+                       ("zchan_tool_test_" + std::to_string(::getpid()) + ".txt");
+    {
+        std::ofstream f(input);
+        f << "1\n2\n3\n4\n5\n";
+    }
+    child_process send(
+        bash("exec " + shell_quote(tool) + " send " + shell_quote(hub.endpoint) + " full < " +
+             shell_quote(input.string())));
+    ASSERT_TRUE(stat_until(hub.endpoint, "full",
+                           [](auto& c) { return c.len == 1 && c.senders == 1; }))
+        << send.output();
+    send.send_signal(SIGINT);
+    EXPECT_EQ(send.wait_exit(deadline_after(generous)), 130) << send.output();
+    EXPECT_TRUE(contains(send, "zchan send: interrupted after 1 value(s)")) << send.output();
+    std::filesystem::remove(input);
+    // Both said BYE: the hub has no session left for them, and kept the one value.
+    const auto row = stat_until(hub.endpoint, "full", [](auto& c) { return c.sessions == 0; });
+    ASSERT_TRUE(row);
+    EXPECT_EQ(row->len, 1U);
+    EXPECT_FALSE(row->closed);
+
+    hub.proc.send_signal(SIGINT);
+    EXPECT_EQ(hub.proc.wait_exit(deadline_after(generous)), 0) << hub.proc.output();
+    EXPECT_TRUE(contains(hub.proc, "zchan hub: interrupted")) << hub.proc.output();
+}
+
+}  // namespace

@@ -1,0 +1,204 @@
+// See cli.hpp.
+#include "cli.hpp"
+
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <system_error>
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace zchan_cli {
+
+std::uint64_t parse_number(std::string_view text, std::string_view what, std::uint64_t max) {
+    std::uint64_t v = 0;
+    const auto* end = text.data() + text.size();
+    const auto r = std::from_chars(text.data(), end, v);
+    if (text.empty() || r.ec != std::errc{} || r.ptr != end || v > max) {
+        throw usage_error(std::string(what) + ": expected a number" +
+                          (max == UINT64_MAX ? "" : " up to " + std::to_string(max)) + ", got \"" +
+                          std::string(text) + "\"");
+    }
+    return v;
+}
+
+args::args(const command_spec& spec, int argc, char** argv, int first) {
+    auto find = [&](std::string_view name, char short_name) -> const option_spec* {
+        for (const auto& o : spec.options) {
+            if ((!name.empty() && o.name == name) || (short_name != 0 && o.short_name == short_name))
+                return &o;
+        }
+        return nullptr;
+    };
+    bool options_done = false;
+    for (int i = first; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (options_done || a.size() < 2 || a[0] != '-') {
+            pos_.emplace_back(a);
+            continue;
+        }
+        if (a == "--") {
+            options_done = true;
+            continue;
+        }
+        if (a == "--help" || a == "-h") {
+            help_ = true;
+            continue;
+        }
+        std::string_view name;
+        std::optional<std::string_view> inline_value;
+        const option_spec* o = nullptr;
+        if (a.starts_with("--")) {
+            name = a.substr(2);
+            if (auto eq = name.find('='); eq != std::string_view::npos) {
+                inline_value = name.substr(eq + 1);
+                name = name.substr(0, eq);
+            }
+            o = find(name, 0);
+        } else if (a.size() == 2) {
+            o = find({}, a[1]);
+        }
+        if (o == nullptr) throw usage_error("unknown option " + std::string(a));
+        auto& slot = values_[std::string(o->name)];
+        if (!o->repeatable && !slot.empty()) {
+            throw usage_error("option --" + std::string(o->name) + " given twice");
+        }
+        if (!o->takes_value) {
+            if (inline_value) throw usage_error("option --" + std::string(o->name) + " takes no value");
+            slot.emplace_back();
+            continue;
+        }
+        if (inline_value) {
+            slot.emplace_back(*inline_value);
+        } else if (i + 1 < argc) {
+            slot.emplace_back(argv[++i]);
+        } else {
+            throw usage_error("option --" + std::string(o->name) + " needs a value (" +
+                              std::string(o->value_name) + ")");
+        }
+    }
+    if (help_) return;
+    if (pos_.size() < spec.min_positionals) {
+        throw usage_error("missing arguments: expected " + std::string(spec.positionals));
+    }
+    if (pos_.size() > spec.max_positionals) {
+        throw usage_error("unexpected argument \"" + pos_[spec.max_positionals] + "\"");
+    }
+}
+
+std::optional<std::string> args::value(std::string_view name) const {
+    auto it = values_.find(std::string(name));
+    if (it == values_.end() || it->second.empty()) return std::nullopt;
+    return it->second.back();
+}
+
+std::vector<std::string> args::values(std::string_view name) const {
+    auto it = values_.find(std::string(name));
+    return it == values_.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::uint64_t args::number(std::string_view name, std::uint64_t def, std::uint64_t max) const {
+    auto v = value(name);
+    return v ? parse_number(*v, "--" + std::string(name), max) : def;
+}
+
+void print_help(const command_spec& spec) {
+    std::cout << "Usage: zchan " << spec.name << (spec.options.empty() ? "" : " [options]") << ' '
+              << spec.positionals << "\n\n"
+              << spec.summary << "\n";
+    if (!spec.options.empty()) std::cout << "\nOptions:\n";
+    for (const auto& o : spec.options) {
+        std::string left = "  ";
+        left += o.short_name != 0 ? std::string("-") + o.short_name + ", " : "    ";
+        left += "--" + std::string(o.name);
+        if (o.takes_value) left += " " + std::string(o.value_name);
+        if (left.size() < 28) left.resize(28, ' ');
+        std::cout << left << ' ' << o.help << '\n';
+    }
+    std::cout << "  -h, --help                 this help\n";
+    if (!spec.details.empty()) std::cout << '\n' << spec.details;
+}
+
+namespace {
+sigset_t handled_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);  // our own wake-up at destruction
+    return set;
+}
+}  // namespace
+
+interrupt::interrupt() {
+    std::signal(SIGPIPE, SIG_IGN);
+    const sigset_t set = handled_signals();
+    // Blocked in this thread, and so in every thread started later (libzmq's
+    // included): only the waiter below ever takes them.
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+    waiter_ = std::thread([this, set] {
+        int sig = 0;
+        while (sigwait(&set, &sig) == 0) {
+            if (sig == SIGUSR1) {
+                if (done_.load(std::memory_order_acquire)) return;
+                continue;
+            }
+            if (sig_.exchange(sig, std::memory_order_acq_rel) == 0) {
+                stop_.close();
+                const std::uint64_t one = 1;
+                [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+            }
+        }
+    });
+}
+
+interrupt::~interrupt() {
+    done_.store(true, std::memory_order_release);
+    pthread_kill(waiter_.native_handle(), SIGUSR1);
+    waiter_.join();
+    ::close(fd_);
+}
+
+std::optional<std::string> line_reader::next() {
+    for (;;) {
+        if (auto nl = buf_.find('\n', pos_); nl != std::string::npos) {
+            std::string line = buf_.substr(pos_, nl - pos_);
+            pos_ = nl + 1;
+            return line;
+        }
+        if (eof_) {
+            if (pos_ >= buf_.size()) return std::nullopt;
+            std::string line = buf_.substr(pos_);
+            pos_ = buf_.size();
+            return line;
+        }
+        buf_.erase(0, pos_);
+        pos_ = 0;
+        pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            throw std::system_error(errno, std::generic_category(), "poll");
+        }
+        if ((fds[1].revents & POLLIN) != 0) return std::nullopt;  // interrupted
+        char chunk[65536];
+        const ssize_t n = ::read(fd_, chunk, sizeof chunk);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            throw std::system_error(errno, std::generic_category(), "read");
+        }
+        if (n == 0) {
+            eof_ = true;
+        } else {
+            buf_.append(chunk, static_cast<std::size_t>(n));
+        }
+    }
+}
+
+}  // namespace zchan_cli

@@ -1,0 +1,132 @@
+// Small pieces of the zchan command-line tool: a table-driven argument
+// parser, interruption by signals, and a stdin line reader that a signal can
+// interrupt. Standard library and POSIX only.
+//
+// Thread safety: args and line_reader belong to the main thread; interrupt
+// is built by the main thread before any other thread exists (so every
+// thread inherits its signal mask) and its accessors are safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <zchan/channel.hpp>
+
+namespace zchan_cli {
+
+/// Exit codes (README "Command-line tool").
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failure = 1;      ///< connect, type mismatch, peer lost, closed
+inline constexpr int exit_usage = 2;        ///< bad arguments
+inline constexpr int exit_interrupted = 130;  ///< SIGINT/SIGTERM stopped send or recv (128+2)
+
+/// A bad command line: main prints the message and the usage line, exits 2.
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// One option of a subcommand's table.
+struct option_spec {
+    std::string_view name;   ///< long name without "--"
+    char short_name = 0;     ///< 0: none
+    bool takes_value = false;
+    bool repeatable = false;
+    std::string_view value_name;
+    std::string_view help;
+};
+
+/// A subcommand: its table, positionals and help text.
+struct command_spec {
+    std::string_view name;
+    std::string_view positionals;  ///< e.g. "ENDPOINT NAME"
+    std::size_t min_positionals = 0;
+    std::size_t max_positionals = 0;
+    std::string_view summary;
+    std::vector<option_spec> options;
+    std::string_view details;  ///< more help text, examples
+};
+
+/// The parsed command line of one subcommand.
+class args {
+public:
+    /// Parses argv[first..]: "--name value", "--name=value", "-x value",
+    /// flags, and "--" ending the options. "--help"/"-h" sets help().
+    /// Throws: usage_error.
+    args(const command_spec& spec, int argc, char** argv, int first);
+
+    [[nodiscard]] bool help() const noexcept { return help_; }
+    [[nodiscard]] bool flag(std::string_view name) const { return values_.count(std::string(name)) != 0; }
+    [[nodiscard]] std::optional<std::string> value(std::string_view name) const;
+    [[nodiscard]] std::vector<std::string> values(std::string_view name) const;
+    /// A non-negative integer option, or `def`. Throws: usage_error.
+    [[nodiscard]] std::uint64_t number(std::string_view name, std::uint64_t def,
+                                       std::uint64_t max = UINT64_MAX) const;
+    [[nodiscard]] const std::vector<std::string>& positional() const noexcept { return pos_; }
+
+private:
+    bool help_ = false;
+    std::map<std::string, std::vector<std::string>> values_;
+    std::vector<std::string> pos_;
+};
+
+/// Parses a non-negative decimal integer <= max. Throws: usage_error naming `what`.
+std::uint64_t parse_number(std::string_view text, std::string_view what,
+                           std::uint64_t max = UINT64_MAX);
+
+/// Prints the help of `spec` to stdout.
+void print_help(const command_spec& spec);
+
+/// SIGINT and SIGTERM, turned from asynchronous signals into events: a
+/// thread waits for them with sigwait and then closes stop() (so a
+/// zchan::select can take it as a case) and makes fd() readable (so poll(2)
+/// can). SIGPIPE is ignored: a closed stdout is an EPIPE write error.
+///
+/// Thread safety: construct on the main thread before any other thread
+/// starts; the accessors are safe from any thread.
+class interrupt {
+public:
+    interrupt();
+    ~interrupt();
+    interrupt(const interrupt&) = delete;
+    interrupt& operator=(const interrupt&) = delete;
+
+    /// Closed once a signal arrived.
+    [[nodiscard]] const zchan::channel<int>& stop() const noexcept { return stop_; }
+    /// An eventfd that becomes readable once a signal arrived.
+    [[nodiscard]] int fd() const noexcept { return fd_; }
+    /// The signal that arrived, 0 if none yet.
+    [[nodiscard]] int signal() const noexcept { return sig_.load(std::memory_order_acquire); }
+
+private:
+    zchan::channel<int> stop_;  // unbuffered; only ever closed
+    int fd_ = -1;
+    std::atomic<int> sig_{0};
+    std::atomic<bool> done_{false};
+    std::thread waiter_;
+};
+
+/// Reads lines from a file descriptor, without the '\n' (a last line
+/// without one counts too); gives up when `stop_fd` becomes readable.
+class line_reader {
+public:
+    line_reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+    /// The next line; nullopt at end of input or once stopped.
+    /// Throws: std::system_error on a read error.
+    [[nodiscard]] std::optional<std::string> next();
+
+private:
+    int fd_;
+    int stop_fd_;
+    std::string buf_;
+    std::size_t pos_ = 0;
+    bool eof_ = false;
+};
+
+}  // namespace zchan_cli

@@ -1,0 +1,397 @@
+// zchan: the command-line tool (README "Command-line tool").
+//
+//   zchan hub ENDPOINT [--channel NAME:CAP[:TYPE]]...   host channels (zchan::hub)
+//   zchan send ENDPOINT NAME [--close]                   each stdin line -> one std::string
+//   zchan recv ENDPOINT NAME [-n N]                      print each value, one per line
+//   zchan stat ENDPOINT [--watch]                        the server's channels ("$stat")
+//
+// Every subcommand takes --help. Errors go to stderr; exit codes are in
+// cli.hpp. SIGINT/SIGTERM end every subcommand cleanly: dialed handles are
+// destroyed (so the home gets BYE and takes back unacknowledged values) and
+// a hub ends its sessions; send and recv then exit 130, hub and stat 0.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+#include <zchan/zchan.hpp>
+
+#include "cli.hpp"
+
+namespace {
+
+using namespace zchan_cli;
+using namespace std::chrono_literals;
+
+const command_spec hub_spec{
+    "hub",
+    "ENDPOINT",
+    1,
+    1,
+    "Hosts named channels for processes that all dial.\n"
+    "None of them has to be the home. Prints the bound endpoint on stdout (the port filled\n"
+    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque bytes; each channel's value type is\n"
+    "the one given with --channel, or the first dialer's.",
+    {
+        {"channel", 'c', true, true, "NAME:CAP[:TYPE]",
+         "create channel NAME with capacity CAP (0: unbuffered), value type TYPE (e.g. string)"},
+        {"no-create", 0, false, false, "", "only --channel channels exist: dialers cannot create"},
+        {"max-cap", 0, true, false, "N", "largest capacity a dialer may create (default 1048576)"},
+    },
+    "Examples:\n"
+    "  zchan hub 'tcp://*:5555' --channel jobs:64\n"
+    "  zchan hub tcp://127.0.0.1:* --channel events:0:string\n",
+};
+
+const command_spec send_spec{
+    "send",
+    "ENDPOINT NAME",
+    2,
+    2,
+    "Sends each line of stdin as one std::string value.\n"
+    "Lines go to channel NAME at ENDPOINT (a hub or any zchan::server) in order, without their\n"
+    "newline; blocks while the channel is full.",
+    {
+        {"close", 0, false, false, "", "close the channel at end of input"},
+        {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
+        {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
+    },
+    "Example:\n  seq 1 100000 | zchan send tcp://127.0.0.1:5555 jobs --close\n",
+};
+
+const command_spec recv_spec{
+    "recv",
+    "ENDPOINT NAME",
+    2,
+    2,
+    "Prints each std::string value received, one per line.\n"
+    "Receives from channel NAME at ENDPOINT until the channel is closed and drained (or -n\n"
+    "values).",
+    {
+        {"count", 'n', true, false, "N", "stop after N values"},
+        {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
+        {"prefetch", 0, true, false, "P",
+         "receive up to P values ahead (default 256; 0: one round trip per value, exact Go "
+         "semantics)"},
+        {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
+    },
+    "Example:\n  zchan recv tcp://127.0.0.1:5555 jobs | wc -l\n",
+};
+
+const command_spec stat_spec{
+    "stat",
+    "ENDPOINT",
+    1,
+    1,
+    "Lists the channels served at ENDPOINT and their counters.\n"
+    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and how many of them send and receive), values in and out,\n"
+    "values given back, errors.",
+    {
+        {"watch", 'w', false, false, "", "redraw every interval until Ctrl-C, like top"},
+        {"interval", 'i', true, false, "MS", "--watch refresh interval (default 1000)"},
+        {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
+    },
+    "Columns: LEN/CAP, CLOSED, SESS (handles attached), SEND/RECV (of those, senders and\n"
+    "receivers), IN (remote sends accepted), OUT (deliveries), RET (given back), ERR.\n",
+};
+
+const std::vector<const command_spec*> commands{&hub_spec, &send_spec, &recv_spec, &stat_spec};
+
+void print_usage(std::ostream& os) {
+    os << "Usage: zchan COMMAND [options] ARGS...   (zchan COMMAND --help for more)\n\n"
+          "Go channels across processes over ZeroMQ.\n\nCommands:\n";
+    for (const auto* c : commands) {
+        std::string left = "  " + std::string(c->name) + " " + std::string(c->positionals);
+        if (left.size() < 26) left.resize(26, ' ');
+        os << left << ' ' << c->summary.substr(0, c->summary.find('\n')) << '\n';
+    }
+    os << "\nExit status: 0 ok, 1 failure (connect, type mismatch, peer lost, closed), 2 bad\n"
+          "arguments, 130 send/recv interrupted by SIGINT or SIGTERM.\n";
+}
+
+zchan::net_options dial_options(const args& a) {
+    zchan::net_options o;
+    o.connect_timeout = std::chrono::milliseconds(a.number("connect-timeout", 5000, 3'600'000));
+    if (a.value("cap")) {
+        o.create_capacity = static_cast<std::uint32_t>(a.number("cap", 0, UINT32_MAX));
+    }
+    return o;
+}
+
+// ---- hub ---------------------------------------------------------------------
+
+int run_hub(const args& a) {
+    struct channel_arg {
+        std::string name;
+        std::uint64_t cap;
+        std::string type;
+    };
+    std::vector<channel_arg> chans;
+    for (const auto& c : a.values("channel")) {
+        const auto colon = c.find(':');
+        if (colon == 0 || colon == std::string::npos) {
+            throw usage_error("--channel " + c + ": expected NAME:CAP[:TYPE]");
+        }
+        const auto colon2 = c.find(':', colon + 1);
+        const std::string cap = c.substr(colon + 1, colon2 == std::string::npos
+                                                        ? std::string::npos
+                                                        : colon2 - colon - 1);
+        std::string type = colon2 == std::string::npos ? std::string() : c.substr(colon2 + 1);
+        if (colon2 != std::string::npos && type.empty()) {
+            throw usage_error("--channel " + c + ": empty TYPE");
+        }
+        chans.push_back({c.substr(0, colon), parse_number(cap, "--channel " + c + ": CAP"),
+                         std::move(type)});
+    }
+    zchan::hub_options o;
+    o.create_on_dial = !a.flag("no-create");
+    o.max_create_capacity = a.number("max-cap", o.max_create_capacity);
+    interrupt intr;  // before the hub's threads start
+    zchan::hub h(a.positional()[0], o);
+    for (const auto& c : chans) {
+        try {
+            h.add_channel(c.name, c.cap, c.type);
+        } catch (const std::invalid_argument& e) {
+            throw usage_error(std::string("--channel: ") + e.what());
+        }
+    }
+    std::cout << h.endpoint() << std::endl;
+    std::cerr << "zchan hub: serving on " << h.endpoint() << " (Ctrl-C stops)" << std::endl;
+    (void)intr.stop().recv();  // closed by SIGINT/SIGTERM
+    const std::size_t sessions = h.sessions();
+    std::cerr << "zchan hub: " << (intr.signal() == SIGINT ? "interrupted" : "terminated")
+              << ", ending " << sessions << " session(s)" << std::endl;
+    return exit_ok;
+}
+
+// ---- send --------------------------------------------------------------------
+
+int run_send(const args& a) {
+    const auto opts = dial_options(a);
+    interrupt intr;
+    auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
+    line_reader in(STDIN_FILENO, intr.fd());
+    std::uint64_t sent = 0;
+    auto closed_error = [&] {
+        std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was closed after "
+                  << sent << " value(s) from here" << std::endl;
+        return exit_failure;
+    };
+    while (auto line = in.next()) {
+        // The common case first: room now (one round trip). Else wait for
+        // room or a signal, whichever comes first.
+        switch (ch.try_send(std::move(*line))) {
+            case zchan::send_status::ok:
+                ++sent;
+                continue;
+            case zchan::send_status::closed:
+                return closed_error();
+            case zchan::send_status::peer_lost:
+                throw zchan::peer_lost();
+            default:
+                break;
+        }
+        try {
+            if (zchan::select(zchan::send_case(ch, std::move(*line)),
+                              zchan::recv_case(intr.stop())) == 0) {
+                ++sent;
+            }
+        } catch (const zchan::channel_closed&) {
+            return closed_error();
+        }
+    }
+    if (intr.signal() != 0) {
+        std::cerr << "zchan send: interrupted after " << sent << " value(s); channel left open"
+                  << std::endl;
+        return exit_interrupted;
+    }
+    if (a.flag("close")) {
+        try {
+            ch.close();
+        } catch (const zchan::channel_closed&) {
+            std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was already closed"
+                      << std::endl;
+            return exit_failure;
+        }
+    }
+    return exit_ok;
+}
+
+// ---- recv --------------------------------------------------------------------
+
+/// Buffered stdout: written out when large and whenever recv is about to wait.
+class output {
+public:
+    void add(const std::string& v) {
+        buf_ += v;
+        buf_ += '\n';
+        if (buf_.size() >= 1 << 16) flush();
+    }
+    void flush() {
+        std::size_t done = 0;
+        while (done < buf_.size()) {
+            const ssize_t n = ::write(STDOUT_FILENO, buf_.data() + done, buf_.size() - done);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) throw std::runtime_error("cannot write to stdout: " + std::string(std::strerror(errno)));
+            done += static_cast<std::size_t>(n);
+        }
+        buf_.clear();
+    }
+
+private:
+    std::string buf_;
+};
+
+int run_recv(const args& a) {
+    auto opts = dial_options(a);
+    const std::uint64_t limit = a.number("count", UINT64_MAX);  // no -n: until closed
+    // Take no more values ahead than wanted (they would be given back at exit).
+    opts.prefetch = static_cast<std::uint32_t>(std::min(a.number("prefetch", 256, 65536), limit));
+    if (limit == 0) return exit_ok;
+    interrupt intr;
+    auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
+    output out;
+    std::uint64_t got = 0;
+    bool closed = false;
+    while (!closed && got < limit && intr.signal() == 0) {
+        auto r = ch.try_recv();
+        if (r.status == zchan::recv_status::ok) {
+            out.add(*r.value);
+            ++got;
+            continue;
+        }
+        if (r.status == zchan::recv_status::closed) break;
+        if (r.status == zchan::recv_status::peer_lost) {
+            out.flush();
+            throw zchan::peer_lost();
+        }
+        out.flush();  // about to wait: show what we have
+        zchan::select(zchan::recv_case(ch,
+                                       [&](std::optional<std::string> v) {
+                                           if (!v) {
+                                               closed = true;
+                                               return;
+                                           }
+                                           out.add(*v);
+                                           ++got;
+                                       }),
+                      zchan::recv_case(intr.stop()));
+    }
+    out.flush();
+    if (intr.signal() != 0 && !closed && got < limit) {
+        std::cerr << "zchan recv: interrupted after " << got << " value(s)" << std::endl;
+        return exit_interrupted;
+    }
+    return exit_ok;
+}
+
+// ---- stat --------------------------------------------------------------------
+
+std::string render(const zchan::server_stats& s) {
+    std::vector<std::vector<std::string>> rows{
+        {"NAME", "TYPE", "LEN/CAP", "CLOSED", "SESS", "SEND", "RECV", "IN", "OUT", "RET", "ERR"}};
+    for (const auto& c : s.channels) {
+        rows.push_back({c.name, c.type.empty() ? "-" : c.type,
+                        std::to_string(c.len) + "/" + std::to_string(c.cap),
+                        c.closed ? "yes" : "no", std::to_string(c.sessions),
+                        std::to_string(c.senders), std::to_string(c.receivers),
+                        std::to_string(c.values_in), std::to_string(c.values_out),
+                        std::to_string(c.returned), std::to_string(c.errors)});
+    }
+    std::vector<std::size_t> width(rows[0].size(), 0);
+    for (const auto& r : rows) {
+        for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    }
+    std::string out = s.endpoint + "  sessions " + std::to_string(s.sessions) +
+                      "  malformed frames " + std::to_string(s.malformed_frames) + "\n";
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            std::string cell = r[i];
+            if (i + 1 < r.size()) cell.resize(width[i] + 2, ' ');
+            line += cell;
+        }
+        out += line + "\n";
+    }
+    if (s.channels.empty()) out += "(no channels)\n";
+    return out;
+}
+
+int run_stat(const args& a) {
+    const auto opts = dial_options(a);
+    const auto interval = std::chrono::milliseconds(a.number("interval", 1000, 3'600'000));
+    const bool watch = a.flag("watch");
+    interrupt intr;
+    auto ch = zchan::dial<zchan::server_stats>(a.positional()[0], zchan::stats_channel, opts);
+    for (;;) {
+        auto s = ch.recv();
+        if (!s) throw std::runtime_error("the server closed \"$stat\"");
+        if (watch) std::cout << "\033[H\033[2J";  // home, clear: redraw like top
+        std::cout << render(*s) << std::flush;
+        if (!watch) return exit_ok;
+        if (zchan::select(zchan::recv_case(intr.stop()), zchan::timeout_case(interval)) == 0) {
+            return exit_ok;  // Ctrl-C is how --watch ends
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        print_usage(std::cerr);
+        return exit_usage;
+    }
+    const std::string_view cmd = argv[1];
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+        if (argc > 2) {
+            for (const auto* c : commands) {
+                if (c->name == argv[2]) {
+                    print_help(*c);
+                    return exit_ok;
+                }
+            }
+        }
+        print_usage(std::cout);
+        return exit_ok;
+    }
+    const command_spec* spec = nullptr;
+    for (const auto* c : commands) {
+        if (c->name == cmd) spec = c;
+    }
+    if (spec == nullptr) {
+        std::cerr << "zchan: unknown command \"" << cmd << "\"\n";
+        print_usage(std::cerr);
+        return exit_usage;
+    }
+    const std::string who = "zchan " + std::string(cmd);
+    try {
+        const args a(*spec, argc, argv, 2);
+        if (a.help()) {
+            print_help(*spec);
+            return exit_ok;
+        }
+        if (spec == &hub_spec) return run_hub(a);
+        if (spec == &send_spec) return run_send(a);
+        if (spec == &recv_spec) return run_recv(a);
+        return run_stat(a);
+    } catch (const usage_error& e) {
+        std::cerr << who << ": " << e.what() << "\nUsage: zchan " << cmd << " [options] "
+                  << spec->positionals << "   (zchan " << cmd << " --help)\n";
+        return exit_usage;
+    } catch (const zchan::type_mismatch& e) {
+        std::cerr << who << ": type mismatch: " << e.what() << std::endl;
+        return exit_failure;
+    } catch (const std::exception& e) {
+        std::cerr << who << ": " << e.what() << std::endl;
+        return exit_failure;
+    }
+}
