@@ -7,6 +7,7 @@
 #include "zchan/channel.hpp"
 #include "zchan/errors.hpp"
 #include "zchan/net.hpp"
+#include "zchan/security.hpp"
 #include "zchan/select.hpp"
 #include "zchan/serialize.hpp"
 #include "zchan/status.hpp"
