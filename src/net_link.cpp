@@ -109,9 +109,12 @@ public:
     [[nodiscard]] void* handle() noexcept { return pair_.handle(); }
 
     /// Reads the queued events; returns the first one that means refusal.
-    /// A plaintext dial ignores NO_DETAIL (a connection that dropped during
-    /// the handshake: libzmq retries); a CURVE dial treats it as the home
-    /// refusing our HELLO, which is what a wrong server key looks like.
+    /// NO_DETAIL (the home closed the connection during the handshake) is
+    /// what a wrong server key looks like to a CURVE dial: refused at once.
+    /// A plaintext dial sees it when a CURVE home drops the connection
+    /// before libzmq has read the home's greeting (a race; libzmq then
+    /// retries and usually reports the mechanism mismatch next time); it
+    /// gives up at the second, so that one transient drop is still retried.
     [[nodiscard]] std::optional<std::string> refusal(bool curve, const std::string& endpoint) {
         for (;;) {
             zmq::message_t ev;
@@ -139,8 +142,13 @@ public:
                 return at + "security handshake failed: protocol error " + std::to_string(value);
             }
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && curve) {
-                return at + "CURVE handshake failed: the home closed the connection (is the "
-                            "server key the home's public key?)";
+                return at + "CURVE handshake failed: the home closed the connection (wrong "
+                            "server key, or a plaintext home)";
+            }
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++dropped_ >= 2) {
+                return at + "security handshake failed: the home closed the connection during "
+                            "the handshake twice (does it require CURVE? see "
+                            "net_options::curve_client)";
             }
         }
     }
@@ -148,6 +156,7 @@ public:
 private:
     zmq::socket_t& watched_;
     zmq::socket_t pair_;
+    int dropped_ = 0;  // NO_DETAIL events of a plaintext dial
 };
 
 class link_impl final : public net_link {

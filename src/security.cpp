@@ -235,8 +235,8 @@ keypair load_keypair(const std::string& path_prefix) {
     kp.secret_key = load_secret_key(path_prefix + ".key");
     kp.public_key = load_key(path_prefix + ".pub");
     if (public_key_of(kp.secret_key) != kp.public_key) {
-        throw key_error("zchan: " + path_prefix + ".pub is not the public key of " +
-                        path_prefix + ".key");
+        throw key_error("zchan: " + path_prefix + ".pub is not the public key of " + path_prefix +
+                        ".key");
     }
     return kp;
 }

@@ -9,8 +9,6 @@
 #include <utility>
 #include <vector>
 
-#include <sys/eventfd.h>
-#include <unistd.h>
 #include <zmq.hpp>
 
 #include "net_context.hpp"
@@ -42,8 +40,8 @@ public:
         auto d = std::make_shared<zap_domain>();
         d->allowed = allowed.keys();
         std::lock_guard<std::mutex> life(life_mu_);
-        if (users_ == 0) start();
-        ++users_;
+        if (!started_) start();
+        started_ = true;
         std::lock_guard<std::mutex> g(map_mu_);
         d->name = "zchan-" + std::to_string(++next_domain_);
         domains_.emplace(d->name, d);
@@ -51,13 +49,9 @@ public:
     }
 
     void remove(const std::shared_ptr<zap_domain>& d) {
-        {
-            std::lock_guard<std::mutex> g(map_mu_);
-            domains_.erase(d->name);
-            labels_.erase(d->name);
-        }
-        std::lock_guard<std::mutex> life(life_mu_);
-        if (--users_ == 0) stop();
+        std::lock_guard<std::mutex> g(map_mu_);
+        domains_.erase(d->name);  // its requests get 400 from now on
+        labels_.erase(d->name);
     }
 
     void set_label(const std::string& domain, const std::string& label) {
@@ -78,40 +72,28 @@ private:
         try {
             sock.bind(zap_endpoint);
         } catch (const zmq::error_t& e) {
-            throw transport_error(make_error_code(errc::access_denied),
-                                  std::string("zchan: cannot install the ZAP handler: ") +
-                                      e.what());
+            throw transport_error(
+                make_error_code(errc::access_denied),
+                std::string("zchan: cannot install the ZAP handler: ") + e.what());
         }
-        stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (stop_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-        thread_ = std::thread([this, s = std::move(sock), fd = stop_fd_]() mutable {
-            run(s, fd);
+        // Detached: it ends when the context is terminated (see the top).
+        std::thread([this, s = std::move(sock)]() mutable {
+            run(s);
             s.close();
-        });
+        }).detach();
     }
 
-    /// Requires life_mu_. The thread takes only map_mu_, so joining here is safe.
-    void stop() {
-        const std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(stop_fd_, &one, sizeof one);
-        thread_.join();
-        ::close(stop_fd_);
-        stop_fd_ = -1;
-    }
-
-    void run(zmq::socket_t& sock, int stop_fd) {
+    void run(zmq::socket_t& sock) {
         std::vector<zmq::message_t> req;
         for (;;) {
-            zmq::pollitem_t items[2] = {{sock.handle(), 0, ZMQ_POLLIN, 0},
-                                        {nullptr, stop_fd, ZMQ_POLLIN, 0}};
+            zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
             try {
-                zmq::poll(items, 2, std::chrono::milliseconds(-1));
+                zmq::poll(&item, 1, std::chrono::milliseconds(-1));
             } catch (const zmq::error_t& e) {
                 if (e.num() == ETERM) return;  // the context is being terminated (exit)
-                continue;                       // EINTR
+                continue;                      // EINTR
             }
-            if ((items[1].revents & ZMQ_POLLIN) != 0) return;
-            if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
+            if ((item.revents & ZMQ_POLLIN) == 0) continue;
             try {
                 req.clear();
                 for (;;) {
@@ -186,10 +168,8 @@ private:
         }
     }
 
-    std::mutex life_mu_;       // serialises start/stop; taken before map_mu_
-    std::size_t users_ = 0;    // guarded by life_mu_
-    std::thread thread_;       // guarded by life_mu_
-    int stop_fd_ = -1;         // guarded by life_mu_
+    std::mutex life_mu_;    // serialises the start; taken before map_mu_
+    bool started_ = false;  // guarded by life_mu_
     std::mutex map_mu_;
     std::map<std::string, std::shared_ptr<zap_domain>> domains_;  // guarded by map_mu_
     std::map<std::string, std::string> labels_;                   // guarded by map_mu_

@@ -10,15 +10,18 @@
 // 400; a malformed request 500; an admitted key 200 with the key (Z85) as
 // user id.
 //
-// Lifetime. The handler runs while at least one zap_registration exists: the
-// first one binds the endpoint (before its server binds, so that no
-// handshake can come before the handler) and starts the handler thread; the
-// last one to go stops it, and the thread closes its socket, so that nothing
-// of it is left when net_context terminates the context at exit. If servers
-// are leaked until exit, the thread sees ETERM and closes its socket then.
-// libzmq admits every CURVE client when no handler is bound: servers also set
-// ZMQ_ZAP_ENFORCE_DOMAIN where libzmq supports it, and a server never exists
-// without its registration.
+// Lifetime. The first zap_registration binds the endpoint (before its
+// server binds, so that no handshake can come before the handler) and starts
+// the handler thread, which then runs until the context is terminated: at
+// exit net_context calls zmq_ctx_term, the handler's poll fails with ETERM,
+// and the thread closes its socket, which zmq_ctx_term waits for; so the
+// handler never delays exit. It is not stopped with the last server because
+// libzmq releases an inproc endpoint asynchronously after its socket closes:
+// the next secure server could not bind it again at once (EADDRINUSE), and
+// an idle handler costs one blocked thread. A removed domain is unknown to
+// the handler from then on (400). libzmq admits every CURVE client when no
+// handler is bound: servers also set ZMQ_ZAP_ENFORCE_DOMAIN where libzmq
+// supports it.
 //
 // Thread safety: zap_registration may be created and destroyed on any
 // thread; its accessors are safe from any thread.
@@ -39,7 +42,7 @@ struct zap_domain;
 class zap_registration {
 public:
     /// Registers a fresh domain admitting `allowed`; starts the handler if it
-    /// is the first. Throws: transport_error if the ZAP endpoint cannot be
+    /// is not running yet. Throws: transport_error if the ZAP endpoint cannot be
     /// bound (another ZAP handler in zchan's context: never, unless zchan
     /// itself has a bug).
     explicit zap_registration(const curve::allow_list& allowed);

@@ -1,5 +1,7 @@
 // zchan/security.hpp without sockets: keys, key files, allow-lists and the
 // environment. Files go to a fresh directory under /tmp that each test removes.
+#include "zchan/security.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,7 +11,6 @@
 #include <sys/stat.h>
 
 #include "zchan/net.hpp"
-#include "zchan/security.hpp"
 
 namespace {
 
@@ -31,7 +32,9 @@ public:
     temp_dir(const temp_dir&) = delete;
     temp_dir& operator=(const temp_dir&) = delete;
 
-    [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+    [[nodiscard]] std::string file(const std::string& name) const {
+        return (path_ / name).string();
+    }
     /// Writes `text` to `name` with `mode`; returns the path.
     std::string write(const std::string& name, const std::string& text, mode_t mode = 0600) const {
         const auto p = file(name);
@@ -110,11 +113,11 @@ TEST(SecurityKey, MalformedKeyTextIsRejectedWithoutEchoingIt) {
     EXPECT_TRUE(contains(msg, "not Z85")) << msg;
     EXPECT_FALSE(contains(msg, good.substr(0, 7))) << "a secret key must not be echoed";
     // Every character is Z85, but "#####" encodes more than 32 bits.
-    EXPECT_TRUE(contains(key_error_of([] { (void)curve::key(std::string(40, '#')); }),
-                         "out of range"));
+    EXPECT_TRUE(
+        contains(key_error_of([] { (void)curve::key(std::string(40, '#')); }), "out of range"));
     EXPECT_TRUE(contains(key_error_of([] { (void)curve::key(""); }), "40 characters"));
-    EXPECT_TRUE(contains(key_error_of([] { (void)curve::public_key_of(curve::key()); }),
-                         "no secret key"));
+    EXPECT_TRUE(
+        contains(key_error_of([] { (void)curve::public_key_of(curve::key()); }), "no secret key"));
 }
 
 TEST(SecurityKeyFile, WriteKeypairRoundTripsWithPrivateSecretAndRefusesToOverwrite) {
@@ -173,8 +176,8 @@ TEST(SecurityKeyFile, MalformedKeyFilesAreRejectedNamingFileAndLine) {
     EXPECT_TRUE(contains(key_error_of([&] { (void)curve::load_key(truncated); }), "40 characters"));
     EXPECT_TRUE(contains(key_error_of([&] { (void)curve::load_key(dir.file("missing.pub")); }),
                          "cannot open"));
-    EXPECT_TRUE(contains(key_error_of([&] { (void)curve::load_key(dir.file("")); }),
-                         "not a regular file"));
+    EXPECT_TRUE(
+        contains(key_error_of([&] { (void)curve::load_key(dir.file("")); }), "not a regular file"));
     // A secret/public pair that does not belong together.
     const auto kp = curve::generate();
     dir.write("mixed.key", kp.secret_key.z85() + "\n", 0600);
