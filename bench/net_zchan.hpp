@@ -36,6 +36,10 @@
 // (a child that sees one reports it on stderr and exits 1, which the parent's next step or
 // child_process::stop() reports).
 //
+// CURVE: with ZCHAN_BENCH_CURVE=1 in the environment (children inherit it) every zchan server
+// and dial of these cases uses CurveZMQ (docs/protocol.md §14) with fixed bench keys, so the
+// same cases measure what security costs; the raw cases stay plaintext.
+//
 // Children must exit on EOF on stdin even while a channel call blocks: the blocking loops run
 // on a std::jthread and every channel call has a deadline (io_timeout); the main thread reads
 // the control pipe and, at EOF, closes the channel, which ends the loop at once.
@@ -46,6 +50,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -65,6 +70,45 @@ inline constexpr std::size_t bench_capacity = 1024;
 /// Values per throughput batch. Each is a round trip with exact semantics, so far fewer
 /// than raw's batch; the rate, not the batch size, is what is compared.
 inline constexpr std::int64_t throughput_items = 20'000;
+
+/// ZCHAN_BENCH_CURVE is set and not "0" (see the top).
+inline bool bench_curve() {
+    static const bool on = [] {
+        const char* v = std::getenv("ZCHAN_BENCH_CURVE");
+        return v != nullptr && *v != '\0' && std::string_view(v) != "0";
+    }();
+    return on;
+}
+
+/// Fixed secret keys for the bench only (public in this file: never use them elsewhere).
+inline const zchan::curve::key& bench_home_secret() {
+    static const zchan::curve::key k("g4S.8UWm+gO!Nwho[$TkjWOcdWYu={/hyr?C((xD");
+    return k;
+}
+inline const zchan::curve::key& bench_client_secret() {
+    static const zchan::curve::key k("rv:0M[uc/MT<&4qY)3B5MlgEWa>&#q]Q{)icY5Sv");
+    return k;
+}
+
+/// Options of every bench server: CURVE admitting the bench client when bench_curve().
+inline zchan::net_options server_options() {
+    zchan::net_options o;
+    if (bench_curve()) {
+        o.curve_server = zchan::curve::server_options{
+            bench_home_secret(), {zchan::curve::public_key_of(bench_client_secret())}};
+    }
+    return o;
+}
+
+/// Options of every bench dial: a CURVE client of the bench home when bench_curve().
+inline zchan::net_options client_options() {
+    zchan::net_options o;
+    if (bench_curve()) {
+        o.curve_client = zchan::curve::client_options{
+            bench_client_secret(), zchan::curve::public_key_of(bench_home_secret())};
+    }
+    return o;
+}
 
 /// A value of `size` bytes whose first 8 bytes are `seq`.
 inline std::string make_value(std::size_t size, std::uint64_t seq) {
@@ -119,7 +163,7 @@ inline int sender_main(const child_args& args) {
     if (size < sizeof(std::uint64_t)) {
         throw bench_error("--size must be at least 8");
     }
-    auto ch = zchan::dial<std::string>(args.str("connect"), args.str("name"));
+    auto ch = zchan::dial<std::string>(args.str("connect"), args.str("name"), client_options());
     std::uint64_t seq = 0;
     control_pipe ctl;
     control_pipe::reply("ready");
@@ -143,7 +187,7 @@ template <class Loop, class OnCommand = void (*)(const std::string&), class OnEo
 int serve_with_loop(
     const child_args& args, const zchan::channel<std::string>& ch, Loop loop,
     OnCommand on_command = [](const std::string&) {}, OnEof on_eof = [] {}) {
-    zchan::server srv(args.str("bind"));
+    zchan::server srv(args.str("bind"), server_options());
     srv.serve("bench", ch);
     std::atomic<bool> failed{false};
     std::jthread worker([&](const std::stop_token& st) {
@@ -263,7 +307,7 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
         const std::int64_t n = scaled_items(throughput_items);
         const bind_address where(t, "throughput");  // outlives the server (ipc directory)
         zchan::channel<std::string> ch(bench_capacity);
-        zchan::server srv(where.str());
+        zchan::server srv(where.str(), server_options());
         srv.serve("bench", ch);
         child_process sender("zchan_sender", {"--connect=" + srv.endpoint(), "--name=bench",
                                               "--size=" + std::to_string(size)});
@@ -291,7 +335,7 @@ inline void throughput_prefetch(benchmark::State& state, transport t, std::size_
         child_process home("zchan_producer_home",
                            {"--bind=" + where.str(), "--size=" + std::to_string(size)});
         const std::string endpoint = home.expect("ready");
-        zchan::net_options opts;
+        zchan::net_options opts = client_options();
         opts.prefetch = bench_capacity;
         auto ch = zchan::dial<std::string>(endpoint, "bench", opts);
         std::uint64_t seq = 0;
@@ -315,7 +359,7 @@ inline void roundtrip(benchmark::State& state, std::size_t size, int topup_ms) {
                            {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size),
                             "--topup_ms=" + std::to_string(topup_ms)});
         const std::string endpoint = home.expect("ready");
-        auto ch = zchan::dial<std::string>(endpoint, "bench");
+        auto ch = zchan::dial<std::string>(endpoint, "bench", client_options());
         std::uint64_t seq = 0;
         for (int i = 0; i < 10; ++i) {  // warm-up: session up, caches warm
             check_value(recv_or_throw(ch, "value"), size, seq++);
@@ -332,7 +376,7 @@ inline void unbuffered_send(benchmark::State& state, std::size_t size) {
         child_process home("zchan_waiting_home",
                            {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size)});
         const std::string endpoint = home.expect("ready");
-        auto ch = zchan::dial<std::string>(endpoint, "bench");
+        auto ch = zchan::dial<std::string>(endpoint, "bench", client_options());
         std::uint64_t seq = 0;
         for (int i = 0; i < 10; ++i) {  // warm-up
             send_or_throw(ch, make_value(size, seq++), "a value");

@@ -40,14 +40,25 @@
 // (protocol.md §12.4). Refills happen when the window is half used, so that
 // ACKs and the RECV_MANY leave together.
 //
+// Security (protocol.md §14): with net_options::curve_client the DEALER is a
+// CURVE client. libzmq reports a refused security handshake only through
+// socket monitor events (and retries the connection forever), so every dial,
+// secure or not, watches the DEALER's handshake-failure events until WELCOME
+// and turns a refusal into zchan::access_denied at once instead of a
+// connect_timeout. The monitor's PAIR socket is created, read and closed by
+// the dialing thread inside handshake(), before the background thread
+// exists; the monitor is stopped before the DEALER is used by anyone else.
+//
 // Invariant: a request is in pending_ until its final answer (or loss); the
 // answer is written into it under mu_ before its waiter is woken.
 #include "zchan/detail/net_link.hpp"
 
 #include <algorithm>
 #include <cerrno>
-#include <deque>
 #include <cstdio>
+#include <cstring>
+#include <deque>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <unordered_map>
@@ -71,6 +82,83 @@ namespace w = wire;
 /// Longest single poll of a leader (a backstop; it is kicked when needed).
 constexpr long long leader_poll_max_ms = 100;
 
+/// The DEALER's handshake-failure events, watched during dial (see the top).
+/// Owned by the dialing thread; the destructor stops the monitor.
+class dial_monitor {
+public:
+    explicit dial_monitor(zmq::socket_t& watched) : watched_(watched) {
+        static std::atomic<std::uint64_t> counter{0};
+        const std::string ep = "inproc://zchan-dial-monitor-" + std::to_string(++counter);
+        if (zmq_socket_monitor(watched_.handle(), ep.c_str(),
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+            throw connect_error("zchan: cannot monitor the dial socket");
+        }
+        pair_ = zmq::socket_t(net_context(), zmq::socket_type::pair);
+        pair_.set(zmq::sockopt::linger, 0);
+        pair_.connect(ep);
+    }
+    ~dial_monitor() {
+        (void)zmq_socket_monitor(watched_.handle(), nullptr, 0);
+        pair_.close();
+    }
+    dial_monitor(const dial_monitor&) = delete;
+    dial_monitor& operator=(const dial_monitor&) = delete;
+
+    [[nodiscard]] void* handle() noexcept { return pair_.handle(); }
+
+    /// Reads the queued events; returns the first one that means refusal.
+    /// NO_DETAIL (the home closed the connection during the handshake) is
+    /// what a wrong server key looks like to a CURVE dial: refused at once.
+    /// A plaintext dial sees it when a CURVE home drops the connection
+    /// before libzmq has read the home's greeting (a race; libzmq then
+    /// retries and usually reports the mechanism mismatch next time); it
+    /// gives up at the second, so that one transient drop is still retried.
+    [[nodiscard]] std::optional<std::string> refusal(bool curve, const std::string& endpoint) {
+        for (;;) {
+            zmq::message_t ev;
+            zmq::message_t addr;
+            if (!pair_.recv(ev, zmq::recv_flags::dontwait)) return std::nullopt;
+            if (ev.more()) (void)pair_.recv(addr);
+            if (ev.size() < 6) continue;
+            std::uint16_t event = 0;
+            std::uint32_t value = 0;
+            std::memcpy(&event, ev.data(), 2);
+            std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+            const std::string at = "zchan: " + endpoint + ": ";
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                return at + "access denied: the home's allow-list does not admit this client's "
+                            "CURVE key (ZAP status " + std::to_string(value) + ")";
+            }
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+                if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+                    return at + (curve ? "security handshake failed: this dial uses CURVE but "
+                                         "the home is plaintext"
+                                       : "security handshake failed: the home requires CURVE "
+                                         "(net_options::curve_client) but this dial is "
+                                         "plaintext");
+                }
+                return at + "security handshake failed: protocol error " + std::to_string(value);
+            }
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && curve) {
+                return at + "CURVE handshake failed: the home closed the connection (wrong "
+                            "server key, or a plaintext home)";
+            }
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++dropped_ >= 2) {
+                return at + "security handshake failed: the home closed the connection during "
+                            "the handshake twice (does it require CURVE? see "
+                            "net_options::curve_client)";
+            }
+        }
+    }
+
+private:
+    zmq::socket_t& watched_;
+    zmq::socket_t pair_;
+    int dropped_ = 0;  // NO_DETAIL events of a plaintext dial
+};
+
 class link_impl final : public net_link {
 public:
     explicit link_impl(const net_options& opts)
@@ -80,6 +168,16 @@ public:
         // Flow control is the protocol's (§3): never drop or block on HWM.
         sock_.set(zmq::sockopt::sndhwm, 0);
         sock_.set(zmq::sockopt::rcvhwm, 0);
+        if (opts.curve_client) {
+            const auto& c = *opts.curve_client;
+            if (c.secret_key.empty() || c.server_key.empty()) {
+                throw std::invalid_argument(
+                    "zchan: net_options::curve_client needs secret_key and server_key");
+            }
+            sock_.set(zmq::sockopt::curve_serverkey, c.server_key.z85());
+            sock_.set(zmq::sockopt::curve_publickey, curve::public_key_of(c.secret_key).z85());
+            sock_.set(zmq::sockopt::curve_secretkey, c.secret_key.z85());
+        }
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
         leader_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -114,6 +212,9 @@ public:
         if (type_name.empty() || type_name.size() > w::max_type_name) {
             throw connect_error("zchan: type identity must be 1..1024 bytes");
         }
+        const bool curve = opts_.curve_client.has_value();
+        std::optional<dial_monitor> monitor;
+        monitor.emplace(sock_);  // before connect: see the top
         try {
             sock_.connect(endpoint);
         } catch (const zmq::error_t& e) {
@@ -143,9 +244,13 @@ public:
                 throw connect_error("zchan: no answer from " + endpoint + " within " +
                                     std::to_string(opts_.connect_timeout.count()) + " ms");
             }
-            zmq::pollitem_t item{sock_.handle(), 0, ZMQ_POLLIN, 0};
-            zmq::poll(&item, 1, left);
-            if ((item.revents & ZMQ_POLLIN) == 0) continue;
+            zmq::pollitem_t items[2] = {{sock_.handle(), 0, ZMQ_POLLIN, 0},
+                                        {monitor->handle(), 0, ZMQ_POLLIN, 0}};
+            zmq::poll(items, 2, left);
+            if ((items[1].revents & ZMQ_POLLIN) != 0) {
+                if (auto why = monitor->refusal(curve, endpoint)) throw access_denied(*why);
+            }
+            if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
             zmq::message_t m;
             if (!sock_.recv(m, zmq::recv_flags::dontwait)) continue;
             w::frame f;
@@ -174,12 +279,13 @@ public:
                         throw connect_error("zchan: " + text,
                                             make_error_code(errc::version_mismatch));
                     case w::error_code::access_denied:
-                        throw connect_error("zchan: " + text, make_error_code(errc::access_denied));
+                        throw access_denied("zchan: " + text);
                     default:
                         throw connect_error("zchan: handshake refused: " + text);
                 }
             }
         }
+        monitor.reset();  // stopped before the background thread may touch sock_
         last_rx_ = last_tx_ = steady::now();
         zmq_fd_ = sock_.get(zmq::sockopt::fd);
         io_ = std::jthread([this](std::stop_token st) { run(st); });

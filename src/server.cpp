@@ -9,11 +9,18 @@
 //     operation (under that channel's lock): it appends to ready_ under
 //     ready_mu_ and writes the eventfd. Lock order: channel lock -> ready_mu_;
 //     the server thread never holds ready_mu_ while calling a channel.
+//
+// Security (protocol.md §14, opt-in: net_options::curve_server): the ROUTER
+// is a CURVE server whose ZAP domain is registered with the process's ZAP
+// handler (zap.hpp) before it binds. A socket monitor, read on the server
+// thread like the ROUTER, counts the peers whose handshake failed
+// (rejected_peers()); a plaintext server has neither.
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -30,6 +37,7 @@
 
 #include "codec.hpp"
 #include "net_context.hpp"
+#include "zap.hpp"
 #include "zchan/hub.hpp"
 #include "zchan/net.hpp"
 
@@ -56,12 +64,28 @@ static_assert(detail::reply_type::watch_cancelled ==
 static_assert(detail::reply_type::closed == static_cast<std::uint8_t>(w::msg::closed));
 static_assert(detail::reply_type::empty == static_cast<std::uint8_t>(w::msg::empty));
 
+/// The handshake failures a secure server counts (see the top).
+constexpr int rejection_events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+std::unique_ptr<detail::zap_registration> make_zap(const net_options& opts) {
+    if (!opts.curve_server) return nullptr;
+    if (opts.curve_server->secret_key.empty()) {
+        throw std::invalid_argument("zchan: net_options::curve_server has no secret key");
+    }
+    return std::make_unique<detail::zap_registration>(opts.curve_server->allowed_clients);
+}
+
 }  // namespace
 
 class server::impl final : public detail::reply_sink, public detail::op_notifier {
 public:
     impl(const std::string& endpoint, const net_options& opts)
-        : opts_(opts), router_(detail::net_context(), zmq::socket_type::router) {
+        : opts_(opts),
+          zap_(make_zap(opts)),
+          router_(detail::net_context(), zmq::socket_type::router) {
+        if (zap_ != nullptr) secure();
         router_.set(zmq::sockopt::router_mandatory, 1);  // §3: no silent drops
         router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame));
         router_.set(zmq::sockopt::linger, 200);
@@ -74,6 +98,7 @@ public:
                                   "zchan: cannot bind " + endpoint + ": " + e.what());
         }
         endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+        if (zap_ != nullptr) zap_->set_label(endpoint_);
         instance_ = detail::random_instance_id();
         wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
@@ -87,8 +112,9 @@ public:
         thread_.join();
         served_.clear();  // after every session was dropped on the server thread
         router_.close();
+        if (mon_) mon_.close();
         ::close(wake_fd_);
-    }
+    }  // then zap_: the ROUTER that used its domain is gone
 
     impl(const impl&) = delete;
     impl& operator=(const impl&) = delete;
@@ -124,6 +150,8 @@ public:
     [[nodiscard]] const std::string& endpoint() const noexcept { return endpoint_; }
     [[nodiscard]] std::uint64_t malformed() const noexcept { return malformed_.load(); }
     [[nodiscard]] std::size_t session_count() const noexcept { return session_count_.load(); }
+    [[nodiscard]] std::uint64_t rejected() const noexcept { return rejected_.load(); }
+    [[nodiscard]] bool is_secure() const noexcept { return zap_ != nullptr; }
 
     // reply_sink: server thread only.
     void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) override {
@@ -277,19 +305,79 @@ private:
         return st;
     }
 
+    /// Constructor only, before bind: CURVE server, ZAP domain, monitor.
+    void secure() {
+        const auto& c = *opts_.curve_server;
+        router_.set(zmq::sockopt::curve_server, 1);
+        router_.set(zmq::sockopt::curve_secretkey, c.secret_key.z85());
+        router_.set(zmq::sockopt::zap_domain, zap_->domain());
+#ifdef ZMQ_ZAP_ENFORCE_DOMAIN
+        constexpr int enforce_option = ZMQ_ZAP_ENFORCE_DOMAIN;
+#else
+        constexpr int enforce_option = 93;  // draft API; libzmq 4.3 knows it when built with drafts
+#endif
+        // Defence in depth: with it, no ZAP handler means no admission
+        // (instead of libzmq's default, everyone). Unknown to some builds: ignored.
+        const int one = 1;
+        (void)zmq_setsockopt(router_.handle(), enforce_option, &one, sizeof one);
+        static std::atomic<std::uint64_t> monitors{0};
+        const std::string mon_ep = "inproc://zchan-server-monitor-" + std::to_string(++monitors);
+        if (zmq_socket_monitor(router_.handle(), mon_ep.c_str(), rejection_events) != 0) {
+            throw transport_error(make_error_code(errc::connect_failed),
+                                  "zchan: cannot monitor the server socket");
+        }
+        mon_ = zmq::socket_t(detail::net_context(), zmq::socket_type::pair);
+        mon_.set(zmq::sockopt::linger, 0);
+        mon_.connect(mon_ep);
+    }
+
+    /// Server thread. Counts (and logs, rate-limited) failed handshakes. ZAP
+    /// refusals (AUTH) are logged by the ZAP handler, which knows the key.
+    void read_monitor() {
+        for (;;) {
+            zmq::message_t ev;
+            zmq::message_t addr;
+            try {
+                if (!mon_.recv(ev, zmq::recv_flags::dontwait)) return;
+                if (ev.more()) (void)mon_.recv(addr);
+            } catch (const zmq::error_t&) {
+                return;
+            }
+            if (ev.size() < 6) continue;
+            std::uint16_t event = 0;
+            std::uint32_t value = 0;
+            std::memcpy(&event, ev.data(), 2);
+            std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+            const auto n = ++rejected_;
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || (n > 10 && n % 1000 != 0)) continue;
+            const char* why = "the connection ended during the handshake";
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+                why = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                          ? "not a CURVE client (plaintext?)"
+                      : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                          ? "CURVE handshake failed (the client has the wrong server key?)"
+                          : "CURVE handshake failed (protocol error)";
+            }
+            std::fprintf(stderr, "zchan: server %s: refused a peer: %s (rejection #%llu)\n",
+                         endpoint_.c_str(), why, static_cast<unsigned long long>(n));
+        }
+    }
+
     void wake() noexcept {
         const std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
     }
 
     void run(const std::stop_token& st) {
-        zmq::pollitem_t items[2] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                                    {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+        zmq::pollitem_t items[3] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                    {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+                                    {mon_.handle(), 0, ZMQ_POLLIN, 0}};
+        const int n_items = mon_ ? 3 : 2;
         const auto tick =
             std::chrono::milliseconds(std::max<long long>(1, opts_.heartbeat.count() / 4));
         while (!st.stop_requested()) {
             try {
-                zmq::poll(items, 2, tick);
+                zmq::poll(items, n_items, tick);
             } catch (const zmq::error_t&) {
                 continue;  // EINTR
             }
@@ -297,6 +385,7 @@ private:
                 std::uint64_t n = 0;
                 [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
             }
+            if (n_items == 3 && (items[2].revents & ZMQ_POLLIN) != 0) read_monitor();
             now_ = steady::now();  // once per iteration, not per frame
             process_ready();
             // A bounded batch, so that completions and heartbeats keep up.
@@ -583,12 +672,16 @@ private:
     }
 
     const net_options opts_;
+    // Secure servers only; declared before router_, so it outlives the ROUTER.
+    std::unique_ptr<detail::zap_registration> zap_;
     zmq::socket_t router_;  // server thread only (after construction)
+    zmq::socket_t mon_;     // secure servers: the monitor's PAIR; server thread only
     std::string endpoint_;  // immutable after construction
     w::instance_id instance_{};
     int wake_fd_ = -1;
     std::atomic<std::uint64_t> malformed_{0};
     std::atomic<std::size_t> session_count_{0};
+    std::atomic<std::uint64_t> rejected_{0};
 
     std::mutex served_mu_;
     std::map<std::string, std::unique_ptr<detail::served_base>> served_;  // guarded by served_mu_
@@ -626,6 +719,8 @@ server::~server() = default;
 std::string server::endpoint() const { return impl_->endpoint(); }
 std::uint64_t server::malformed_frames() const noexcept { return impl_->malformed(); }
 std::size_t server::sessions() const noexcept { return impl_->session_count(); }
+std::uint64_t server::rejected_peers() const noexcept { return impl_->rejected(); }
+bool server::secure() const noexcept { return impl_->is_secure(); }
 void server::add(const std::string& name, std::unique_ptr<detail::served_base> ch) {
     impl_->add(name, std::move(ch));
 }

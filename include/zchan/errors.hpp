@@ -92,6 +92,16 @@ public:
         : transport_error(ec, what) {}
 };
 
+/// dial() was refused by the home's security (docs/protocol.md §14): the
+/// CURVE handshake failed (wrong server key, or one side plaintext and the
+/// other CURVE) or the home's allow-list does not hold this client's key.
+/// The message says which. code() is errc::access_denied.
+class access_denied : public connect_error {
+public:
+    explicit access_denied(const std::string& what)
+        : connect_error(what, make_error_code(errc::access_denied)) {}
+};
+
 /// The two ends of a remote channel disagree on the value type.
 class type_mismatch : public transport_error {
 public:

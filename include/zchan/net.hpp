@@ -29,6 +29,7 @@
 #include "zchan/detail/remote_chan.hpp"
 #include "zchan/detail/served_chan.hpp"
 #include "zchan/errors.hpp"
+#include "zchan/security.hpp"
 #include "zchan/serialize.hpp"
 
 namespace zchan {
@@ -51,6 +52,10 @@ using channel_factory = std::function<std::unique_ptr<served_base>(
 /// Destroying the server ends every session (peers then see peer_lost) and
 /// puts values that were in flight to remote receivers back into their
 /// channels.
+///
+/// Security: with net_options::curve_server the server is a CURVE server and
+/// admits only the allow-listed client keys (zchan/security.hpp,
+/// docs/protocol.md §14).
 ///
 /// Thread safety: serve() and the accessors are safe from any thread; the
 /// server object itself must outlive calls made on it.
@@ -87,6 +92,13 @@ public:
     [[nodiscard]] std::uint64_t malformed_frames() const noexcept;
     /// Number of live sessions.
     [[nodiscard]] std::size_t sessions() const noexcept;
+    /// Peers whose security handshake failed so far (protocol.md §14): key
+    /// not on the allow-list, wrong server key, plaintext peer. Always 0
+    /// without net_options::curve_server. Counted when libzmq reports it,
+    /// a moment after the peer was refused.
+    [[nodiscard]] std::uint64_t rejected_peers() const noexcept;
+    /// True if the server was made with net_options::curve_server.
+    [[nodiscard]] bool secure() const noexcept;
 
 private:
     friend class hub;
@@ -102,8 +114,10 @@ private:
 /// Connects to the channel `name` served at `endpoint` and returns a handle
 /// to it: a zchan::channel<T> like any other.
 /// Throws: connect_error (nothing answered within opts.connect_timeout,
-/// unknown channel, unsupported version), type_mismatch (the channel carries
-/// another type; the message names both).
+/// unknown channel, unsupported version), access_denied (a connect_error:
+/// the home's security refused this dial, reported as soon as libzmq says
+/// so; see opts.curve_client), type_mismatch (the channel carries another
+/// type; the message names both).
 ///
 /// Example:
 ///   auto results = zchan::dial<std::string>(endpoint, "results");

@@ -16,6 +16,7 @@
 
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
+#include "zchan/security.hpp"
 
 namespace zchan {
 
@@ -42,6 +43,17 @@ struct net_options {
     /// CREATE flag). Unset (the default): only dial an existing channel. An
     /// existing channel keeps its capacity. Server: ignored.
     std::optional<std::uint32_t> create_capacity;
+    /// Server: when set, the ROUTER is a CURVE server with this secret key,
+    /// and a ZAP handler admits only the listed client keys (protocol.md
+    /// §14); peers that fail the handshake are counted
+    /// (server::rejected_peers()) and never open a session. Unset (the
+    /// default): plaintext. dial(): ignored.
+    std::optional<curve::server_options> curve_server;
+    /// dial(): when set, the DEALER is a CURVE client with this secret key
+    /// and expects the home to hold `server_key`'s secret; a refused
+    /// handshake throws zchan::access_denied promptly (protocol.md §14).
+    /// Unset (the default): plaintext. Server: ignored.
+    std::optional<curve::client_options> curve_client;
 };
 
 }  // namespace zchan
