@@ -99,7 +99,7 @@ TEST(ZchanToolIntegration, HelpExitsZeroForTheToolAndEverySubcommand) {
         EXPECT_EQ(p.wait_exit(), 0) << p.output();
         for (const char* c : {"hub", "send", "recv", "stat"}) EXPECT_TRUE(contains(p, c)) << c;
     }
-    for (const char* c : {"hub", "send", "recv", "stat"}) {
+    for (const char* c : {"hub", "send", "recv", "stat", "keygen"}) {
         child_process p({tool, c, "--help"});
         EXPECT_EQ(p.wait_exit(), 0) << c << ": " << p.output();
         EXPECT_TRUE(contains(p, std::string("Usage: zchan ") + c)) << p.output();
@@ -301,6 +301,73 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     hub.proc.send_signal(SIGINT);
     EXPECT_EQ(hub.proc.wait_exit(deadline_after(generous)), 0) << hub.proc.output();
     EXPECT_TRUE(contains(hub.proc, "zchan hub: interrupted")) << hub.proc.output();
+}
+
+/// The endpoint a hub started as `p` printed ("tcp://127.0.0.1:PORT"), or "".
+std::string endpoint_of(child_process& p) {
+    std::string port;
+    if (auto rest = p.wait_for_text("tcp://127.0.0.1:")) {
+        for (char c : *rest) {
+            if (std::isdigit(static_cast<unsigned char>(c)) == 0) break;
+            port += c;
+        }
+    }
+    return port.empty() ? "" : "tcp://127.0.0.1:" + port;
+}
+
+TEST(ZchanToolIntegration, KeygenKeysTurnOnCurveForHubSendAndRecvThroughTheEnvironment) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zchan_tool_keys_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    const std::string home = (dir / "home").string();
+    const std::string client = (dir / "client").string();
+    for (const auto& prefix : {home, client}) {
+        child_process k({tool, "keygen", prefix});
+        ASSERT_EQ(k.wait_exit(), 0) << k.output();
+        ASSERT_FALSE(k.lines().empty());
+        std::ifstream pub(prefix + ".pub");
+        std::string line;
+        std::getline(pub, line);
+        EXPECT_EQ(k.lines()[0], line) << "keygen prints the public key it wrote";
+        const auto perms = std::filesystem::status(prefix + ".key").permissions();
+        EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+                  std::filesystem::perms::none);
+    }
+    {
+        child_process again({tool, "keygen", home});  // never overwrites a key
+        EXPECT_EQ(again.wait_exit(), 1) << again.output();
+    }
+    std::filesystem::copy_file(client + ".pub", dir / "allowed");
+
+    child_process hub(bash("ZCHAN_CURVE_SECRET_KEY_FILE=" + shell_quote(home + ".key") +
+                           " ZCHAN_CURVE_ALLOW_FILE=" + shell_quote((dir / "allowed").string()) +
+                           " exec " + shell_quote(tool) + " hub 'tcp://127.0.0.1:*' --channel "
+                           "jobs:16:string"));
+    const std::string ep = endpoint_of(hub);
+    ASSERT_FALSE(ep.empty()) << hub.output();
+    const std::string client_env = "ZCHAN_CURVE_SECRET_KEY_FILE=" +
+                                   shell_quote(client + ".key") +
+                                   " ZCHAN_CURVE_SERVER_KEY_FILE=" + shell_quote(home + ".pub");
+
+    // A plaintext client is refused promptly, and nothing reaches the channel.
+    child_process plain(bash("echo sneaky | " + shell_quote(tool) + " send " + shell_quote(ep) +
+                             " jobs --connect-timeout 20000"));
+    EXPECT_EQ(plain.wait_exit(deadline_after(generous)), 1) << plain.output();
+
+    child_process sender(bash("seq 1 100 | " + client_env + " " + shell_quote(tool) + " send " +
+                              shell_quote(ep) + " jobs --close"));
+    child_process receiver(
+        bash(client_env + " " + shell_quote(tool) + " recv " + shell_quote(ep) + " jobs"));
+    EXPECT_EQ(sender.wait_exit(deadline_after(generous)), 0) << sender.output();
+    EXPECT_EQ(receiver.wait_exit(deadline_after(generous)), 0) << receiver.output();
+    std::vector<long> want(100);
+    for (long i = 0; i < 100; ++i) want[static_cast<std::size_t>(i)] = i + 1;
+    EXPECT_EQ(numbers(receiver), want) << "exactly the encrypted sender's values, in order";
+
+    hub.send_signal(SIGINT);
+    EXPECT_EQ(hub.wait_exit(deadline_after(generous)), 0) << hub.output();
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -4,6 +4,11 @@
 //   zchan send ENDPOINT NAME [--close]                   each stdin line -> one std::string
 //   zchan recv ENDPOINT NAME [-n N]                      print each value, one per line
 //   zchan stat ENDPOINT [--watch]                        the server's channels ("$stat")
+//   zchan keygen PREFIX                                  a CURVE keypair: PREFIX.key, PREFIX.pub
+//
+// Security: every subcommand that binds or dials reads the ZCHAN_CURVE_*
+// environment variables (zchan/security.hpp, curve::apply_env), so a hub
+// and its clients turn CurveZMQ on without options of their own.
 //
 // Every subcommand takes --help. Errors go to stderr; exit codes are in
 // cli.hpp. SIGINT/SIGTERM end every subcommand cleanly: dialed handles are
@@ -103,7 +108,27 @@ const command_spec stat_spec{
     "receivers), IN (remote sends accepted), OUT (deliveries), RET (given back), ERR.\n",
 };
 
-const std::vector<const command_spec*> commands{&hub_spec, &send_spec, &recv_spec, &stat_spec};
+const command_spec keygen_spec{
+    "keygen",
+    "PREFIX",
+    1,
+    1,
+    "Writes a new CURVE keypair: PREFIX.key (secret, mode 0600) and PREFIX.pub.\n"
+    "Prints the public key. Refuses to overwrite existing files. Give a home's .pub to its\n"
+    "clients (ZCHAN_CURVE_SERVER_KEY_FILE) and put each client's public key in the home's\n"
+    "allow-list (ZCHAN_CURVE_ALLOW_FILE); each side's .key is its ZCHAN_CURVE_SECRET_KEY_FILE.",
+    {},
+    "Example:\n"
+    "  zchan keygen home && zchan keygen worker1\n"
+    "  cat worker1.pub >> allowed_clients\n"
+    "  ZCHAN_CURVE_SECRET_KEY_FILE=home.key ZCHAN_CURVE_ALLOW_FILE=allowed_clients \\\n"
+    "      zchan hub 'tcp://*:5555'\n"
+    "  ZCHAN_CURVE_SECRET_KEY_FILE=worker1.key ZCHAN_CURVE_SERVER_KEY_FILE=home.pub \\\n"
+    "      zchan recv tcp://home:5555 jobs\n",
+};
+
+const std::vector<const command_spec*> commands{&hub_spec, &send_spec, &recv_spec, &stat_spec,
+                                                &keygen_spec};
 
 void print_usage(std::ostream& os) {
     os << "Usage: zchan COMMAND [options] ARGS...   (zchan COMMAND --help for more)\n\n"
@@ -123,6 +148,7 @@ zchan::net_options dial_options(const args& a) {
     if (a.value("cap")) {
         o.create_capacity = static_cast<std::uint32_t>(a.number("cap", 0, UINT32_MAX));
     }
+    zchan::curve::apply_env(o);  // secure dial if ZCHAN_CURVE_SERVER_KEY(_FILE) is set
     return o;
 }
 
@@ -152,6 +178,7 @@ int run_hub(const args& a) {
                          std::move(type)});
     }
     zchan::hub_options o;
+    zchan::curve::apply_env(o.net);  // a CURVE home if ZCHAN_CURVE_ALLOW_FILE is set
     o.create_on_dial = !a.flag("no-create");
     o.max_create_capacity = a.number("max-cap", o.max_create_capacity);
     interrupt intr;  // before the hub's threads start
@@ -343,6 +370,17 @@ int run_stat(const args& a) {
     }
 }
 
+// ---- keygen ------------------------------------------------------------------
+
+int run_keygen(const args& a) {
+    const std::string& prefix = a.positional()[0];
+    const auto kp = zchan::curve::write_keypair(prefix);
+    std::cout << kp.public_key.z85() << std::endl;
+    std::cerr << "zchan keygen: wrote " << prefix << ".key (secret) and " << prefix << ".pub"
+              << std::endl;
+    return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -382,6 +420,7 @@ int main(int argc, char** argv) {
         if (spec == &hub_spec) return run_hub(a);
         if (spec == &send_spec) return run_send(a);
         if (spec == &recv_spec) return run_recv(a);
+        if (spec == &keygen_spec) return run_keygen(a);
         return run_stat(a);
     } catch (const usage_error& e) {
         std::cerr << who << ": " << e.what() << "\nUsage: zchan " << cmd << " [options] "
