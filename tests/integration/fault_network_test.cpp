@@ -107,8 +107,8 @@ public:
 
     /// Starts the home (capacity `cap`) with `vars`; returns the endpoint peers dial.
     std::optional<std::string> start_home(env_map vars) {
-        vars["ZCHAN_EP"] = lab_ ? "tcp://" + zchan_test::netns_lab::addr(0) + ":*"
-                                : "tcp://127.0.0.1:*";
+        vars["ZCHAN_EP"] =
+            lab_ ? "tcp://" + zchan_test::netns_lab::addr(0) + ":*" : "tcp://127.0.0.1:*";
         home_ = std::make_unique<fault_child>("home", vars, home_prefix());
         const auto ep = home_->wait_for("endpoint ");
         if (!ep) return std::nullopt;
@@ -209,8 +209,8 @@ TEST_P(FaultNetwork, CutThatHealsWithinTheTimeoutLosesAndDuplicatesNothing) {
     pv["ZCHAN_ID"] = "1";
     auto producer = path_->peer("produce", pv);
     auto received = [&] { return consumers[0]->count("got ") + consumers[1]->count("got "); };
-    ASSERT_TRUE(zchan_test::wait_until([&] { return received() >= static_cast<std::size_t>(n / 3); },
-                                       deadline_after(generous)))
+    ASSERT_TRUE(zchan_test::wait_until(
+        [&] { return received() >= static_cast<std::size_t>(n / 3); }, deadline_after(generous)))
         << producer->tail() << consumers[0]->tail();
     path_->cut();
     // The cut lasts 400 ms (a workload duration, not a synchronisation). After
@@ -326,9 +326,10 @@ TEST(FaultNetworkProxy, ConnectionsResetMidStreamPeersLearnItAndNothingSentIsLos
     }
     for (long v : got) EXPECT_LE(v - value_base, static_cast<long>(sent.size())) << "invented";
     EXPECT_LE(both, 1u);
-    std::printf("[ measured ] reset after %zu sends returned: consumer got %zu, %zu left in the "
-                "channel, %zu in both\n",
-                sent.size(), got.size(), left.size(), both);
+    std::printf(
+        "[ measured ] reset after %zu sends returned: consumer got %zu, %zu left in the "
+        "channel, %zu in both\n",
+        sent.size(), got.size(), left.size(), both);
 }
 
 /// Needs resume after a reset connection (protocol.md §12.2-12.3), which is

@@ -78,8 +78,8 @@ TEST(FaultProcess, ConsumerKilledMidStreamItsUnacknowledgedValuesGoToOtherReceiv
     victim.kill_now();
     const std::vector<long> dead = victim.values("got ");
     // The home notices within the heartbeat timeout and requeues its deliveries.
-    EXPECT_TRUE(zchan_test::wait_until([&] { return srv.sessions() == 2; },
-                                       deadline_after(generous)));
+    EXPECT_TRUE(
+        zchan_test::wait_until([&] { return srv.sessions() == 2; }, deadline_after(generous)));
     for (auto& t : senders) t.join();
     ch.close();
 
@@ -122,9 +122,10 @@ TEST(FaultProcess, ConsumerKilledMidStreamItsUnacknowledgedValuesGoToOtherReceiv
     for (auto& l : live) {
         EXPECT_LE(zchan_test::out_of_order(l), static_cast<std::size_t>(prefetch + 1));
     }
-    std::printf("[ measured ] victim took %zu, live took %zu, taken twice (victim+live) %zu, "
-                "unobserved %zu\n",
-                dead.size(), live_all.size(), both, missing);
+    std::printf(
+        "[ measured ] victim took %zu, live took %zu, taken twice (victim+live) %zu, "
+        "unobserved %zu\n",
+        dead.size(), live_all.size(), both, missing);
 }
 
 // ---- 2. a producer killed mid-stream --------------------------------------------------
@@ -133,8 +134,8 @@ void producer_killed(std::size_t size, long kill_after) {
     zchan::channel<std::string> ch(8);
     zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
     srv.serve("ch", ch);
-    fault_child consumer("consume", vars({{"ZCHAN_EP", srv.endpoint()},
-                                          {"ZCHAN_SIZE", std::to_string(size)}}));
+    fault_child consumer(
+        "consume", vars({{"ZCHAN_EP", srv.endpoint()}, {"ZCHAN_SIZE", std::to_string(size)}}));
     fault_child producer("produce", vars({{"ZCHAN_EP", srv.endpoint()},
                                           {"ZCHAN_N", "1000000"},
                                           {"ZCHAN_ID", "1"},
@@ -145,8 +146,8 @@ void producer_killed(std::size_t size, long kill_after) {
     const std::vector<long> sent = producer.values("sent ");
     // The home drops the producer's session within the heartbeat timeout; the
     // consumer meanwhile keeps waiting, as it should: the channel is open.
-    EXPECT_TRUE(zchan_test::wait_until([&] { return srv.sessions() == 1; },
-                                       deadline_after(generous)));
+    EXPECT_TRUE(
+        zchan_test::wait_until([&] { return srv.sessions() == 1; }, deadline_after(generous)));
     const auto t0 = clock::now();
     ch.close();
     ASSERT_EQ(consumer.wait_exit(), 0) << consumer.tail();  // "bad ..." would exit 5
@@ -193,8 +194,8 @@ TEST(FaultProcess, ConsumerStoppedPastTheTimeoutIsTreatedAsDeadWhenItResumes) {
     victim.signal(SIGSTOP);
     const auto stopped = clock::now();
     // Declared lost by the home after the timeout: its deliveries are requeued.
-    EXPECT_TRUE(zchan_test::wait_until([&] { return srv.sessions() == 1; },
-                                       deadline_after(generous)));
+    EXPECT_TRUE(
+        zchan_test::wait_until([&] { return srv.sessions() == 1; }, deadline_after(generous)));
     EXPECT_GE(clock::now() - stopped, hb_timeout - 50ms);
     // Stay stopped well past the timeout while the stream goes on elsewhere.
     const std::size_t other_before = other.count("got ");
@@ -236,8 +237,8 @@ TEST(FaultProcess, SlowConsumerBlocksProducersAndMemoryStaysBounded) {
     constexpr std::size_t size = 256 * 1024;
     constexpr std::size_t cap = 8;
     const long per_producer = zchan_test::sanitized ? 40 : 150;
-    fault_child home("home", vars({{"ZCHAN_CAP", std::to_string(cap)},
-                                   {"ZCHAN_SIZE", std::to_string(size)}}));
+    fault_child home(
+        "home", vars({{"ZCHAN_CAP", std::to_string(cap)}, {"ZCHAN_SIZE", std::to_string(size)}}));
     const auto ep = home.wait_for("endpoint ");
     ASSERT_TRUE(ep.has_value()) << home.tail();
     home.tell("rss");
@@ -268,7 +269,8 @@ TEST(FaultProcess, SlowConsumerBlocksProducersAndMemoryStaysBounded) {
         ASSERT_TRUE(n.has_value()) << "torn value";
         EXPECT_EQ(*n % value_base, next[*n / value_base]++) << "order per sender";
         if (k % 16 == 0) max_len = std::max(max_len, consumer.len());
-        EXPECT_LE(sent(), static_cast<std::size_t>(k) + 1 + cap + 2);  // never ahead of the consumer
+        EXPECT_LE(sent(),
+                  static_cast<std::size_t>(k) + 1 + cap + 2);  // never ahead of the consumer
         std::this_thread::sleep_for(1ms);
     }
     EXPECT_LE(max_len, cap);
@@ -284,10 +286,10 @@ TEST(FaultProcess, SlowConsumerBlocksProducersAndMemoryStaysBounded) {
     const long rss_start = std::stol(*rss0);
     const long rss_peak = home.values("rss ").back();
     const long traffic_kib = static_cast<long>(2 * per_producer * size / 1024);
-    std::printf("[ measured ] home peak RSS %ld KiB (at start %ld KiB) after %ld KiB of values "
-                "through a channel of %zu x %zu KiB; producers' peak RSS %ld / %ld KiB\n",
-                rss_peak, rss_start, traffic_kib, cap, size / 1024, producer_rss[0],
-                producer_rss[1]);
+    std::printf(
+        "[ measured ] home peak RSS %ld KiB (at start %ld KiB) after %ld KiB of values "
+        "through a channel of %zu x %zu KiB; producers' peak RSS %ld / %ld KiB\n",
+        rss_peak, rss_start, traffic_kib, cap, size / 1024, producer_rss[0], producer_rss[1]);
     if (!zchan_test::sanitized) {  // ASan's quarantine keeps freed memory resident
         // Bounded by the channel, not by the traffic: capacity + the two blocked
         // offers + codec buffers, far below what went through.
@@ -328,9 +330,9 @@ TEST(FaultProcess, DestroyingTheServerLeavesUndeliveredValuesInTheChannelAndPeer
                                      zchan_test::fault_options());
     srv->serve("ch", ch);
     for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i));
-    fault_child consumer("consume", vars({{"ZCHAN_EP", srv->endpoint()},
-                                          {"ZCHAN_PREFETCH", "8"},
-                                          {"ZCHAN_STALL_AFTER", "3"}}));
+    fault_child consumer(
+        "consume",
+        vars({{"ZCHAN_EP", srv->endpoint()}, {"ZCHAN_PREFETCH", "8"}, {"ZCHAN_STALL_AFTER", "3"}}));
     ASSERT_TRUE(consumer.wait_for("stalled ")) << consumer.tail();
     // 3 taken and acknowledged; 5 more prefetched (deliveries in flight); 8 buffered.
     const auto t0 = clock::now();
@@ -341,7 +343,8 @@ TEST(FaultProcess, DestroyingTheServerLeavesUndeliveredValuesInTheChannelAndPeer
     EXPECT_EQ(ch.len(), static_cast<std::size_t>(n - 3));
     consumer.tell("go");
     EXPECT_EQ(consumer.wait_exit(), 4) << consumer.tail();  // peer lost (shutting_down)
-    EXPECT_EQ(consumer.values("got "), (std::vector<long>{value_base, value_base + 1, value_base + 2}));
+    EXPECT_EQ(consumer.values("got "),
+              (std::vector<long>{value_base, value_base + 1, value_base + 2}));
     for (long i = 3; i < n; ++i) EXPECT_EQ(parse_value(*ch.recv()), value_base + i);
 }
 
@@ -349,9 +352,9 @@ TEST(FaultProcess, AHandleOfAStoppedHomeDoesNotHangItsProcessAtExit) {
     fault_child home("home", vars({{"ZCHAN_CAP", "4"}, {"ZCHAN_FILL", "4"}}));
     const auto ep = home.wait_for("endpoint ");
     ASSERT_TRUE(ep.has_value());
-    fault_child consumer("consume", vars({{"ZCHAN_EP", *ep},
-                                          {"ZCHAN_PREFETCH", "4"},
-                                          {"ZCHAN_RELEASE_AFTER", "1"}}));
+    fault_child consumer(
+        "consume",
+        vars({{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", "4"}, {"ZCHAN_RELEASE_AFTER", "1"}}));
     ASSERT_TRUE(consumer.wait_for("got ")) << consumer.tail();
     // Too late to stop the home before the release? Then the exit is simply quick.
     home.signal(SIGSTOP);
@@ -407,19 +410,19 @@ TEST(FaultProcess, HomeKilledEveryRemoteHandleReportsPeerLostWithinTheTimeout) {
     EXPECT_TRUE(prefetch_blocked.still_blocked_after(0ms));
     const auto t0 = clock::now();
     home.kill_now();
-    for (auto* b : {&send_blocked, &recv_blocked, &range_blocked, &select_blocked,
-                    &prefetch_blocked}) {
+    for (auto* b :
+         {&send_blocked, &recv_blocked, &range_blocked, &select_blocked, &prefetch_blocked}) {
         EXPECT_TRUE(b->wait_done());
     }
     const auto took = clock::now() - t0;
     EXPECT_EQ(lost.load(), 5);
     // The timeout plus a heartbeat tick, with slack for a busy machine.
     EXPECT_LT(took, hb_timeout + (zchan_test::sanitized ? 3s : 1500ms));
-    std::printf("[ measured ] all blocked operations reported peer lost %lld ms after the kill "
-                "(timeout %lld ms)\n",
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
-                static_cast<long long>(hb_timeout.count()));
+    std::printf(
+        "[ measured ] all blocked operations reported peer lost %lld ms after the kill "
+        "(timeout %lld ms)\n",
+        static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+        static_cast<long long>(hb_timeout.count()));
     // The idle handle learns it too (within the same timeout, from its own heartbeats),
     // and every later operation reports it at once.
     EXPECT_TRUE(zchan_test::wait_until(

@@ -72,15 +72,15 @@ inline int role_home() {
             for (;;) {
                 auto r = ch.try_recv();
                 if (!r.ok()) break;
-                const auto n = parse_value(*r.value, static_cast<std::size_t>(std::stoul(
-                                                         env_or("ZCHAN_SIZE", "0"))));
+                const auto n = parse_value(
+                    *r.value, static_cast<std::size_t>(std::stoul(env_or("ZCHAN_SIZE", "0"))));
                 say(n ? "left " + std::to_string(*n) : "bad " + r.value->substr(0, 40));
             }
             say("drained");
         } else if (line == "no-sessions") {
             // Until the server has dropped every session (lost peers included).
-            const bool none = wait_until([&] { return srv.sessions() == 0; },
-                                         deadline_after(generous));
+            const bool none =
+                wait_until([&] { return srv.sessions() == 0; }, deadline_after(generous));
             say(none ? "sessions 0" : "sessions left " + std::to_string(srv.sessions()));
         } else if (line == "rss") {
             say("rss " + std::to_string(peak_rss_kib()));

@@ -89,7 +89,8 @@ public:
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, out[1], 1);
         posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        if (::posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data()) != 0) std::abort();
+        if (::posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), envp.data()) != 0)
+            std::abort();
         posix_spawn_file_actions_destroy(&fa);
         ::close(out[1]);
         ::close(in[0]);
@@ -137,8 +138,9 @@ public:
     /// Number of lines starting with `prefix`.
     [[nodiscard]] std::size_t count(const std::string& prefix) const {
         std::lock_guard<std::mutex> g(mu_);
-        return static_cast<std::size_t>(std::count_if(
-            lines_.begin(), lines_.end(), [&](const std::string& l) { return l.rfind(prefix, 0) == 0; }));
+        return static_cast<std::size_t>(
+            std::count_if(lines_.begin(), lines_.end(),
+                          [&](const std::string& l) { return l.rfind(prefix, 0) == 0; }));
     }
     /// The rest of the first line starting with `prefix`, if any yet.
     [[nodiscard]] std::optional<std::string> find(const std::string& prefix) const {
@@ -179,7 +181,8 @@ public:
     }
 
     /// Positive wait for the exit; the exit code (-signal if killed), or nullopt at the deadline.
-    [[nodiscard]] std::optional<int> wait_exit(clock::time_point deadline = deadline_after(generous)) {
+    [[nodiscard]] std::optional<int> wait_exit(
+        clock::time_point deadline = deadline_after(generous)) {
         while (!exited_) {
             int status = 0;
             const pid_t r = ::waitpid(pid_, &status, WNOHANG);

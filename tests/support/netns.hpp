@@ -79,8 +79,9 @@ public:
                 run("-n " + h + " link set eth0 up");
                 run("-n " + h + " link set lo up");
                 nft(i, "add table inet zchan_fault");
-                nft(i, "add chain inet zchan_fault input "
-                       "'{ type filter hook input priority 0; policy accept; }'");
+                nft(i,
+                    "add chain inet zchan_fault input "
+                    "'{ type filter hook input priority 0; policy accept; }'");
             }
         } catch (...) {
             teardown();
@@ -93,7 +94,9 @@ public:
     ~netns_lab() { teardown(); }
 
     /// Namespace name of host i.
-    [[nodiscard]] const std::string& ns(int i) const { return hosts_.at(static_cast<std::size_t>(i)); }
+    [[nodiscard]] const std::string& ns(int i) const {
+        return hosts_.at(static_cast<std::size_t>(i));
+    }
     /// IPv4 address of host i.
     [[nodiscard]] static std::string addr(int i) { return "10.77.0." + std::to_string(i + 1); }
     /// argv prefix that runs a program inside host i: {ip, netns, exec, <ns>}.
@@ -138,7 +141,8 @@ private:
         if (!sh(cmd)) throw std::runtime_error("netns_lab: failed: " + cmd);
     }
     void nft(int host, const std::string& args) {
-        const std::string cmd = tool("ip") + " netns exec " + ns(host) + " " + tool("nft") + " " + args;
+        const std::string cmd =
+            tool("ip") + " netns exec " + ns(host) + " " + tool("nft") + " " + args;
         if (!sh(cmd)) throw std::runtime_error("netns_lab: failed: " + cmd);
     }
 

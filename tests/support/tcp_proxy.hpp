@@ -90,12 +90,18 @@ public:
     /// The port the proxy listens on (127.0.0.1).
     [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
     /// "tcp://127.0.0.1:<port>", for zchan::dial.
-    [[nodiscard]] std::string endpoint() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+    [[nodiscard]] std::string endpoint() const {
+        return "tcp://127.0.0.1:" + std::to_string(port_);
+    }
 
     /// Stops forwarding (connections stay open); returns once applied.
-    void pause() { command([this] { paused_ = true; }); }
+    void pause() {
+        command([this] { paused_ = true; });
+    }
     /// Forwards again, including what queued while paused.
-    void resume() { command([this] { paused_ = false; }); }
+    void resume() {
+        command([this] { paused_ = false; });
+    }
     /// Resets every open connection (both sides see ECONNRESET); returns once done.
     void kill_connections() {
         command([this] {
