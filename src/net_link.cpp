@@ -798,9 +798,10 @@ private:
     /// home's PINGs, which would look like signs of life) cannot tell: only
     /// our own silence can, so this runs before anything is dispatched,
     /// handed over or sent (also in send_buf_locked: a thread stopped just
-    /// after a check must not refresh the stamp with its next frame). The margin of one heartbeat covers the lag
-    /// between a frame leaving and the home stamping it; a live process
-    /// sends at least every heartbeat (PING), so it never trips this.
+    /// after a check must not refresh the stamp with its next frame). The
+    /// margin of one heartbeat covers the lag between a frame leaving and
+    /// the home stamping it; a live process sends at least every heartbeat
+    /// (PING), so it never trips this.
     void expire_if_silent_locked() {
         if (lost_ || last_send_ms_ == 0) return;
         const auto limit = std::max<std::int64_t>((timeout_ - hb_).count(), timeout_.count() / 2);

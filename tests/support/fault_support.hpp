@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -26,6 +27,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,6 +97,7 @@ public:
         ::close(out[1]);
         ::close(in[0]);
         stdin_ = in[1];
+        out_fd_ = out[0];
         reader_ = std::thread([this, fd = out[0]] { read_lines(fd); });
     }
 
@@ -111,7 +114,7 @@ public:
                 (void)wait_exit(deadline_after(generous));
             }
         }
-        reader_.join();
+        if (reader_.joinable()) reader_.join();
     }
 
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
@@ -180,6 +183,20 @@ public:
         return s;
     }
 
+    /// Positive wait until every line the child has written so far is in
+    /// lines(): its pipe is empty and the reader is blocked in read(). For a
+    /// child that cannot write meanwhile (stopped), so that a snapshot of
+    /// its lines is complete.
+    [[nodiscard]] bool wait_read_all(clock::time_point deadline = deadline_after(generous)) const {
+        return wait_until(
+            [&] {
+                int pending = 0;
+                if (::ioctl(out_fd_, FIONREAD, &pending) != 0) return true;  // closed: all read
+                return pending == 0 && reader_idle_.load();
+            },
+            deadline);
+    }
+
     /// Positive wait for the exit; the exit code (-signal if killed), or nullopt at the deadline.
     [[nodiscard]] std::optional<int> wait_exit(
         clock::time_point deadline = deadline_after(generous)) {
@@ -194,6 +211,9 @@ public:
             if (clock::now() >= deadline) return std::nullopt;
             std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling interval only
         }
+        // Its last lines: the reader ends at EOF, once the child (the only
+        // writer) is gone.
+        if (reader_.joinable()) reader_.join();
         return code_;
     }
     /// Kills with SIGKILL and reaps.
@@ -207,7 +227,11 @@ private:
         std::string partial;
         char buf[65536];
         ssize_t n = 0;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0) {
+        for (;;) {
+            reader_idle_.store(true);
+            n = ::read(fd, buf, sizeof buf);
+            if (n <= 0) break;
+            reader_idle_.store(false);
             partial.append(buf, static_cast<std::size_t>(n));
             std::size_t start = 0;
             std::size_t nl = 0;
@@ -220,6 +244,7 @@ private:
             std::lock_guard<std::mutex> g(mu_);
             for (auto& l : batch) lines_.push_back(std::move(l));
         }
+        reader_idle_.store(false);
         ::close(fd);
     }
 
@@ -227,6 +252,8 @@ private:
     int stdin_ = -1;
     bool exited_ = false;
     int code_ = -1;
+    int out_fd_ = -1;  // the pipe's read end; closed by the reader at EOF
+    std::atomic<bool> reader_idle_{false};  // the reader is in (or about to enter) read()
     std::thread reader_;
     mutable std::mutex mu_;
     std::vector<std::string> lines_;  // guarded by mu_
