@@ -105,8 +105,9 @@ public:
     /// Resets every open connection (both sides see ECONNRESET); returns once done.
     void kill_connections() {
         command([this] {
+            // Marked dead, erased at the end of the loop iteration (the poll
+            // set of this iteration still points at them).
             for (auto& p : pairs_) close_pair(*p, true);
-            pairs_.clear();
         });
     }
     /// While on, new connections are accepted and reset at once.
