@@ -191,6 +191,7 @@ private:
         std::uint64_t capacity() const override { return 0; }
         void open_session(std::uint32_t /*session*/) override {}
         void drop_session(std::uint32_t /*session*/) override {}
+        std::size_t unresolved(std::uint32_t /*session*/) const override { return 0; }
         bool on_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/, std::uint64_t /*seq*/,
                      bool /*try_now*/, const unsigned char* /*data*/,
                      std::size_t /*size*/) override {
