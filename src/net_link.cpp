@@ -57,6 +57,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <optional>
 #include <stop_token>
@@ -287,6 +288,7 @@ public:
         }
         monitor.reset();  // stopped before the background thread may touch sock_
         last_rx_ = last_tx_ = steady::now();
+        last_send_ms_ = coarse_now_ms();
         zmq_fd_ = sock_.get(zmq::sockopt::fd);
         io_ = std::jthread([this](std::stop_token st) { run(st); });
     }
@@ -302,6 +304,7 @@ public:
         r->op = op;
         std::lock_guard<std::mutex> g(mu_);
         if (configure != nullptr) configure(*r, configure_arg);
+        expire_if_silent_locked();
         if (lost_) {
             r->result = net_answer::lost;
             return r;
@@ -396,7 +399,20 @@ public:
     /// background thread's next tick (heartbeat/4), whichever comes first.
     /// The home then handles ACK and request in one wake-up instead of two.
     void ack_locked(std::uint64_t delivery) override {
-        if (lost_) return;  // protocol.md §12.5: the value belongs to the channel again
+        if (lost_) {
+            // The home is shutting down and still listens for a while
+            // (home_stopping_locked): a value taken now must be ACKed or it
+            // would also go back to the channel. Otherwise protocol.md
+            // §12.5: the value belongs to the channel again.
+            if (home_stopping_) {
+                acks_.assign(1, delivery);
+                ack_tx_.clear();
+                w::encode_ack(ack_tx_, channel_, acks_);
+                acks_.clear();
+                send_buf_locked(ack_tx_);
+            }
+            return;
+        }
         acks_.push_back(delivery);
         if (acks_.size() >= w::max_acks) flush_acks_locked();
     }
@@ -665,6 +681,10 @@ private:
 
     /// Requires mu_. One frame out; a failure loses the session.
     void send_buf_locked(const std::string& buf) {
+        // A thread stopped after its last check must not refresh the stamp
+        // by sending: that would make a stale session look alive again.
+        expire_if_silent_locked();
+        if (lost_ && !home_stopping_) return;
         try {
             if (!sock_.send(zmq::buffer(buf), zmq::send_flags::dontwait)) {
                 // HWM is unlimited; EAGAIN means the socket cannot queue at all.
@@ -672,6 +692,7 @@ private:
                 return;
             }
             tx_seen_ = true;  // stamped at the next heartbeat tick (heartbeat_locked)
+            last_send_ms_ = coarse_now_ms();  // see expire_if_silent_locked
         } catch (const zmq::error_t&) {
             lose_locked();
         }
@@ -680,6 +701,8 @@ private:
     /// Requires mu_. Reads and dispatches every frame the socket has ready.
     void drain_locked() {
         if (draining_) return;  // re-entered from a dispatch hook
+        expire_if_silent_locked();
+        if (lost_) return;
         kick_leader_locked();
         draining_ = true;
         try {
@@ -759,8 +782,11 @@ private:
                 dispatch_values_locked(f);
                 return;
             case w::msg::error:
-                if (f.error.code == w::error_code::shutting_down ||
-                    f.error.code == w::error_code::unknown_session) {
+                if (f.error.code == w::error_code::shutting_down) {
+                    home_stopping_locked();
+                    return;
+                }
+                if (f.error.code == w::error_code::unknown_session) {
                     lose_locked();  // protocol.md §11.3: peer lost
                     return;
                 }
@@ -770,6 +796,22 @@ private:
                 ++malformed_;
                 return;
         }
+    }
+
+    /// Requires mu_. ERROR shutting_down: the home waits a bounded time for
+    /// our deliveries to be resolved (src/server.cpp shut_down). ACK what
+    /// users took, RETURN what is queued for nobody (it must not reach a
+    /// user now: the home puts it back into the channel), then the session
+    /// is lost (protocol.md §11.3). A VALUE already handed to a user
+    /// operation that has not ACKed yet is ACKed when it does (ack_locked).
+    void home_stopping_locked() {
+        flush_acks_locked();
+        // Newest first: each RETURN goes to the head of the channel, so the
+        // channel ends up holding them in delivery order.
+        for (auto q = pq_.rbegin(); q != pq_.rend(); ++q) give_back_locked(q->delivery);
+        pq_.clear();
+        home_stopping_ = true;
+        lose_locked();
     }
 
     /// Requires mu_. Writes a final answer into its request and wakes it.
@@ -846,6 +888,32 @@ private:
         }
     }
 
+    /// CLOCK_MONOTONIC_COARSE in ms: a few ns per read (no syscall, tick
+    /// resolution), cheap enough to stamp every frame sent.
+    static std::int64_t coarse_now_ms() noexcept {
+        timespec ts{};
+        ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+    }
+
+    /// Requires mu_. A process that sent nothing for (nearly) the heartbeat
+    /// timeout was stopped (SIGSTOP, a debugger) or starved: the home has
+    /// declared its session lost (protocol.md §12.1) and given its
+    /// deliveries to other receivers (§12.4), so they must not reach a user
+    /// here (§12.5). Frames still queued in the socket (VALUEs, and the
+    /// home's PINGs, which would look like signs of life) cannot tell: only
+    /// our own silence can, so this runs before anything is dispatched,
+    /// handed over or sent (also in send_buf_locked: a thread stopped just
+    /// after a check must not refresh the stamp with its next frame). The
+    /// margin of one heartbeat covers the lag between a frame leaving and
+    /// the home stamping it; a live process sends at least every heartbeat
+    /// (PING), so it never trips this.
+    void expire_if_silent_locked() {
+        if (lost_ || last_send_ms_ == 0) return;
+        const auto limit = std::max<std::int64_t>((timeout_ - hb_).count(), timeout_.count() / 2);
+        if (coarse_now_ms() - last_send_ms_ > limit) lose_locked();
+    }
+
     /// Requires mu_. protocol.md §12.1. Frames are not stamped with the
     /// clock one by one: whatever was received or sent since the last tick
     /// counts as received or sent now (late by at most heartbeat/4).
@@ -917,6 +985,8 @@ private:
     steady::time_point last_tx_{};                                             // guarded by mu_
     bool rx_seen_ = false;  // a frame arrived since the last tick; guarded by mu_
     bool tx_seen_ = false;  // a frame left since the last tick; guarded by mu_
+    std::int64_t last_send_ms_ = 0;  // coarse_now_ms() of the last frame sent; by mu_
+    bool home_stopping_ = false;  // ERROR shutting_down received; guarded by mu_
     std::string tx_;                                                           // guarded by mu_
     std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
     // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by

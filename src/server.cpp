@@ -219,6 +219,7 @@ private:
         std::uint64_t capacity() const override { return 0; }
         void open_session(std::uint32_t /*session*/) override {}
         void drop_session(std::uint32_t /*session*/) override {}
+        std::size_t unresolved(std::uint32_t /*session*/) const override { return 0; }
         bool on_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/, std::uint64_t /*seq*/,
                      bool /*try_now*/, const unsigned char* /*data*/,
                      std::size_t /*size*/) override {
@@ -393,15 +394,48 @@ private:
             }
             housekeeping();
         }
-        // Shutdown: every peer learns it (§11.2 shutting_down) and every value
-        // in flight goes back to its channel.
-        std::vector<std::uint32_t> ids;
-        for (auto& [id, s] : sessions_) ids.push_back(id);
-        for (auto id : ids) {
+        shut_down(items[0]);
+    }
+
+    /// Shutdown (protocol.md §11.2 shutting_down, §12.4). Every peer learns
+    /// it; a live peer answers by ACKing what its users took and RETURNing
+    /// what it holds for nobody (its prefetch queue). Those frames are
+    /// awaited, bounded by the heartbeat timeout (a dead or stopped peer
+    /// cannot hang the destructor, and would be declared lost after that
+    /// long anyway); then every session is dropped, which puts whatever is
+    /// still unresolved back into its channel. So no value leaves with the
+    /// server: each one reached a user, or is in its channel (len() counts
+    /// it). Without the wait, a value a peer's user took just before the
+    /// ERROR arrived would be both there and back in the channel.
+    void shut_down(zmq::pollitem_t& item) {
+        stopping_ = true;
+        for (auto& [id, s] : sessions_) {
             reply_error(id, 0, static_cast<std::uint16_t>(w::error_code::shutting_down),
                         "server shutting down");
-            drop(id);
         }
+        const auto deadline = steady::now() + opts_.heartbeat_timeout;
+        auto unresolved = [&] {
+            for (auto& [id, s] : sessions_) {
+                if (s.ch->unresolved(id) != 0) return true;
+            }
+            return false;
+        };
+        while (unresolved()) {
+            const auto now = steady::now();
+            if (now >= deadline) break;
+            try {
+                zmq::poll(&item, 1, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
+            } catch (const zmq::error_t&) {
+                continue;  // EINTR
+            }
+            for (int i = 0; i < 512 && recv_one(); ++i) {
+            }
+            for (auto sid : unroutable_) drop(sid);
+            unroutable_.clear();
+        }
+        std::vector<std::uint32_t> ids;
+        for (auto& [id, s] : sessions_) ids.push_back(id);
+        for (auto id : ids) drop(id);
     }
 
     void process_ready() {
@@ -458,6 +492,7 @@ private:
             return;
         }
         if (f.h.type == w::msg::hello) {
+            if (stopping_) return;  // no new sessions while shutting down
             on_hello(rid, f);
             return;
         }
@@ -482,6 +517,24 @@ private:
         session_info& s = it->second;
         s.last_rx = now_;
         auto& ch = *s.ch;
+        if (stopping_) {
+            // Shutting down (see shut_down): only resolutions and BYE count;
+            // nothing new starts, so nothing new leaves a channel.
+            switch (f.h.type) {
+                case w::msg::ack:
+                    for (std::uint64_t i = 0; i < f.h.id; ++i) ch.on_ack(sid, f.ack(i));
+                    return;
+                case w::msg::ret:
+                    if (s.stats != nullptr) ++s.stats->returned;
+                    ch.on_return(sid, f.h.id);
+                    return;
+                case w::msg::bye:
+                    drop(sid);
+                    return;
+                default:
+                    return;
+            }
+        }
         switch (f.h.type) {  // roles and RETURNs are counted for "$stat" (§17.2)
             case w::msg::send:
                 s.sends = true;
@@ -692,6 +745,7 @@ private:
     std::atomic<bool> signalled_{false};
 
     // Server thread only.
+    bool stopping_ = false;  // shut_down() runs: only ACK, RETURN and BYE are handled
     std::unordered_map<std::uint32_t, session_info> sessions_;
     // Elements are never erased (channels are never unserved), so
     // session_info::stats pointers stay valid.

@@ -248,6 +248,8 @@ public:
     /// Lost, BYE or shutdown: cancels its operations and gives its
     /// unacknowledged deliveries back to the channel (protocol.md §12.4).
     virtual void drop_session(std::uint32_t session) = 0;
+    /// Deliveries of `session` not yet ACKed or RETURNed (protocol.md §8.4).
+    [[nodiscard]] virtual std::size_t unresolved(std::uint32_t session) const = 0;
     /// SEND; returns false if the payload did not decode (caller sends ERROR).
     virtual bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
                          const unsigned char* data, std::size_t size) = 0;

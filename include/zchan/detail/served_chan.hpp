@@ -105,6 +105,14 @@ public:
         sessions_.erase(it);
     }
 
+    std::size_t unresolved(std::uint32_t session) const override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return 0;
+        std::size_t n = 0;
+        for (const auto& d : it->second.unacked) n += d.has_value() ? 1 : 0;
+        return n;
+    }
+
     bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
                  const unsigned char* data, std::size_t size) override {
         // protocol.md §8.2 rule 5, §12.3: a seq already resolved gets its recorded answer
