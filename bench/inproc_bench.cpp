@@ -20,6 +20,16 @@
 //   range_1m             a channel of capacity 1'000'000 is filled and closed (not timed),
 //                        then the timing thread ranges over it until closed and drained
 //
+// Cases for bench/report's charts only (no Go twin in bench/go, not in bench/run_inproc):
+//   throughput_<size>    as spsc_cap1024, but each value is a std::string of <size> bytes
+//                        (8, 64, 150, 1024, 4096) whose first 8 bytes are its sequence number;
+//                        the sender builds each string (an allocation above 15 bytes, the
+//                        same for both implementations). Named like zchan_bench_net's
+//                        throughput_<size> so that the charts put them side by side.
+//   pingpong_unbuffered_latency  as pingpong_unbuffered with 10k round trips in one
+//                        iteration, each timed on its own: reports p50_us/p90_us/p99_us
+//                        counters (latency_counters.hpp) besides items_per_second.
+//
 // Extra flags:
 //   --zchan_items_scale=F  multiplies every item count (the ctest smoke run uses a small F so
 //                          that it finishes in seconds even where every hand-off sleeps).
@@ -35,16 +45,19 @@
 // switch) when they share one, and which one you get is up to the scheduler and to whatever
 // else runs on the machine. Go hands off between goroutines in user space and does not care.
 // bench/run_inproc reports how much other work shared the CPUs during each run.
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <latch>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -53,6 +66,7 @@
 
 #include <zchan/zchan.hpp>
 #include "baseline_queue.hpp"
+#include "latency_counters.hpp"
 
 namespace {
 
@@ -62,13 +76,25 @@ double g_items_scale = 1.0;  // set once in main() before any benchmark runs
 bool g_pin = false;          // --zchan_pin; set once in main()
 bool g_failed = false;       // a case saw wrong values; written only by the timing thread
 
-enum class bench_case { spsc_cap1024, spsc_cap1, spsc_unbuffered, pingpong, mpmc4x4, range_1m };
+enum class bench_case {
+    spsc_cap1024,
+    spsc_cap1,
+    spsc_unbuffered,
+    pingpong,
+    mpmc4x4,
+    range_1m,
+    latency,  // pingpong_unbuffered_latency (no Go twin)
+};
 
 // Items per iteration. Same numbers as bench/go/main.go.
 std::int64_t case_items(bench_case c) {
     std::int64_t n = 100'000;
     if (c == bench_case::range_1m) {
         n = 1'000'000;
+    } else if (c == bench_case::latency) {
+        // One iteration; enough round trips for a p99, few enough that the mutex+condvar
+        // baseline (~150 us a round trip here) takes a couple of seconds.
+        n = 10'000;
     }
     const auto scaled = static_cast<std::int64_t>(static_cast<double>(n) * g_items_scale);
     // mpmc splits the work 4 ways; keep it divisible and never zero.
@@ -77,11 +103,13 @@ std::int64_t case_items(bench_case c) {
 
 // The two implementations behind one tiny interface, so each case is written once.
 // Receivers never see a closed channel except in range_1m, hence recv() returns the value.
-struct zchan_impl {
-    using chan = zchan::channel<int>;
+// T is int except in the throughput_<size> cases (std::string).
+template <class T>
+struct zchan_impl_of {
+    using chan = zchan::channel<T>;
     static chan make(std::size_t cap) { return chan(cap); }
-    static void send(chan& c, int v) { c.send(v); }
-    static int recv(chan& c) { return *c.recv(); }
+    static void send(chan& c, T v) { c.send(std::move(v)); }
+    static T recv(chan& c) { return *c.recv(); }
     static void close(chan& c) { c.close(); }
     static std::int64_t drain(chan& c) {
         std::int64_t sum = 0;
@@ -92,12 +120,13 @@ struct zchan_impl {
     }
 };
 
-struct baseline_impl {
-    using chan = zchan_bench::baseline_queue<int>;
+template <class T>
+struct baseline_impl_of {
+    using chan = zchan_bench::baseline_queue<T>;
     // baseline_queue is neither copyable nor movable; the cases hold it in a unique_ptr.
     static std::unique_ptr<chan> make(std::size_t cap) { return std::make_unique<chan>(cap); }
-    static void send(std::unique_ptr<chan>& c, int v) { c->send(v); }
-    static int recv(std::unique_ptr<chan>& c) { return *c->recv(); }
+    static void send(std::unique_ptr<chan>& c, T v) { c->send(std::move(v)); }
+    static T recv(std::unique_ptr<chan>& c) { return *c->recv(); }
     static void close(std::unique_ptr<chan>& c) { c->close(); }
     static std::int64_t drain(std::unique_ptr<chan>& c) {
         std::int64_t sum = 0;
@@ -107,6 +136,9 @@ struct baseline_impl {
         return sum;
     }
 };
+
+using zchan_impl = zchan_impl_of<int>;
+using baseline_impl = baseline_impl_of<int>;
 
 // --zchan_pin support. The CPUs the process may use, read once in main().
 std::vector<int>& allowed_cpus() {
@@ -237,6 +269,93 @@ void bm_pingpong(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
+// pingpong_unbuffered with every round trip timed (see the case list at the top).
+template <class Impl>
+void bm_pingpong_latency(benchmark::State& state) {
+    const std::int64_t n = case_items(bench_case::latency);
+    const timing_thread_pin pin;
+    zchan_bench::latency_samples samples(static_cast<std::size_t>(n));
+    for (auto _ : state) {
+        auto ping = Impl::make(0);
+        auto pong = Impl::make(0);
+        std::latch start(2);
+        std::jthread partner([&] {
+            pin_slot(1);
+            start.arrive_and_wait();
+            for (std::int64_t i = 0; i < n; ++i) {
+                Impl::send(pong, Impl::recv(ping));
+            }
+        });
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        std::int64_t sum = 0;
+        auto before = t0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            Impl::send(ping, static_cast<int>(i));
+            sum += Impl::recv(pong);
+            const auto after = clock_type::now();
+            samples.add(after - before);
+            before = after;  // one clock read per round trip: the end of one starts the next
+        }
+        const auto t1 = before;
+        partner.join();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+    samples.report(state);
+}
+
+// A std::string of `size` bytes (at least 8) carrying `seq` in its first 8 bytes.
+std::string make_value(std::size_t size, std::uint64_t seq) {
+    std::string v(size, 's');
+    std::memcpy(v.data(), &seq, sizeof seq);
+    return v;
+}
+
+std::uint64_t value_seq(const std::string& v) {
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, v.data(), std::min(v.size(), sizeof seq));
+    return seq;
+}
+
+// throughput_<size>: spsc_cap1024 carrying std::string values of `size` bytes.
+template <class Impl>
+void bm_spsc_string(benchmark::State& state, std::size_t size) {
+    const std::int64_t n = case_items(bench_case::spsc_cap1024);
+    const timing_thread_pin pin;
+    for (auto _ : state) {
+        auto ch = Impl::make(1024);
+        std::latch start(2);
+        std::jthread sender([&] {
+            pin_slot(1);
+            start.arrive_and_wait();
+            for (std::int64_t i = 0; i < n; ++i) {
+                Impl::send(ch, make_value(size, static_cast<std::uint64_t>(i)));
+            }
+        });
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        std::int64_t sum = 0;
+        bool sizes_ok = true;
+        for (std::int64_t i = 0; i < n; ++i) {
+            const std::string v = Impl::recv(ch);
+            sizes_ok = sizes_ok && v.size() == size;
+            sum += static_cast<std::int64_t>(value_seq(v));
+        }
+        const auto t1 = clock_type::now();
+        sender.join();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sizes_ok ? sum : -1, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+    state.SetBytesProcessed(state.iterations() * n * static_cast<std::int64_t>(size));
+}
+
 template <class Impl>
 void bm_mpmc(benchmark::State& state) {
     constexpr int senders = 4;
@@ -309,8 +428,9 @@ void bm_range(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
-void register_case(const char* impl, const char* name, void (*fn)(benchmark::State&)) {
-    benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(), fn)
+benchmark::internal::Benchmark* register_case(const char* impl, const std::string& name,
+                                              void (*fn)(benchmark::State&)) {
+    return benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(), fn)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
 }
@@ -347,6 +467,26 @@ template <class Impl>
 struct range_case {
     static void run(benchmark::State& s) { bm_range<Impl>(s); }
 };
+template <class Impl>
+struct pingpong_latency_case {
+    static void run(benchmark::State& s) { bm_pingpong_latency<Impl>(s); }
+};
+template <std::size_t Size>
+struct string_case {
+    template <class Impl>
+    static void run(benchmark::State& s) {
+        bm_spsc_string<Impl>(s, Size);
+    }
+};
+
+// throughput_<Size> for both implementations, zchan first (see register_both).
+template <std::size_t Size>
+void register_string_case() {
+    const std::string name = "throughput_" + std::to_string(Size);
+    register_case("zchan", name, &string_case<Size>::template run<zchan_impl_of<std::string>>);
+    register_case("baseline", name,
+                  &string_case<Size>::template run<baseline_impl_of<std::string>>);
+}
 
 void register_all() {
     register_both<spsc_cap1024_case>("spsc_cap1024");
@@ -355,6 +495,19 @@ void register_all() {
     register_both<pingpong_case>("pingpong_unbuffered");
     register_both<mpmc_case>("mpmc4x4_cap1024");
     register_both<range_case>("range_1m");
+    // For bench/report's charts (no Go twin).
+    register_string_case<8>();
+    register_string_case<64>();
+    register_string_case<150>();
+    register_string_case<1024>();
+    register_string_case<4096>();
+    // One iteration of 10k timed round trips (case_items): the percentiles need every sample of
+    // a run, and one iteration keeps the baseline's run to a couple of seconds.
+    register_case("zchan", "pingpong_unbuffered_latency", &pingpong_latency_case<zchan_impl>::run)
+        ->Iterations(1);
+    register_case("baseline", "pingpong_unbuffered_latency",
+                  &pingpong_latency_case<baseline_impl>::run)
+        ->Iterations(1);
 }
 
 // Removes --zchan_items_scale=F and --zchan_pin from argv (Google Benchmark rejects flags it

@@ -10,6 +10,8 @@
 //   case                  raw                                zchan
 //   throughput_<size>     PUSH/PULL, 2 processes, 200k msgs  channel of capacity 1024, 20k values
 //   throughput_64_ipc     same over ipc://                   same over ipc:// (for the charts)
+//   throughput_4096, throughput_<size>_ipc   (bench/report)   throughput_<size>[_ipc]_prefetch
+//   roundtrip_150_latency  roundtrip_150, percentiles too     roundtrip_150, percentiles too
 //   roundtrip_150         DEALER -> ROUTER echo -> DEALER    remote recv() round trip
 //   unbuffered_send_150   (compared with raw roundtrip_150)  remote send() on an unbuffered channel
 //   seed_server_150       seed message server, 1 in flight   (to come, see the TODO)
@@ -65,11 +67,17 @@ std::vector<child_role> child_roles() {
 }
 
 template <class Fn>
-void add(const char* impl, const std::string& name, benchmark::TimeUnit unit, Fn&& fn) {
-    benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(), std::forward<Fn>(fn))
+benchmark::internal::Benchmark* add(const char* impl, const std::string& name,
+                                    benchmark::TimeUnit unit, Fn&& fn) {
+    return benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(),
+                                        std::forward<Fn>(fn))
         ->UseRealTime()
         ->Unit(unit);
 }
+
+/// Round trips a latency case times (a fixed count, so that every run has as many samples;
+/// ~0.5 s at ~250 us each).
+std::int64_t latency_iterations() { return scaled_items(2'000, 10); }
 
 void register_all() {
     using benchmark::kMicrosecond;
@@ -95,6 +103,22 @@ void register_all() {
     add("raw", "throughput_64_ipc", kMillisecond,
         [](benchmark::State& s) { raw::throughput(s, transport::ipc, 64); });
 
+    // For bench/report's throughput-against-value-size chart (issue 5 section 4), no bars:
+    // the streaming deployment (prefetch) next to raw at every size, over tcp and ipc.
+    add("zchan", "throughput_4096_prefetch", kMillisecond,
+        [](benchmark::State& s) { zc::throughput_prefetch(s, transport::tcp, 4096); });
+    add("raw", "throughput_4096", kMillisecond,
+        [](benchmark::State& s) { raw::throughput(s, transport::tcp, 4096); });
+    for (const std::size_t size : {8, 64, 150, 1024, 4096}) {
+        const std::string name = "throughput_" + std::to_string(size) + "_ipc";
+        add("zchan", name + "_prefetch", kMillisecond,
+            [size](benchmark::State& s) { zc::throughput_prefetch(s, transport::ipc, size); });
+        if (size != 64) {  // raw/throughput_64_ipc is above
+            add("raw", name, kMillisecond,
+                [size](benchmark::State& s) { raw::throughput(s, transport::ipc, size); });
+        }
+    }
+
     // zchan/roundtrip_150: one recv() on a dialed handle whose home has a value ready.
     // Bar: >= 0.667x raw/roundtrip_150 (within 1.5x).
     // The home's sender is blocked on the full channel, so each recv also wakes it.
@@ -105,6 +129,14 @@ void register_all() {
     add("zchan", "roundtrip_150_topup", kMicrosecond,
         [](benchmark::State& s) { zc::roundtrip(s, 150, 2); });
     add("raw", "roundtrip_150", kMicrosecond, [](benchmark::State& s) { raw::roundtrip(s, 150); });
+    // roundtrip_150_latency: the two cases above with every round trip timed, reporting
+    // p50_us/p90_us/p99_us (latency_counters.hpp) for bench/report; no bar.
+    add("zchan", "roundtrip_150_latency", kMicrosecond,
+        [](benchmark::State& s) { zc::roundtrip(s, 150, 0, true); })
+        ->Iterations(latency_iterations());
+    add("raw", "roundtrip_150_latency", kMicrosecond,
+        [](benchmark::State& s) { raw::roundtrip(s, 150, true); })
+        ->Iterations(latency_iterations());
 
     // zchan/unbuffered_send_150 (zchan only): one send() on a dialed unbuffered channel
     // whose home has a receiver waiting; returns once it took the value. Compared with

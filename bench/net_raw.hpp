@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <zmq.hpp>
 
+#include "latency_counters.hpp"
 #include "net_harness.hpp"
 
 namespace zchan_bench::raw {
@@ -323,7 +324,9 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
     });
 }
 
-inline void roundtrip(benchmark::State& state, std::size_t size) {
+/// `latency`: also time each round trip on its own and report the percentiles
+/// (latency_counters.hpp); the case is otherwise the same.
+inline void roundtrip(benchmark::State& state, std::size_t size, bool latency = false) {
     run_case(state, [&] {
         child_process server("raw_echo_server", {"--bind=tcp://127.0.0.1:*"});
         const std::string endpoint = server.expect("ready");
@@ -343,8 +346,18 @@ inline void roundtrip(benchmark::State& state, std::size_t size) {
         for (int i = 0; i < 10; ++i) {  // warm-up: connection up, caches warm
             one();
         }
-        for (auto _ : state) {
-            one();
+        if (latency) {
+            latency_samples samples(static_cast<std::size_t>(state.max_iterations));
+            for (auto _ : state) {
+                const auto t0 = latency_samples::clock_type::now();
+                one();
+                samples.add(latency_samples::clock_type::now() - t0);
+            }
+            samples.report(state);
+        } else {
+            for (auto _ : state) {
+                one();
+            }
         }
         state.SetItemsProcessed(state.iterations());
     });

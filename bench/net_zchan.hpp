@@ -60,6 +60,7 @@
 #include <benchmark/benchmark.h>
 #include <zchan/zchan.hpp>
 
+#include "latency_counters.hpp"
 #include "net_harness.hpp"
 #include "net_raw.hpp"
 
@@ -353,7 +354,10 @@ inline void throughput_prefetch(benchmark::State& state, transport t, std::size_
     });
 }
 
-inline void roundtrip(benchmark::State& state, std::size_t size, int topup_ms) {
+/// `latency`: also time each recv() on its own and report the percentiles
+/// (latency_counters.hpp); the case is otherwise the same.
+inline void roundtrip(benchmark::State& state, std::size_t size, int topup_ms,
+                      bool latency = false) {
     run_case(state, [&] {
         child_process home("zchan_full_home",
                            {"--bind=tcp://127.0.0.1:*", "--size=" + std::to_string(size),
@@ -364,8 +368,19 @@ inline void roundtrip(benchmark::State& state, std::size_t size, int topup_ms) {
         for (int i = 0; i < 10; ++i) {  // warm-up: session up, caches warm
             check_value(recv_or_throw(ch, "value"), size, seq++);
         }
-        for (auto _ : state) {
-            check_value(recv_or_throw(ch, "value"), size, seq++);
+        if (latency) {
+            latency_samples samples(static_cast<std::size_t>(state.max_iterations));
+            for (auto _ : state) {
+                const auto t0 = latency_samples::clock_type::now();
+                std::string v = recv_or_throw(ch, "value");
+                samples.add(latency_samples::clock_type::now() - t0);
+                check_value(v, size, seq++);
+            }
+            samples.report(state);
+        } else {
+            for (auto _ : state) {
+                check_value(recv_or_throw(ch, "value"), size, seq++);
+            }
         }
         state.SetItemsProcessed(state.iterations());
     });
