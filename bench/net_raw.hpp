@@ -294,9 +294,11 @@ inline void add_child_roles(std::vector<child_role>& roles) {
 
 // ---- cases (parent side) --------------------------------------------------------------------
 
-inline void throughput(benchmark::State& state, transport t, std::size_t size) {
+/// `items`: messages per batch before scaling (the 4 KiB chart cases send fewer).
+inline void throughput(benchmark::State& state, transport t, std::size_t size,
+                       std::int64_t items = throughput_items) {
     run_case(state, [&] {
-        const std::int64_t n = scaled_items(throughput_items);
+        const std::int64_t n = scaled_items(items);
         const bind_address where(t, "throughput");  // outlives the socket (ipc directory)
         zmq::socket_t pull(parent_context(), zmq::socket_type::pull);
         configure_socket(pull);

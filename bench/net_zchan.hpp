@@ -329,9 +329,11 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
     });
 }
 
-inline void throughput_prefetch(benchmark::State& state, transport t, std::size_t size) {
+/// `items`: values per batch before scaling, as raw::throughput's.
+inline void throughput_prefetch(benchmark::State& state, transport t, std::size_t size,
+                                std::int64_t items = raw::throughput_items) {
     run_case(state, [&] {
-        const std::int64_t n = scaled_items(raw::throughput_items);
+        const std::int64_t n = scaled_items(items);
         const bind_address where(t, "throughput");
         child_process home("zchan_producer_home",
                            {"--bind=" + where.str(), "--size=" + std::to_string(size)});
