@@ -14,14 +14,13 @@
 //   roundtrip_150_latency  roundtrip_150, percentiles too     roundtrip_150, percentiles too
 //   roundtrip_150         DEALER -> ROUTER echo -> DEALER    remote recv() round trip
 //   unbuffered_send_150   (compared with raw roundtrip_150)  remote send() on an unbuffered channel
-//   seed_server_150       seed message server, 1 in flight   (to come, see the TODO)
-//   seed_server_150_w100  same, 100 in flight                (to come)
-//   (seed_server_150)     (compared with raw seed_server)     message_server_150: the same through
-//                                                            examples/message_server
-//   (seed_server_150_w100)                                   message_server_150_w100
+//   seed_server_150       seed message server, 1 in flight   message_server_150: the seed's
+//                                                            server on zchan (examples/message_server)
+//   seed_server_150_w100  same, 100 in flight                message_server_150_w100
+// The zchan side of issue 3's seed_server cases is registered once, under issue 5's names
+// message_server_150[_w100]; bench/run_net compares them with raw/seed_server_150[_w100].
 //
-// Adding zchan cases (the seed_server ones are still to come; net_message_server.hpp has the
-// message_server ones):
+// Adding zchan cases (net_message_server.hpp has the message_server ones):
 //   1. Write them in bench/net_zchan.hpp (namespace zchan_bench::zc), beside net_raw.hpp:
 //      parent-side case functions with the signatures of the raw ones, and child mains for
 //      the peers (a child is this binary re-executed; it builds its own zchan::server or
@@ -153,18 +152,6 @@ void register_all() {
     add("zchan", "unbuffered_send_150", kMicrosecond,
         [](benchmark::State& s) { zc::unbuffered_send(s, 150); });
 
-    // TODO(zchan-net): zchan/seed_server_150 and zchan/seed_server_150_w100. The seed's
-    // message server on zchan channels, in a child process: one dispatcher thread owns the
-    // subscription table and receives every command (subscribe topic / publish topic payload)
-    // over a channel; each client has its own channel out. The parent is the benchmark
-    // client and does exactly what raw::seed_server does: subscribe to its own topic, publish
-    // 150-byte payloads to it, count what comes back; 1 in flight (one item per iteration),
-    // and 100 in flight (batches of raw::seed_batch_items). Bars: >= 0.667x raw sequentially,
-    // >= 0.5x raw with 100 in flight.
-    // Issue 5's zchan/message_server_150 and zchan/message_server_150_w100 (below) are the
-    // same benchmark through examples/message_server's server, which is a zchan seed server:
-    // registering ms::message_server_case under the seed_server names too may be all this
-    // TODO needs; bench/run_net knows both names.
     // zchan/message_server_150[_w100] (issue 5 section 2): raw::seed_server's benchmark through
     // examples/message_server (bench/net_message_server.hpp). Compared with
     // raw/seed_server_150[_w100]; bar: >= 0.667x raw sequentially (issue 3 section 6 also
