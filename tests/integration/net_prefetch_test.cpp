@@ -168,10 +168,11 @@ TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
     zmq::socket_t d(ctx, zmq::socket_type::dealer);
     d.set(zmq::sockopt::linger, 0);
     d.connect(srv.endpoint());
+    const std::string type = zchan::type_name<int>::value();  // outlives h's view of it
     wire::hello_body h;
     h.instance[0] = 1;
     h.name = "p";
-    h.type_name = zchan::type_name<int>::value();
+    h.type_name = type;
     std::string tx;
     wire::encode_hello(tx, 77, 0, h);
     d.send(zmq::buffer(tx));
