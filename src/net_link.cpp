@@ -72,6 +72,7 @@
 
 #include "codec.hpp"
 #include "net_context.hpp"
+#include "zchan/detail/id_ranges.hpp"
 #include "zchan/errors.hpp"
 
 namespace zchan::detail {
@@ -518,11 +519,7 @@ private:
         const auto k = static_cast<std::uint32_t>(prefetch_ - have);
         const std::uint64_t first = next_id_;
         next_id_ += k;
-        if (!p_ranges_.empty() && p_ranges_.back().first + p_ranges_.back().second == first) {
-            p_ranges_.back().second += k;
-        } else {
-            p_ranges_.emplace_back(first, k);
-        }
+        p_ranges_.push_back(first, k);
         p_outstanding_ += k;
         tx_.clear();
         w::encode_recv_many(tx_, channel_, first, k);
@@ -534,22 +531,9 @@ private:
     /// (its answer has come) and returns true. Answers come in request order
     /// (§8.8), so it is almost always the first id of the first range.
     bool take_prefetch_id_locked(std::uint64_t id) {
-        for (auto r = p_ranges_.begin(); r != p_ranges_.end(); ++r) {
-            const auto [first, count] = *r;
-            if (id < first || id - first >= count) continue;
-            if (id == first) {
-                ++r->first;
-                if (--r->second == 0) p_ranges_.erase(r);
-            } else if (id - first == count - 1) {
-                --r->second;
-            } else {
-                r->second = id - first;
-                p_ranges_.insert(std::next(r), {id + 1, count - (id - first) - 1});
-            }
-            --p_outstanding_;
-            return true;
-        }
-        return false;
+        if (!p_ranges_.take(id)) return false;
+        --p_outstanding_;
+        return true;
     }
 
     /// Requires mu_. A non-value final answer to prefetch request (already
@@ -999,7 +983,7 @@ private:
     std::deque<queued_value> pq_;                        // prefetched, not yet taken
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
     // Prefetch RECVs in flight: (first id, count) ranges in request order.
-    std::deque<std::pair<std::uint64_t, std::uint64_t>> p_ranges_;
+    id_ranges p_ranges_;
     std::size_t p_outstanding_ = 0;                      // their total
     bool p_closed_ = false;                              // a prefetch RECV got CLOSED
     std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_

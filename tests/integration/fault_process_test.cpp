@@ -117,8 +117,10 @@ TEST(FaultProcess, ConsumerKilledMidStreamItsUnacknowledgedValuesGoToOtherReceiv
     // At most the one value the victim's user had taken but not yet printed
     // when SIGKILL landed (and only if its ACK had left): unobservable, not lost.
     EXPECT_LE(missing, 1u);
-    // Taken by the victim's user, ACK not yet sent: requeued (protocol.md §8.4).
-    EXPECT_LE(both, static_cast<std::size_t>(prefetch / 2 + 1));
+    // Taken by the victim's user, ACK not yet on the wire: requeued (protocol.md §8.4).
+    // ACKs leave with each refill (every P/2 values taken), but the last ACK frame may still
+    // sit in the dead process's libzmq queue, unwritten: up to two refills' worth.
+    EXPECT_LE(both, static_cast<std::size_t>(prefetch + 1));
     // Order per sender: only the requeued values (at most the victim's window) come late.
     for (auto& l : live) {
         EXPECT_LE(zchan_test::out_of_order(l), static_cast<std::size_t>(prefetch + 1));
@@ -238,7 +240,8 @@ TEST(FaultProcess, ConsumerStoppedPastTheTimeoutIsTreatedAsDeadWhenItResumes) {
         if (os.count(x) != 0 && vs.count(x) != 0) ++both;
     }
     EXPECT_EQ(vs.size() + os.size() - both, static_cast<std::size_t>(n));  // nothing invented
-    EXPECT_LE(both, static_cast<std::size_t>(prefetch / 2 + 1));
+    // As for a killed consumer: SIGSTOP can freeze an ACK frame in libzmq's queue too.
+    EXPECT_LE(both, static_cast<std::size_t>(prefetch + 1));
     std::printf("[ measured ] stopped consumer took %zu (%zu after SIGCONT), other %zu, both %zu\n",
                 v.size(), v.size() - victim_before, o.size(), both);
 }

@@ -45,6 +45,7 @@
 
 #include "zchan/channel.hpp"
 #include "zchan/detail/chan_base.hpp"
+#include "zchan/detail/id_ranges.hpp"
 #include "zchan/detail/net_link.hpp"
 #include "zchan/serialize.hpp"
 
@@ -220,12 +221,7 @@ public:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        auto& r = st.stream_ranges;
-        if (!r.empty() && r.back().first + r.back().second == first) {
-            r.back().second += count;  // the usual refill: contiguous ids
-        } else {
-            r.emplace_back(first, count);
-        }
+        st.stream_ranges.push_back(first, count);
         if (st.stream_op == 0) pump(out, session, st, std::nullopt);  // else it waits already
     }
 
@@ -346,7 +342,7 @@ private:
         std::uint64_t base = 1;                   // delivery seq of unacked.front()
         std::deque<std::optional<T>> unacked;     // [base, next_delivery)
         /// RECV_MANY requests not yet answered: (first id, count), in order.
-        std::deque<std::pair<std::uint64_t, std::uint64_t>> stream_ranges;
+        id_ranges stream_ranges;
         /// The registered stream op's id while the stream waits, else 0.
         std::uint64_t stream_op = 0;
 
@@ -532,11 +528,8 @@ private:
             if (!v) s = impl_->try_recv(v);
             if (s == recv_status::closed) {
                 flush();
-                for (auto [id, count] : st.stream_ranges) {
-                    for (std::uint64_t i = 0; i < count; ++i) {
-                        out.reply(session, reply_type::closed, id + i);
-                    }
-                }
+                st.stream_ranges.for_each(
+                    [&](std::uint64_t id) { out.reply(session, reply_type::closed, id); });
                 st.stream_ranges.clear();
                 return;
             }
@@ -545,7 +538,7 @@ private:
                 if (wait_stream(session, st, first)) return;
                 continue;  // "may be ready now", or a value was handed over
             }
-            const std::uint64_t request = st.stream_ranges.front().first;
+            const std::uint64_t request = st.stream_ranges.front();
             if (n != 0 && (request != batch_request + n || n == stream_frame_values ||
                            buf->size() >= stream_frame_bytes)) {
                 flush();
@@ -594,39 +587,21 @@ private:
         return false;
     }
 
-    static void pop_stream_request(session_state& st) {
-        auto& front = st.stream_ranges.front();
-        ++front.first;
-        if (--front.second == 0) st.stream_ranges.pop_front();
-    }
+    static void pop_stream_request(session_state& st) { st.stream_ranges.pop_front(); }
 
     /// CANCEL_RECV of a stream request (protocol.md §8.5, §8.8).
     void cancel_stream_request(reply_sink& out, std::uint32_t session, std::uint64_t request) {
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        auto& ranges = st.stream_ranges;
-        for (auto r = ranges.begin(); r != ranges.end(); ++r) {
-            const auto [id, count] = *r;
-            if (request < id || request - id >= count) continue;
-            if (request == id) {
-                ++r->first;
-                if (--r->second == 0) ranges.erase(r);
-            } else if (request - id == count - 1) {
-                --r->second;
-            } else {  // split around it
-                r->second = request - id;
-                ranges.insert(std::next(r), {request + 1, count - (request - id) - 1});
-            }
-            out.reply(session, reply_type::recv_cancelled, request);
-            if (ranges.empty() && st.stream_op != 0) {
-                auto& o = *ops_.at(st.stream_op);
-                if (o.registered) unregister(o);
-                if (o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
-                erase(o);
-                st.stream_op = 0;
-            }
-            return;
+        if (!st.stream_ranges.take(request)) return;  // unknown or answered (§8.5)
+        out.reply(session, reply_type::recv_cancelled, request);
+        if (st.stream_ranges.empty() && st.stream_op != 0) {
+            auto& o = *ops_.at(st.stream_op);
+            if (o.registered) unregister(o);
+            if (o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
+            erase(o);
+            st.stream_op = 0;
         }
     }
 
