@@ -20,6 +20,7 @@
 //
 // Every check aborts, which libFuzzer reports as a crash with the input saved.
 // Thread safety: libFuzzer calls LLVMFuzzerTestOneInput from one thread.
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -83,7 +84,12 @@ zmq::message_t recv_or_die(zmq::socket_t& s) {
         zmq::message_t m;
         if (s.recv(m, zmq::recv_flags::dontwait)) return m;
         if (std::chrono::steady_clock::now() >= deadline) fail("server went silent");
-        zmq::poll(&item, 1, 100ms);
+        // libFuzzer's -timeout runs a SIGALRM timer: EINTR is expected here.
+        try {
+            zmq::poll(&item, 1, 100ms);
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
     }
 }
 

@@ -248,7 +248,15 @@ public:
             }
             zmq::pollitem_t items[2] = {{sock_.handle(), 0, ZMQ_POLLIN, 0},
                                         {monitor->handle(), 0, ZMQ_POLLIN, 0}};
-            zmq::poll(items, 2, left);
+            // dial() runs on the user's thread, which may take signals (a
+            // SIGALRM timer, SIGCHLD): zmq_poll then fails with EINTR, which
+            // cppzmq throws. That is no reason to fail the dial; poll again.
+            try {
+                zmq::poll(items, 2, left);
+            } catch (const zmq::error_t& e) {
+                if (e.num() != EINTR) throw;
+                continue;
+            }
             if ((items[1].revents & ZMQ_POLLIN) != 0) {
                 if (auto why = monitor->refusal(curve, endpoint)) throw access_denied(*why);
             }

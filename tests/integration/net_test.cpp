@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 #include <zmq.hpp>
 
@@ -179,6 +181,53 @@ TEST(NetIntegrationTcp, NothingToDialIsAConnectErrorAfterTheTimeout) {
     EXPECT_TRUE(zchan_test::throws<zchan::connect_error>(
         [&] { (void)zchan::dial<int>(endpoint, "x", opts); }));
     EXPECT_GE(std::chrono::steady_clock::now() - t0, 300ms);
+}
+
+// Regression (found by fuzz/handshake_fuzz, whose libFuzzer timer sends SIGALRM):
+// dial() runs on the caller's thread, and a signal arriving while it waited for
+// WELCOME made zmq_poll fail with EINTR, which escaped dial() as zmq::error_t.
+// A home that never answers keeps dial waiting while signals rain on its thread.
+std::atomic<int> g_signals{0};
+void count_signal(int) { g_signals.fetch_add(1, std::memory_order_relaxed); }
+
+TEST(NetIntegrationTcp, SignalsDuringDialAreNotAnError) {
+    struct sigaction sa {};
+    sa.sa_handler = count_signal;  // no SA_RESTART: blocking calls fail with EINTR
+    sigemptyset(&sa.sa_mask);
+    struct sigaction old {};
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+
+    zmq::context_t ctx;
+    zmq::socket_t silent(ctx, zmq::socket_type::router);
+    silent.set(zmq::sockopt::linger, 0);
+    silent.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = silent.get(zmq::sockopt::last_endpoint);
+
+    auto opts = fast();
+    opts.connect_timeout = 500ms;
+    std::atomic<bool> done{false};
+    std::atomic<bool> connect_error{false};
+    std::string other;
+    std::thread dialer([&] {
+        try {
+            (void)zchan::dial<int>(endpoint, "x", opts);
+            other = "dial succeeded against a silent home";
+        } catch (const zchan::connect_error&) {
+            connect_error = true;
+        } catch (const std::exception& e) {
+            other = e.what();
+        }
+        done = true;
+    });
+    const pthread_t target = dialer.native_handle();
+    while (!done.load()) {
+        ::pthread_kill(target, SIGUSR1);
+        std::this_thread::sleep_for(200us);  // pacing the signals, not synchronisation
+    }
+    dialer.join();
+    ::sigaction(SIGUSR1, &old, nullptr);
+    EXPECT_TRUE(connect_error.load()) << "dial failed with: " << other;
+    EXPECT_GT(g_signals.load(), 10) << "the dialing thread was hardly interrupted";
 }
 
 // ---- a client written from docs/protocol.md alone, plus garbage -------------------
