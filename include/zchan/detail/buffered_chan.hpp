@@ -75,7 +75,7 @@ public:
             backoff b;
             for (;;) {
                 token t;
-                if (start_send(t)) {
+                if (start_send<false>(t)) {
                     if (t.where == nullptr) return send_status::closed;
                     write(t, v);
                     return send_status::ok;
@@ -114,7 +114,7 @@ public:
             for (;;) {
                 if (take_requeued(out)) return recv_status::ok;
                 token t;
-                if (start_recv(t)) {
+                if (start_recv<false>(t)) {
                     if (t.where == nullptr) return recv_status::closed;
                     read(t, out);
                     return recv_status::ok;
@@ -144,6 +144,7 @@ public:
     void close() override {
         std::size_t tail = tail_.fetch_or(mark_bit_, std::memory_order_seq_cst);
         if ((tail & mark_bit_) != 0) throw channel_closed("zchan: close of closed channel");
+        closed_.store(true, std::memory_order_seq_cst);
         senders_.close_all();
         receivers_.close_all();
     }
@@ -232,6 +233,15 @@ private:
     }
 
     /// Claims a slot to write. false: full. true with slot == nullptr: closed.
+    ///
+    /// Precise (try_send): "full" means full at some instant, which takes a
+    /// look at head_. A blocking send only needs "cannot write yet", and waits
+    /// on the slot either way, so it skips that look: head_ is written by
+    /// every receive, and reading it on every send that finds the ring full
+    /// (every send, with capacity 1) would pull its line across cores and
+    /// back on every value. register_send() does the precise check before a
+    /// sender parks.
+    template <bool Precise = true>
     bool start_send(token& t) noexcept {
         backoff b;
         std::size_t tail = tail_.load(std::memory_order_relaxed);
@@ -256,6 +266,7 @@ private:
             } else if (stamp + one_lap_ == tail + 1) {
                 // The slot still holds last lap's value: full, unless a
                 // receiver is between its CAS and its stamp store.
+                if constexpr (!Precise) return false;
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 std::size_t head = head_.load(std::memory_order_relaxed);
                 if (head + one_lap_ == tail) return false;
@@ -276,6 +287,15 @@ private:
     }
 
     /// Claims a slot to read. false: empty. true with slot == nullptr: closed and drained.
+    ///
+    /// Not Precise (blocking receives): an empty slot of an open channel
+    /// means "nothing to read yet" without a look at tail_, which every send
+    /// writes (see start_send). closed_ is read instead: it is written once,
+    /// by close(), so its line stays shared. Once it is set the precise check
+    /// runs, so "closed and drained" is still exact; a receive that misses a
+    /// close in progress waits on the slot, and register_recv() checks
+    /// tail_'s mark before it parks.
+    template <bool Precise = true>
     bool start_recv(token& t) noexcept {
         backoff b;
         std::size_t head = head_.load(std::memory_order_relaxed);
@@ -294,6 +314,9 @@ private:
                 }
                 b.spin();
             } else if (stamp == head) {
+                if constexpr (!Precise) {
+                    if (!closed_.load(std::memory_order_relaxed)) return false;
+                }
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 std::size_t tail = tail_.load(std::memory_order_relaxed);
                 if ((tail & ~mark_bit_) == head) {
@@ -326,6 +349,9 @@ private:
     const std::size_t mark_bit_;
     const std::size_t one_lap_;
     std::unique_ptr<slot[]> slots_;
+    // Set by close() after tail_'s mark: a hint for blocking receives
+    // (start_recv), on this read-mostly line. The mark is the truth.
+    std::atomic<bool> closed_{false};
     // Wait lists change on every registration; keep them off the line of the
     // read-mostly fields above, which every operation reads.
     alignas(cache_line) sync_waker senders_;
