@@ -181,18 +181,52 @@ public:
     std::uintptr_t selected() const noexcept { return select_.load(std::memory_order_seq_cst); }
 
     /// Makes the context reusable for another wait by its owner.
-    void reset() noexcept { select_.store(sel_waiting, std::memory_order_relaxed); }
+    void reset() noexcept {
+        select_.store(sel_waiting, std::memory_order_relaxed);
+        released_.store(false, std::memory_order_relaxed);
+    }
 
     const void* thread_id() const noexcept { return thread_id_; }
 
-    /// Wakes the owner after a successful try_select by someone else.
+    /// Wakes the owner after a successful try_select by someone else. It is
+    /// the selecting party's last touch of the context: once released() is
+    /// true the owner may leave the frame the context lives in (see
+    /// wait_released), so nothing here reads *this after that store; the
+    /// futex wake-up only passes the word's address to the kernel, and a
+    /// wake-up that reaches a reused address is spurious, which every futex
+    /// waiter tolerates.
     void unpark() noexcept {
         if (notify_ != nullptr) {
             notify_(*this, notify_arg_);
+            released_.store(true, std::memory_order_release);
             return;
         }
-        // Pairs with the store-then-load in wait_until: seq_cst on both sides.
-        if (sleeping_.exchange(0, std::memory_order_seq_cst) != 0) futex_wake_one(sleeping_);
+        std::atomic<std::uint32_t>* const word = &sleeping_;
+        // Pairs with the store-then-load in wait_until: seq_cst on both
+        // sides, and the try_select CAS before this load is seq_cst too, so a
+        // waiter that stored 1 after this load read 0 sees the selection and
+        // does not sleep. Loading first skips a locked write on the line the
+        // owner is polling when it is spinning, the common case.
+        const bool asleep = sleeping_.load(std::memory_order_seq_cst) != 0 &&
+                            sleeping_.exchange(0, std::memory_order_seq_cst) != 0;
+        released_.store(true, std::memory_order_release);
+        if (asleep) futex_wake_one(*word);
+    }
+
+    /// Owner only, after wait_until returned an outcome someone else
+    /// selected: waits until that party's unpark() is finished with the
+    /// context. Everything it wrote before unpark() (a value handed over
+    /// into the owner's packet) is then visible. The party is between its
+    /// CAS and its unpark() for a few instructions, so this spins; it
+    /// yields only if that party lost its core meanwhile.
+    void wait_released() const noexcept {
+        for (unsigned i = 0; !released_.load(std::memory_order_acquire); ++i) {
+            if (i < 1024) {
+                cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
     }
 
     /// Spins for a bounded time, then parks until selected or `deadline`.
@@ -235,6 +269,7 @@ private:
 
     std::atomic<std::uintptr_t> select_{sel_waiting};
     std::atomic<std::uint32_t> sleeping_{0};
+    std::atomic<bool> released_{false};  ///< set by unpark(), last; see wait_released
     const void* thread_id_ = current_thread_id();
     notify_fn notify_ = nullptr;
     void* notify_arg_ = nullptr;

@@ -6,9 +6,14 @@
 //   * senders_ holds blocked senders whose send_packet points at the value;
 //     receivers_ holds blocked receivers with an empty recv_packet.
 //   * Whoever arrives second selects a waiter of the other kind (CAS on its
-//     context), moves the value across, sets packet.done and unparks it, all
-//     before releasing lock_. The woken side reads `done` only after taking
-//     lock_ again (to unregister), so the handoff is visible to it.
+//     context), removes its entry, moves the value across, sets packet.done
+//     and unparks it, all before releasing lock_. The woken side sees
+//     sel_first_op (nothing else selects a plain send or receive with it),
+//     waits until unpark() has released its context and returns without
+//     taking lock_: its entry is already gone, and the release/acquire on
+//     the context makes the handoff visible. Any other outcome (closed, its
+//     own timeout) takes lock_ to unregister, as the waker may still be
+//     walking the list.
 //   * After close no operation registers: blocked senders are woken with
 //     sel_closed and report closed; receivers report closed.
 //   * Watchers: an entry with packet == nullptr (the transport's WATCH_SEND,
@@ -55,6 +60,13 @@ public:
             senders_.push(e);
         }
         std::uintptr_t sel = cx.wait_until(deadline);
+        if (sel == sel_first_op) {
+            // A receiver took the value (the only way to select this op): it
+            // removed our entry under lock_ before unparking us, so there is
+            // nothing to unregister and no need to take lock_ back from it.
+            cx.wait_released();
+            return send_status::ok;
+        }
         std::lock_guard<spin_lock> g(lock_);
         senders_.remove(e);
         if (packet.done) return send_status::ok;
@@ -78,6 +90,12 @@ public:
             receivers_.push(e);
         }
         std::uintptr_t sel = cx.wait_until(deadline);
+        if (sel == sel_first_op) {
+            // A sender handed its value over (see send).
+            cx.wait_released();
+            out = std::move(packet.value);
+            return recv_status::ok;
+        }
         std::lock_guard<spin_lock> g(lock_);
         receivers_.remove(e);
         if (packet.done) {
