@@ -13,7 +13,8 @@
 // prefetch window of P (protocol.md §9.2; default 0, exact semantics). Each run
 // prints one line with throughput, p50/p99 latency (send to receive, from the
 // timestamp in the value) and this process's peak RSS (server and all 64
-// clients together). The figures in README.md "Load" come from:
+// clients together). The second test runs the same with CurveZMQ on, for its
+// cost. The figures in README.md "Load" come from:
 //   ZCHAN_LOAD_VALUES=1000000 build/release/tests/stress_load_test
 #include <algorithm>
 #include <atomic>
@@ -31,6 +32,7 @@
 
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
+#include "zchan/security.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -70,24 +72,44 @@ struct consumer_result {
     std::string error;
 };
 
-TEST(Load, SixtyFourRemoteClientsThroughOneServerExactlyOnce) {
+/// The whole run; with `curve`, CurveZMQ is on (protocol.md §14): the home has
+/// its keypair and an allow-list of the 64 clients' public keys, and each
+/// client its own keypair, so every frame is encrypted and authenticated.
+void run_load(bool curve) {
     const std::size_t total = env_size("ZCHAN_LOAD_VALUES", zchan_test::scale(100'000));
     const auto prefetch = static_cast<std::uint32_t>(env_size("ZCHAN_LOAD_PREFETCH", 0));
     zchan::net_options opts;
     opts.connect_timeout = 20s;  // 64 dials at once on a busy 2-core machine
 
+    std::vector<zchan::net_options> client_opts(producers + consumers, opts);
+    auto server_opts = opts;
+    if (curve) {
+        const auto home_keys = zchan::curve::generate();
+        zchan::curve::allow_list allowed;
+        for (std::size_t i = 0; i < client_opts.size(); ++i) {
+            const auto mine = zchan::curve::generate();
+            allowed.add(mine.public_key);
+            client_opts[i].curve_client =
+                zchan::curve::client_options{mine.secret_key, home_keys.public_key};
+        }
+        server_opts.curve_server = zchan::curve::server_options{home_keys.secret_key, allowed};
+    }
+    for (std::size_t i = producers; i < client_opts.size(); ++i) client_opts[i].prefetch = prefetch;
+
     zchan::channel<value> home(1024);
-    zchan::server srv("tcp://127.0.0.1:*", opts);
+    zchan::server srv("tcp://127.0.0.1:*", server_opts);
     srv.serve("load", home);
     const std::string ep = srv.endpoint();
 
     // Dial every client before the clock starts: the run measures the stream.
     std::vector<zchan::channel<value>> out;
     std::vector<zchan::channel<value>> in;
-    for (std::size_t i = 0; i < producers; ++i) out.push_back(zchan::dial<value>(ep, "load", opts));
-    auto copts = opts;
-    copts.prefetch = prefetch;
-    for (std::size_t i = 0; i < consumers; ++i) in.push_back(zchan::dial<value>(ep, "load", copts));
+    for (std::size_t i = 0; i < producers; ++i) {
+        out.push_back(zchan::dial<value>(ep, "load", client_opts[i]));
+    }
+    for (std::size_t i = 0; i < consumers; ++i) {
+        in.push_back(zchan::dial<value>(ep, "load", client_opts[producers + i]));
+    }
     ASSERT_EQ(srv.sessions(), producers + consumers);
 
     std::vector<consumer_result> results(consumers);
@@ -165,10 +187,14 @@ TEST(Load, SixtyFourRemoteClientsThroughOneServerExactlyOnce) {
         return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
     };
     std::printf(
-        "load: %zu values, %zu producers + %zu consumers (prefetch %u), %.2f s, %.0f values/s, "
+        "load%s: %zu values, %zu producers + %zu consumers (prefetch %u), %.2f s, %.0f values/s, "
         "latency p50 %u us, p99 %u us, peak RSS %ld kB\n",
-        total, producers, consumers, prefetch, secs, static_cast<double>(total) / secs, pct(0.50),
+        curve ? " (CURVE)" : "", total, producers, consumers, prefetch, secs, static_cast<double>(total) / secs, pct(0.50),
         pct(0.99), status_kb("VmHWM"));
 }
+
+TEST(Load, SixtyFourRemoteClientsThroughOneServerExactlyOnce) { run_load(false); }
+
+TEST(Load, SixtyFourCurveClientsThroughOneServerExactlyOnce) { run_load(true); }
 
 }  // namespace
