@@ -335,7 +335,7 @@ TEST(FaultNetworkProxy, ConnectionsResetMidStreamPeersLearnItAndNothingSentIsLos
 /// Needs resume after a reset connection (protocol.md §12.2-12.3), which is
 /// not implemented: today both peers report peer lost (the test above).
 /// Enable once HELLO RESUME exists.
-TEST(FaultNetworkProxy, DISABLED_ConnectionsResetMidStreamTheStreamResumes) {
+TEST(FaultNetworkProxy, ConnectionsResetMidStreamTheStreamResumes) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
     path p("proxy");
     auto vars = hb;

@@ -2,7 +2,10 @@
 // RECVs a RECV_MANY stands for (docs/protocol.md §8.8), on the home (those
 // not yet answered) and on the peer (prefetch requests in flight). Ids are
 // added in increasing runs and almost always removed from the front, so a
-// deque of ranges costs O(1) per id without a node per request.
+// deque of ranges costs O(1) per id without a node per request. (Requests
+// re-sent after a resume, protocol.md §12.2, may add lower ids after higher
+// ones: every member still works, only "in order" becomes "in arrival
+// order".)
 //
 // Thread safety: none (a plain value); each owner guards its own.
 #pragma once
@@ -52,6 +55,18 @@ public:
         auto& f = r_.front();
         ++f.first;
         if (--f.second == 0) r_.pop_front();
+    }
+    /// Whether `id` is held.
+    [[nodiscard]] bool contains(std::uint64_t id) const noexcept {
+        for (const auto& [first, count] : r_) {
+            if (id >= first && id - first < count) return true;
+        }
+        return false;
+    }
+    /// Calls fn(first, count) for every run held, in order.
+    template <class Fn>
+    void for_each_range(Fn&& fn) const {
+        for (const auto& [first, count] : r_) fn(first, count);
     }
     /// Calls fn(id) for every id held, in order.
     template <class Fn>

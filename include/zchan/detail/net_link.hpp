@@ -106,6 +106,11 @@ struct net_request {
     /// Nobody waits for the answer any more (deadline passed, select gone):
     /// a VALUE that still arrives is given back (protocol.md §8.5).
     bool orphan = false;
+    /// What a resume must re-send (protocol.md §12.2): the TRY flag, and
+    /// whether a CANCEL_* followed the request. A send keeps its value's
+    /// bytes in `payload` until its final answer.
+    bool try_now = false;
+    bool cancel_sent = false;
 };
 
 /// The peer side of one remote channel: a DEALER, its handshake, and the

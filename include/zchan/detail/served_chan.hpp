@@ -19,6 +19,16 @@
 // stream can make progress, pump() answers as many of them as the channel
 // has values for, packed into VALUES frames.
 //
+// Resume (protocol.md §12.2, §12.3): after a reset connection the peer
+// re-sends, with their original ids, every request it has no final answer
+// for. A request id at or below the highest one seen on the session is such
+// a re-send (ids strictly increase, §8.1), and only then are the records
+// consulted: a pending RECV (an op, or a stream request) is ignored; one
+// answered with a delivery still unresolved gets the same VALUE again (each
+// delivery remembers the request it answered); anything else runs as new
+// (its first answer, EMPTY or CLOSED, was not a value, so running it again
+// cannot take a value twice; or the request never arrived).
+//
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
 //     before its memory is released, so no notification can reach a dead op
@@ -164,6 +174,14 @@ public:
 
     void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
                  bool try_now) override {
+        if (auto it = sessions_.find(session); it != sessions_.end()) {
+            session_state& st = it->second;
+            if (request <= st.max_request) {
+                if (replay_recv(out, session, st, request)) return;  // §12.3
+            } else {
+                st.max_request = request;
+            }
+        }
         if (try_now) {
             std::optional<T> v;
             switch (impl_->try_recv(v)) {
@@ -221,8 +239,22 @@ public:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        st.stream_ranges.push_back(first, count);
-        if (st.stream_op == 0) pump(out, session, st, std::nullopt);  // else it waits already
+        if (first > st.max_request) {  // the usual case: new requests
+            st.stream_ranges.push_back(first, count);
+            st.max_request = first + count - 1;
+        } else {
+            // A re-send after a resume (protocol.md §12.3): each id as the
+            // RECV it stands for; only the ones not seen or not answered with
+            // a value join the stream.
+            for (std::uint64_t id = first; id < first + count; ++id) {
+                if (id <= st.max_request && replay_recv(out, session, st, id)) continue;
+                st.stream_ranges.push_back(id, 1);
+            }
+            st.max_request = std::max(st.max_request, first + count - 1);
+        }
+        if (st.stream_op == 0 && !st.stream_ranges.empty()) {
+            pump(out, session, st, std::nullopt);  // else it waits already
+        }
     }
 
     void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
@@ -341,6 +373,11 @@ private:
         std::uint64_t next_delivery = 1;
         std::uint64_t base = 1;                   // delivery seq of unacked.front()
         std::deque<std::optional<T>> unacked;     // [base, next_delivery)
+        /// unacked_req[i]: the request delivery base + i answered (§12.3).
+        std::deque<std::uint64_t> unacked_req;
+        /// The highest RECV / RECV_MANY request id seen: anything at or below
+        /// it is a re-send after a resume (§12.3) or a late frame.
+        std::uint64_t max_request = 0;
         /// RECV_MANY requests not yet answered: (first id, count), in order.
         id_ranges stream_ranges;
         /// The registered stream op's id while the stream waits, else 0.
@@ -389,8 +426,22 @@ private:
         void trim() {
             while (!unacked.empty() && !unacked.front()) {
                 unacked.pop_front();
+                unacked_req.pop_front();
                 ++base;
             }
+        }
+        void add_delivery(std::uint64_t request, T&& v) {
+            ++next_delivery;
+            unacked.emplace_back(std::move(v));
+            unacked_req.push_back(request);
+        }
+        /// The unresolved delivery that answered `request`, or 0. Linear:
+        /// only re-sent requests ask (protocol.md §12.3).
+        [[nodiscard]] std::uint64_t delivery_for(std::uint64_t request) const {
+            for (std::size_t i = 0; i < unacked_req.size(); ++i) {
+                if (unacked_req[i] == request && unacked[i]) return base + i;
+            }
+            return 0;
         }
     };
 
@@ -563,8 +614,7 @@ private:
             }
             reply_sink::values_entry_end(*buf, at);
             ++n;
-            ++st.next_delivery;
-            st.unacked.emplace_back(std::move(v));
+            st.add_delivery(request, std::move(*v));
             pop_stream_request(st);
         }
     }
@@ -623,9 +673,30 @@ private:
             out.reply_error(session, request, 5, "value could not be encoded at the home");
             return;
         }
-        const std::uint64_t d = it->second.next_delivery++;
-        it->second.unacked.emplace_back(std::move(v));
+        const std::uint64_t d = it->second.next_delivery;
+        it->second.add_delivery(request, std::move(v));
         out.reply_value(session, request, d, payload);
+    }
+
+    /// A RECV id at or below the session's highest (protocol.md §12.3, see
+    /// the top): returns true if it was a pending request (ignored) or one
+    /// answered with a still unresolved delivery (the same VALUE again);
+    /// false if it must run as new.
+    bool replay_recv(reply_sink& out, std::uint32_t session, session_state& st,
+                     std::uint64_t request) {
+        if (recv_ops_.count({session, request}) != 0) return true;
+        if (st.stream_ranges.contains(request)) return true;
+        const std::uint64_t d = st.delivery_for(request);
+        if (d == 0) return false;
+        enc_.clear();
+        try {
+            encode_value(*st.unacked[static_cast<std::size_t>(d - st.base)], enc_);
+        } catch (...) {
+            out.reply_error(session, request, 5, "value could not be encoded at the home");
+            return true;  // it encoded once; the delivery stays until RETURN or loss
+        }
+        out.reply_value(session, request, d, enc_);
+        return true;
     }
 
     channel<T> ch_;  // keeps the channel alive while served
