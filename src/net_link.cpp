@@ -32,8 +32,13 @@
 // They are asked for in one RECV_MANY per refill and answered mostly in
 // VALUES frames (§8.8), so a stream of values costs a frame per batch, not
 // per value; they are tracked as id ranges (p_ranges_), not as request
-// objects. Their values queue in pq_ in arrival order, which is the home's
-// delivery order. A user recv takes the head of pq_ without a round trip,
+// objects. Their values queue in pq_ in delivery order, which is the home's
+// channel order and, but after a resume, their arrival order: a VALUE lost
+// with a connection comes again only when its request is re-sent, after
+// values the home sent later on the new connection. So the head of pq_ is
+// handed out only once every delivery before it has arrived (p_next_), and
+// the handle reports closed only once no prefetch request is outstanding.
+// A user recv takes the head of pq_ without a round trip,
 // or waits in pwaiters_ (FIFO) for the next one; a TRY recv never goes to
 // the home (empty unless a value is queued). The queued values are
 // unacknowledged deliveries: BYE or loss gives them back to the channel
@@ -79,6 +84,7 @@
 #include <ctime>
 #include <deque>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <thread>
 #include <unordered_map>
@@ -499,9 +505,9 @@ private:
     /// Requires mu_. A recv on a prefetching link (see the top): served from
     /// pq_, or queued in pwaiters_; never a request of its own.
     void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now) {
-        if (!pq_.empty()) {
+        if (head_ready_locked()) {
             (void)hand_over_locked(*r);  // false: a select already decided otherwise
-        } else if (p_closed_) {
+        } else if (drained_locked()) {
             r->result = net_answer::closed;
         } else if (try_now) {
             r->result = net_answer::empty;  // what has arrived is all a TRY sees (§9.2)
@@ -515,7 +521,42 @@ private:
         }
     }
 
-    /// Requires mu_, pq_ non-empty. Gives the head of pq_ to `r`: a plain
+    /// Requires mu_. The head of pq_ may be handed out: no earlier delivery
+    /// is still to come (see the top).
+    [[nodiscard]] bool head_ready_locked() const noexcept {
+        return !pq_.empty() && pq_.front().delivery < p_next_;
+    }
+
+    /// Requires mu_. A prefetch RECV was answered CLOSED and nothing more can
+    /// come: every value queued was taken, no request is outstanding.
+    [[nodiscard]] bool drained_locked() const noexcept {
+        return p_closed_ && pq_.empty() && p_outstanding_ == 0;
+    }
+
+    /// Requires mu_. Delivery `d` arrived (queued, given back or a repeat):
+    /// advances p_next_ past every delivery that has arrived.
+    void saw_delivery_locked(std::uint64_t d) {
+        if (prefetch_ == 0 || d < p_next_) return;
+        if (d > p_next_) {
+            p_above_.insert(d);
+            return;
+        }
+        ++p_next_;
+        while (!p_above_.empty() && *p_above_.begin() <= p_next_) {
+            if (*p_above_.begin() == p_next_) ++p_next_;
+            p_above_.erase(p_above_.begin());
+        }
+    }
+
+    /// Requires mu_. Queues a prefetched value in delivery order (at the
+    /// back but after a resume, see the top).
+    void queue_value_locked(std::string payload, std::uint64_t delivery) {
+        auto at = pq_.end();
+        while (at != pq_.begin() && std::prev(at)->delivery > delivery) --at;
+        pq_.insert(at, queued_value{std::move(payload), delivery});
+    }
+
+    /// Requires mu_, head_ready_locked(). Gives the head of pq_ to `r`: a plain
     /// recv takes it (true); a select registration takes it if its select
     /// chose it (then ACKed), else the value stays queued (false).
     bool hand_over_locked(net_request& r) {
@@ -540,11 +581,11 @@ private:
 
     /// Requires mu_. Serves waiting receivers from pq_ (or with CLOSED).
     void serve_waiters_locked() {
-        while (!pwaiters_.empty() && (!pq_.empty() || p_closed_)) {
+        while (!pwaiters_.empty() && (head_ready_locked() || drained_locked())) {
             std::shared_ptr<net_request> r = std::move(pwaiters_.front());
             pwaiters_.pop_front();
             if (r->orphan) continue;
-            if (pq_.empty()) {  // closed and drained
+            if (!head_ready_locked()) {  // closed and drained
                 r->result = net_answer::closed;
                 notify_locked(*r);
                 continue;
@@ -618,13 +659,14 @@ private:
             const w::bytes payload = entries.next();
             const std::uint64_t id = f.h.id + i;
             const std::uint64_t delivery = f.delivery_seq + i;
+            saw_delivery_locked(delivery);
             if (!resent_.empty() && second_answer_locked(id, net_answer::value, delivery)) {
                 continue;
             }
             if (take_prefetch_id_locked(id)) {
-                pq_.push_back(queued_value{
+                queue_value_locked(
                     std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
-                    delivery});
+                    delivery);
                 queued = true;
                 continue;
             }
@@ -876,15 +918,16 @@ private:
 
     /// Requires mu_. Writes a final answer into its request and wakes it.
     void complete_locked(const w::frame& f, net_answer a) {
+        if (a == net_answer::value) saw_delivery_locked(f.delivery_seq);
         if (!resent_.empty() && second_answer_locked(f.h.id, a, f.delivery_seq)) return;
         auto it = pending_.find(f.h.id);
         if (it == pending_.end()) {
             if (take_prefetch_id_locked(f.h.id)) {
                 if (a == net_answer::value) {
-                    pq_.push_back(queued_value{
-                        std::string(reinterpret_cast<const char*>(f.payload.data()),
-                                    f.payload.size()),
-                        f.delivery_seq});
+                    queue_value_locked(std::string(reinterpret_cast<const char*>(
+                                                       f.payload.data()),
+                                                   f.payload.size()),
+                                       f.delivery_seq);
                 }
                 prefetch_answer_locked(a);
                 return;
@@ -1238,6 +1281,8 @@ private:
     };
     std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
     std::deque<queued_value> pq_;                        // prefetched, not yet taken
+    std::uint64_t p_next_ = 1;        // the lowest delivery seq that has not arrived
+    std::set<std::uint64_t> p_above_;  // deliveries above p_next_ that have arrived
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
     // Prefetch RECVs in flight: (first id, count) ranges in request order.
     id_ranges p_ranges_;

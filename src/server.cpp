@@ -236,8 +236,8 @@ private:
         explicit stat_chan(impl& srv) : srv_(srv) {}
         const std::string& type_name() const noexcept override { return type_; }
         std::uint64_t capacity() const override { return 0; }
-        void open_session(std::uint32_t /*session*/) override {}
-        void drop_session(std::uint32_t /*session*/) override {}
+        void open_session(std::uint32_t session) override { next_delivery_[session] = 1; }
+        void drop_session(std::uint32_t session) override { next_delivery_.erase(session); }
         std::size_t unresolved(std::uint32_t /*session*/) const override { return 0; }
         bool on_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/, std::uint64_t /*seq*/,
                      bool /*try_now*/, const unsigned char* /*data*/,
@@ -250,7 +250,7 @@ private:
                      bool /*try_now*/) override {
             enc_.clear();
             encode_value(srv_.snapshot(), enc_);
-            out.reply_value(session, request, next_delivery_++, enc_);
+            out.reply_value(session, request, next_delivery_[session]++, enc_);
         }
         void on_cancel_recv(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
                             std::uint64_t /*request*/) override {}  // never pending
@@ -277,7 +277,9 @@ private:
         impl& srv_;
         const std::string type_ = zchan::type_name<server_stats>::value();
         std::string enc_;
-        std::uint64_t next_delivery_ = 1;  // shared by all sessions: any value >= 1 will do
+        // Per session, consecutive from 1 like any channel's (§8.4): a
+        // prefetching peer hands values out in delivery order (net_link.cpp).
+        std::unordered_map<std::uint32_t, std::uint64_t> next_delivery_;
     };
 
     void bump(std::uint32_t session, std::uint64_t counters::*field, std::uint64_t n = 1) {

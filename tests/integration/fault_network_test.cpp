@@ -178,7 +178,14 @@ void expect_exactly_once_in_order(const std::vector<std::unique_ptr<fault_child>
     std::multiset<long> all;
     for (const auto& c : consumers) {
         const auto got = c->values("got ");
-        EXPECT_EQ(zchan_test::out_of_order(got), 0u) << "order per sender";
+        std::string where;  // the first few places it breaks, for the failure message
+        for (std::size_t i = 1; i < got.size() && where.size() < 200; ++i) {
+            if (got[i] < got[i - 1]) {
+                where += " [" + std::to_string(i) + "] " + std::to_string(got[i - 1]) + " then " +
+                         std::to_string(got[i]) + ";";
+            }
+        }
+        EXPECT_EQ(zchan_test::out_of_order(got), 0u) << "order per sender:" << where;
         all.insert(got.begin(), got.end());
     }
     ASSERT_EQ(all.size(), static_cast<std::size_t>(n)) << "lost or duplicated values";

@@ -35,6 +35,8 @@ enum : std::uint8_t {
     t_ack = 0x22,
     t_return = 0x23,
     t_recv_many = 0x24,
+    t_cancel_recv = 0x21,
+    t_recv_cancelled = 0x25,
     t_value = 0x26,
     t_values = 0x29,
     t_close = 0x30,
@@ -398,6 +400,76 @@ TEST_F(NetResume, ResentRecvManyAnswersEachRequestOnce) {
     for (const std::uint64_t d : {d10, d11, (*got)[0].delivery}) again.send(ack(c, d));
     ASSERT_TRUE(again.sync().has_value());
     EXPECT_EQ(ch_.len(), 0u);
+}
+
+TEST_F(NetResume, LateCopyOfARecvWhoseValueWasResolvedTakesNothing) {
+    ch_.send("a");
+    ch_.send("b");
+    raw_peer p(ctx_, srv_->endpoint());
+    const auto w = p.open("ch", 6, false);
+    ASSERT_TRUE(w.has_value());
+    const std::uint32_t c = channel_of(*w);
+    p.send(header(t_recv, c, 1));
+    auto got = p.sync();
+    ASSERT_TRUE(got.has_value() && got->size() == 1);
+    p.send(ack(c, (*got)[0].delivery));
+    // The same RECV again, as a copy from the old connection that the home
+    // reads late: the peer had its value (it ACKed it), so nothing is taken.
+    p.send(header(t_recv, c, 1));
+    got = p.sync();
+    ASSERT_TRUE(got.has_value());
+    EXPECT_TRUE(got->empty());
+    EXPECT_EQ(ch_.len(), 1u) << "\"b\" was taken for a request already answered";
+}
+
+TEST_F(NetResume, ResentRecvThatNeverArrivedRunsBelowHigherIds) {
+    ch_.send("a");
+    ch_.send("b");
+    raw_peer p(ctx_, srv_->endpoint());
+    const auto w = p.open("ch", 7, false);
+    ASSERT_TRUE(w.has_value());
+    const std::uint32_t c = channel_of(*w);
+    p.send(header(t_recv, c, 3));  // RECV 2 "was lost with the connection"
+    auto got = p.sync();
+    ASSERT_TRUE(got.has_value() && got->size() == 1);
+    const std::uint64_t d3 = (*got)[0].delivery;
+    p.send(header(t_recv, c, 2));  // its re-send: below 3, but never seen: it runs
+    got = p.sync();
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), 1u);
+    EXPECT_EQ((*got)[0].type, t_value);
+    EXPECT_EQ((*got)[0].id, 2u);
+    EXPECT_EQ((*got)[0].payload, encoded("b"));
+    p.send(ack(c, d3));
+    p.send(ack(c, (*got)[0].delivery));
+    ASSERT_TRUE(p.sync().has_value());
+    EXPECT_EQ(ch_.len(), 0u);
+}
+
+TEST_F(NetResume, ResentCancelOfACancelledRecvGetsRecvCancelledAgain) {
+    raw_peer first(ctx_, srv_->endpoint());
+    const auto w = first.open("ch", 8, false);
+    ASSERT_TRUE(w.has_value());
+    const std::uint32_t c = channel_of(*w);
+    first.send(header(t_recv, c, 1));  // waits: the channel is empty
+    first.send(header(t_cancel_recv, c, 1));
+    auto got = first.sync();
+    ASSERT_TRUE(got.has_value() && got->size() == 1);
+    EXPECT_EQ((*got)[0].type, t_recv_cancelled);
+
+    // RECV_CANCELLED "was lost": the peer re-sends the RECV and its CANCEL.
+    raw_peer again(ctx_, srv_->endpoint());
+    ASSERT_TRUE(again.open("ch", 8, true).has_value());
+    again.send(header(t_recv, c, 1));
+    again.send(header(t_cancel_recv, c, 1));
+    got = again.sync();
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), 1u);
+    EXPECT_EQ((*got)[0].type, t_recv_cancelled);
+    EXPECT_EQ((*got)[0].id, 1u);
+    ch_.send("z");
+    ASSERT_TRUE(again.sync().has_value());
+    EXPECT_EQ(ch_.len(), 1u) << "the cancelled RECV took a value";
 }
 
 }  // namespace

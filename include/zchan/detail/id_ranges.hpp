@@ -10,6 +10,7 @@
 // Thread safety: none (a plain value); each owner guards its own.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <iterator>
@@ -76,6 +77,14 @@ public:
         }
     }
     void clear() noexcept { r_.clear(); }
+    /// The number of runs held.
+    [[nodiscard]] std::size_t runs() const noexcept { return r_.size(); }
+    /// Removes the first run; returns the id just after it. Requires !empty().
+    std::uint64_t pop_front_run() noexcept {
+        const std::uint64_t end = r_.front().first + r_.front().second;
+        r_.pop_front();
+        return end;
+    }
 
 private:
     std::deque<std::pair<std::uint64_t, std::uint64_t>> r_;  // (first id, count), ascending

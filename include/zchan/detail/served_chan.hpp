@@ -22,12 +22,18 @@
 // Resume (protocol.md §12.2, §12.3): after a reset connection the peer
 // re-sends, with their original ids, every request it has no final answer
 // for. A request id at or below the highest one seen on the session is such
-// a re-send (ids strictly increase, §8.1), and only then are the records
-// consulted: a pending RECV (an op, or a stream request) is ignored; one
-// answered with a delivery still unresolved gets the same VALUE again (each
-// delivery remembers the request it answered); anything else runs as new
-// (its first answer, EMPTY or CLOSED, was not a value, so running it again
-// cannot take a value twice; or the request never arrived).
+// a re-send (ids strictly increase, §8.1), or a late copy from the old
+// connection (the ROUTER may still hand over frames it read from it after
+// the new one's), and only then are the records consulted: a pending RECV
+// (an op, or a stream request) is ignored; one answered with a delivery
+// still unresolved gets the same VALUE again (each delivery remembers the
+// request it answered); one that never arrived (a gap below the highest id,
+// `unseen`) runs as new. One that arrived and was answered otherwise is not
+// run again: its VALUE was resolved, so the peer had it (running it again
+// would take the next value, and the peer's RETURN of it would reorder the
+// channel), or it was answered CLOSED (answered CLOSED again if the channel
+// is still closed and empty) or RECV_CANCELLED (its re-sent CANCEL_RECV gets
+// that again). A TRY RECV runs again (it answers at once either way).
 //
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
@@ -177,9 +183,9 @@ public:
         if (auto it = sessions_.find(session); it != sessions_.end()) {
             session_state& st = it->second;
             if (request <= st.max_request) {
-                if (replay_recv(out, session, st, request)) return;  // §12.3
+                if (replay_recv(out, session, st, request, try_now)) return;  // §12.3
             } else {
-                st.max_request = request;
+                st.saw(request, 1);
             }
         }
         if (try_now) {
@@ -241,16 +247,16 @@ public:
         session_state& st = it->second;
         if (first > st.max_request) {  // the usual case: new requests
             st.stream_ranges.push_back(first, count);
-            st.max_request = first + count - 1;
+            st.saw(first, count);
         } else {
             // A re-send after a resume (protocol.md §12.3): each id as the
-            // RECV it stands for; only the ones not seen or not answered with
-            // a value join the stream.
+            // RECV it stands for; only the ones that must run join the stream.
+            const std::uint64_t seen = st.max_request;
             for (std::uint64_t id = first; id < first + count; ++id) {
-                if (id <= st.max_request && replay_recv(out, session, st, id)) continue;
+                if (id <= seen && replay_recv(out, session, st, id, false)) continue;
                 st.stream_ranges.push_back(id, 1);
             }
-            st.max_request = std::max(st.max_request, first + count - 1);
+            if (first + count - 1 > seen) st.saw(seen + 1, first + count - 1 - seen);
         }
         if (st.stream_op == 0 && !st.stream_ranges.empty()) {
             pump(out, session, st, std::nullopt);  // else it waits already
@@ -378,6 +384,21 @@ private:
         /// The highest RECV / RECV_MANY request id seen: anything at or below
         /// it is a re-send after a resume (§12.3) or a late frame.
         std::uint64_t max_request = 0;
+        /// Ids below max_request that never arrived as RECVs (most are the
+        /// peer's SEND seqs or other requests: one counter, §8.1), at most
+        /// max_unseen_runs runs; below unseen_floor nothing is known.
+        id_ranges unseen;
+        std::uint64_t unseen_floor = 0;
+        static constexpr std::size_t max_unseen_runs = 4096;
+
+        /// RECV ids first..first+count-1 arrived, first > max_request.
+        void saw(std::uint64_t first, std::uint64_t count) {
+            if (first > max_request + 1) {
+                unseen.push_back(max_request + 1, first - max_request - 1);
+                if (unseen.runs() > max_unseen_runs) unseen_floor = unseen.pop_front_run();
+            }
+            max_request = first + count - 1;
+        }
         /// RECV_MANY requests not yet answered: (first id, count), in order.
         id_ranges stream_ranges;
         /// The registered stream op's id while the stream waits, else 0.
@@ -644,7 +665,15 @@ private:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        if (!st.stream_ranges.take(request)) return;  // unknown or answered (§8.5)
+        if (!st.stream_ranges.take(request)) {
+            // Unknown or answered (§8.5); a re-sent cancel of a RECV answered
+            // RECV_CANCELLED (or never run) gets that again, unless a VALUE
+            // answered it (§12.3). A peer ignores an answer it has already.
+            if (request <= st.max_request && st.delivery_for(request) == 0) {
+                out.reply(session, reply_type::recv_cancelled, request);
+            }
+            return;
+        }
         out.reply(session, reply_type::recv_cancelled, request);
         if (st.stream_ranges.empty() && st.stream_op != 0) {
             auto& o = *ops_.at(st.stream_op);
@@ -679,15 +708,21 @@ private:
     }
 
     /// A RECV id at or below the session's highest (protocol.md §12.3, see
-    /// the top): returns true if it was a pending request (ignored) or one
-    /// answered with a still unresolved delivery (the same VALUE again);
+    /// the top): returns true if it is handled (ignored, or answered again);
     /// false if it must run as new.
     bool replay_recv(reply_sink& out, std::uint32_t session, session_state& st,
-                     std::uint64_t request) {
+                     std::uint64_t request, bool try_now) {
         if (recv_ops_.count({session, request}) != 0) return true;
         if (st.stream_ranges.contains(request)) return true;
         const std::uint64_t d = st.delivery_for(request);
-        if (d == 0) return false;
+        if (d == 0) {
+            if (st.unseen.take(request)) return false;  // lost on the way: run it now
+            if (request < st.unseen_floor || try_now) return false;
+            if (impl_->is_closed() && impl_->len() == 0) {
+                out.reply(session, reply_type::closed, request);
+            }
+            return true;  // answered before, and the peer had it: see the top
+        }
         enc_.clear();
         try {
             encode_value(*st.unacked[static_cast<std::size_t>(d - st.base)], enc_);
