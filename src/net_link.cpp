@@ -366,7 +366,7 @@ public:
     bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
     std::uint64_t malformed_frames() const noexcept override { return malformed_.load(); }
 
-    std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+    std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
                                        void (*configure)(net_request&, void*),
                                        void* configure_arg) override {
         auto r = std::make_shared<net_request>();
@@ -391,7 +391,7 @@ public:
             case net_op::send:
                 w::begin_send(tx_, channel_, r->id, flags);
                 tx_.append(payload);
-                r->payload.assign(payload);  // a resume re-sends it (§12.2)
+                r->payload = std::move(payload);  // a resume re-sends it (§12.2)
                 break;
             case net_op::recv:
                 w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r->id});

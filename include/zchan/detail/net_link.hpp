@@ -143,7 +143,9 @@ public:
     /// already lost the result is `lost` at once.
     /// `configure` runs under mu_ before the request is sent, so that an
     /// answer can never beat the caller's setup of on_answer/arg/entry.
-    virtual std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+    /// A send's `payload` (its encoded value) is kept in the request until
+    /// its final answer: a resume re-sends it (protocol.md §12.2).
+    virtual std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
                                                void (*configure)(net_request&, void*) = nullptr,
                                                void* configure_arg = nullptr) = 0;
 
