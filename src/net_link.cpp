@@ -32,8 +32,13 @@
 // They are asked for in one RECV_MANY per refill and answered mostly in
 // VALUES frames (§8.8), so a stream of values costs a frame per batch, not
 // per value; they are tracked as id ranges (p_ranges_), not as request
-// objects. Their values queue in pq_ in arrival order, which is the home's
-// delivery order. A user recv takes the head of pq_ without a round trip,
+// objects. Their values queue in pq_ in delivery order, which is the home's
+// channel order and, but after a resume, their arrival order: a VALUE lost
+// with a connection comes again only when its request is re-sent, after
+// values the home sent later on the new connection. So the head of pq_ is
+// handed out only once every delivery before it has arrived (p_next_), and
+// the handle reports closed only once no prefetch request is outstanding.
+// A user recv takes the head of pq_ without a round trip,
 // or waits in pwaiters_ (FIFO) for the next one; a TRY recv never goes to
 // the home (empty unless a value is queued). The queued values are
 // unacknowledged deliveries: BYE or loss gives them back to the channel
@@ -45,9 +50,28 @@
 // socket monitor events (and retries the connection forever), so every dial,
 // secure or not, watches the DEALER's handshake-failure events until WELCOME
 // and turns a refusal into zchan::access_denied at once instead of a
-// connect_timeout. The monitor's PAIR socket is created, read and closed by
-// the dialing thread inside handshake(), before the background thread
-// exists; the monitor is stopped before the DEALER is used by anyone else.
+// connect_timeout. The monitor's PAIR socket is created and read by the
+// dialing thread inside handshake(), before the background thread exists;
+// afterwards the same monitor watches for broken connections (below), and
+// its PAIR is read under mu_ like the DEALER.
+//
+// Resume (protocol.md §12.2, §12.3, §12.5). The DEALER keeps one routing id
+// across reconnects ('z' + the instance id) and libzmq reconnects it by
+// itself; frames queued in the DEALER wait for the new connection, frames
+// already on the broken one are lost in either direction. The monitor
+// reports ZMQ_EVENT_DISCONNECTED; the background thread (or an ERROR
+// unknown_session) then queues HELLO RESUME. On WELCOME RESUME the link
+// re-sends, with their original ids, every request without a final answer
+// (a send with its value, a cancelled one followed by its CANCEL), every
+// prefetch range still outstanding, and every ACK/RETURN not yet confirmed;
+// the home answers re-sends idempotently. A resolution is confirmed by the
+// PONG of a PING sent after it (frames of one connection are processed in
+// order): unconf_ holds them, conf_marks_ the PINGs that will confirm them.
+// A request that was re-sent can be answered twice (its answer was in
+// flight on a path the home had already replaced); resent_ remembers the
+// first answer so that the second is dropped, not given back (it is the
+// same delivery). A fresh WELCOME (the home lost the session) or a
+// different home instance is peer lost, as before.
 //
 // Invariant: a request is in pending_ until its final answer (or loss); the
 // answer is written into it under mu_ before its waiter is woken.
@@ -60,6 +84,7 @@
 #include <ctime>
 #include <deque>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <thread>
 #include <unordered_map>
@@ -94,7 +119,8 @@ public:
         if (zmq_socket_monitor(watched_.handle(), ep.c_str(),
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_DISCONNECTED) != 0) {
             throw connect_error("zchan: cannot monitor the dial socket");
         }
         pair_ = zmq::socket_t(net_context(), zmq::socket_type::pair);
@@ -109,6 +135,27 @@ public:
     dial_monitor& operator=(const dial_monitor&) = delete;
 
     [[nodiscard]] void* handle() noexcept { return pair_.handle(); }
+    [[nodiscard]] int fd() { return pair_.get(zmq::sockopt::fd); }
+
+    /// After the handshake: reads the queued events; true if a connection
+    /// broke (ZMQ_EVENT_DISCONNECTED) since the last call.
+    [[nodiscard]] bool disconnected() {
+        bool broke = false;
+        for (;;) {
+            zmq::message_t ev;
+            zmq::message_t addr;
+            try {
+                if (!pair_.recv(ev, zmq::recv_flags::dontwait)) return broke;
+                if (ev.more()) (void)pair_.recv(addr);
+            } catch (const zmq::error_t&) {
+                return broke;
+            }
+            if (ev.size() < 6) continue;
+            std::uint16_t event = 0;
+            std::memcpy(&event, ev.data(), 2);
+            if (event == ZMQ_EVENT_DISCONNECTED) broke = true;
+        }
+    }
 
     /// Reads the queued events; returns the first one that means refusal.
     /// NO_DETAIL (the home closed the connection during the handshake) is
@@ -201,6 +248,7 @@ public:
             send_raw_locked();
         }
         lose_locked();  // nobody can be waiting any more; release select hooks
+        mon_.reset();   // stops the monitor: before the socket it watches goes
         sock_.close();
         ::close(wake_fd_);
         ::close(leader_fd_);
@@ -215,20 +263,30 @@ public:
             throw connect_error("zchan: type identity must be 1..1024 bytes");
         }
         const bool curve = opts_.curve_client.has_value();
-        std::optional<dial_monitor> monitor;
+        instance_ = random_instance_id();
+        name_ = name;
+        type_name_ = type_name;
+        // §3, §12.2: one routing id for every connection of this link, so
+        // that the home's ROUTER routes to the newest one (ROUTER_HANDOVER).
+        // Not starting with a zero byte (libzmq reserves those).
+        std::string rid(1, 'z');
+        rid.append(reinterpret_cast<const char*>(instance_.data()), instance_.size());
+        sock_.set(zmq::sockopt::routing_id, zmq::buffer(rid));
+        std::optional<dial_monitor>& monitor = mon_;
         monitor.emplace(sock_);  // before connect: see the top
         try {
             sock_.connect(endpoint);
         } catch (const zmq::error_t& e) {
             throw connect_error("zchan: cannot connect to " + endpoint + ": " + e.what());
         }
-        const std::uint64_t nonce = static_cast<std::uint64_t>(random_instance_id()[0]) << 8 | 1;
+        nonce_base_ = static_cast<std::uint64_t>(random_instance_id()[0]) << 32;
+        const std::uint64_t nonce = nonce_base_ | 1;
         w::hello_body h;
         h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
         h.prefetch = opts_.prefetch;
-        h.instance = random_instance_id();
-        h.name = name;
-        h.type_name = type_name;
+        h.instance = instance_;
+        h.name = name_;
+        h.type_name = type_name_;
         std::uint16_t hello_flags = 0;
         if (opts_.create_capacity) {  // protocol.md §17.1
             hello_flags |= w::flag::create;
@@ -275,6 +333,7 @@ public:
                 hb_ = std::chrono::milliseconds(f.welcome.heartbeat_ms);
                 timeout_ = std::chrono::milliseconds(f.welcome.timeout_ms);
                 prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);  // §9.2: P' <= P
+                home_instance_ = f.welcome.instance;
                 break;
             }
             if (f.h.type == w::msg::error) {
@@ -295,10 +354,11 @@ public:
                 }
             }
         }
-        monitor.reset();  // stopped before the background thread may touch sock_
+        (void)monitor->disconnected();  // what happened before WELCOME is no news
         last_rx_ = last_tx_ = steady::now();
         last_send_ms_ = coarse_now_ms();
         zmq_fd_ = sock_.get(zmq::sockopt::fd);
+        mon_fd_ = monitor->fd();
         io_ = std::jthread([this](std::stop_token st) { run(st); });
     }
 
@@ -306,7 +366,7 @@ public:
     bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
     std::uint64_t malformed_frames() const noexcept override { return malformed_.load(); }
 
-    std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+    std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
                                        void (*configure)(net_request&, void*),
                                        void* configure_arg) override {
         auto r = std::make_shared<net_request>();
@@ -323,6 +383,7 @@ public:
             return r;
         }
         r->id = next_id_++;
+        r->try_now = try_now;
         pending_.emplace(r->id, r);
         tx_.clear();
         const std::uint16_t flags = try_now ? w::flag::try_now : 0;
@@ -330,6 +391,7 @@ public:
             case net_op::send:
                 w::begin_send(tx_, channel_, r->id, flags);
                 tx_.append(payload);
+                r->payload = std::move(payload);  // a resume re-sends it (§12.2)
                 break;
             case net_op::recv:
                 w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r->id});
@@ -431,6 +493,7 @@ public:
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_, delivery});
         send_raw_locked();
+        if (!home_stopping_) unconf_.push_back(delivery | return_bit);  // §12.5
     }
 
 private:
@@ -442,9 +505,9 @@ private:
     /// Requires mu_. A recv on a prefetching link (see the top): served from
     /// pq_, or queued in pwaiters_; never a request of its own.
     void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now) {
-        if (!pq_.empty()) {
+        if (head_ready_locked()) {
             (void)hand_over_locked(*r);  // false: a select already decided otherwise
-        } else if (p_closed_) {
+        } else if (drained_locked()) {
             r->result = net_answer::closed;
         } else if (try_now) {
             r->result = net_answer::empty;  // what has arrived is all a TRY sees (§9.2)
@@ -458,7 +521,42 @@ private:
         }
     }
 
-    /// Requires mu_, pq_ non-empty. Gives the head of pq_ to `r`: a plain
+    /// Requires mu_. The head of pq_ may be handed out: no earlier delivery
+    /// is still to come (see the top).
+    [[nodiscard]] bool head_ready_locked() const noexcept {
+        return !pq_.empty() && pq_.front().delivery < p_next_;
+    }
+
+    /// Requires mu_. A prefetch RECV was answered CLOSED and nothing more can
+    /// come: every value queued was taken, no request is outstanding.
+    [[nodiscard]] bool drained_locked() const noexcept {
+        return p_closed_ && pq_.empty() && p_outstanding_ == 0;
+    }
+
+    /// Requires mu_. Delivery `d` arrived (queued, given back or a repeat):
+    /// advances p_next_ past every delivery that has arrived.
+    void saw_delivery_locked(std::uint64_t d) {
+        if (prefetch_ == 0 || d < p_next_) return;
+        if (d > p_next_) {
+            p_above_.insert(d);
+            return;
+        }
+        ++p_next_;
+        while (!p_above_.empty() && *p_above_.begin() <= p_next_) {
+            if (*p_above_.begin() == p_next_) ++p_next_;
+            p_above_.erase(p_above_.begin());
+        }
+    }
+
+    /// Requires mu_. Queues a prefetched value in delivery order (at the
+    /// back but after a resume, see the top).
+    void queue_value_locked(std::string payload, std::uint64_t delivery) {
+        auto at = pq_.end();
+        while (at != pq_.begin() && std::prev(at)->delivery > delivery) --at;
+        pq_.insert(at, queued_value{std::move(payload), delivery});
+    }
+
+    /// Requires mu_, head_ready_locked(). Gives the head of pq_ to `r`: a plain
     /// recv takes it (true); a select registration takes it if its select
     /// chose it (then ACKed), else the value stays queued (false).
     bool hand_over_locked(net_request& r) {
@@ -483,11 +581,11 @@ private:
 
     /// Requires mu_. Serves waiting receivers from pq_ (or with CLOSED).
     void serve_waiters_locked() {
-        while (!pwaiters_.empty() && (!pq_.empty() || p_closed_)) {
+        while (!pwaiters_.empty() && (head_ready_locked() || drained_locked())) {
             std::shared_ptr<net_request> r = std::move(pwaiters_.front());
             pwaiters_.pop_front();
             if (r->orphan) continue;
-            if (pq_.empty()) {  // closed and drained
+            if (!head_ready_locked()) {  // closed and drained
                 r->result = net_answer::closed;
                 notify_locked(*r);
                 continue;
@@ -561,10 +659,14 @@ private:
             const w::bytes payload = entries.next();
             const std::uint64_t id = f.h.id + i;
             const std::uint64_t delivery = f.delivery_seq + i;
+            saw_delivery_locked(delivery);
+            if (!resent_.empty() && second_answer_locked(id, net_answer::value, delivery)) {
+                continue;
+            }
             if (take_prefetch_id_locked(id)) {
-                pq_.push_back(queued_value{
+                queue_value_locked(
                     std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
-                    delivery});
+                    delivery);
                 queued = true;
                 continue;
             }
@@ -637,6 +739,7 @@ private:
         } else if (r.op != net_op::recv) {
             return;
         }
+        r.cancel_sent = true;  // a resume re-sends the cancel too (§12.2)
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, m, 0, channel_, r.id});
         send_locked();
@@ -658,6 +761,7 @@ private:
         kick_leader_locked();
         ack_tx_.clear();
         w::encode_ack(ack_tx_, channel_, acks_);
+        unconf_.insert(unconf_.end(), acks_.begin(), acks_.end());  // §12.5
         acks_.clear();
         send_buf_locked(ack_tx_);
     }
@@ -727,7 +831,7 @@ private:
         }
         if (f.h.channel != channel_ &&
             !(f.h.channel == 0 && (f.h.type == w::msg::ping || f.h.type == w::msg::pong ||
-                                   f.h.type == w::msg::error))) {
+                                   f.h.type == w::msg::error || f.h.type == w::msg::welcome))) {
             ++malformed_;
             return;
         }
@@ -739,7 +843,11 @@ private:
                 send_raw_locked();
                 return;
             case w::msg::pong:
+                confirm_locked(f.h.id);
+                return;
             case w::msg::welcome:
+                welcome_locked(f);
+                return;
             case w::msg::credit:
                 return;
             case w::msg::send_ok:
@@ -779,7 +887,9 @@ private:
                     return;
                 }
                 if (f.error.code == w::error_code::unknown_session) {
-                    lose_locked();  // protocol.md §11.3: peer lost
+                    // §12.2: resume; if the home has lost the session, its
+                    // fresh WELCOME makes this peer lost (welcome_locked).
+                    if (!resuming_) start_resume_locked();
                     return;
                 }
                 complete_locked(f, net_answer::error);
@@ -808,14 +918,16 @@ private:
 
     /// Requires mu_. Writes a final answer into its request and wakes it.
     void complete_locked(const w::frame& f, net_answer a) {
+        if (a == net_answer::value) saw_delivery_locked(f.delivery_seq);
+        if (!resent_.empty() && second_answer_locked(f.h.id, a, f.delivery_seq)) return;
         auto it = pending_.find(f.h.id);
         if (it == pending_.end()) {
             if (take_prefetch_id_locked(f.h.id)) {
                 if (a == net_answer::value) {
-                    pq_.push_back(queued_value{
-                        std::string(reinterpret_cast<const char*>(f.payload.data()),
-                                    f.payload.size()),
-                        f.delivery_seq});
+                    queue_value_locked(std::string(reinterpret_cast<const char*>(
+                                                       f.payload.data()),
+                                                   f.payload.size()),
+                                       f.delivery_seq);
                 }
                 prefetch_answer_locked(a);
                 return;
@@ -869,6 +981,9 @@ private:
         pwaiters_.clear();
         p_outstanding_ = 0;
         p_ranges_.clear();
+        unconf_.clear();
+        conf_marks_.clear();
+        resent_.clear();
         for (auto& r : waiting) {
             r->result = net_answer::lost;
             if (r->orphan) continue;
@@ -918,13 +1033,167 @@ private:
             lose_locked();
             return;
         }
-        if (now - last_tx_ >= hb_) {
-            tx_.clear();
-            w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, channel_, ++ping_nonce_});
-            send_raw_locked();
+        // A PING also when resolutions wait for their confirmation (§12.5),
+        // so that unconf_ holds at most about a tick's worth.
+        const std::size_t marked = conf_marks_.empty() ? 0 : conf_marks_.back().second;
+        if (now - last_tx_ >= hb_ || unconf_.size() > marked) {
+            send_ping_locked();
             last_tx_ = now;
             tx_seen_ = false;
         }
+    }
+
+    /// Requires mu_. PING; its PONG confirms every resolution sent before it.
+    void send_ping_locked() {
+        tx_.clear();
+        w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, channel_, ++ping_nonce_});
+        send_raw_locked();  // flushes the queued ACKs first: they are covered too
+        if (!unconf_.empty()) conf_marks_.emplace_back(ping_nonce_, unconf_.size());
+    }
+
+    /// Requires mu_. PONG `nonce` (§12.5): the resolutions sent before its
+    /// PING have been processed by the home; forget them.
+    void confirm_locked(std::uint64_t nonce) {
+        while (!conf_marks_.empty() && conf_marks_.front().first <= nonce) {
+            const auto [n, count] = conf_marks_.front();
+            conf_marks_.pop_front();
+            if (n != nonce) continue;  // an older PING whose PONG was lost: covered by this one
+            unconf_.erase(unconf_.begin(), unconf_.begin() + static_cast<std::ptrdiff_t>(count));
+            for (auto& m : conf_marks_) m.second -= count;
+            return;
+        }
+    }
+
+    /// Requires mu_. The connection broke, or the home does not know the
+    /// session on this connection (§12.2): HELLO RESUME. It queues in the
+    /// DEALER until the new connection is up. A second one (another reset
+    /// before WELCOME) supersedes the first: only its WELCOME counts.
+    void start_resume_locked() {
+        if (lost_) return;
+        resuming_ = true;
+        resume_nonce_ = nonce_base_ | ++hello_count_;
+        w::hello_body h;
+        h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
+        h.prefetch = opts_.prefetch;
+        h.instance = instance_;
+        h.name = name_;
+        h.type_name = type_name_;
+        tx_.clear();
+        w::encode_hello(tx_, resume_nonce_, w::flag::resume, h);
+        send_raw_locked();
+    }
+
+    /// Requires mu_. WELCOME: the answer to our latest HELLO RESUME, else stale.
+    void welcome_locked(const w::frame& f) {
+        if (!resuming_ || f.h.id != resume_nonce_) return;
+        resuming_ = false;
+        if ((f.h.flags & w::flag::resume) == 0 || f.welcome.channel != channel_ ||
+            f.welcome.instance != home_instance_) {
+            // §12.2: the home lost the session (or restarted): peer lost.
+            // End the fresh session it opened for us at once.
+            if ((f.h.flags & w::flag::resume) == 0) {
+                tx_.clear();
+                w::encode_header(tx_,
+                                 w::header{w::version, w::msg::bye, 0, f.welcome.channel, 0});
+                send_raw_locked();
+            }
+            lose_locked();
+            return;
+        }
+        ++resumes_;
+        resend_locked();
+    }
+
+    /// Requires mu_. After WELCOME RESUME (§12.2): re-sends the unconfirmed
+    /// resolutions, then every request without a final answer, in id order
+    /// (so one sender's values stay in order), then the outstanding
+    /// prefetch ranges; a PING last, to confirm the resolutions.
+    void resend_locked() {
+        flush_acks_locked();  // queued ones join unconf_
+        conf_marks_.clear();  // their PINGs may have died with the connection
+        std::vector<std::uint64_t> acks;
+        auto flush = [&] {
+            if (acks.empty()) return;
+            ack_tx_.clear();
+            w::encode_ack(ack_tx_, channel_, acks);
+            acks.clear();
+            send_buf_locked(ack_tx_);
+        };
+        for (const std::uint64_t u : unconf_) {
+            if ((u & return_bit) == 0) {
+                acks.push_back(u);
+                if (acks.size() >= w::max_acks) flush();
+                continue;
+            }
+            flush();  // keep the order of ACKs and RETURNs
+            tx_.clear();
+            w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_,
+                                            u & ~return_bit});
+            send_buf_locked(tx_);
+        }
+        flush();
+        resent_.clear();
+        std::vector<net_request*> reqs;
+        reqs.reserve(pending_.size());
+        for (auto& [id, r] : pending_) reqs.push_back(r.get());
+        std::sort(reqs.begin(), reqs.end(),
+                  [](const net_request* a, const net_request* b) { return a->id < b->id; });
+        for (net_request* r : reqs) {
+            resent_.emplace(r->id, unanswered);
+            const std::uint16_t flags = r->try_now ? w::flag::try_now : 0;
+            w::msg cancel = w::msg::cancel_recv;
+            tx_.clear();
+            switch (r->op) {
+                case net_op::send:
+                    w::begin_send(tx_, channel_, r->id, flags);
+                    tx_.append(r->payload);
+                    cancel = w::msg::cancel_send;
+                    break;
+                case net_op::recv:
+                    w::encode_header(tx_,
+                                     w::header{w::version, w::msg::recv, flags, channel_, r->id});
+                    break;
+                case net_op::close:
+                    w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r->id});
+                    break;
+                case net_op::query:
+                    w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r->id});
+                    break;
+                case net_op::watch:
+                    w::encode_header(
+                        tx_, w::header{w::version, w::msg::watch_send, 0, channel_, r->id});
+                    cancel = w::msg::cancel_watch;
+                    break;
+            }
+            send_buf_locked(tx_);
+            if (r->cancel_sent) {
+                tx_.clear();
+                w::encode_header(tx_, w::header{w::version, cancel, 0, channel_, r->id});
+                send_buf_locked(tx_);
+            }
+        }
+        p_ranges_.for_each_range([&](std::uint64_t first, std::uint64_t count) {
+            for (std::uint64_t i = 0; i < count; ++i) resent_.emplace(first + i, unanswered);
+            tx_.clear();
+            w::encode_recv_many(tx_, channel_, first, static_cast<std::uint32_t>(count));
+            send_buf_locked(tx_);
+        });
+        send_ping_locked();
+    }
+
+    /// Requires mu_, resent_ non-empty. An answer to a re-sent request: the
+    /// first one is recorded and handled as usual (false); a second one is
+    /// dropped (true), after giving back a VALUE that is not the delivery
+    /// the first one brought (the home ran the request again).
+    bool second_answer_locked(std::uint64_t id, net_answer a, std::uint64_t delivery) {
+        auto it = resent_.find(id);
+        if (it == resent_.end()) return false;
+        if (it->second == unanswered) {
+            it->second = a == net_answer::value ? delivery : 0;
+            return false;
+        }
+        if (a == net_answer::value && delivery != it->second) give_back_locked(delivery);
+        return true;
     }
 
     /// The background thread: polls ZMQ_FD without the lock, drains with it.
@@ -935,6 +1204,7 @@ private:
             {
                 std::lock_guard<std::mutex> g(mu_);
                 if (lost_) return;
+                if (mon_->disconnected()) start_resume_locked();  // §12.2
                 drain_locked();
                 heartbeat_locked();
                 if (lost_) return;
@@ -945,8 +1215,8 @@ private:
                 poll_sock = !leader_;
                 bg_polls_sock_ = poll_sock;
             }
-            pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}};
-            ::poll(fds, poll_sock ? 2 : 1, poll_ms);
+            pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {mon_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}};
+            ::poll(fds, poll_sock ? 3 : 2, poll_ms);
             if ((fds[0].revents & POLLIN) != 0) {
                 std::uint64_t n = 0;
                 [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
@@ -963,6 +1233,12 @@ private:
     std::atomic<std::uint64_t> malformed_{0};
 
     // Set by handshake() before io_ starts; read-only afterwards.
+    std::string name_;
+    std::string type_name_;
+    w::instance_id instance_{};       // ours: HELLO RESUME presents it again (§12.2)
+    w::instance_id home_instance_{};  // the home's, from WELCOME
+    std::uint64_t nonce_base_ = 0;    // HELLO nonces: nonce_base_ | counter
+    int mon_fd_ = -1;                 // the monitor PAIR's ZMQ_FD
     std::uint32_t channel_ = 0;
     std::uint64_t capacity_ = 0;
     std::chrono::milliseconds hb_{1000};
@@ -979,6 +1255,22 @@ private:
     bool tx_seen_ = false;  // a frame left since the last tick; guarded by mu_
     std::int64_t last_send_ms_ = 0;  // coarse_now_ms() of the last frame sent; by mu_
     bool home_stopping_ = false;  // ERROR shutting_down received; guarded by mu_
+    // Resume (see the top); all guarded by mu_.
+    std::optional<dial_monitor> mon_;  // created in handshake(); read under mu_ after it
+    bool resuming_ = false;            // HELLO RESUME sent, its WELCOME not yet here
+    std::uint64_t resume_nonce_ = 0;   // the latest HELLO RESUME's nonce
+    std::uint64_t hello_count_ = 1;    // HELLOs sent (the dial's was 1)
+    std::uint64_t resumes_ = 0;        // completed resumes
+    /// Resolutions sent and not yet confirmed (§12.5), in order: a delivery
+    /// seq, with return_bit set for a RETURN.
+    static constexpr std::uint64_t return_bit = std::uint64_t{1} << 63;
+    std::deque<std::uint64_t> unconf_;
+    /// PINGs sent since: (nonce, how many of unconf_ its PONG confirms).
+    std::deque<std::pair<std::uint64_t, std::size_t>> conf_marks_;
+    /// Requests re-sent by the last resume -> the delivery of their first
+    /// answer (0: not a VALUE; `unanswered`: none yet).
+    static constexpr std::uint64_t unanswered = ~std::uint64_t{0};
+    std::unordered_map<std::uint64_t, std::uint64_t> resent_;
     std::string tx_;                                                           // guarded by mu_
     std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
     // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by
@@ -989,6 +1281,8 @@ private:
     };
     std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
     std::deque<queued_value> pq_;                        // prefetched, not yet taken
+    std::uint64_t p_next_ = 1;        // the lowest delivery seq that has not arrived
+    std::set<std::uint64_t> p_above_;  // deliveries above p_next_ that have arrived
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
     // Prefetch RECVs in flight: (first id, count) ranges in request order.
     id_ranges p_ranges_;

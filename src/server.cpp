@@ -10,6 +10,17 @@
 //     ready_mu_ and writes the eventfd. Lock order: channel lock -> ready_mu_;
 //     the server thread never holds ready_mu_ while calling a channel.
 //
+// Resume (protocol.md §12.2): a session outlives its connection. A reply
+// that cannot be routed (the connection was reset; ROUTER_MANDATORY makes it
+// an error) is simply lost: the session waits, until its heartbeat timeout,
+// for the peer's HELLO RESUME, which re-attaches it to the routing id the
+// HELLO came from; the peer then re-sends what it has no answer for, and
+// the idempotency records (§12.3: served_chan<T>'s, and closed_by here for
+// CLOSE) answer it again. Peers keep a stable routing id across reconnects
+// and the ROUTER hands it over to the newest connection (ZMQ_ROUTER_HANDOVER),
+// so frames queued on the peer's side before it noticed the reset still
+// reach the session.
+//
 // Security (protocol.md §14, opt-in: net_options::curve_server): the ROUTER
 // is a CURVE server whose ZAP domain is registered with the process's ZAP
 // handler (zap.hpp) before it binds. A socket monitor, read on the server
@@ -87,6 +98,9 @@ public:
           router_(detail::net_context(), zmq::socket_type::router) {
         if (zap_ != nullptr) secure();
         router_.set(zmq::sockopt::router_mandatory, 1);  // §3: no silent drops
+        // §3, §12.2: a peer's reconnect (same routing id) replaces its old,
+        // possibly half-dead connection instead of being refused.
+        router_.set(zmq::sockopt::router_handover, 1);
         router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(opts.max_frame));
         router_.set(zmq::sockopt::linger, 200);
         router_.set(zmq::sockopt::sndhwm, 0);
@@ -206,6 +220,11 @@ private:
         counters* stats = nullptr;  // counters_[ch]
         bool sends = false;         // has sent SEND or WATCH_SEND (a sender, for "$stat")
         bool recvs = false;         // has sent RECV (a receiver)
+        w::instance_id instance{};  // the peer's, from HELLO: HELLO RESUME finds it (§12.2)
+        std::uint32_t prefetch = 0;  // granted in WELCOME, granted again on resume
+        /// CLOSE request ids this session executed (§12.3: a re-send gets
+        /// CLOSE_OK again, not already_closed). A peer closes once or twice.
+        std::vector<std::uint64_t> closed_by;
     };
 
     /// The reserved channel "$stat" (protocol.md §17.2): every RECV is
@@ -217,8 +236,8 @@ private:
         explicit stat_chan(impl& srv) : srv_(srv) {}
         const std::string& type_name() const noexcept override { return type_; }
         std::uint64_t capacity() const override { return 0; }
-        void open_session(std::uint32_t /*session*/) override {}
-        void drop_session(std::uint32_t /*session*/) override {}
+        void open_session(std::uint32_t session) override { next_delivery_[session] = 1; }
+        void drop_session(std::uint32_t session) override { next_delivery_.erase(session); }
         std::size_t unresolved(std::uint32_t /*session*/) const override { return 0; }
         bool on_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/, std::uint64_t /*seq*/,
                      bool /*try_now*/, const unsigned char* /*data*/,
@@ -231,7 +250,7 @@ private:
                      bool /*try_now*/) override {
             enc_.clear();
             encode_value(srv_.snapshot(), enc_);
-            out.reply_value(session, request, next_delivery_++, enc_);
+            out.reply_value(session, request, next_delivery_[session]++, enc_);
         }
         void on_cancel_recv(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
                             std::uint64_t /*request*/) override {}  // never pending
@@ -258,7 +277,9 @@ private:
         impl& srv_;
         const std::string type_ = zchan::type_name<server_stats>::value();
         std::string enc_;
-        std::uint64_t next_delivery_ = 1;  // shared by all sessions: any value >= 1 will do
+        // Per session, consecutive from 1 like any channel's (§8.4): a
+        // prefetching peer hands values out in delivery order (net_link.cpp).
+        std::unordered_map<std::uint32_t, std::uint64_t> next_delivery_;
     };
 
     void bump(std::uint32_t session, std::uint64_t counters::*field, std::uint64_t n = 1) {
@@ -575,7 +596,11 @@ private:
                 ch.on_return(sid, f.h.id);
                 return;
             case w::msg::close:
-                if (ch.on_close()) {
+                if (std::find(s.closed_by.begin(), s.closed_by.end(), f.h.id) !=
+                    s.closed_by.end()) {  // a re-send (§12.3)
+                    reply(sid, static_cast<std::uint8_t>(w::msg::close_ok), f.h.id);
+                } else if (ch.on_close()) {
+                    s.closed_by.push_back(f.h.id);
                     reply(sid, static_cast<std::uint8_t>(w::msg::close_ok), f.h.id);
                 } else {
                     reply_error(sid, f.h.id,
@@ -652,12 +677,35 @@ private:
                                                      std::string(f.hello.type_name));
             return;
         }
-        std::uint32_t sid = next_session_++;
-        if (sid == 0) sid = next_session_++;
-        const auto now = now_;
-        sessions_.emplace(sid, session_info{rid, ch, now, now, &counters_[ch]});
-        session_count_.store(sessions_.size());
-        ch->open_session(sid);
+        std::uint16_t welcome_flags = 0;
+        std::uint32_t sid = 0;
+        if ((f.h.flags & w::flag::resume) != 0) {
+            // §12.2: the same peer instance on the same channel, not yet lost.
+            for (auto& [id, s] : sessions_) {
+                if (s.ch == ch && s.instance == f.hello.instance) {
+                    sid = id;
+                    s.routing_id = rid;  // the connection it came on, from now on
+                    s.last_rx = now_;
+                    welcome_flags = w::flag::resume;
+                    break;
+                }
+            }
+        }
+        if (sid == 0) {
+            sid = next_session_++;
+            if (sid == 0) sid = next_session_++;
+            const auto now = now_;
+            session_info si;
+            si.routing_id = rid;
+            si.ch = ch;
+            si.last_rx = si.last_tx = now;
+            si.stats = &counters_[ch];
+            si.instance = f.hello.instance;
+            si.prefetch = std::min<std::uint32_t>(f.hello.prefetch, max_prefetch);  // §9.2
+            sessions_.emplace(sid, std::move(si));
+            session_count_.store(sessions_.size());
+            ch->open_session(sid);
+        }
         w::welcome_body b;
         b.channel = sid;
         b.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
@@ -665,9 +713,9 @@ private:
         b.capacity = ch->capacity();
         b.max_frame = static_cast<std::uint32_t>(opts_.max_frame);
         b.instance = instance_;
-        b.prefetch = std::min<std::uint32_t>(f.hello.prefetch, max_prefetch);  // §9.2
+        b.prefetch = sessions_.at(sid).prefetch;
         tx_.clear();
-        w::encode_welcome(tx_, nonce, 0, b);
+        w::encode_welcome(tx_, nonce, welcome_flags, b);
         send_to(sid);
     }
 
@@ -682,7 +730,9 @@ private:
     }
 
     void housekeeping() {
-        for (auto sid : unroutable_) drop(sid);
+        // An unroutable session is not dropped: its connection may have been
+        // reset, and the peer resumes within the timeout (see the top), or
+        // is lost by it below.
         unroutable_.clear();
         const auto now = now_ = steady::now();
         std::vector<std::uint32_t> lost;
@@ -704,7 +754,7 @@ private:
         auto it = sessions_.find(sid);
         if (it == sessions_.end()) return;
         if (!send_raw(it->second.routing_id, frame)) {
-            unroutable_.push_back(sid);  // dropped in housekeeping, not mid-dispatch
+            unroutable_.push_back(sid);  // only dropped while shutting down (shut_down)
             return;
         }
         it->second.last_tx = now_;

@@ -2,8 +2,9 @@
 // within the heartbeat timeout (the stream goes on: nothing lost or
 // duplicated, order kept), a cut that does not heal (blocked and deadline
 // operations end as specified, nothing silently dropped), connections reset
-// mid-stream (needs resume, protocol.md §12.2, not implemented), and a lossy
-// link.
+// mid-stream (the peers resume, protocol.md §12.2: once, several times, with a
+// prefetching consumer, under a blocked unbuffered send; and peer lost when
+// the reconnects are refused past the timeout), and a lossy link.
 //
 // Each scenario runs over two paths:
 //   * "proxy": every peer dials a user-space TCP proxy (tests/support/
@@ -177,7 +178,14 @@ void expect_exactly_once_in_order(const std::vector<std::unique_ptr<fault_child>
     std::multiset<long> all;
     for (const auto& c : consumers) {
         const auto got = c->values("got ");
-        EXPECT_EQ(zchan_test::out_of_order(got), 0u) << "order per sender";
+        std::string where;  // the first few places it breaks, for the failure message
+        for (std::size_t i = 1; i < got.size() && where.size() < 200; ++i) {
+            if (got[i] < got[i - 1]) {
+                where += " [" + std::to_string(i) + "] " + std::to_string(got[i - 1]) + " then " +
+                         std::to_string(got[i]) + ";";
+            }
+        }
+        EXPECT_EQ(zchan_test::out_of_order(got), 0u) << "order per sender:" << where;
         all.insert(got.begin(), got.end());
     }
     ASSERT_EQ(all.size(), static_cast<std::size_t>(n)) << "lost or duplicated values";
@@ -281,12 +289,13 @@ TEST_P(FaultNetwork, CutThatDoesNotHealEndsInTimeoutOrPeerLostAndDropsNothing) {
 
 // ---- connections reset mid-stream ------------------------------------------------------
 
-/// What holds today when the proxy resets every connection mid-stream: the
+/// A reset the peers cannot recover from: the proxy resets every connection
+/// mid-stream and then refuses new ones past the heartbeat timeout. The
 /// peers learn it (peer lost), every value whose send returned is received
 /// or still in the channel, nothing is invented; at most the one value the
 /// consumer's user took whose batched ACK died with the connection is in
-/// both places (protocol.md §12.5 confirmations need resume).
-TEST(FaultNetworkProxy, ConnectionsResetMidStreamPeersLearnItAndNothingSentIsLost) {
+/// both places (protocol.md §12.6: as a killed peer).
+TEST(FaultNetworkProxy, ConnectionsResetAndRefusedPastTheTimeoutPeersLearnItNothingSentIsLost) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "800"}};
     path p("proxy");
     auto vars = hb;
@@ -302,10 +311,12 @@ TEST(FaultNetworkProxy, ConnectionsResetMidStreamPeersLearnItAndNothingSentIsLos
     auto producer = p.peer("produce", pv);
     ASSERT_TRUE(consumer->wait_count("got ", 500)) << consumer->tail();
     const auto t0 = clock::now();
+    p.proxy()->drop_new(true);  // the reconnects fail: resume cannot happen
     p.proxy()->kill_connections();
     EXPECT_EQ(producer->wait_exit(), 4) << producer->tail();  // peer lost
     EXPECT_EQ(consumer->wait_exit(), 4) << consumer->tail();
     EXPECT_LT(clock::now() - t0, 800ms + (zchan_test::sanitized ? 4s : 1500ms));
+    EXPECT_GT(p.proxy()->accepted(), 2u) << "the peers tried to reconnect";
     // The home drops both sessions within its timeout and requeues what the
     // consumer had not acknowledged; then the channel holds the rest.
     p.home().tell("no-sessions");
@@ -327,16 +338,19 @@ TEST(FaultNetworkProxy, ConnectionsResetMidStreamPeersLearnItAndNothingSentIsLos
     for (long v : got) EXPECT_LE(v - value_base, static_cast<long>(sent.size())) << "invented";
     EXPECT_LE(both, 1u);
     std::printf(
-        "[ measured ] reset after %zu sends returned: consumer got %zu, %zu left in the "
-        "channel, %zu in both\n",
+        "[ measured ] reset, reconnects refused: %zu sends returned, consumer got %zu, %zu left "
+        "in the channel, %zu in both\n",
         sent.size(), got.size(), left.size(), both);
 }
 
-/// Needs resume after a reset connection (protocol.md §12.2-12.3), which is
-/// not implemented: today both peers report peer lost (the test above).
-/// Enable once HELLO RESUME exists.
-TEST(FaultNetworkProxy, DISABLED_ConnectionsResetMidStreamTheStreamResumes) {
+/// Resets shorter than the heartbeat timeout are invisible (protocol.md
+/// §12.2): a producer streams n values to a consumer (prefetch window
+/// `prefetch`) while the proxy resets every connection `resets` times; each
+/// time both peers reconnect and resume. Every value arrives exactly once, in
+/// order, and nobody reports peer lost.
+void reset_stream_resumes(const std::string& prefetch, int resets) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
+    const long n = 3000;
     path p("proxy");
     auto vars = hb;
     vars["ZCHAN_CAP"] = "16";
@@ -344,18 +358,82 @@ TEST(FaultNetworkProxy, DISABLED_ConnectionsResetMidStreamTheStreamResumes) {
     ASSERT_TRUE(ep.has_value());
     auto cv = hb;
     cv["ZCHAN_EP"] = *ep;
+    cv["ZCHAN_PREFETCH"] = prefetch;
     std::vector<std::unique_ptr<fault_child>> consumers;
     consumers.push_back(p.peer("consume", cv));
-    auto pv = cv;
-    pv["ZCHAN_N"] = "3000";
+    auto pv = hb;
+    pv["ZCHAN_EP"] = *ep;
+    pv["ZCHAN_N"] = std::to_string(n);
     pv["ZCHAN_ID"] = "1";
     auto producer = p.peer("produce", pv);
-    ASSERT_TRUE(consumers[0]->wait_count("got ", 1000));
-    p.proxy()->kill_connections();
+    std::vector<std::size_t> at;
+    for (int k = 1; k <= resets; ++k) {
+        ASSERT_TRUE(consumers[0]->wait_count("got ", static_cast<std::size_t>(k * n / (resets + 2))))
+            << consumers[0]->tail();
+        at.push_back(consumers[0]->count("got "));
+        const auto before = p.proxy()->accepted();
+        p.proxy()->kill_connections();
+        // Both peers reconnect (so the reset really cut their connections)
+        // before the next reset.
+        ASSERT_TRUE(zchan_test::wait_until([&] { return p.proxy()->accepted() >= before + 2; },
+                                           deadline_after(generous)))
+            << "reset " << k << ": " << p.proxy()->accepted() - before << " reconnects";
+    }
     EXPECT_EQ(producer->wait_exit(deadline_after(4 * generous)), 0) << producer->tail();
     p.home().tell("close");
     EXPECT_EQ(consumers[0]->wait_exit(), 0) << consumers[0]->tail();
-    expect_exactly_once_in_order(consumers, 3000);
+    expect_exactly_once_in_order(consumers, n);
+    for (std::size_t k = 0; k < at.size(); ++k) {
+        EXPECT_LT(at[k], static_cast<std::size_t>(n)) << "reset " << k + 1 << " was not mid-stream";
+        std::printf("[ measured ] prefetch %s: reset %zu after %zu of %ld values\n",
+                    prefetch.c_str(), k + 1, at[k], n);
+    }
+}
+
+TEST(FaultNetworkProxy, ConnectionsResetMidStreamTheStreamResumes) { reset_stream_resumes("0", 1); }
+
+TEST(FaultNetworkProxy, ConnectionsResetDuringAPrefetchingConsumersStreamItResumes) {
+    reset_stream_resumes("32", 1);
+}
+
+TEST(FaultNetworkProxy, SeveralResetsInARowTheStreamResumesEachTime) {
+    reset_stream_resumes("0", 3);
+    reset_stream_resumes("32", 3);
+}
+
+/// A remote send on an unbuffered channel, blocked (no receiver) when its
+/// connection is reset: after the resume it is still blocked (the reset
+/// released nothing), and it returns once a receiver that dials later took
+/// the value (protocol.md §8.3), which arrives exactly once.
+TEST(FaultNetworkProxy, ResetWhileAnUnbufferedSendIsBlockedTheRendezvousHolds) {
+    const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
+    path p("proxy");
+    auto vars = hb;
+    vars["ZCHAN_CAP"] = "0";
+    const auto ep = p.start_home(vars);
+    ASSERT_TRUE(ep.has_value());
+    auto pv = hb;
+    pv["ZCHAN_EP"] = *ep;
+    pv["ZCHAN_N"] = "1";
+    pv["ZCHAN_ID"] = "1";
+    auto producer = p.peer("produce", pv);
+    ASSERT_TRUE(producer->wait_for("dialed")) << producer->tail();
+    auto sent = [&] { return producer->count("sent ") != 0; };
+    EXPECT_TRUE(zchan_test::stays_false_for(sent, 300ms)) << "an unbuffered send returned alone";
+    const auto before = p.proxy()->accepted();
+    p.proxy()->kill_connections();
+    ASSERT_TRUE(zchan_test::wait_until([&] { return p.proxy()->accepted() > before; },
+                                       deadline_after(generous)));
+    EXPECT_TRUE(zchan_test::stays_false_for(sent, 300ms)) << "the reset released the sender";
+    auto cv = hb;
+    cv["ZCHAN_EP"] = *ep;
+    std::vector<std::unique_ptr<fault_child>> consumers;
+    consumers.push_back(p.peer("consume", cv));
+    EXPECT_EQ(producer->wait_exit(deadline_after(generous)), 0) << producer->tail();
+    ASSERT_TRUE(consumers[0]->wait_count("got ", 1)) << consumers[0]->tail();
+    p.home().tell("close");
+    EXPECT_EQ(consumers[0]->wait_exit(), 0) << consumers[0]->tail();
+    expect_exactly_once_in_order(consumers, 1);
 }
 
 // ---- a lossy link (namespaces only: needs a packet filter) -------------------------------

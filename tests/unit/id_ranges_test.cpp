@@ -47,4 +47,26 @@ TEST(IdRangesUnit, TakeRemovesFrontBackAndMiddleIdsOnlyOnce) {
     EXPECT_TRUE(r.empty());
 }
 
+TEST(IdRangesUnit, ContainsRunsAndPopFrontRunSeeWholeRuns) {
+    id_ranges r;
+    r.push_back(3, 2);   // 3, 4
+    r.push_back(10, 3);  // 10, 11, 12
+    EXPECT_EQ(r.runs(), 2u);
+    EXPECT_TRUE(r.contains(4));
+    EXPECT_TRUE(r.contains(12));
+    EXPECT_FALSE(r.contains(5));
+    EXPECT_FALSE(r.contains(13));
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> runs;
+    r.for_each_range([&](std::uint64_t first, std::uint64_t count) { runs.emplace_back(first, count); });
+    EXPECT_EQ(runs, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 2}, {10, 3}}));
+    EXPECT_EQ(r.pop_front_run(), 5u);  // the id after 3..4
+    EXPECT_EQ(r.runs(), 1u);
+    EXPECT_FALSE(r.contains(3));
+    // A re-sent lower id after higher ones (protocol.md §12.3): still held and taken.
+    r.push_back(7, 1);
+    EXPECT_TRUE(r.contains(7));
+    EXPECT_TRUE(r.take(7));
+    EXPECT_EQ(ids(r), (std::vector<std::uint64_t>{10, 11, 12}));
+}
+
 }  // namespace

@@ -2,11 +2,15 @@
 // RECVs a RECV_MANY stands for (docs/protocol.md §8.8), on the home (those
 // not yet answered) and on the peer (prefetch requests in flight). Ids are
 // added in increasing runs and almost always removed from the front, so a
-// deque of ranges costs O(1) per id without a node per request.
+// deque of ranges costs O(1) per id without a node per request. (Requests
+// re-sent after a resume, protocol.md §12.2, may add lower ids after higher
+// ones: every member still works, only "in order" becomes "in arrival
+// order".)
 //
 // Thread safety: none (a plain value); each owner guards its own.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <iterator>
@@ -53,6 +57,18 @@ public:
         ++f.first;
         if (--f.second == 0) r_.pop_front();
     }
+    /// Whether `id` is held.
+    [[nodiscard]] bool contains(std::uint64_t id) const noexcept {
+        for (const auto& [first, count] : r_) {
+            if (id >= first && id - first < count) return true;
+        }
+        return false;
+    }
+    /// Calls fn(first, count) for every run held, in order.
+    template <class Fn>
+    void for_each_range(Fn&& fn) const {
+        for (const auto& [first, count] : r_) fn(first, count);
+    }
     /// Calls fn(id) for every id held, in order.
     template <class Fn>
     void for_each(Fn&& fn) const {
@@ -61,6 +77,14 @@ public:
         }
     }
     void clear() noexcept { r_.clear(); }
+    /// The number of runs held.
+    [[nodiscard]] std::size_t runs() const noexcept { return r_.size(); }
+    /// Removes the first run; returns the id just after it. Requires !empty().
+    std::uint64_t pop_front_run() noexcept {
+        const std::uint64_t end = r_.front().first + r_.front().second;
+        r_.pop_front();
+        return end;
+    }
 
 private:
     std::deque<std::pair<std::uint64_t, std::uint64_t>> r_;  // (first id, count), ascending

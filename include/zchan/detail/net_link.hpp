@@ -106,6 +106,11 @@ struct net_request {
     /// Nobody waits for the answer any more (deadline passed, select gone):
     /// a VALUE that still arrives is given back (protocol.md §8.5).
     bool orphan = false;
+    /// What a resume must re-send (protocol.md §12.2): the TRY flag, and
+    /// whether a CANCEL_* followed the request. A send keeps its value's
+    /// bytes in `payload` until its final answer.
+    bool try_now = false;
+    bool cancel_sent = false;
 };
 
 /// The peer side of one remote channel: a DEALER, its handshake, and the
@@ -138,7 +143,9 @@ public:
     /// already lost the result is `lost` at once.
     /// `configure` runs under mu_ before the request is sent, so that an
     /// answer can never beat the caller's setup of on_answer/arg/entry.
-    virtual std::shared_ptr<net_request> start(net_op op, bool try_now, std::string_view payload,
+    /// A send's `payload` (its encoded value) is kept in the request until
+    /// its final answer: a resume re-sends it (protocol.md §12.2).
+    virtual std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
                                                void (*configure)(net_request&, void*) = nullptr,
                                                void* configure_arg = nullptr) = 0;
 

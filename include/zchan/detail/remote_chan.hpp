@@ -99,7 +99,7 @@ private:
     send_status do_send(T& v, bool try_now, deadline_t deadline) {
         std::string payload;
         encode_value(v, payload);
-        auto r = link_->start(net_op::send, try_now, payload);
+        auto r = link_->start(net_op::send, try_now, std::move(payload));
         switch (link_->wait(*r, deadline)) {
             case net_answer::ok: {
                 T gone = std::move(v);  // moved from on ok, as in-process

@@ -19,6 +19,22 @@
 // stream can make progress, pump() answers as many of them as the channel
 // has values for, packed into VALUES frames.
 //
+// Resume (protocol.md §12.2, §12.3): after a reset connection the peer
+// re-sends, with their original ids, every request it has no final answer
+// for. A request id at or below the highest one seen on the session is such
+// a re-send (ids strictly increase, §8.1), or a late copy from the old
+// connection (the ROUTER may still hand over frames it read from it after
+// the new one's), and only then are the records consulted: a pending RECV
+// (an op, or a stream request) is ignored; one answered with a delivery
+// still unresolved gets the same VALUE again (each delivery remembers the
+// request it answered); one that never arrived (a gap below the highest id,
+// `unseen`) runs as new. One that arrived and was answered otherwise is not
+// run again: its VALUE was resolved, so the peer had it (running it again
+// would take the next value, and the peer's RETURN of it would reorder the
+// channel), or it was answered CLOSED (answered CLOSED again if the channel
+// is still closed and empty) or RECV_CANCELLED (its re-sent CANCEL_RECV gets
+// that again). A TRY RECV runs again (it answers at once either way).
+//
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
 //     before its memory is released, so no notification can reach a dead op
@@ -164,6 +180,14 @@ public:
 
     void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
                  bool try_now) override {
+        if (auto it = sessions_.find(session); it != sessions_.end()) {
+            session_state& st = it->second;
+            if (request <= st.max_request) {
+                if (replay_recv(out, session, st, request, try_now)) return;  // §12.3
+            } else {
+                st.saw(request, 1);
+            }
+        }
         if (try_now) {
             std::optional<T> v;
             switch (impl_->try_recv(v)) {
@@ -221,8 +245,22 @@ public:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        st.stream_ranges.push_back(first, count);
-        if (st.stream_op == 0) pump(out, session, st, std::nullopt);  // else it waits already
+        if (first > st.max_request) {  // the usual case: new requests
+            st.stream_ranges.push_back(first, count);
+            st.saw(first, count);
+        } else {
+            // A re-send after a resume (protocol.md §12.3): each id as the
+            // RECV it stands for; only the ones that must run join the stream.
+            const std::uint64_t seen = st.max_request;
+            for (std::uint64_t id = first; id < first + count; ++id) {
+                if (id <= seen && replay_recv(out, session, st, id, false)) continue;
+                st.stream_ranges.push_back(id, 1);
+            }
+            if (first + count - 1 > seen) st.saw(seen + 1, first + count - 1 - seen);
+        }
+        if (st.stream_op == 0 && !st.stream_ranges.empty()) {
+            pump(out, session, st, std::nullopt);  // else it waits already
+        }
     }
 
     void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
@@ -341,6 +379,26 @@ private:
         std::uint64_t next_delivery = 1;
         std::uint64_t base = 1;                   // delivery seq of unacked.front()
         std::deque<std::optional<T>> unacked;     // [base, next_delivery)
+        /// unacked_req[i]: the request delivery base + i answered (§12.3).
+        std::deque<std::uint64_t> unacked_req;
+        /// The highest RECV / RECV_MANY request id seen: anything at or below
+        /// it is a re-send after a resume (§12.3) or a late frame.
+        std::uint64_t max_request = 0;
+        /// Ids below max_request that never arrived as RECVs (most are the
+        /// peer's SEND seqs or other requests: one counter, §8.1), at most
+        /// max_unseen_runs runs; below unseen_floor nothing is known.
+        id_ranges unseen;
+        std::uint64_t unseen_floor = 0;
+        static constexpr std::size_t max_unseen_runs = 4096;
+
+        /// RECV ids first..first+count-1 arrived, first > max_request.
+        void saw(std::uint64_t first, std::uint64_t count) {
+            if (first > max_request + 1) {
+                unseen.push_back(max_request + 1, first - max_request - 1);
+                if (unseen.runs() > max_unseen_runs) unseen_floor = unseen.pop_front_run();
+            }
+            max_request = first + count - 1;
+        }
         /// RECV_MANY requests not yet answered: (first id, count), in order.
         id_ranges stream_ranges;
         /// The registered stream op's id while the stream waits, else 0.
@@ -389,8 +447,22 @@ private:
         void trim() {
             while (!unacked.empty() && !unacked.front()) {
                 unacked.pop_front();
+                unacked_req.pop_front();
                 ++base;
             }
+        }
+        void add_delivery(std::uint64_t request, T&& v) {
+            ++next_delivery;
+            unacked.emplace_back(std::move(v));
+            unacked_req.push_back(request);
+        }
+        /// The unresolved delivery that answered `request`, or 0. Linear:
+        /// only re-sent requests ask (protocol.md §12.3).
+        [[nodiscard]] std::uint64_t delivery_for(std::uint64_t request) const {
+            for (std::size_t i = 0; i < unacked_req.size(); ++i) {
+                if (unacked_req[i] == request && unacked[i]) return base + i;
+            }
+            return 0;
         }
     };
 
@@ -563,8 +635,7 @@ private:
             }
             reply_sink::values_entry_end(*buf, at);
             ++n;
-            ++st.next_delivery;
-            st.unacked.emplace_back(std::move(v));
+            st.add_delivery(request, std::move(*v));
             pop_stream_request(st);
         }
     }
@@ -594,7 +665,15 @@ private:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         session_state& st = it->second;
-        if (!st.stream_ranges.take(request)) return;  // unknown or answered (§8.5)
+        if (!st.stream_ranges.take(request)) {
+            // Unknown or answered (§8.5); a re-sent cancel of a RECV answered
+            // RECV_CANCELLED (or never run) gets that again, unless a VALUE
+            // answered it (§12.3). A peer ignores an answer it has already.
+            if (request <= st.max_request && st.delivery_for(request) == 0) {
+                out.reply(session, reply_type::recv_cancelled, request);
+            }
+            return;
+        }
         out.reply(session, reply_type::recv_cancelled, request);
         if (st.stream_ranges.empty() && st.stream_op != 0) {
             auto& o = *ops_.at(st.stream_op);
@@ -623,9 +702,36 @@ private:
             out.reply_error(session, request, 5, "value could not be encoded at the home");
             return;
         }
-        const std::uint64_t d = it->second.next_delivery++;
-        it->second.unacked.emplace_back(std::move(v));
+        const std::uint64_t d = it->second.next_delivery;
+        it->second.add_delivery(request, std::move(v));
         out.reply_value(session, request, d, payload);
+    }
+
+    /// A RECV id at or below the session's highest (protocol.md §12.3, see
+    /// the top): returns true if it is handled (ignored, or answered again);
+    /// false if it must run as new.
+    bool replay_recv(reply_sink& out, std::uint32_t session, session_state& st,
+                     std::uint64_t request, bool try_now) {
+        if (recv_ops_.count({session, request}) != 0) return true;
+        if (st.stream_ranges.contains(request)) return true;
+        const std::uint64_t d = st.delivery_for(request);
+        if (d == 0) {
+            if (st.unseen.take(request)) return false;  // lost on the way: run it now
+            if (request < st.unseen_floor || try_now) return false;
+            if (impl_->is_closed() && impl_->len() == 0) {
+                out.reply(session, reply_type::closed, request);
+            }
+            return true;  // answered before, and the peer had it: see the top
+        }
+        enc_.clear();
+        try {
+            encode_value(*st.unacked[static_cast<std::size_t>(d - st.base)], enc_);
+        } catch (...) {
+            out.reply_error(session, request, 5, "value could not be encoded at the home");
+            return true;  // it encoded once; the delivery stays until RETURN or loss
+        }
+        out.reply_value(session, request, d, enc_);
+        return true;
     }
 
     channel<T> ch_;  // keeps the channel alive while served
