@@ -781,6 +781,11 @@ private:
         // by sending: that would make a stale session look alive again.
         expire_if_silent_locked();
         if (lost_ && !home_stopping_) return;
+        // The stamp is the time of the check, not of the send: a stop lands
+        // most often inside the send's system call, and a stamp taken after
+        // it would make a session the home has lost meanwhile look fresh, so
+        // its queued values would reach users (a flaky SIGSTOP test found it).
+        const std::int64_t checked_ms = coarse_now_ms();
         try {
             if (!sock_.send(zmq::buffer(buf), zmq::send_flags::dontwait)) {
                 // HWM is unlimited; EAGAIN means the socket cannot queue at all.
@@ -788,7 +793,7 @@ private:
                 return;
             }
             tx_seen_ = true;  // stamped at the next heartbeat tick (heartbeat_locked)
-            last_send_ms_ = coarse_now_ms();  // see expire_if_silent_locked
+            last_send_ms_ = checked_ms;  // see expire_if_silent_locked
         } catch (const zmq::error_t&) {
             lose_locked();
         }
@@ -806,6 +811,9 @@ private:
             // commands, so afterwards ZMQ_FD is armed again (as after
             // ZMQ_EVENTS), at one zmq call per frame instead of two.
             for (;;) {
+                // A stop can land between two frames too (§12.1): check per frame.
+                expire_if_silent_locked();
+                if (lost_) break;
                 zmq::message_t m;
                 if (!sock_.recv(m, zmq::recv_flags::dontwait)) break;
                 if (m.more()) {  // protocol.md §3: one frame per message

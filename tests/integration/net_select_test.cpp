@@ -62,20 +62,29 @@ void race(const std::string& transport, std::size_t home_cap, int n) {
     std::multiset<int> sent;
     std::multiset<int> fed_by_select;
     int bad = 0;
-    for (int i = 0; i < n; ++i) {
-        int ran = 0;
-        const std::size_t k = zchan::select(
-            zchan::send_case(remote, i,
-                             [&] {
-                                 ++ran;
-                                 sent.insert(i);
-                             }),
-            zchan::recv_case(local, [&](std::optional<int> v) {
-                ++ran;
-                if (v) fed_by_select.insert(*v);
-            }));
-        if (ran != 1 || k > 1) ++bad;
+    // An exception (peer_lost on a starved machine) must not skip the joins
+    // below: a joinable std::thread's destructor would terminate the run and
+    // hide what went wrong.
+    std::string error;
+    try {
+        for (int i = 0; i < n; ++i) {
+            int ran = 0;
+            const std::size_t k = zchan::select(
+                zchan::send_case(remote, i,
+                                 [&] {
+                                     ++ran;
+                                     sent.insert(i);
+                                 }),
+                zchan::recv_case(local, [&](std::optional<int> v) {
+                    ++ran;
+                    if (v) fed_by_select.insert(*v);
+                }));
+            if (ran != 1 || k > 1) ++bad;
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
     }
+    EXPECT_EQ(error, "") << "select threw";
     EXPECT_EQ(bad, 0) << "selects that ran other than exactly one case";
 
     // The rest of the feed, then the home's contents.
