@@ -385,29 +385,9 @@ public:
         }
         r->id = next_id_++;
         r->try_now = try_now;
+        if (op == net_op::send) r->payload = std::move(payload);  // a resume re-sends it (§12.2)
         pending_.emplace(r->id, r);
-        tx_.clear();
-        const std::uint16_t flags = try_now ? w::flag::try_now : 0;
-        switch (op) {
-            case net_op::send:
-                w::begin_send(tx_, channel_, r->id, flags);
-                tx_.append(payload);
-                r->payload = std::move(payload);  // a resume re-sends it (§12.2)
-                break;
-            case net_op::recv:
-                w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r->id});
-                break;
-            case net_op::close:
-                w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r->id});
-                break;
-            case net_op::query:
-                w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r->id});
-                break;
-            case net_op::watch:  // protocol.md §8.6
-                w::encode_header(tx_,
-                                 w::header{w::version, w::msg::watch_send, 0, channel_, r->id});
-                break;
-        }
+        encode_request_locked(*r);
         if (tx_.size() > opts_.max_frame) {
             pending_.erase(r->id);
             throw transport_error(make_error_code(errc::message_too_large),
@@ -740,18 +720,52 @@ private:
     /// Requires mu_. CANCEL_SEND / CANCEL_RECV / CANCEL_WATCH for a pending request.
     void cancel_locked(net_request& r) {
         if (lost_ || pending_.count(r.id) == 0) return;
-        w::msg m = w::msg::cancel_recv;
-        if (r.op == net_op::send) {
-            m = w::msg::cancel_send;
-        } else if (r.op == net_op::watch) {
-            m = w::msg::cancel_watch;
-        } else if (r.op != net_op::recv) {
-            return;
-        }
+        const auto m = cancel_type(r.op);
+        if (!m) return;
         r.cancel_sent = true;  // a resume re-sends the cancel too (§12.2)
         tx_.clear();
-        w::encode_header(tx_, w::header{w::version, m, 0, channel_, r.id});
+        w::encode_header(tx_, w::header{w::version, *m, 0, channel_, r.id});
         send_locked();
+    }
+
+    /// The CANCEL_* that withdraws a request of kind `op` (§8.5); none for
+    /// CLOSE and QUERY, which cannot be cancelled.
+    static std::optional<w::msg> cancel_type(net_op op) noexcept {
+        switch (op) {
+            case net_op::send: return w::msg::cancel_send;
+            case net_op::recv: return w::msg::cancel_recv;
+            case net_op::watch: return w::msg::cancel_watch;
+            case net_op::close:
+            case net_op::query: return std::nullopt;
+        }
+        return std::nullopt;
+    }
+
+    /// Requires mu_. Encodes request `r` into tx_ (§5.2): the first time it
+    /// is sent (start) and again, with its original id and flags, after a
+    /// resume (§12.2).
+    void encode_request_locked(const net_request& r) {
+        const std::uint16_t flags = r.try_now ? w::flag::try_now : 0;
+        tx_.clear();
+        switch (r.op) {
+            case net_op::send:
+                w::begin_send(tx_, channel_, r.id, flags);
+                tx_.append(r.payload);
+                break;
+            case net_op::recv:
+                w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r.id});
+                break;
+            case net_op::close:
+                w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r.id});
+                break;
+            case net_op::query:
+                w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r.id});
+                break;
+            case net_op::watch:  // protocol.md §8.6
+                w::encode_header(tx_,
+                                 w::header{w::version, w::msg::watch_send, 0, channel_, r.id});
+                break;
+        }
     }
 
     /// Requires mu_. Sends tx_, then drains (the send may have consumed the
@@ -1158,35 +1172,12 @@ private:
                   [](const net_request* a, const net_request* b) { return a->id < b->id; });
         for (net_request* r : reqs) {
             resent_.emplace(r->id, unanswered);
-            const std::uint16_t flags = r->try_now ? w::flag::try_now : 0;
-            w::msg cancel = w::msg::cancel_recv;
-            tx_.clear();
-            switch (r->op) {
-                case net_op::send:
-                    w::begin_send(tx_, channel_, r->id, flags);
-                    tx_.append(r->payload);
-                    cancel = w::msg::cancel_send;
-                    break;
-                case net_op::recv:
-                    w::encode_header(tx_,
-                                     w::header{w::version, w::msg::recv, flags, channel_, r->id});
-                    break;
-                case net_op::close:
-                    w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r->id});
-                    break;
-                case net_op::query:
-                    w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r->id});
-                    break;
-                case net_op::watch:
-                    w::encode_header(
-                        tx_, w::header{w::version, w::msg::watch_send, 0, channel_, r->id});
-                    cancel = w::msg::cancel_watch;
-                    break;
-            }
+            encode_request_locked(*r);
             send_buf_locked(tx_);
             if (r->cancel_sent) {
                 tx_.clear();
-                w::encode_header(tx_, w::header{w::version, cancel, 0, channel_, r->id});
+                w::encode_header(tx_,
+                                 w::header{w::version, *cancel_type(r->op), 0, channel_, r->id});
                 send_buf_locked(tx_);
             }
         }
