@@ -20,6 +20,11 @@
 //   range_1m             a channel of capacity 1'000'000 is filled and closed (not timed),
 //                        then the timing thread ranges over it until closed and drained
 //
+// The machine, measured in the same run (see bm_cacheline_roundtrip):
+//   machine/cacheline_roundtrip  two threads pinned to two CPUs pass one cache line back and
+//                        forth; an item is one round trip. The floor under every hand-off
+//                        between threads on different CPUs; bench/run_inproc prints it.
+//
 // Cases for bench/report's charts only (no Go twin in bench/go, not in bench/run_inproc):
 //   throughput_<size>    as spsc_cap1024, but each value is a std::string of <size> bytes
 //                        (8, 64, 150, 1024, 4096) whose first 8 bytes are its sequence number;
@@ -46,6 +51,7 @@
 // else runs on the machine. Go hands off between goroutines in user space and does not care.
 // bench/run_inproc reports how much other work shared the CPUs during each run.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -428,6 +434,65 @@ void bm_range(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
+// machine/cacheline_roundtrip: the hardware floor under every cross-thread hand-off. Two
+// threads, pinned to the first two allowed CPUs whatever --zchan_pin says, pass one atomic
+// counter back and forth by spinning; an item is one round trip of its cache line. On a
+// virtual machine this depends on where the host runs the two vCPUs (the same core complex or
+// not) and changes while the VM runs: measured here from under 100 ns to over 450 ns. A
+// hand-off between threads on different CPUs cannot cost less than one such round trip, while
+// Go's ping-pong and capacity-1 cases hand off between goroutines on one OS thread and do not
+// pay it. bench/run_inproc prints it next to every repetition.
+void bm_cacheline_roundtrip(benchmark::State& state) {
+    const auto& cpus = allowed_cpus();
+    if (cpus.size() < 2) {
+        state.SkipWithError("needs two CPUs");
+        return;
+    }
+    const std::int64_t n = 1'000'000;
+    const auto pin_to = [&](std::size_t i) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpus[i], &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    };
+    cpu_set_t saved;
+    pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
+    pin_to(0);
+    double total_seconds = 0;
+    for (auto _ : state) {
+        alignas(64) std::atomic<std::int64_t> ball{0};
+        std::latch start(2);
+        std::jthread partner([&] {
+            pin_to(1);
+            start.arrive_and_wait();
+            for (std::int64_t i = 1; i < 2 * n; i += 2) {
+                while (ball.load(std::memory_order_acquire) != i) {
+                    zchan::detail::cpu_relax();
+                }
+                ball.store(i + 1, std::memory_order_release);
+            }
+        });
+        start.arrive_and_wait();  // the partner is pinned and running
+        const auto t0 = clock_type::now();
+        for (std::int64_t i = 0; i < 2 * n; i += 2) {
+            while (ball.load(std::memory_order_acquire) != i) {
+                zchan::detail::cpu_relax();
+            }
+            ball.store(i + 1, std::memory_order_release);
+        }
+        while (ball.load(std::memory_order_acquire) != 2 * n) {
+            zchan::detail::cpu_relax();
+        }
+        const auto t1 = clock_type::now();
+        state.SetIterationTime(seconds_between(t0, t1));
+        total_seconds += seconds_between(t0, t1);
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+    state.SetItemsProcessed(state.iterations() * n);
+    state.counters["ns_per_roundtrip"] =
+        1e9 * total_seconds / static_cast<double>(state.iterations() * n);
+}
+
 benchmark::internal::Benchmark* register_case(const char* impl, const std::string& name,
                                               void (*fn)(benchmark::State&)) {
     return benchmark::RegisterBenchmark((std::string(impl) + "/" + name).c_str(), fn)
@@ -489,6 +554,7 @@ void register_string_case() {
 }
 
 void register_all() {
+    register_case("machine", "cacheline_roundtrip", &bm_cacheline_roundtrip);
     register_both<spsc_cap1024_case>("spsc_cap1024");
     register_both<spsc_cap1_case>("spsc_cap1");
     register_both<spsc_unbuffered_case>("spsc_unbuffered");

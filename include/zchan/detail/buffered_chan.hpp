@@ -37,8 +37,6 @@
 
 namespace zchan::detail {
 
-inline constexpr std::size_t cache_line = 64;
-
 template <class T>
 class buffered_chan final : public chan_base<T> {
 public:

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <utility>
 
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
@@ -44,6 +45,30 @@ template <class T>
 struct recv_packet {
     std::optional<T> value;
     bool done = false;  ///< written under the channel lock by the sender (or the transport)
+};
+
+/// Everything a blocked plain send or receive shares with the party that
+/// completes it (its context, its packet and its wait-list entry), allocated
+/// together on the waiter's stack and aligned to a cache line. The completing
+/// thread reads and writes all of it and the waiter then reads it back, so
+/// every cache line it spans crosses between the two CPUs twice per hand-off.
+/// Left to the compiler these objects spread over up to three lines at any
+/// offset; together they take two (for small values), which made an
+/// unbuffered ping-pong between threads on different cores about a third
+/// faster on a machine where a line's round trip costs ~450 ns. Selects keep
+/// their own layout: one context serves several entries there.
+///
+/// Thread safety: as for its parts (see context and waker).
+template <class Packet>
+struct alignas(cache_line) blocked_op {
+    template <class... A>
+    explicit blocked_op(A&&... a) : packet{std::forward<A>(a)...} {}
+    blocked_op(const blocked_op&) = delete;
+    blocked_op& operator=(const blocked_op&) = delete;
+
+    context cx;
+    Packet packet;
+    wait_entry entry{&cx, sel_first_op, &packet};
 };
 
 template <class T>

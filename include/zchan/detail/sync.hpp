@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 
@@ -27,6 +28,11 @@
 #include <cerrno>
 
 namespace zchan::detail {
+
+/// Destructive interference size on the CPUs zchan targets (x86-64, most
+/// arm64): data written by different threads is kept this far apart, data one
+/// hand-off touches together is kept within it.
+inline constexpr std::size_t cache_line = 64;
 
 using clock = std::chrono::steady_clock;
 using deadline_t = clock::time_point;

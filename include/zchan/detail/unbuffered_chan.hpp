@@ -50,26 +50,29 @@ public:
     }
 
     send_status send(T& v, deadline_t deadline) override {
-        context cx;
-        send_packet<T> packet{&v, false};
-        wait_entry e{&cx, sel_first_op, &packet};
+        // Built up front, before the lock, although a send that finds a
+        // receiver never uses it: building it only once it has to wait, under
+        // the lock, measured 10-15% slower in a ping-pong, since the misses
+        // on these lines (written by the previous partner) then no longer
+        // overlap the miss on lock_.
+        blocked_op<send_packet<T>> w(&v, false);
         {
             std::lock_guard<spin_lock> g(lock_);
             if (closed_.load(std::memory_order_relaxed)) return send_status::closed;
             if (hand_to_receiver(v)) return send_status::ok;
-            senders_.push(e);
+            senders_.push(w.entry);
         }
-        std::uintptr_t sel = cx.wait_until(deadline);
+        std::uintptr_t sel = w.cx.wait_until(deadline);
         if (sel == sel_first_op) {
             // A receiver took the value (the only way to select this op): it
             // removed our entry under lock_ before unparking us, so there is
             // nothing to unregister and no need to take lock_ back from it.
-            cx.wait_released();
+            w.cx.wait_released();
             return send_status::ok;
         }
         std::lock_guard<spin_lock> g(lock_);
-        senders_.remove(e);
-        if (packet.done) return send_status::ok;
+        senders_.remove(w.entry);
+        if (w.packet.done) return send_status::ok;
         return sel == sel_closed ? send_status::closed : send_status::timeout;
     }
 
@@ -80,26 +83,24 @@ public:
     }
 
     recv_status recv(std::optional<T>& out, deadline_t deadline) override {
-        context cx;
-        recv_packet<T> packet;
-        wait_entry e{&cx, sel_first_op, &packet};
+        blocked_op<recv_packet<T>> w;  // built up front (see send)
         {
             std::lock_guard<spin_lock> g(lock_);
             if (take_requeued(out) || take_from_sender(out)) return recv_status::ok;
             if (closed_.load(std::memory_order_relaxed)) return recv_status::closed;
-            receivers_.push(e);
+            receivers_.push(w.entry);
         }
-        std::uintptr_t sel = cx.wait_until(deadline);
+        std::uintptr_t sel = w.cx.wait_until(deadline);
         if (sel == sel_first_op) {
             // A sender handed its value over (see send).
-            cx.wait_released();
-            out = std::move(packet.value);
+            w.cx.wait_released();
+            out = std::move(w.packet.value);
             return recv_status::ok;
         }
         std::lock_guard<spin_lock> g(lock_);
-        receivers_.remove(e);
-        if (packet.done) {
-            out = std::move(packet.value);
+        receivers_.remove(w.entry);
+        if (w.packet.done) {
+            out = std::move(w.packet.value);
             return recv_status::ok;
         }
         return sel == sel_closed ? recv_status::closed : recv_status::timeout;
