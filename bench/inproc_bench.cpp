@@ -448,7 +448,9 @@ void bm_cacheline_roundtrip(benchmark::State& state) {
         state.SkipWithError("needs two CPUs");
         return;
     }
-    const std::int64_t n = 1'000'000;
+    // Scaled like the cases (the smoke run must not spin for long on a loaded machine).
+    const auto n = std::max<std::int64_t>(
+        1000, static_cast<std::int64_t>(1'000'000 * g_items_scale));
     const auto pin_to = [&](std::size_t i) {
         cpu_set_t set;
         CPU_ZERO(&set);
