@@ -434,65 +434,89 @@ void bm_range(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
-// machine/cacheline_roundtrip: the hardware floor under every cross-thread hand-off. Two
-// threads, pinned to the first two allowed CPUs whatever --zchan_pin says, pass one atomic
-// counter back and forth by spinning; an item is one round trip of its cache line. On a
-// virtual machine this depends on where the host runs the two vCPUs (the same core complex or
-// not) and changes while the VM runs: measured here from under 100 ns to over 450 ns. A
-// hand-off between threads on different CPUs cannot cost less than one such round trip, while
-// Go's ping-pong and capacity-1 cases hand off between goroutines on one OS thread and do not
-// pay it. bench/run_inproc prints it next to every repetition.
-void bm_cacheline_roundtrip(benchmark::State& state) {
+// Seconds for n round trips of one cache line between two threads pinned to the first two
+// allowed CPUs, passing one atomic counter back and forth by spinning; 0 with fewer than two
+// CPUs. The calling thread's affinity is restored afterwards.
+double line_roundtrip_seconds(std::int64_t n) {
     const auto& cpus = allowed_cpus();
     if (cpus.size() < 2) {
-        state.SkipWithError("needs two CPUs");
-        return;
+        return 0;
     }
-    // Scaled like the cases (the smoke run must not spin for long on a loaded machine).
-    const auto n = std::max<std::int64_t>(
-        1000, static_cast<std::int64_t>(1'000'000 * g_items_scale));
     const auto pin_to = [&](std::size_t i) {
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(cpus[i], &set);
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     };
-    cpu_set_t saved;
-    pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
-    pin_to(0);
-    double total_seconds = 0;
-    for (auto _ : state) {
-        alignas(64) std::atomic<std::int64_t> ball{0};
-        std::latch start(2);
-        std::jthread partner([&] {
-            pin_to(1);
-            start.arrive_and_wait();
-            for (std::int64_t i = 1; i < 2 * n; i += 2) {
-                while (ball.load(std::memory_order_acquire) != i) {
-                    zchan::detail::cpu_relax();
-                }
-                ball.store(i + 1, std::memory_order_release);
-            }
-        });
-        start.arrive_and_wait();  // the partner is pinned and running
-        const auto t0 = clock_type::now();
-        for (std::int64_t i = 0; i < 2 * n; i += 2) {
+    const auto play = [n](std::atomic<std::int64_t>& ball, std::int64_t first) {
+        for (std::int64_t i = first; i < 2 * n; i += 2) {
             while (ball.load(std::memory_order_acquire) != i) {
                 zchan::detail::cpu_relax();
             }
             ball.store(i + 1, std::memory_order_release);
         }
-        while (ball.load(std::memory_order_acquire) != 2 * n) {
-            zchan::detail::cpu_relax();
-        }
-        const auto t1 = clock_type::now();
-        state.SetIterationTime(seconds_between(t0, t1));
-        total_seconds += seconds_between(t0, t1);
+    };
+    cpu_set_t saved;
+    pthread_getaffinity_np(pthread_self(), sizeof saved, &saved);
+    pin_to(0);
+    alignas(64) std::atomic<std::int64_t> ball{0};
+    std::latch start(2);
+    std::jthread partner([&] {
+        pin_to(1);
+        start.arrive_and_wait();
+        play(ball, 1);
+    });
+    start.arrive_and_wait();  // the partner is pinned and running
+    const auto t0 = clock_type::now();
+    play(ball, 0);
+    while (ball.load(std::memory_order_acquire) != 2 * n) {
+        zchan::detail::cpu_relax();
     }
+    const auto t1 = clock_type::now();
+    partner.join();
     pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+    return seconds_between(t0, t1);
+}
+
+// machine/cacheline_roundtrip: the hardware floor under every cross-thread hand-off; an item
+// is one round trip of the line (line_roundtrip_seconds). On a virtual machine it depends on
+// where the host runs the two vCPUs (the same core complex or not) and changes while the VM
+// runs: measured here from ~70 ns to over 450 ns, from one second to the next. A hand-off
+// between threads on different CPUs cannot cost less than one such round trip, while Go's
+// ping-pong and capacity-1 cases hand off between goroutines on one OS thread and do not pay
+// it. Every other case also reports it, probed right before and after the case, as the
+// counter line_roundtrip_ns (see register_case).
+void bm_cacheline_roundtrip(benchmark::State& state) {
+    if (allowed_cpus().size() < 2) {
+        state.SkipWithError("needs two CPUs");
+        return;
+    }
+    // Scaled like the cases (the smoke run must not spin for long on a loaded machine).
+    const auto n = std::max<std::int64_t>(
+        1000, static_cast<std::int64_t>(1'000'000 * g_items_scale));
+    double total_seconds = 0;
+    for (auto _ : state) {
+        const double secs = line_roundtrip_seconds(n);
+        state.SetIterationTime(secs);
+        total_seconds += secs;
+    }
     state.SetItemsProcessed(state.iterations() * n);
     state.counters["ns_per_roundtrip"] =
         1e9 * total_seconds / static_cast<double>(state.iterations() * n);
+}
+
+// The mean of a short line_roundtrip_seconds probe before and after a case, in ns: how
+// expensive a hand-off between the CPUs was while the case ran.
+template <void (*Fn)(benchmark::State&)>
+void with_line_probe(benchmark::State& state) {
+    const auto n = std::max<std::int64_t>(
+        200, static_cast<std::int64_t>(20'000 * g_items_scale));
+    const double before = line_roundtrip_seconds(n);
+    Fn(state);
+    const double after = line_roundtrip_seconds(n);
+    if (before > 0) {
+        state.counters["line_roundtrip_ns"] = 1e9 * (before + after) / 2 / static_cast<double>(n);
+    }
 }
 
 benchmark::internal::Benchmark* register_case(const char* impl, const std::string& name,
@@ -503,11 +527,12 @@ benchmark::internal::Benchmark* register_case(const char* impl, const std::strin
 }
 
 // Registers <impl>/<case> for both implementations, zchan first, case by case, so that the
-// two runs of a case sit next to each other in time (the machine is shared and noisy).
+// two runs of a case sit next to each other in time (the machine is shared and noisy). Each
+// also reports the line_roundtrip_ns counter (with_line_probe).
 template <template <class> class Case>
 void register_both(const char* name) {
-    register_case("zchan", name, &Case<zchan_impl>::run);
-    register_case("baseline", name, &Case<baseline_impl>::run);
+    register_case("zchan", name, &with_line_probe<&Case<zchan_impl>::run>);
+    register_case("baseline", name, &with_line_probe<&Case<baseline_impl>::run>);
 }
 
 template <class Impl>
