@@ -499,6 +499,123 @@ TEST(CodecUnit, WelcomeParametersAreChecked) {
     EXPECT_EQ(decode_at(out, wire::side::peer, f), codec_errc::bad_welcome);
 }
 
+// ---- HELLO CREATE (protocol.md §5.2 offset 36, §6.1 rule 4, §17.1) ---------------
+
+std::string create_hello(std::uint32_t capacity, std::uint16_t flags = wire::flag::create) {
+    wire::hello_body b;
+    b.instance = some_instance();
+    b.name = "jobs";
+    b.type_name = "string";
+    b.create_capacity = capacity;
+    std::string out;
+    wire::encode_hello(out, 0xc0ffeeULL, flags, b);
+    return out;
+}
+
+std::uint32_t capacity_field(const std::string& hello) {
+    std::uint32_t v = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+        v |= static_cast<std::uint32_t>(static_cast<unsigned char>(hello[36 + i])) << (8 * i);
+    }
+    return v;
+}
+
+TEST(CodecUnit, HelloCreateRoundTripsItsCapacity) {
+    // 0 is an unbuffered channel; the codec sets no upper bound (the hub's limit is §17.1's).
+    for (const std::uint32_t cap : {0u, 1u, 64u, 0x01020304u, 0xffffffffu}) {
+        for (const std::uint16_t flags : {wire::flag::create,
+                                          static_cast<std::uint16_t>(wire::flag::create |
+                                                                     wire::flag::resume)}) {
+            const auto bytes = create_hello(cap, flags);
+            ASSERT_EQ(bytes.size(), wire::hello_fixed_size + 4 + 6);
+            EXPECT_EQ(capacity_field(bytes), cap) << "little-endian at offset 36";
+            wire::frame f;
+            ASSERT_FALSE(decode_at(bytes, wire::side::home, f)) << cap << " flags " << flags;
+            EXPECT_EQ(f.h.type, wire::msg::hello);
+            EXPECT_EQ(f.h.flags, flags);
+            EXPECT_EQ(f.h.id, 0xc0ffeeULL);
+            EXPECT_EQ(f.hello.create_capacity, cap);
+            EXPECT_EQ(f.hello.name, "jobs");
+            EXPECT_EQ(f.hello.type_name, "string");
+            EXPECT_EQ(f.hello.instance, some_instance());
+        }
+    }
+}
+
+TEST(CodecUnit, HelloWithoutCreateEncodesAndDecodesNoCapacity) {
+    // The encoder leaves the field reserved (0) without CREATE, whatever the body holds.
+    const auto bytes = create_hello(77, 0);
+    EXPECT_EQ(capacity_field(bytes), 0u);
+    wire::frame f;
+    ASSERT_FALSE(decode_at(bytes, wire::side::home, f));
+    EXPECT_EQ(f.h.flags & wire::flag::create, 0);
+    EXPECT_EQ(f.hello.create_capacity, 0u);
+}
+
+TEST(CodecUnit, HelloCapacityWithoutCreateIsRejected) {
+    // §6.1 rule 4: without CREATE, offset 36 is reserved. Each octet counts on its own.
+    for (std::size_t at = 36; at < 40; ++at) {
+        for (const std::uint16_t flags : {std::uint16_t{0}, wire::flag::resume}) {
+            auto h = create_hello(0, flags);
+            h[at] = 1;
+            wire::frame f;
+            EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_reserved)
+                << "octet " << at << " flags " << flags;
+        }
+    }
+    // A CREATE HELLO whose flag is cleared in transit: its capacity is now a reserved field.
+    auto h = create_hello(5);
+    h[2] = 0;
+    h[3] = 0;
+    wire::frame f;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_reserved);
+}
+
+TEST(CodecUnit, HelloCreateDoesNotExcuseTheOtherReservedField) {
+    auto h = create_hello(8);
+    h[22] = 1;  // reserved u16 after type-len
+    wire::frame f;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_reserved);
+    h = create_hello(8);
+    h[23] = 1;
+    EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_reserved);
+}
+
+TEST(CodecUnit, HelloFlagsOtherThanResumeAndCreateAreRejected) {
+    for (int bit = 0; bit < 16; ++bit) {
+        const auto flag = static_cast<std::uint16_t>(1u << bit);
+        if (flag == wire::flag::resume || flag == wire::flag::create) continue;
+        for (const std::uint16_t with : {std::uint16_t{0}, wire::flag::create}) {
+            const auto h = create_hello(with != 0 ? 3 : 0, static_cast<std::uint16_t>(flag | with));
+            wire::frame f;
+            EXPECT_EQ(decode_at(h, wire::side::home, f), codec_errc::bad_flags)
+                << "bit " << bit << " with " << with;
+        }
+    }
+}
+
+TEST(CodecUnit, CreateFlagOnAnyTypeButHelloIsRejected) {
+    wire::frame f;
+    for (const auto m : {wire::msg::recv, wire::msg::send, wire::msg::close, wire::msg::query,
+                         wire::msg::ret}) {
+        EXPECT_EQ(decode_at(simple(m, 3, 1, wire::flag::create), wire::side::home, f),
+                  codec_errc::bad_flags)
+            << wire::to_string(m);
+    }
+    EXPECT_EQ(decode_at(simple(wire::msg::ping, 0, 1, wire::flag::create), wire::side::home, f),
+              codec_errc::bad_flags);
+    // WELCOME may carry RESUME (§12.2) but not CREATE: a created channel is welcomed plainly.
+    wire::welcome_body b;
+    b.channel = 1;
+    b.instance = some_instance();
+    std::string ok;
+    wire::encode_welcome(ok, 1, wire::flag::resume, b);
+    EXPECT_FALSE(decode_at(ok, wire::side::peer, f));
+    std::string bad;
+    wire::encode_welcome(bad, 1, wire::flag::create, b);
+    EXPECT_EQ(decode_at(bad, wire::side::peer, f), codec_errc::bad_flags);
+}
+
 TEST(CodecUnit, FramesOverTheMaximumAreRejected) {
     std::string s;
     wire::begin_send(s, 1, 1, 0);
