@@ -47,6 +47,13 @@ using zchan_test::value_base;
 
 using env_map = std::map<std::string, std::string>;
 
+/// `base` with the variables of `more` added (or replaced): a role's
+/// environment is the test's heartbeat settings plus its own.
+env_map with(env_map base, const env_map& more) {
+    for (const auto& [k, v] : more) base[k] = v;
+    return base;
+}
+
 // ---- the probe role: operations on a path that is about to be cut -------------------
 
 long ms_since(clock::time_point t0) {
@@ -200,22 +207,16 @@ TEST_P(FaultNetwork, CutThatHealsWithinTheTimeoutLosesAndDuplicatesNothing) {
     // well inside the 1500 ms timeout.
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
     const long n = static_cast<long>(zchan_test::scale(3000));
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "16";
-    const auto ep = path_->start_home(vars);
+    const auto ep = path_->start_home(with(hb, {{"ZCHAN_CAP", "16"}}));
     ASSERT_TRUE(ep.has_value()) << path_->home().tail();
     std::vector<std::unique_ptr<fault_child>> consumers;
     for (const char* prefetch : {"0", "32"}) {
-        auto v = hb;
-        v["ZCHAN_EP"] = *ep;
-        v["ZCHAN_PREFETCH"] = prefetch;
-        consumers.push_back(path_->peer("consume", v));
+        consumers.push_back(
+            path_->peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", prefetch}})));
     }
-    auto pv = hb;
-    pv["ZCHAN_EP"] = *ep;
-    pv["ZCHAN_N"] = std::to_string(n);
-    pv["ZCHAN_ID"] = "1";
-    auto producer = path_->peer("produce", pv);
+    auto producer = path_->peer("produce", with(hb, {{"ZCHAN_EP", *ep},
+                                                     {"ZCHAN_N", std::to_string(n)},
+                                                     {"ZCHAN_ID", "1"}}));
     auto received = [&] { return consumers[0]->count("got ") + consumers[1]->count("got "); };
     ASSERT_TRUE(zchan_test::wait_until(
         [&] { return received() >= static_cast<std::size_t>(n / 3); }, deadline_after(generous)))
@@ -244,13 +245,9 @@ TEST_P(FaultNetwork, CutThatHealsWithinTheTimeoutLosesAndDuplicatesNothing) {
 TEST_P(FaultNetwork, CutThatDoesNotHealEndsInTimeoutOrPeerLostAndDropsNothing) {
     constexpr long timeout_ms = 800;
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", std::to_string(timeout_ms)}};
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "2";
-    const auto ep = path_->start_home(vars);
+    const auto ep = path_->start_home(with(hb, {{"ZCHAN_CAP", "2"}}));
     ASSERT_TRUE(ep.has_value()) << path_->home().tail();
-    auto pv = hb;
-    pv["ZCHAN_EP"] = *ep;
-    auto probe = path_->peer("probe", pv);
+    auto probe = path_->peer("probe", with(hb, {{"ZCHAN_EP", *ep}}));
     ASSERT_TRUE(probe->wait_for("ready")) << probe->tail();
     path_->cut();
     probe->tell("go");
@@ -298,17 +295,11 @@ TEST_P(FaultNetwork, CutThatDoesNotHealEndsInTimeoutOrPeerLostAndDropsNothing) {
 TEST(FaultNetworkProxy, ConnectionsResetAndRefusedPastTheTimeoutPeersLearnItNothingSentIsLost) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "800"}};
     path p("proxy");
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "16";
-    const auto ep = p.start_home(vars);
+    const auto ep = p.start_home(with(hb, {{"ZCHAN_CAP", "16"}}));
     ASSERT_TRUE(ep.has_value());
-    auto cv = hb;
-    cv["ZCHAN_EP"] = *ep;
-    auto consumer = p.peer("consume", cv);
-    auto pv = cv;
-    pv["ZCHAN_N"] = "1000000";
-    pv["ZCHAN_ID"] = "1";
-    auto producer = p.peer("produce", pv);
+    auto consumer = p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}}));
+    auto producer = p.peer(
+        "produce", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", "1000000"}, {"ZCHAN_ID", "1"}}));
     ASSERT_TRUE(consumer->wait_count("got ", 500)) << consumer->tail();
     const auto t0 = clock::now();
     p.proxy()->drop_new(true);  // the reconnects fail: resume cannot happen
@@ -352,20 +343,14 @@ void reset_stream_resumes(const std::string& prefetch, int resets) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
     const long n = 3000;
     path p("proxy");
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "16";
-    const auto ep = p.start_home(vars);
+    const auto ep = p.start_home(with(hb, {{"ZCHAN_CAP", "16"}}));
     ASSERT_TRUE(ep.has_value());
-    auto cv = hb;
-    cv["ZCHAN_EP"] = *ep;
-    cv["ZCHAN_PREFETCH"] = prefetch;
     std::vector<std::unique_ptr<fault_child>> consumers;
-    consumers.push_back(p.peer("consume", cv));
-    auto pv = hb;
-    pv["ZCHAN_EP"] = *ep;
-    pv["ZCHAN_N"] = std::to_string(n);
-    pv["ZCHAN_ID"] = "1";
-    auto producer = p.peer("produce", pv);
+    consumers.push_back(
+        p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", prefetch}})));
+    auto producer = p.peer("produce", with(hb, {{"ZCHAN_EP", *ep},
+                                                {"ZCHAN_N", std::to_string(n)},
+                                                {"ZCHAN_ID", "1"}}));
     std::vector<std::size_t> at;
     for (int k = 1; k <= resets; ++k) {
         ASSERT_TRUE(consumers[0]->wait_count("got ", static_cast<std::size_t>(k * n / (resets + 2))))
@@ -408,15 +393,10 @@ TEST(FaultNetworkProxy, SeveralResetsInARowTheStreamResumesEachTime) {
 TEST(FaultNetworkProxy, ResetWhileAnUnbufferedSendIsBlockedTheRendezvousHolds) {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
     path p("proxy");
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "0";
-    const auto ep = p.start_home(vars);
+    const auto ep = p.start_home(with(hb, {{"ZCHAN_CAP", "0"}}));
     ASSERT_TRUE(ep.has_value());
-    auto pv = hb;
-    pv["ZCHAN_EP"] = *ep;
-    pv["ZCHAN_N"] = "1";
-    pv["ZCHAN_ID"] = "1";
-    auto producer = p.peer("produce", pv);
+    auto producer =
+        p.peer("produce", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", "1"}, {"ZCHAN_ID", "1"}}));
     ASSERT_TRUE(producer->wait_for("dialed")) << producer->tail();
     auto sent = [&] { return producer->count("sent ") != 0; };
     EXPECT_TRUE(zchan_test::stays_false_for(sent, 300ms)) << "an unbuffered send returned alone";
@@ -425,10 +405,8 @@ TEST(FaultNetworkProxy, ResetWhileAnUnbufferedSendIsBlockedTheRendezvousHolds) {
     ASSERT_TRUE(zchan_test::wait_until([&] { return p.proxy()->accepted() > before; },
                                        deadline_after(generous)));
     EXPECT_TRUE(zchan_test::stays_false_for(sent, 300ms)) << "the reset released the sender";
-    auto cv = hb;
-    cv["ZCHAN_EP"] = *ep;
     std::vector<std::unique_ptr<fault_child>> consumers;
-    consumers.push_back(p.peer("consume", cv));
+    consumers.push_back(p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}})));
     EXPECT_EQ(producer->wait_exit(deadline_after(generous)), 0) << producer->tail();
     ASSERT_TRUE(consumers[0]->wait_count("got ", 1)) << consumers[0]->tail();
     p.home().tell("close");
@@ -448,21 +426,15 @@ TEST(FaultNetworkNetns, LossyLinkDeliversEverythingOnceInOrder) {
     const env_map hb{{"ZCHAN_HB", "200"}, {"ZCHAN_TIMEOUT", "5000"}};
     const long n = static_cast<long>(zchan_test::scale(200));
     path p("netns");
-    auto vars = hb;
-    vars["ZCHAN_CAP"] = "16";
-    const auto ep = p.start_home(vars);
+    const auto ep = p.start_home(with(hb, {{"ZCHAN_CAP", "16"}}));
     ASSERT_TRUE(ep.has_value()) << p.home().tail();
     p.lab()->lossy(0, 1, 2);
-    auto cv = hb;
-    cv["ZCHAN_EP"] = *ep;
-    cv["ZCHAN_PREFETCH"] = "16";
     std::vector<std::unique_ptr<fault_child>> consumers;
-    consumers.push_back(p.peer("consume", cv));
-    auto pv = hb;
-    pv["ZCHAN_EP"] = *ep;
-    pv["ZCHAN_N"] = std::to_string(n);
-    pv["ZCHAN_ID"] = "1";
-    auto producer = p.peer("produce", pv);
+    consumers.push_back(
+        p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", "16"}})));
+    auto producer = p.peer("produce", with(hb, {{"ZCHAN_EP", *ep},
+                                                {"ZCHAN_N", std::to_string(n)},
+                                                {"ZCHAN_ID", "1"}}));
     EXPECT_EQ(producer->wait_exit(deadline_after(6 * generous)), 0) << producer->tail();
     p.home().tell("close");
     EXPECT_EQ(consumers[0]->wait_exit(deadline_after(4 * generous)), 0) << consumers[0]->tail();

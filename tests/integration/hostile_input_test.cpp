@@ -13,7 +13,7 @@
 //   * raw TCP (below ZeroMQ): random bytes; a truncated ZMTP greeting; a greeting
 //     followed by a megabyte of junk; a full ZMTP 3.0 NULL handshake and then a
 //     message frame claiming 8 GiB, and one claiming 2^63 octets;
-//   * a DEALER speaking ZCHAN (encoded here by hand, from protocol.md only):
+//   * a DEALER speaking ZCHAN (encoded by hand from protocol.md only, raw_peer.hpp):
 //     empty, truncated, wrong-version, unknown-type and 1 MiB random frames,
 //     multipart messages, a HELLO whose name-len claims more than the frame, an
 //     ACK whose count claims 2^40 entries, HELLOs for an unknown channel, with
@@ -37,7 +37,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <random>
 #include <string>
@@ -47,6 +46,8 @@
 #include <zmq.hpp>
 
 #include "child_process.hpp"
+#include "net_test_support.hpp"
+#include "raw_peer.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan_test_support.hpp"
@@ -57,18 +58,10 @@ using namespace std::chrono_literals;
 using zchan_test::clock;
 using zchan_test::deadline_after;
 using zchan_test::generous;
+using zchan_test::say;
+using zchan_test::self_exe;
 
-zchan::net_options fast() {
-    zchan::net_options o;
-    o.heartbeat = 200ms;
-    o.heartbeat_timeout = 2000ms;
-    return o;
-}
-
-void say(const std::string& line) {
-    std::fputs((line + "\n").c_str(), stdout);
-    std::fflush(stdout);
-}
+zchan::net_options fast() { return zchan_test::heartbeat_options(200ms, 2000ms); }
 
 // ---- child roles -------------------------------------------------------------------------
 
@@ -110,126 +103,9 @@ int child_main(const std::string& role, const std::string& ep, long n) {
     return 1;
 }
 
-// ---- ZCHAN/1 frames, encoded from protocol.md §4-§5 -----------------------------------------
+// ---- ZCHAN/1 frames, encoded from protocol.md §4-§5 (tests/support/raw_peer.hpp) -----------
 
-enum : std::uint8_t {
-    t_hello = 0x01,
-    t_welcome = 0x02,
-    t_error = 0x03,
-    t_send = 0x10,
-    t_send_ok = 0x12,
-    t_recv = 0x20,
-    t_ack = 0x22,
-    t_return = 0x23,
-    t_close = 0x30,
-    t_query = 0x31,
-    t_status = 0x33,
-    t_ping = 0x40,
-    t_pong = 0x41,
-    t_bye = 0x42,
-};
-enum : std::uint16_t { e_unsupported_version = 2, e_unknown_channel = 3, e_type_mismatch = 4 };
-enum : std::uint16_t { e_decode_error = 5, e_unknown_session = 9 };
-
-template <class U>
-void put(std::string& s, U v) {
-    for (std::size_t i = 0; i < sizeof(U); ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-template <class U>
-U get(const std::string& s, std::size_t at) {
-    U v = 0;
-    for (std::size_t i = 0; i < sizeof(U) && at + i < s.size(); ++i) {
-        v |= static_cast<U>(static_cast<unsigned char>(s[at + i])) << (8 * i);
-    }
-    return v;
-}
-
-std::string header(std::uint8_t type, std::uint32_t channel, std::uint64_t id,
-                   std::uint8_t version = 1, std::uint16_t flags = 0) {
-    std::string s;
-    put<std::uint8_t>(s, version);
-    put<std::uint8_t>(s, type);
-    put<std::uint16_t>(s, flags);
-    put<std::uint32_t>(s, channel);
-    put<std::uint64_t>(s, id);
-    return s;
-}
-
-std::string hello(const std::string& name, const std::string& type, std::uint64_t nonce,
-                  std::uint8_t min_v = 1, std::uint8_t max_v = 1) {
-    std::string s = header(t_hello, 0, nonce, max_v);
-    put<std::uint8_t>(s, min_v);
-    put<std::uint8_t>(s, max_v);
-    put<std::uint16_t>(s, static_cast<std::uint16_t>(name.size()));
-    put<std::uint16_t>(s, static_cast<std::uint16_t>(type.size()));
-    put<std::uint16_t>(s, 0);
-    put<std::uint32_t>(s, 0);  // prefetch
-    put<std::uint32_t>(s, 0);  // send window
-    put<std::uint32_t>(s, 0);  // heartbeat: the home's
-    put<std::uint32_t>(s, 0);
-    for (int i = 1; i <= 16; ++i) put<std::uint8_t>(s, static_cast<std::uint8_t>(i));
-    return s + name + type;
-}
-
-/// cereal's binary encoding of a std::string (protocol.md §13).
-std::string encoded(const std::string& v) {
-    std::string s;
-    put<std::uint64_t>(s, v.size());
-    return s + v;
-}
-
-struct reply {
-    std::uint8_t type = 0;
-    std::uint32_t channel = 0;
-    std::uint64_t id = 0;
-    std::string body;  // the whole frame
-    [[nodiscard]] std::uint16_t error_code() const { return get<std::uint16_t>(body, 16); }
-};
-
-/// A raw DEALER: the attacker's ZCHAN client.
-class dealer {
-public:
-    dealer(zmq::context_t& ctx, const std::string& ep) : s_(ctx, zmq::socket_type::dealer) {
-        s_.set(zmq::sockopt::linger, 0);
-        s_.connect(ep);
-    }
-
-    void send(const std::string& frame) { s_.send(zmq::buffer(frame), zmq::send_flags::none); }
-    void send_multipart(const std::string& a, const std::string& b) {
-        s_.send(zmq::buffer(a), zmq::send_flags::sndmore);
-        s_.send(zmq::buffer(b), zmq::send_flags::none);
-    }
-
-    /// PINGs on channel 0 and returns every frame the home sent before the PONG
-    /// (frames of one connection are handled in order: protocol.md §12.5), or
-    /// nullopt if no PONG came within the deadline.
-    std::optional<std::vector<reply>> sync() {
-        const std::uint64_t nonce = 0x5eed0000'00000000ULL + ++pings_;
-        send(header(t_ping, 0, nonce));
-        std::vector<reply> got;
-        const auto deadline = deadline_after(generous);
-        zmq::pollitem_t item{s_.handle(), 0, ZMQ_POLLIN, 0};
-        while (clock::now() < deadline) {
-            zmq::message_t m;
-            if (!s_.recv(m, zmq::recv_flags::dontwait)) {
-                zmq::poll(&item, 1, 50ms);
-                continue;
-            }
-            reply r;
-            r.body.assign(m.data<char>(), m.size());
-            r.type = get<std::uint8_t>(r.body, 1);
-            r.channel = get<std::uint32_t>(r.body, 4);
-            r.id = get<std::uint64_t>(r.body, 8);
-            if (r.type == t_pong && r.id == nonce) return got;
-            got.push_back(std::move(r));
-        }
-        return std::nullopt;
-    }
-
-private:
-    zmq::socket_t s_;
-    std::uint64_t pings_ = 0;
-};
+using namespace zchan_test::raw;
 
 // ---- raw TCP --------------------------------------------------------------------------------
 
@@ -310,18 +186,6 @@ std::string zmtp_long_frame(std::uint64_t size) {
     return f + "only a few octets follow";
 }
 
-// ---- memory ---------------------------------------------------------------------------------
-
-/// A /proc/self/status field in kB (VmRSS, VmHWM), or -1.
-long status_kb(const std::string& field) {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-    }
-    return -1;
-}
-
 // ---- the attack -----------------------------------------------------------------------------
 
 struct attacker {
@@ -365,15 +229,15 @@ struct attacker {
 
     void zchan_round() {
         // Frames from a DEALER that has no session.
-        dealer stranger(ctx, ep);
+        raw_peer stranger(ctx, ep);
         const std::vector<std::string> invalid = {
             std::string(),                                      // empty
             header(t_recv, 1, 1).substr(0, 10),                 // truncated header
-            header(t_recv, 1, 1, /*version=*/2),                // wrong version
-            header(t_ping, 0, 1, /*version=*/0),                // version 0
+            header(t_recv, 1, 1, 0, /*version=*/2),             // wrong version
+            header(t_ping, 0, 1, 0, /*version=*/0),             // version 0
             header(0x7f, 1, 1),                                 // unknown type
             header(t_welcome, 0, 1),                            // wrong direction
-            header(t_recv, 1, 1, 1, /*flags=*/0x8000),          // undefined flag
+            header(t_recv, 1, 1, /*flags=*/0x8000),             // undefined flag
             header(t_recv, 1, 0),                               // request id 0
             hello("stream", "i64", 1).substr(0, 40),            // truncated HELLO
             hello("stream", "i64", 1) + "trailing",             // HELLO longer than it says
@@ -412,7 +276,7 @@ struct attacker {
         // HELLOs the home refuses, each with its code (protocol.md §7.2).
         stranger.send(hello("no-such-channel", "i64", 11));
         stranger.send(hello("stream", "string", 12));
-        stranger.send(hello("stream", "i64", 13, /*min=*/7, /*max=*/9));
+        stranger.send(hello("stream", "i64", 13, {.min_version = 7, .max_version = 9}));
         answers = stranger.sync();
         ASSERT_TRUE(answers);
         ASSERT_EQ(answers->size(), 3u);
@@ -424,13 +288,13 @@ struct attacker {
         }
 
         // A real session on "decoy": a value claiming 8 GiB, then replays (§12.3).
-        dealer d(ctx, ep);
+        raw_peer d(ctx, ep);
         d.send(hello("decoy", "string", 21));
         answers = d.sync();
         ASSERT_TRUE(answers);
         ASSERT_EQ(answers->size(), 1u);
         ASSERT_EQ((*answers)[0].type, t_welcome);
-        const auto sid = get<std::uint32_t>((*answers)[0].body, 16);
+        const auto sid = (*answers)[0].welcome_channel();
 
         std::string huge = header(t_send, sid, 1);
         put<std::uint64_t>(huge, std::uint64_t{8} << 30);
@@ -442,10 +306,10 @@ struct attacker {
         d.send(header(t_send, sid, 3) + encoded("b"));
         d.send(header(t_send, sid, 3) + encoded("b"));
         d.send(header(t_send, sid, 2) + encoded("a"));
-        std::string ack = header(t_ack, sid, 2);
-        put<std::uint64_t>(ack, 9999);  // deliveries that never happened: ignored
-        put<std::uint64_t>(ack, 9999);
-        d.send(ack);
+        std::string acks = header(t_ack, sid, 2);
+        put<std::uint64_t>(acks, 9999);  // deliveries that never happened: ignored
+        put<std::uint64_t>(acks, 9999);
+        d.send(acks);
         d.send(header(t_return, sid, 12345));
         d.send(header(t_query, sid, 4));
         answers = d.sync();
@@ -457,7 +321,7 @@ struct attacker {
             if (r.type == t_error) {
                 EXPECT_EQ(r.error_code(), e_decode_error);
             }
-            if (r.type == t_status) length = get<std::uint64_t>(r.body, 16);
+            if (r.type == t_status) length = get<std::uint64_t>(r.frame, 16);
         }
         const std::vector<std::pair<std::uint8_t, std::uint64_t>> want = {
             {t_error, 1},   {t_send_ok, 2}, {t_send_ok, 2}, {t_send_ok, 3},
@@ -490,18 +354,18 @@ TEST(HostileInput, ReplayedSendSeqIsAnsweredAgainAndEnqueuedOnce) {
     zchan::server srv("tcp://127.0.0.1:*", fast());
     srv.serve("ch", ch);
     zmq::context_t ctx;
-    dealer d(ctx, srv.endpoint());
+    raw_peer d(ctx, srv.endpoint());
     d.send(hello("ch", "string", 1));
     auto answers = d.sync();
     ASSERT_TRUE(answers);
     ASSERT_EQ(answers->size(), 1u);
     ASSERT_EQ((*answers)[0].type, t_welcome);
-    const auto sid = get<std::uint32_t>((*answers)[0].body, 16);
+    const auto sid = (*answers)[0].welcome_channel();
 
     d.send(header(t_send, sid, 1) + encoded("a"));
     d.send(header(t_send, sid, 1) + encoded("a"));
-    d.send(header(t_send, sid, 2, 1, /*TRY*/ 1) + encoded("b"));
-    d.send(header(t_send, sid, 2, 1, /*TRY*/ 1) + encoded("b"));
+    d.send(header(t_send, sid, 2, f_try) + encoded("b"));
+    d.send(header(t_send, sid, 2, f_try) + encoded("b"));
     d.send(header(t_send, sid, 1) + encoded("a"));
     answers = d.sync();
     ASSERT_TRUE(answers);
@@ -534,8 +398,6 @@ TEST(HostileInput, ReplayedSendSeqIsAnsweredAgainAndEnqueuedOnce) {
     EXPECT_EQ(*ch.recv(), "b");
 }
 
-std::string self_exe() { return "/proc/self/exe"; }
-
 TEST(HostileInput, LivePairStreamsThroughGarbageAtTheSamePort) {
     const long n = static_cast<long>(zchan_test::scale(4000));
     zchan::channel<long> stream(16);
@@ -553,7 +415,7 @@ TEST(HostileInput, LivePairStreamsThroughGarbageAtTheSamePort) {
     ASSERT_TRUE(consumer.spawned() && producer.spawned());
     ASSERT_TRUE(producer.wait_for_text("half")) << producer.output();
 
-    const long rss_before_kb = status_kb("VmRSS");
+    const long rss_before_kb = zchan_test::status_kb("VmRSS");
     const auto malformed_before = srv.malformed_frames();
     attacker att{zmq::context_t(), ep, tcp_port(ep), decoy};
 
@@ -584,7 +446,7 @@ TEST(HostileInput, LivePairStreamsThroughGarbageAtTheSamePort) {
     // Bounded memory: nothing on the wire may make the home allocate what a length claims.
     // Each round sends a few MiB in total; the bound is far below one honoured 8 GiB claim,
     // and generous for the allocator's and the sanitizers' caches.
-    const long hwm_kb = status_kb("VmHWM");
+    const long hwm_kb = zchan_test::status_kb("VmHWM");
     const long bound_kb = (zchan_test::sanitized ? 512 : 128) * 1024;
     EXPECT_LT(hwm_kb - rss_before_kb, bound_kb)
         << "VmRSS before the attack " << rss_before_kb << " kB, peak " << hwm_kb << " kB";

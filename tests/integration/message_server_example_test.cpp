@@ -182,7 +182,7 @@ TEST(MessageServerExampleIntegration, ServerEndsOnSigtermAfterItsClientsLeave) {
                                                           server.lines().back().find("exiting") !=
                                                               std::string::npos; },
                                             std::chrono::milliseconds(200)));
-    ASSERT_TRUE(server.send_signal(SIGTERM));
+    ASSERT_TRUE(server.signal(SIGTERM));
     EXPECT_EQ(listener.wait_exit(), 0) << listener.output();
     EXPECT_EQ(server.wait_exit(), 0) << server.output();
     const auto s = go_log_messages(server);
@@ -199,7 +199,7 @@ TEST(MessageServerExampleIntegration, ClientLeavesOnSigintAndTheServerCountsIt) 
     child_process listener(
         patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
     ASSERT_TRUE(listener.wait_for_text("Subscribed to news").has_value()) << listener.output();
-    ASSERT_TRUE(listener.send_signal(SIGINT));
+    ASSERT_TRUE(listener.signal(SIGINT));
     EXPECT_EQ(listener.wait_exit(), 0) << listener.output();
     EXPECT_EQ(server.wait_exit(), 0) << server.output();
     EXPECT_TRUE(contains(go_log_messages(listener), "Got SIGINT; leaving")) << listener.output();
@@ -212,7 +212,7 @@ TEST(MessageServerExampleIntegration, KilledClientIsDetachedAndOthersCarryOn) {
     ASSERT_TRUE(ep.has_value()) << server.output();
     child_process victim({client_bin, *ep, "--name", "victim", "--subscribe", "news"});
     ASSERT_TRUE(victim.wait_for_text("Subscribed to news").has_value()) << victim.output();
-    ASSERT_TRUE(victim.send_signal(SIGKILL));
+    ASSERT_TRUE(victim.signal(SIGKILL));
     EXPECT_EQ(victim.wait_exit(), -SIGKILL);
     // Its reader sees peer_lost within the heartbeat timeout (3 s by default).
     ASSERT_TRUE(server.wait_for_text("victim was lost").has_value()) << server.output();

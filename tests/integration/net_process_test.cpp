@@ -3,67 +3,46 @@
 // in a child role chosen by ZCHAN_CHILD_ROLE, and talks to it over tcp:// and
 // ipc://. Children report progress as lines on stdout ("sent 3", "got 7",
 // "end"), which the test reads with bounded waits: no sleeps.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "child_process.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
+#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
-
-extern char** environ;
 
 namespace {
 
 using namespace std::chrono_literals;
 using zchan_test::clock;
 using zchan_test::deadline_after;
+using zchan_test::env_or;
 using zchan_test::generous;
+using zchan_test::say;
 
-zchan::net_options fast() {
-    zchan::net_options o;
-    o.connect_timeout = 5000ms;
-    o.heartbeat = 100ms;
-    o.heartbeat_timeout = 500ms;
-    return o;
-}
-
-std::string env(const char* name, const char* fallback = "") {
-    const char* v = std::getenv(name);
-    return v != nullptr ? v : fallback;
-}
-
-void say(const std::string& line) {
-    std::fputs((line + "\n").c_str(), stdout);
-    std::fflush(stdout);
-}
+zchan::net_options fast() { return zchan_test::heartbeat_options(100ms, 500ms, 5000ms); }
 
 // ---- child roles ------------------------------------------------------------------
 
 int child_main(const std::string& role) {
-    const std::string ep = env("ZCHAN_CHILD_ENDPOINT");
-    const std::string name = env("ZCHAN_CHILD_NAME", "ch");
-    const long n = std::stol(env("ZCHAN_CHILD_N", "0"));
-    const long id = std::stol(env("ZCHAN_CHILD_ID", "0"));
-    try {
+    const std::string ep = env_or("ZCHAN_CHILD_ENDPOINT");
+    const std::string name = env_or("ZCHAN_CHILD_NAME", "ch");
+    const long n = std::stol(env_or("ZCHAN_CHILD_N", "0"));
+    const long id = std::stol(env_or("ZCHAN_CHILD_ID", "0"));
+    return zchan_test::run_role([&] {
         if (role == "send") {
             auto ch = zchan::dial<long>(ep, name, fast());
             for (long i = 0; i < n; ++i) {
@@ -99,139 +78,13 @@ int child_main(const std::string& role) {
             }
             return 0;
         }
-    } catch (const zchan::peer_lost&) {
-        say("lost");
-        return 4;
-    } catch (const zchan::channel_closed&) {
-        say("closed");
-        return 3;
-    } catch (const std::exception& e) {
-        say(std::string("error ") + e.what());
-        return 2;
-    }
-    return 1;
+        return 1;
+    });
 }
 
-// ---- the parent's view of a child ------------------------------------------------------
+// ---- the parent's view of a child: this binary with ZCHAN_CHILD_ROLE set ---------------
 
-class child {
-public:
-    explicit child(const std::map<std::string, std::string>& vars) {
-        int out[2];
-        int in[2];
-        if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0) std::abort();
-        std::vector<std::string> envs;
-        for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
-        for (auto& [k, v] : vars) envs.push_back(k + "=" + v);
-        std::vector<char*> envp;
-        for (auto& e : envs) envp.push_back(e.data());
-        envp.push_back(nullptr);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        char exe[] = "/proc/self/exe";
-        char* argv[] = {exe, nullptr};
-        if (posix_spawn(&pid_, exe, &fa, nullptr, argv, envp.data()) != 0) std::abort();
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        ::close(in[0]);
-        stdin_ = in[1];
-        reader_ = std::thread([this, fd = out[0]] { read_lines(fd); });
-    }
-
-    child(const child&) = delete;
-    child& operator=(const child&) = delete;
-
-    ~child() {
-        close_stdin();
-        if (!exited_) {
-            if (!wait_exit(deadline_after(generous)).has_value()) {
-                ::kill(pid_, SIGKILL);
-                (void)wait_exit(deadline_after(generous));
-            }
-        }
-        reader_.join();
-    }
-
-    /// Positive wait for a line equal to `line`.
-    [[nodiscard]] bool wait_line(const std::string& line,
-                                 clock::time_point deadline = deadline_after(generous)) const {
-        return zchan_test::wait_until([&] { return has_line(line); }, deadline);
-    }
-    /// Waits for a line starting with `prefix`; returns the rest.
-    [[nodiscard]] std::optional<std::string> wait_prefix(const std::string& prefix) const {
-        std::optional<std::string> found;
-        (void)zchan_test::wait_until(
-            [&] {
-                std::lock_guard<std::mutex> g(mu_);
-                for (auto& l : lines_) {
-                    if (l.rfind(prefix, 0) == 0) {
-                        found = l.substr(prefix.size());
-                        return true;
-                    }
-                }
-                return false;
-            },
-            deadline_after(generous));
-        return found;
-    }
-    [[nodiscard]] bool has_line(const std::string& line) const {
-        std::lock_guard<std::mutex> g(mu_);
-        return std::find(lines_.begin(), lines_.end(), line) != lines_.end();
-    }
-    [[nodiscard]] std::vector<std::string> lines() const {
-        std::lock_guard<std::mutex> g(mu_);
-        return lines_;
-    }
-
-    void close_stdin() {
-        if (stdin_ >= 0) ::close(stdin_);
-        stdin_ = -1;
-    }
-    void kill_now() { ::kill(pid_, SIGKILL); }
-
-    /// Positive wait for the exit; returns the exit code (-signal if killed).
-    [[nodiscard]] std::optional<int> wait_exit(clock::time_point deadline) {
-        while (!exited_) {
-            int status = 0;
-            const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-            if (r == pid_) {
-                exited_ = true;
-                code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-                break;
-            }
-            if (clock::now() >= deadline) return std::nullopt;
-            std::this_thread::yield();
-        }
-        return code_;
-    }
-
-private:
-    void read_lines(int fd) {
-        std::string partial;
-        char buf[4096];
-        ssize_t n = 0;
-        while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-            partial.append(buf, static_cast<std::size_t>(n));
-            std::size_t nl = 0;
-            while ((nl = partial.find('\n')) != std::string::npos) {
-                std::lock_guard<std::mutex> g(mu_);
-                lines_.push_back(partial.substr(0, nl));
-                partial.erase(0, nl + 1);
-            }
-        }
-        ::close(fd);
-    }
-
-    pid_t pid_ = -1;
-    int stdin_ = -1;
-    bool exited_ = false;
-    int code_ = -1;
-    std::thread reader_;
-    mutable std::mutex mu_;
-    std::vector<std::string> lines_;  // guarded by mu_
-};
+using child = zchan_test::self_child;
 
 std::atomic<int> counter{0};
 
@@ -364,7 +217,7 @@ TEST_P(NetProcess, SelectOverARemoteAndALocalChannelLosesAndDuplicatesNothing) {
                 {"ZCHAN_CHILD_ENDPOINT", bind_endpoint(GetParam())},
                 {"ZCHAN_CHILD_N", "4"},
                 {"ZCHAN_CHILD_ID", std::to_string(n)}});
-    const auto ep = home.wait_prefix("endpoint ");
+    const auto ep = home.wait_for("endpoint ");
     ASSERT_TRUE(ep.has_value());
     auto remote = zchan::dial<long>(*ep, "ch", fast());
     zchan::channel<long> local(4);
@@ -406,7 +259,7 @@ TEST_P(NetProcess, HomeKilledMeansPeerLostWithinTheHeartbeatTimeout) {
     child home({{"ZCHAN_CHILD_ROLE", "serve"},
                 {"ZCHAN_CHILD_ENDPOINT", bind_endpoint(GetParam())},
                 {"ZCHAN_CHILD_N", "1"}});
-    const auto ep = home.wait_prefix("endpoint ");
+    const auto ep = home.wait_for("endpoint ");
     ASSERT_TRUE(ep.has_value());
     auto remote = zchan::dial<long>(*ep, "ch", fast());
     EXPECT_EQ(remote.recv_for(20ms).status, zchan::recv_status::timeout);
@@ -426,7 +279,7 @@ INSTANTIATE_TEST_SUITE_P(Transports, NetProcess, ::testing::Values("tcp", "ipc")
 }  // namespace
 
 int main(int argc, char** argv) {
-    const std::string role = env("ZCHAN_CHILD_ROLE");
+    const std::string role = env_or("ZCHAN_CHILD_ROLE");
     if (!role.empty()) return child_main(role);
     ::signal(SIGPIPE, SIG_IGN);
     ::testing::InitGoogleTest(&argc, argv);

@@ -28,13 +28,8 @@ using zchan_test::blocks_until;
 
 using zchan_test::make_endpoint;
 
-zchan::net_options fast() {
-    zchan::net_options o;
-    o.connect_timeout = 2000ms;
-    o.heartbeat = 100ms;
-    o.heartbeat_timeout = 2000ms;  // sanitized runs are slow; loss is not tested here
-    return o;
-}
+// A long timeout: sanitized runs are slow; loss is not tested here.
+zchan::net_options fast() { return zchan_test::heartbeat_options(100ms, 2000ms, 2000ms); }
 
 class NetSelectIntegration : public ::testing::TestWithParam<std::string> {};
 

@@ -31,13 +31,7 @@ using zchan_test::blocks_until;
 
 using zchan_test::make_endpoint;
 
-zchan::net_options fast() {
-    zchan::net_options o;
-    o.connect_timeout = 2000ms;
-    o.heartbeat = 100ms;
-    o.heartbeat_timeout = 400ms;
-    return o;
-}
+zchan::net_options fast() { return zchan_test::heartbeat_options(100ms, 400ms, 2000ms); }
 
 class NetIntegration : public ::testing::TestWithParam<std::string> {};
 

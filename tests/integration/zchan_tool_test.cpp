@@ -271,7 +271,7 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     child_process recv({tool, "recv", hub.endpoint, "empty"});
     ASSERT_TRUE(stat_until(hub.endpoint, "empty", [](auto& c) { return c.receivers == 1; }))
         << recv.output();
-    recv.send_signal(SIGINT);
+    recv.signal(SIGINT);
     EXPECT_EQ(recv.wait_exit(deadline_after(generous)), 130) << recv.output();
     EXPECT_TRUE(contains(recv, "zchan recv: interrupted after 0 value(s)")) << recv.output();
 
@@ -288,7 +288,7 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     ASSERT_TRUE(stat_until(hub.endpoint, "full",
                            [](auto& c) { return c.len == 1 && c.senders == 1; }))
         << send.output();
-    send.send_signal(SIGINT);
+    send.signal(SIGINT);
     EXPECT_EQ(send.wait_exit(deadline_after(generous)), 130) << send.output();
     EXPECT_TRUE(contains(send, "zchan send: interrupted after 1 value(s)")) << send.output();
     std::filesystem::remove(input);
@@ -298,7 +298,7 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     EXPECT_EQ(row->len, 1U);
     EXPECT_FALSE(row->closed);
 
-    hub.proc.send_signal(SIGINT);
+    hub.proc.signal(SIGINT);
     EXPECT_EQ(hub.proc.wait_exit(deadline_after(generous)), 0) << hub.proc.output();
     EXPECT_TRUE(contains(hub.proc, "zchan hub: interrupted")) << hub.proc.output();
 }
@@ -365,7 +365,7 @@ TEST(ZchanToolIntegration, KeygenKeysTurnOnCurveForHubSendAndRecvThroughTheEnvir
     for (long i = 0; i < 100; ++i) want[static_cast<std::size_t>(i)] = i + 1;
     EXPECT_EQ(numbers(receiver), want) << "exactly the encrypted sender's values, in order";
 
-    hub.send_signal(SIGINT);
+    hub.signal(SIGINT);
     EXPECT_EQ(hub.wait_exit(deadline_after(generous)), 0) << hub.output();
     std::filesystem::remove_all(dir);
 }

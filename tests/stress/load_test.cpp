@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -52,15 +51,6 @@ std::size_t env_size(const char* name, std::size_t fallback) {
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch())
         .count();
-}
-
-long status_kb(const std::string& field) {
-    std::ifstream in("/proc/self/status");
-    std::string line;
-    while (std::getline(in, line)) {
-        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-    }
-    return -1;
 }
 
 struct consumer_result {
@@ -190,7 +180,7 @@ void run_load(bool curve) {
         "load%s: %zu values, %zu producers + %zu consumers (prefetch %u), %.2f s, %.0f values/s, "
         "latency p50 %u us, p99 %u us, peak RSS %ld kB\n",
         curve ? " (CURVE)" : "", total, producers, consumers, prefetch, secs, static_cast<double>(total) / secs, pct(0.50),
-        pct(0.99), status_kb("VmHWM"));
+        pct(0.99), zchan_test::status_kb("VmHWM"));
 }
 
 TEST(Load, SixtyFourRemoteClientsThroughOneServerExactlyOnce) { run_load(false); }

@@ -140,22 +140,13 @@ inline int role_consume() {
 inline int run_fault_role() {
     const std::string role = env_or("ZCHAN_FAULT_ROLE");
     if (role.empty()) return -1;
-    try {
+    return run_role([&] {
         if (role == "home") return role_home();
         if (role == "produce") return role_produce();
         if (role == "consume") return role_consume();
         say("error unknown role " + role);
         return 2;
-    } catch (const zchan::peer_lost&) {
-        say("lost");
-        return 4;
-    } catch (const zchan::channel_closed&) {
-        say("closed");
-        return 3;
-    } catch (const std::exception& e) {
-        say(std::string("error ") + e.what());
-        return 2;
-    }
+    });
 }
 
 }  // namespace zchan_test

@@ -1,8 +1,10 @@
 // Helpers shared by the network integration tests: fresh endpoints per
-// transport, and the "select over a remote and a local channel" check.
+// transport, heartbeat settings, and the "select over a remote and a local
+// channel" check.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <set>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "zchan/channel.hpp"
+#include "zchan/net.hpp"
 #include "zchan/select.hpp"
 
 namespace zchan_test {
@@ -27,6 +30,18 @@ inline std::string make_endpoint(const std::string& transport) {
         return "ipc:///tmp/zchan-net-test-" + std::to_string(::getpid()) + "-" + std::to_string(n);
     }
     return "tcp://127.0.0.1:*";
+}
+
+/// Options with the given heartbeat interval and timeout (a test's own: fast
+/// loss detection, or slack for sanitized runs) and connect timeout.
+[[nodiscard]] inline zchan::net_options heartbeat_options(
+    std::chrono::milliseconds heartbeat, std::chrono::milliseconds timeout,
+    std::chrono::milliseconds connect = zchan::net_options{}.connect_timeout) {
+    zchan::net_options o;
+    o.connect_timeout = connect;
+    o.heartbeat = heartbeat;
+    o.heartbeat_timeout = timeout;
+    return o;
 }
 
 /// Feeds 0..n-1 into `home` (served, reached through `remote`) and n..2n-1

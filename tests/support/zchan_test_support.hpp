@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <latch>
 #include <memory>
@@ -246,6 +247,16 @@ struct run_result {
         start = nl + 1;
     }
     return r;
+}
+
+/// A /proc/self/status field of this process in kB (VmRSS, VmHWM = peak RSS), or -1.
+[[nodiscard]] inline long status_kb(const std::string& field) {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    }
+    return -1;
 }
 
 }  // namespace zchan_test
