@@ -490,6 +490,12 @@ private:
             (void)hand_over_locked(*r);  // false: a select already decided otherwise
         } else if (drained_locked()) {
             r->result = net_answer::closed;
+            // A select registration learns every final answer through its
+            // hook: the select polled this case before registering it, and
+            // the handle may have drained since (another thread dispatched
+            // the last prefetch answer). Its register_recv reports only a
+            // lost link as "ready", so without this wake-up it sleeps forever.
+            if (r->on_answer != nullptr) r->on_answer(*r, r->arg);
         } else if (try_now) {
             r->result = net_answer::empty;  // what has arrived is all a TRY sees (§9.2)
         } else {

@@ -76,6 +76,41 @@ TEST(NetPrefetch, SelectTakesPrefetchedValuesWithoutLossOrDuplicates) {
     zchan_test::expect_select_over_remote_and_local_exactly_once(home, remote, n);
 }
 
+// A select polls its cases, then registers them (select.hpp run_select). A prefetching handle
+// that became closed and drained in between (the last prefetch answer was dispatched by another
+// thread) must say so at registration: register_recv returns "may be ready now" or wakes the
+// entry, as every chan_base does. It used to record "closed" in the request and do neither, so
+// the select slept forever: a `zchan recv` (try_recv, then select with its interrupt channel)
+// that had every value never ended (ZchanToolIntegration.TwoReceiversSplit..., once under ASan).
+// Here the handle is drained before the registration, so the window is always hit.
+TEST(NetPrefetch, ASelectRegisteringAfterTheHandleDrainedIsTold) {
+    zchan::channel<int> home(4);
+    zchan::server srv("tcp://127.0.0.1:*");
+    srv.serve("p", home);
+    auto remote = zchan::dial<int>(srv.endpoint(), "p", with_prefetch(8));
+    home.send(1);
+    home.close();
+    EXPECT_EQ(remote.recv(), std::optional<int>(1));
+    EXPECT_FALSE(remote.recv().has_value());  // closed and drained
+    // What run_select does once its polls found nothing ready.
+    zchan::detail::chan_base<int>* impl = zchan::detail::channel_access<int>::get(remote);
+    zchan::detail::context cx;
+    zchan::detail::recv_packet<int> packet;
+    zchan::detail::wait_entry e{&cx, zchan::detail::sel_first_op, &packet};
+    const bool ready = impl->register_recv(e);
+    const bool woken = cx.selected() != zchan::detail::sel_waiting;
+    impl->unregister_recv(e);
+    EXPECT_TRUE(ready || woken) << "a select registering now would wait forever";
+    // And through select itself: the closed case fires, the never-ready one does not.
+    zchan::channel<int> never(1);
+    bool fired_closed = false;
+    const std::size_t which =
+        zchan::select(zchan::recv_case(remote, [&](std::optional<int> v) { fired_closed = !v; }),
+                      zchan::recv_case(never, [](std::optional<int>) {}));
+    EXPECT_EQ(which, 0U);
+    EXPECT_TRUE(fired_closed);
+}
+
 TEST(NetPrefetch, ValuesNotTakenGoBackWhenTheHandleGoes) {
     zchan::channel<int> home(16);
     zchan::server srv("tcp://127.0.0.1:*");
