@@ -37,8 +37,8 @@
 // with a connection comes again only when its request is re-sent, after
 // values the home sent later on the new connection. So the head of pq_ is
 // handed out only once every delivery before it has arrived (p_next_), and
-// after a resume the handle reports closed only once no prefetch request is
-// outstanding (drained_locked).
+// the handle reports closed only once no prefetch request is outstanding
+// (drained_locked).
 // A user recv takes the head of pq_ without a round trip,
 // or waits in pwaiters_ (FIFO) for the next one; a TRY recv never goes to
 // the home (empty unless a value is queued). The queued values are
@@ -517,15 +517,16 @@ private:
     /// Requires mu_. A prefetch RECV was answered CLOSED and nothing more can
     /// come: every value queued was taken, no request is outstanding.
     ///
-    /// Until a resume, answers come in request order (§8.8): once one is
-    /// CLOSED every earlier request was answered, and the later ones can
-    /// only be CLOSED too, so they need not be waited for. After a resume a
-    /// re-sent request may still bring a value, so every one is waited for.
-    /// (Waiting for all of them without a resume made a `zchan recv` range
-    /// hang at its end once in ~20 ASan runs: a prefetch id went unanswered.
-    /// Not understood yet; this bounds it to sessions that were resumed.)
+    /// Every outstanding request is waited for, resumed session or not: the
+    /// home answers each one (§8.1, §8.8), and a later one is not always
+    /// CLOSED too. A value given back after the close (RETURN, another
+    /// peer's BYE or loss, §8.4, §12.4) goes to the next request, and after
+    /// a resume a re-sent request may bring a value that was lost with the
+    /// connection (§12.2). (A `zchan recv` that once hung here was a select
+    /// that registered after the handle drained and was never told, see
+    /// start_prefetched_locked; no request had gone unanswered.)
     [[nodiscard]] bool drained_locked() const noexcept {
-        return p_closed_ && pq_.empty() && (p_outstanding_ == 0 || !resumed_);
+        return p_closed_ && pq_.empty() && p_outstanding_ == 0;
     }
 
     /// Requires mu_. Delivery `d` arrived (queued, given back or a repeat):
@@ -1137,7 +1138,6 @@ private:
             lose_locked();
             return;
         }
-        resumed_ = true;  // answers may now come out of request order (drained_locked)
         ++resumes_;
         resend_locked();
     }
@@ -1273,7 +1273,6 @@ private:
     // Resume (see the top); all guarded by mu_.
     std::optional<dial_monitor> mon_;  // created in handshake(); read under mu_ after it
     bool resuming_ = false;            // HELLO RESUME sent, its WELCOME not yet here
-    bool resumed_ = false;             // a session was resumed at least once
     std::uint64_t resume_nonce_ = 0;   // the latest HELLO RESUME's nonce
     std::uint64_t hello_count_ = 1;    // HELLOs sent (the dial's was 1)
     std::uint64_t resumes_ = 0;        // completed resumes
