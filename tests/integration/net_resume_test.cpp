@@ -28,6 +28,8 @@ using zchan_test::generous;
 
 using namespace zchan_test::raw;
 
+constexpr std::uint8_t t_closed = 0x27;  // CLOSED (protocol.md §5.2)
+
 /// The peer of these tests: it opens std::string channels ("string", §7.4)
 /// under an instance id it names, with RESUME when it stands for a reconnect.
 class resume_peer : public raw_peer {
@@ -238,6 +240,52 @@ TEST_F(NetResume, ResentRecvManyAnswersEachRequestOnce) {
     for (const std::uint64_t d : {d10, d11, (*got)[0].delivery}) again.send(ack(c, d));
     ASSERT_TRUE(again.sync().has_value());
     EXPECT_EQ(ch_.len(), 0u);
+}
+
+// A request answered CLOSED whose answer was lost with the connection is re-sent (§12.2) and
+// must be answered again, also when a value came back into the closed channel meanwhile (a
+// RETURN after the close, §8.4): a resumed prefetching peer waits for every outstanding request
+// before it reports closed (§9.2), so an unanswered one hangs it. The home used to answer
+// CLOSED again only if the channel was closed and empty.
+TEST_F(NetResume, ResentRecvAnsweredClosedIsAnsweredAgainAfterAValueCameBack) {
+    ch_.send("a");
+    resume_peer first(ctx_, srv_->endpoint());
+    const auto w = first.open("ch", 9, false, 8);
+    ASSERT_TRUE(w.has_value());
+    const std::uint32_t c = w->welcome_channel();
+    first.send(recv_many(c, 10, 3));
+    auto got = first.sync();
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), 1u);  // 10 gets "a"; 11 and 12 wait
+    const std::uint64_t d10 = (*got)[0].delivery;
+    // The close reaches the home's thread as a notification, which may be
+    // handled after the next PING: collect answers until both came.
+    ch_.close();
+    std::vector<answer> closed;
+    const auto until = deadline_after(generous);
+    while (closed.size() < 2 && clock::now() < until) {
+        got = first.sync();
+        ASSERT_TRUE(got.has_value());
+        closed.insert(closed.end(), got->begin(), got->end());
+    }
+    ASSERT_EQ(closed.size(), 2u);
+    EXPECT_EQ(closed[0].type, t_closed);
+    EXPECT_EQ(closed[1].type, t_closed);
+    first.send(header(t_return, c, d10));  // "a" goes back to the head, after the close
+    ASSERT_TRUE(first.sync().has_value());
+    ASSERT_EQ(ch_.len(), 1u);
+
+    resume_peer again(ctx_, srv_->endpoint());
+    ASSERT_TRUE(again.open("ch", 9, true, 8).has_value());
+    again.send(recv_many(c, 11, 2));  // the two CLOSED "were lost"
+    got = again.sync();
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->size(), 2u) << "a re-sent request went unanswered";
+    EXPECT_EQ((*got)[0].type, t_closed);
+    EXPECT_EQ((*got)[0].id, 11u);
+    EXPECT_EQ((*got)[1].type, t_closed);
+    EXPECT_EQ((*got)[1].id, 12u);
+    EXPECT_EQ(ch_.len(), 1u) << "the answer to a request answered CLOSED took a value";
 }
 
 TEST_F(NetResume, LateCopyOfARecvWhoseValueWasResolvedTakesNothing) {

@@ -31,9 +31,9 @@
 // `unseen`) runs as new. One that arrived and was answered otherwise is not
 // run again: its VALUE was resolved, so the peer had it (running it again
 // would take the next value, and the peer's RETURN of it would reorder the
-// channel), or it was answered CLOSED (answered CLOSED again if the channel
-// is still closed and empty) or RECV_CANCELLED (its re-sent CANCEL_RECV gets
-// that again). A TRY RECV runs again (it answers at once either way).
+// channel), or it was answered CLOSED (answered CLOSED again: the channel is
+// still closed, even if a value was given back into it since) or
+// RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs again (it answers at once either way).
 //
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
@@ -718,10 +718,14 @@ private:
         if (d == 0) {
             if (st.unseen.take(request)) return false;  // lost on the way: run it now
             if (request < st.unseen_floor || try_now) return false;
-            if (impl_->is_closed() && impl_->len() == 0) {
-                out.reply(session, reply_type::closed, request);
-            }
-            return true;  // answered before, and the peer had it: see the top
+            // Answered before. If the answer was CLOSED the peer may never
+            // have seen it, and it waits for one (protocol.md §9.2): CLOSED
+            // again, also if a value came back after the close (RETURN,
+            // §8.4), which must not make the request go unanswered. If it was
+            // a VALUE since resolved (or RECV_CANCELLED), the peer had it and
+            // ignores a second answer (§12.2).
+            if (impl_->is_closed()) out.reply(session, reply_type::closed, request);
+            return true;  // see the top
         }
         enc_.clear();
         try {
