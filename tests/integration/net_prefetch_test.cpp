@@ -7,6 +7,7 @@
 // (cancelling one of them leaves the others answered in order).
 #include <chrono>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -192,6 +193,91 @@ std::optional<std::string> next_frame(zmq::socket_t& s) {
     zmq::message_t m;
     if (!s.recv(m)) return std::nullopt;
     return m.to_string();
+}
+
+/// A frame from a raw ROUTER: (routing id, body); nullopt if none came in 5 s.
+std::optional<std::pair<std::string, std::string>> next_routed(zmq::socket_t& s) {
+    zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) == 0) return std::nullopt;
+    zmq::message_t id;
+    zmq::message_t body;
+    if (!s.recv(id) || !id.more() || !s.recv(body)) return std::nullopt;
+    return std::make_pair(id.to_string(), body.to_string());
+}
+
+// The handle reports closed only once every prefetch request it sent has its final answer
+// (protocol.md §9.2), resumed or not: a request after one answered CLOSED may still bring a
+// value (one given back after the close goes to the next request, §8.4). A hand-written home
+// answers the window's first request CLOSED and the next ones with values. (Until the select
+// wake-up in start_prefetched_locked was found, a handle that was never resumed reported closed
+// at the first CLOSED, and lost the values of the later requests to its BYE.)
+TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
+    zmq::context_t ctx;
+    zmq::socket_t home(ctx, zmq::socket_type::router);
+    home.set(zmq::sockopt::linger, 0);
+    home.bind("tcp://127.0.0.1:*");
+    const std::string ep = home.get(zmq::sockopt::last_endpoint);
+    zchan::net_options o = with_prefetch(4);
+    o.heartbeat = 1000ms;
+    o.heartbeat_timeout = 10000ms;  // no loss in a slow (sanitized) run
+    auto dialing = std::async(std::launch::async, [&] { return zchan::dial<int>(ep, "p", o); });
+    auto hello = next_routed(home);
+    ASSERT_TRUE(hello);
+    const std::string rid = hello->first;
+    wire::frame f;
+    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(hello->second.data()),
+                               hello->second.size()},
+                              wire::side::home, f));
+    ASSERT_EQ(f.h.type, wire::msg::hello);
+    constexpr std::uint32_t ch = 5;
+    auto to_peer = [&](const std::string& frame) {
+        home.send(zmq::buffer(rid), zmq::send_flags::sndmore);
+        home.send(zmq::buffer(frame));
+    };
+    std::string tx;
+    wire::welcome_body b;
+    b.channel = ch;
+    b.heartbeat_ms = 1000;
+    b.timeout_ms = 10000;
+    b.capacity = 4;
+    b.prefetch = 4;
+    b.instance[0] = 9;
+    wire::encode_welcome(tx, f.h.id, 0, b);
+    to_peer(tx);
+    auto remote = dialing.get();
+    // The first recv asks for the window: RECV_MANY(first, 4).
+    EXPECT_EQ(remote.try_recv().status, zchan::recv_status::empty);
+    std::uint64_t first = 0;
+    while (first == 0) {
+        auto m = next_routed(home);
+        ASSERT_TRUE(m) << "no RECV_MANY";
+        ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(m->second.data()),
+                                   m->second.size()},
+                                  wire::side::home, f));
+        if (f.h.type != wire::msg::recv_many) continue;  // a PING, an ACK
+        ASSERT_EQ(f.count, 4u);
+        first = f.h.id;
+    }
+    auto closed = [&](std::uint64_t id) {
+        tx.clear();
+        wire::encode_header(tx, wire::header{wire::version, wire::msg::closed, 0, ch, id});
+        to_peer(tx);
+    };
+    auto value = [&](std::uint64_t id, std::uint64_t delivery, int v) {
+        tx.clear();
+        wire::begin_value(tx, ch, id, delivery);
+        zchan::encode_value(v, tx);
+        to_peer(tx);
+    };
+    closed(first);
+    value(first + 1, 1, 42);
+    EXPECT_EQ(remote.recv(), std::optional<int>(42));  // so the CLOSED before it was handled
+    EXPECT_EQ(remote.try_recv().status, zchan::recv_status::empty)
+        << "reported closed with two prefetch requests outstanding";
+    value(first + 2, 2, 43);
+    closed(first + 3);
+    EXPECT_EQ(remote.recv(), std::optional<int>(43));
+    EXPECT_FALSE(remote.recv().has_value());  // now every request is answered
 }
 
 TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
