@@ -33,7 +33,8 @@
 // would take the next value, and the peer's RETURN of it would reorder the
 // channel), or it was answered CLOSED (answered CLOSED again: the channel is
 // still closed, even if a value was given back into it since) or
-// RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs again (it answers at once either way).
+// RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs
+// again (it answers at once either way).
 //
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
