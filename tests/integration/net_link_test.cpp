@@ -72,6 +72,6 @@ TEST_P(NetLink, ThreadsSharingHandlesLoseNothingAndNeverStall) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Prefetch, NetLink, ::testing::Values(0u, 1u, 16u),
-                         [](const auto& info) { return "p" + std::to_string(info.param); });
+                         [](const auto& param_info) { return "p" + std::to_string(param_info.param); });
 
 }  // namespace
