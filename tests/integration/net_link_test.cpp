@@ -72,6 +72,8 @@ TEST_P(NetLink, ThreadsSharingHandlesLoseNothingAndNeverStall) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Prefetch, NetLink, ::testing::Values(0u, 1u, 16u),
-                         [](const auto& param_info) { return "p" + std::to_string(param_info.param); });
+                         [](const auto& param_info) {
+                             return "p" + std::to_string(param_info.param);
+                         });
 
 }  // namespace
