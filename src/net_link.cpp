@@ -110,6 +110,10 @@ namespace w = wire;
 /// Longest single poll of a leader (a backstop; it is kicked when needed).
 constexpr long long leader_poll_max_ms = 100;
 
+/// CLOCK_MONOTONIC_COARSE reads up to one tick (1-10 ms with common HZ)
+/// behind the real clock; the silence check allows for it.
+constexpr std::int64_t coarse_slack_ms = 20;
+
 /// The DEALER's handshake-failure events, watched during dial (see the top).
 /// Owned by the dialing thread; the destructor stops the monitor.
 class dial_monitor {
@@ -120,8 +124,7 @@ public:
         if (zmq_socket_monitor(watched_.handle(), ep.c_str(),
                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_DISCONNECTED) != 0) {
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED) != 0) {
             throw connect_error("zchan: cannot monitor the dial socket");
         }
         pair_ = zmq::socket_t(net_context(), zmq::socket_type::pair);
@@ -178,8 +181,10 @@ public:
             std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
             const std::string at = "zchan: " + endpoint + ": ";
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
-                return at + "access denied: the home's allow-list does not admit this client's "
-                            "CURVE key (ZAP status " + std::to_string(value) + ")";
+                return at +
+                       "access denied: the home's allow-list does not admit this client's "
+                       "CURVE key (ZAP status " +
+                       std::to_string(value) + ")";
             }
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
                 if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
@@ -192,13 +197,15 @@ public:
                 return at + "security handshake failed: protocol error " + std::to_string(value);
             }
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && curve) {
-                return at + "CURVE handshake failed: the home closed the connection (wrong "
-                            "server key, or a plaintext home)";
+                return at +
+                       "CURVE handshake failed: the home closed the connection (wrong "
+                       "server key, or a plaintext home)";
             }
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL && ++dropped_ >= 2) {
-                return at + "security handshake failed: the home closed the connection during "
-                            "the handshake twice (does it require CURVE? see "
-                            "net_options::curve_client)";
+                return at +
+                       "security handshake failed: the home closed the connection during "
+                       "the handshake twice (does it require CURVE? see "
+                       "net_options::curve_client)";
             }
         }
     }
@@ -422,7 +429,7 @@ public:
         // cancel_locked drains: the verdict may be in already, written while
         // cx was still aborted (so nobody unparked us). Check before re-arming.
         if (r.result != net_answer::none) return r.result;
-        r.cx.reset();  // under mu_: no answer can race with it
+        r.cx.reset();                     // under mu_: no answer can race with it
         await_locked(g, r, no_deadline);  // answered, or lost within the timeout
         return r.result;
     }
@@ -739,11 +746,15 @@ private:
     /// CLOSE and QUERY, which cannot be cancelled.
     static std::optional<w::msg> cancel_type(net_op op) noexcept {
         switch (op) {
-            case net_op::send: return w::msg::cancel_send;
-            case net_op::recv: return w::msg::cancel_recv;
-            case net_op::watch: return w::msg::cancel_watch;
+            case net_op::send:
+                return w::msg::cancel_send;
+            case net_op::recv:
+                return w::msg::cancel_recv;
+            case net_op::watch:
+                return w::msg::cancel_watch;
             case net_op::close:
-            case net_op::query: return std::nullopt;
+            case net_op::query:
+                return std::nullopt;
         }
         return std::nullopt;
     }
@@ -769,8 +780,7 @@ private:
                 w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r.id});
                 break;
             case net_op::watch:  // protocol.md §8.6
-                w::encode_header(tx_,
-                                 w::header{w::version, w::msg::watch_send, 0, channel_, r.id});
+                w::encode_header(tx_, w::header{w::version, w::msg::watch_send, 0, channel_, r.id});
                 break;
         }
     }
@@ -822,7 +832,7 @@ private:
                 lose_locked();
                 return;
             }
-            tx_seen_ = true;  // stamped at the next heartbeat tick (heartbeat_locked)
+            tx_seen_ = true;             // stamped at the next heartbeat tick (heartbeat_locked)
             last_send_ms_ = checked_ms;  // see expire_if_silent_locked
         } catch (const zmq::error_t&) {
             lose_locked();
@@ -962,8 +972,7 @@ private:
         if (it == pending_.end()) {
             if (take_prefetch_id_locked(f.h.id)) {
                 if (a == net_answer::value) {
-                    queue_value_locked(std::string(reinterpret_cast<const char*>(
-                                                       f.payload.data()),
+                    queue_value_locked(std::string(reinterpret_cast<const char*>(f.payload.data()),
                                                    f.payload.size()),
                                        f.delivery_seq);
                 }
@@ -1041,21 +1050,25 @@ private:
         return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
     }
 
-    /// Requires mu_. A process that sent nothing for (nearly) the heartbeat
-    /// timeout was stopped (SIGSTOP, a debugger) or starved: the home has
+    /// Requires mu_. A process that sent nothing for the heartbeat timeout
+    /// was stopped (SIGSTOP, a debugger) or starved: the home may have
     /// declared its session lost (protocol.md §12.1) and given its
     /// deliveries to other receivers (§12.4), so they must not reach a user
     /// here (§12.5). Frames still queued in the socket (VALUEs, and the
     /// home's PINGs, which would look like signs of life) cannot tell: only
     /// our own silence can, so this runs before anything is dispatched,
     /// handed over or sent (also in send_buf_locked: a thread stopped just
-    /// after a check must not refresh the stamp with its next frame). The
-    /// margin of one heartbeat covers the lag between a frame leaving and
-    /// the home stamping it; a live process sends at least every heartbeat
-    /// (PING), so it never trips this.
+    /// after a check must not refresh the stamp with its next frame).
+    ///
+    /// Why the timeout itself is early enough: the stamp is taken before the
+    /// frame leaves, and the home stamps the frame after it arrived, so the
+    /// home cannot run out of patience before this does. `coarse_slack`
+    /// covers the coarse clock's tick (it may read up to one tick late). A
+    /// stop shorter than the timeout minus the heartbeat never trips either
+    /// side (a live process sends at least every heartbeat).
     void expire_if_silent_locked() {
         if (lost_ || last_send_ms_ == 0) return;
-        const auto limit = std::max<std::int64_t>((timeout_ - hb_).count(), timeout_.count() / 2);
+        const std::int64_t limit = timeout_.count() - coarse_slack_ms;
         if (coarse_now_ms() - last_send_ms_ > limit) lose_locked();
     }
 
@@ -1131,8 +1144,7 @@ private:
             // End the fresh session it opened for us at once.
             if ((f.h.flags & w::flag::resume) == 0) {
                 tx_.clear();
-                w::encode_header(tx_,
-                                 w::header{w::version, w::msg::bye, 0, f.welcome.channel, 0});
+                w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, f.welcome.channel, 0});
                 send_raw_locked();
             }
             lose_locked();
@@ -1165,8 +1177,7 @@ private:
             }
             flush();  // keep the order of ACKs and RETURNs
             tx_.clear();
-            w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_,
-                                            u & ~return_bit});
+            w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_, u & ~return_bit});
             send_buf_locked(tx_);
         }
         flush();
@@ -1240,7 +1251,7 @@ private:
     }
 
     const net_options opts_;
-    std::jthread io_;  // the destructor stops and joins it before touching anything else
+    std::jthread io_;     // the destructor stops and joins it before touching anything else
     int wake_fd_ = -1;    // wakes the background thread
     int leader_fd_ = -1;  // kicks the leader out of its poll (kick_leader_locked)
     int zmq_fd_ = -1;
@@ -1266,10 +1277,10 @@ private:
     std::uint64_t ping_nonce_ = 0;                                             // guarded by mu_
     steady::time_point last_rx_{};                                             // guarded by mu_
     steady::time_point last_tx_{};                                             // guarded by mu_
-    bool rx_seen_ = false;  // a frame arrived since the last tick; guarded by mu_
-    bool tx_seen_ = false;  // a frame left since the last tick; guarded by mu_
+    bool rx_seen_ = false;           // a frame arrived since the last tick; guarded by mu_
+    bool tx_seen_ = false;           // a frame left since the last tick; guarded by mu_
     std::int64_t last_send_ms_ = 0;  // coarse_now_ms() of the last frame sent; by mu_
-    bool home_stopping_ = false;  // ERROR shutting_down received; guarded by mu_
+    bool home_stopping_ = false;     // ERROR shutting_down received; guarded by mu_
     // Resume (see the top); all guarded by mu_.
     std::optional<dial_monitor> mon_;  // created in handshake(); read under mu_ after it
     bool resuming_ = false;            // HELLO RESUME sent, its WELCOME not yet here
@@ -1286,28 +1297,28 @@ private:
     /// answer (0: not a VALUE; `unanswered`: none yet).
     static constexpr std::uint64_t unanswered = ~std::uint64_t{0};
     std::unordered_map<std::uint64_t, std::uint64_t> resent_;
-    std::string tx_;                                                           // guarded by mu_
-    std::string ack_tx_;               // an ACK frame being sent; guarded by mu_
+    std::string tx_;      // guarded by mu_
+    std::string ack_tx_;  // an ACK frame being sent; guarded by mu_
     // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by
     // handshake() before io_ starts.
     struct queued_value {
         std::string payload;
         std::uint64_t delivery = 0;
     };
-    std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
-    std::deque<queued_value> pq_;                        // prefetched, not yet taken
-    std::uint64_t p_next_ = 1;        // the lowest delivery seq that has not arrived
+    std::uint32_t prefetch_ = 0;       // granted window P'; 0 = none
+    std::deque<queued_value> pq_;      // prefetched, not yet taken
+    std::uint64_t p_next_ = 1;         // the lowest delivery seq that has not arrived
     std::set<std::uint64_t> p_above_;  // deliveries above p_next_ that have arrived
     std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
     // Prefetch RECVs in flight: (first id, count) ranges in request order.
     id_ranges p_ranges_;
-    std::size_t p_outstanding_ = 0;                      // their total
-    bool p_closed_ = false;                              // a prefetch RECV got CLOSED
+    std::size_t p_outstanding_ = 0;    // their total
+    bool p_closed_ = false;            // a prefetch RECV got CLOSED
     std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
-    bool draining_ = false;                                                    // guarded by mu_
-    bool leader_ = false;         // a user thread polls the socket; guarded by mu_
-    bool leader_kicked_ = false;  // leader_fd_ written, not yet read; guarded by mu_
-    bool bg_polls_sock_ = false;  // the background thread's poll includes zmq_fd_; by mu_
+    bool draining_ = false;            // guarded by mu_
+    bool leader_ = false;              // a user thread polls the socket; guarded by mu_
+    bool leader_kicked_ = false;       // leader_fd_ written, not yet read; guarded by mu_
+    bool bg_polls_sock_ = false;       // the background thread's poll includes zmq_fd_; by mu_
 };
 
 }  // namespace

@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -244,6 +246,51 @@ TEST(FaultProcess, ConsumerStoppedPastTheTimeoutIsTreatedAsDeadWhenItResumes) {
     EXPECT_LE(both, static_cast<std::size_t>(prefetch + 1));
     std::printf("[ measured ] stopped consumer took %zu (%zu after SIGCONT), other %zu, both %zu\n",
                 v.size(), v.size() - victim_before, o.size(), both);
+}
+
+// ---- 3b. a stop shorter than the timeout ------------------------------------------
+
+/// True once `pid` is stopped (state T in /proc/<pid>/stat).
+bool process_stopped(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T';
+}
+
+// Issue 10 item 3 (protocol.md §12.1): with the default heartbeat (1 s) and
+// timeout (3 s), a consumer stopped for 2.2 s right after it sent a frame is
+// silent for well under the timeout on both sides, so it carries on and gets
+// every value. (The peer used to expire itself after timeout minus heartbeat
+// of its own silence: 2 s.)
+TEST(FaultProcess, ConsumerStoppedForLessThanTheTimeoutCarriesOn) {
+    constexpr long n = 40;
+    constexpr long before_stop = 10;
+    zchan::channel<std::string> ch(16);
+    zchan::server srv("tcp://127.0.0.1:*");  // default heartbeat options
+    srv.serve("ch", ch);
+    fault_child c("consume", vars({{"ZCHAN_EP", srv.endpoint()},
+                                   {"ZCHAN_HB", "1000"},
+                                   {"ZCHAN_TIMEOUT", "3000"},
+                                   {"ZCHAN_SELF_STOP_AFTER", std::to_string(before_stop)}}));
+    ASSERT_TRUE(c.wait_for("dialed"));
+    for (long i = 0; i < before_stop; ++i) ch.send(make_value(value_base + i));
+    ASSERT_TRUE(c.wait_for("stopping")) << c.tail();
+    ASSERT_TRUE(
+        zchan_test::wait_until([&] { return process_stopped(c.pid()); }, deadline_after(generous)));
+    std::this_thread::sleep_for(2200ms);  // the fault itself: how long the process is stopped
+    ASSERT_TRUE(c.signal(SIGCONT));
+    for (long i = before_stop; i < n; ++i) {
+        // Bounded: a consumer that wrongly gave up leaves nobody to receive.
+        ASSERT_EQ(ch.send_until(make_value(value_base + i), deadline_after(generous)),
+                  zchan::send_status::ok)
+            << c.tail();
+    }
+    ch.close();
+    EXPECT_EQ(c.wait_exit(deadline_after(generous)), 0) << c.tail();
+    const std::vector<long> got = c.values("got ");
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << c.tail();
+    for (long i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], value_base + i);
 }
 
 // ---- 6. a slow consumer --------------------------------------------------------------

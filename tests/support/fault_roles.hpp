@@ -17,6 +17,9 @@
 //            one connection are processed in order), prints "stalled <k>" and
 //            waits for "go" on stdin. ZCHAN_RELEASE_AFTER=k: after k values, the
 //            same, then destroys its handle, prints "released" and exits 0.
+//            ZCHAN_SELF_STOP_AFTER=k: after k values, sends a QUERY (so that its
+//            last frame left just now), prints "stopping" and stops itself
+//            (SIGSTOP); the test decides how long it stays stopped.
 //
 // Failures: "lost" (exit 4) on peer_lost, "closed" (exit 3) on channel_closed,
 // "bad <text>" (exit 5) for a value that is not a whole make_value() value,
@@ -24,6 +27,7 @@
 #pragma once
 
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -107,11 +111,17 @@ inline int role_consume() {
     const auto size = static_cast<std::size_t>(std::stoul(env_or("ZCHAN_SIZE", "0")));
     const long stall_after = std::stol(env_or("ZCHAN_STALL_AFTER", "0"));
     const long release_after = std::stol(env_or("ZCHAN_RELEASE_AFTER", "0"));
+    const long self_stop_after = std::stol(env_or("ZCHAN_SELF_STOP_AFTER", "0"));
     std::optional<zchan::channel<std::string>> ch =
         zchan::dial<std::string>(env_or("ZCHAN_EP"), "ch", fault_options());
     say("dialed");
     long k = 0;
     for (;;) {
+        if (k > 0 && k == self_stop_after) {
+            (void)ch->len();
+            say("stopping");
+            ::raise(SIGSTOP);
+        }
         if (k > 0 && (k == stall_after || k == release_after)) {
             (void)ch->len();  // the ACKs leave ahead of the QUERY; STATUS proves them processed
             if (k == release_after) {
