@@ -217,10 +217,10 @@ private:
         detail::served_base* ch = nullptr;
         steady::time_point last_rx;
         steady::time_point last_tx;
-        counters* stats = nullptr;  // counters_[ch]
-        bool sends = false;         // has sent SEND or WATCH_SEND (a sender, for "$stat")
-        bool recvs = false;         // has sent RECV (a receiver)
-        w::instance_id instance{};  // the peer's, from HELLO: HELLO RESUME finds it (§12.2)
+        counters* stats = nullptr;   // counters_[ch]
+        bool sends = false;          // has sent SEND or WATCH_SEND (a sender, for "$stat")
+        bool recvs = false;          // has sent RECV (a receiver)
+        w::instance_id instance{};   // the peer's, from HELLO: HELLO RESUME finds it (§12.2)
         std::uint32_t prefetch = 0;  // granted in WELCOME, granted again on resume
         /// CLOSE request ids this session executed (§12.3: a re-send gets
         /// CLOSE_OK again, not already_closed). A peer closes once or twice.
@@ -590,10 +590,12 @@ private:
                 return;
             case w::msg::ack:
                 for (std::uint64_t i = 0; i < f.h.id; ++i) ch.on_ack(sid, f.ack(i));
+                ch.settle(*this);  // §10: receivers held back by these deliveries
                 return;
             case w::msg::ret:
                 if (s.stats != nullptr) ++s.stats->returned;
                 ch.on_return(sid, f.h.id);
+                ch.settle(*this);
                 return;
             case w::msg::close:
                 if (std::find(s.closed_by.begin(), s.closed_by.end(), f.h.id) !=
@@ -669,7 +671,7 @@ private:
                                    : refusal);
             return;
         }
-        ch->adopt_type(f.hello.type_name);  // a hub channel nobody has dialed yet (§17.1)
+        ch->adopt_type(f.hello.type_name);           // a hub channel nobody has dialed yet (§17.1)
         if (f.hello.type_name != ch->type_name()) {  // protocol.md §7.2 step 4
             ++counters_[ch].errors;
             refuse(w::error_code::type_mismatch, "channel \"" + name + "\" carries " +
@@ -727,6 +729,7 @@ private:
         sessions_.erase(it);
         session_count_.store(sessions_.size());
         ch->drop_session(sid);
+        if (!stopping_) ch->settle(*this);  // §10: its deliveries are back in the channel
     }
 
     void housekeeping() {

@@ -248,6 +248,43 @@ TEST(FaultProcess, ConsumerStoppedPastTheTimeoutIsTreatedAsDeadWhenItResumes) {
                 v.size(), v.size() - victim_before, o.size(), both);
 }
 
+// ---- 1b. values given back after a close -----------------------------------------
+
+// Issue 10 item 1 (protocol.md §10 item 3): the channel is full and closed;
+// consumer A takes its prefetch window and stalls; consumer B drains the
+// rest. B must not be told "closed and drained" while A's window may still
+// come back: when A is killed, its unacknowledged values reach B, which is
+// still ranging, and every value is received by A's user or by B.
+TEST(FaultProcess, ValuesGivenBackAfterACloseReachAReceiverStillRanging) {
+    constexpr long n = 1000;
+    zchan::channel<std::string> ch(n);
+    zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
+    srv.serve("ch", ch);
+    for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i));
+    ch.close();
+    fault_child a("consume", vars({{"ZCHAN_EP", srv.endpoint()},
+                                   {"ZCHAN_PREFETCH", "256"},
+                                   {"ZCHAN_STALL_AFTER", "10"}}));
+    ASSERT_TRUE(a.wait_for("stalled")) << a.tail();
+    fault_child b("consume", vars({{"ZCHAN_EP", srv.endpoint()}, {"ZCHAN_PREFETCH", "256"}}));
+    // Every value has left the home's buffer: it is at A (taken or in its
+    // window) or at B.
+    ASSERT_TRUE(zchan_test::wait_until([&] { return ch.len() == 0; }, deadline_after(generous)));
+    ASSERT_TRUE(b.wait_count("got ", static_cast<std::size_t>(n - 256)));
+    EXPECT_FALSE(b.has_line("end")) << "B was told closed while A's window could come back";
+    a.kill_now();
+    EXPECT_EQ(b.wait_exit(deadline_after(2 * generous)), 0) << b.tail();
+    const std::multiset<long> got_a = as_set(a.values("got "));
+    const std::multiset<long> got_b = as_set(b.values("got "));
+    for (long i = 0; i < n; ++i) {
+        const long x = value_base + i;
+        ASSERT_LE(got_b.count(x), 1u) << x << " twice at B";
+        ASSERT_EQ(got_a.count(x) + got_b.count(x), 1u) << x << " lost or received twice";
+    }
+    EXPECT_EQ(ch.len(), 0u);
+    EXPECT_TRUE(ch.is_closed());
+}
+
 // ---- 3b. a stop shorter than the timeout ------------------------------------------
 
 /// True once `pid` is stopped (state T in /proc/<pid>/stat).

@@ -269,10 +269,13 @@ public:
                               std::uint32_t count) = 0;
     /// WATCH_SEND / CANCEL_WATCH (protocol.md §8.6).
     virtual void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
-    virtual void on_cancel_watch(reply_sink& out, std::uint32_t session,
-                                 std::uint64_t request) = 0;
+    virtual void on_cancel_watch(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
     virtual void on_ack(std::uint32_t session, std::uint64_t delivery) = 0;
     virtual void on_return(std::uint32_t session, std::uint64_t delivery) = 0;
+    /// After a frame of ACKs, a RETURN or a dropped session: receivers held
+    /// back on a closed channel while deliveries were unresolved (protocol.md
+    /// §10) get their value or CLOSED now, if they can.
+    virtual void settle(reply_sink& /*out*/) {}
     /// Returns false if the channel was already closed.
     virtual bool on_close() = 0;
     virtual void on_query(std::uint64_t& length, bool& closed) = 0;

@@ -36,6 +36,15 @@
 // RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs
 // again (it answers at once either way).
 //
+// Close (protocol.md §10 item 3): a receiver learns CLOSED only when the
+// channel is closed, empty, and no *other* session holds an unresolved
+// delivery: such a value may still come back (RETURN, loss) and must then
+// reach a receiver that is still ranging. Until then the request is held
+// (`held_`, `held_streams_`: not registered on the channel, which would
+// report the close at once), and settle() retries it whenever a delivery is
+// resolved. A session's own unresolved deliveries do not hold it back: its
+// peer hands them to its user before it reports the close.
+//
 // Invariants:
 //   * an op is registered on the channel iff op.registered; it is unregistered
 //     before its memory is released, so no notification can reach a dead op
@@ -106,8 +115,7 @@ public:
             auto& o = *ops_.at(id);
             if (o.registered) unregister(o);
             // A handoff that completed just before: the value is ours.
-            if ((o.kind == op_kind::recv || o.kind == op_kind::stream) && o.rp.done &&
-                o.rp.value) {
+            if ((o.kind == op_kind::recv || o.kind == op_kind::stream) && o.rp.done && o.rp.value) {
                 impl_->requeue_front(std::move(*o.rp.value));
             }
             erase(o);
@@ -120,15 +128,33 @@ public:
         for (auto d = unacked.rbegin(); d != unacked.rend(); ++d) {
             if (*d) impl_->requeue_front(std::move(**d));
         }
+        open_total_ -= it->second.open;
         sessions_.erase(it);
     }
 
     std::size_t unresolved(std::uint32_t session) const override {
         auto it = sessions_.find(session);
-        if (it == sessions_.end()) return 0;
-        std::size_t n = 0;
-        for (const auto& d : it->second.unacked) n += d.has_value() ? 1 : 0;
-        return n;
+        return it == sessions_.end() ? 0 : it->second.open;
+    }
+
+    void settle(reply_sink& out) override {
+        if (held_.empty() && held_streams_.empty()) return;
+        std::vector<std::uint64_t> ops;
+        std::vector<std::uint32_t> streams;
+        ops.swap(held_);  // whatever must wait again is held anew
+        streams.swap(held_streams_);
+        for (const std::uint64_t id : ops) {
+            auto it = ops_.find(id);
+            if (it != ops_.end()) progress_recv(out, *it->second);  // else cancelled or dropped
+        }
+        for (const std::uint32_t session : streams) {
+            auto it = sessions_.find(session);
+            if (it == sessions_.end()) continue;
+            session_state& st = it->second;
+            if (st.stream_op == 0 && !st.stream_ranges.empty()) {
+                pump(out, session, st, std::nullopt);
+            }
+        }
     }
 
     bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
@@ -195,8 +221,10 @@ public:
                 case recv_status::ok:
                     deliver(out, session, request, std::move(*v));
                     break;
-                case recv_status::closed:
-                    out.reply(session, reply_type::closed, request);
+                case recv_status::closed:  // EMPTY while a value may still come back
+                    out.reply(session,
+                              others_unresolved(session) ? reply_type::empty : reply_type::closed,
+                              request);
                     break;
                 default:
                     out.reply(session, reply_type::empty, request);
@@ -214,7 +242,7 @@ public:
                 deliver(out, session, request, std::move(*v));
                 return;
             }
-            if (s == recv_status::closed) {
+            if (s == recv_status::closed && !others_unresolved(session)) {
                 out.reply(session, reply_type::closed, request);
                 return;
             }
@@ -288,7 +316,8 @@ public:
         if (it == sessions_.end()) return;
         if (std::optional<T>* slot = it->second.find(delivery)) {
             slot->reset();
-            it->second.trim();
+            it->second.resolved();
+            --open_total_;
         }
     }
 
@@ -299,7 +328,8 @@ public:
         if (slot == nullptr) return;  // unknown or resolved: ignore (§8.4)
         impl_->requeue_front(std::move(**slot));
         slot->reset();
-        it->second.trim();
+        it->second.resolved();
+        --open_total_;
     }
 
     bool on_close() override {
@@ -378,8 +408,8 @@ private:
     /// are trimmed. No allocation per value (a deque grows in blocks).
     struct session_state {
         std::uint64_t next_delivery = 1;
-        std::uint64_t base = 1;                   // delivery seq of unacked.front()
-        std::deque<std::optional<T>> unacked;     // [base, next_delivery)
+        std::uint64_t base = 1;                // delivery seq of unacked.front()
+        std::deque<std::optional<T>> unacked;  // [base, next_delivery)
         /// unacked_req[i]: the request delivery base + i answered (§12.3).
         std::deque<std::uint64_t> unacked_req;
         /// The highest RECV / RECV_MANY request id seen: anything at or below
@@ -445,6 +475,13 @@ private:
             std::optional<T>& slot = unacked[static_cast<std::size_t>(delivery - base)];
             return slot ? &slot : nullptr;
         }
+        /// Unresolved deliveries: the set slots of unacked.
+        std::size_t open = 0;
+        /// A slot was just reset (ACK or RETURN).
+        void resolved() {
+            --open;
+            trim();
+        }
         void trim() {
             while (!unacked.empty() && !unacked.front()) {
                 unacked.pop_front();
@@ -454,6 +491,7 @@ private:
         }
         void add_delivery(std::uint64_t request, T&& v) {
             ++next_delivery;
+            ++open;
             unacked.emplace_back(std::move(v));
             unacked_req.push_back(request);
         }
@@ -562,6 +600,10 @@ private:
                 return;
             }
             if (s == recv_status::closed) {
+                if (others_unresolved(o.session)) {
+                    held_.push_back(o.hook.op_id);  // see the top: settle() retries it
+                    return;
+                }
                 out.reply(o.session, reply_type::closed, o.id);
                 erase(o);
                 return;
@@ -601,6 +643,13 @@ private:
             if (!v) s = impl_->try_recv(v);
             if (s == recv_status::closed) {
                 flush();
+                if (others_unresolved(session)) {  // see the top: settle() retries it
+                    if (std::find(held_streams_.begin(), held_streams_.end(), session) ==
+                        held_streams_.end()) {
+                        held_streams_.push_back(session);
+                    }
+                    return;
+                }
                 st.stream_ranges.for_each(
                     [&](std::uint64_t id) { out.reply(session, reply_type::closed, id); });
                 st.stream_ranges.clear();
@@ -637,6 +686,7 @@ private:
             reply_sink::values_entry_end(*buf, at);
             ++n;
             st.add_delivery(request, std::move(*v));
+            ++open_total_;
             pop_stream_request(st);
         }
     }
@@ -660,6 +710,13 @@ private:
     }
 
     static void pop_stream_request(session_state& st) { st.stream_ranges.pop_front(); }
+
+    /// Whether a session other than `session` holds an unresolved delivery
+    /// (protocol.md §10): a value that may still come back to the channel.
+    [[nodiscard]] bool others_unresolved(std::uint32_t session) const {
+        auto it = sessions_.find(session);
+        return open_total_ > (it == sessions_.end() ? 0 : it->second.open);
+    }
 
     /// CANCEL_RECV of a stream request (protocol.md §8.5, §8.8).
     void cancel_stream_request(reply_sink& out, std::uint32_t session, std::uint64_t request) {
@@ -705,6 +762,7 @@ private:
         }
         const std::uint64_t d = it->second.next_delivery;
         it->second.add_delivery(request, std::move(v));
+        ++open_total_;
         out.reply_value(session, request, d, payload);
     }
 
@@ -749,7 +807,12 @@ private:
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> recv_ops_;
     std::map<std::pair<std::uint32_t, std::uint64_t>, std::uint64_t> watch_ops_;
     std::unordered_map<std::uint32_t, session_state> sessions_;
-    std::string enc_;  // deliver()'s encode buffer, reused
+    std::string enc_;             // deliver()'s encode buffer, reused
+    std::size_t open_total_ = 0;  // unresolved deliveries of every session
+    /// Receivers held back on the closed channel (see the top): recv op ids
+    /// (possibly cancelled since) and sessions whose stream waits.
+    std::vector<std::uint64_t> held_;
+    std::vector<std::uint32_t> held_streams_;
 };
 
 }  // namespace zchan::detail
