@@ -285,6 +285,31 @@ TEST(FaultProcess, ValuesGivenBackAfterACloseReachAReceiverStillRanging) {
     EXPECT_TRUE(ch.is_closed());
 }
 
+// ---- 1c. waiting receivers served in turn --------------------------------------------
+
+// Issue 10 item 5: two equal consumers (separate processes, the default
+// prefetch of `zchan recv`) of one live stream each get a fair share.
+TEST(FaultProcess, TwoEqualConsumersOfOneStreamShareIt) {
+    const long n = static_cast<long>(zchan_test::scale(100'000));
+    zchan::channel<std::string> ch(64);
+    zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
+    srv.serve("ch", ch);
+    fault_child a("consume", vars({{"ZCHAN_EP", srv.endpoint()}, {"ZCHAN_PREFETCH", "256"}}));
+    fault_child b("consume", vars({{"ZCHAN_EP", srv.endpoint()}, {"ZCHAN_PREFETCH", "256"}}));
+    ASSERT_TRUE(a.wait_for("dialed"));
+    ASSERT_TRUE(b.wait_for("dialed"));
+    for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i));
+    ch.close();
+    EXPECT_EQ(a.wait_exit(deadline_after(2 * generous)), 0) << a.tail();
+    EXPECT_EQ(b.wait_exit(deadline_after(2 * generous)), 0) << b.tail();
+    const auto got_a = static_cast<double>(a.values("got ").size());
+    const auto got_b = static_cast<double>(b.values("got ").size());
+    EXPECT_EQ(got_a + got_b, static_cast<double>(n));
+    std::printf("[ measured ] shares %.0f / %.0f\n", got_a, got_b);
+    EXPECT_GE(got_a / n, 0.35);
+    EXPECT_GE(got_b / n, 0.35);
+}
+
 // ---- 3b. a stop shorter than the timeout ------------------------------------------
 
 /// True once `pid` is stopped (state T in /proc/<pid>/stat).

@@ -19,6 +19,16 @@
 // stream can make progress, pump() answers as many of them as the channel
 // has values for, packed into VALUES frames.
 //
+// Turns: streams are greedy (a pump takes every value it has requests for),
+// so while another session's stream also wants values, a pump takes at most
+// `stream_turn_values` and then yields: the session goes to the back of
+// `turns_` and the next one in turns_ pumps (its registered stream op, if
+// any, taken off the channel first). Waiting receivers are thus served in
+// turn, as Go's FIFO of blocked receivers does, instead of by whoever's
+// refill reaches the home first. A rotation runs at most one turn per
+// session and continues at the server's next pass (the notifier), so a
+// producer that keeps the buffer full cannot hold the server thread.
+//
 // Resume (protocol.md §12.2, §12.3): after a reset connection the peer
 // re-sends, with their original ids, every request it has no final answer
 // for. A request id at or below the highest one seen on the session is such
@@ -347,6 +357,10 @@ public:
     }
 
     void on_ready(reply_sink& out, std::uint64_t op_id) override {
+        if (op_id == turn_op) {
+            rotate(out);
+            return;
+        }
         auto it = ops_.find(op_id);
         if (it == ops_.end()) return;  // cancelled or dropped since
         auto& o = *it->second;
@@ -388,6 +402,10 @@ private:
     /// peer's memory per frame modest.
     static constexpr std::size_t stream_frame_bytes = 64 * 1024;
     static constexpr std::uint32_t stream_frame_values = 4096;
+    /// Values a stream takes in one turn while another stream waits (see the top).
+    static constexpr std::uint32_t stream_turn_values = 64;
+    /// on_ready's op id for "continue the rotation"; make_op's ids start at 1.
+    static constexpr std::uint64_t turn_op = 0;
 
     struct op {
         op_hook hook;
@@ -623,9 +641,49 @@ private:
     /// each once the channel is closed and drained; registers the stream op
     /// when it runs dry with requests left. Requires: no stream op registered.
     void pump(reply_sink& out, std::uint32_t session, session_state& st, std::optional<T> first) {
+        if (pump_turn(out, session, st, std::move(first))) rotate(out);
+    }
+
+    /// Whether a session other than `session` has stream requests waiting.
+    [[nodiscard]] bool other_stream_wants(std::uint32_t session) const {
+        for (const auto& [id, st] : sessions_) {
+            if (id != session && !st.stream_ranges.empty()) return true;
+        }
+        return false;
+    }
+
+    /// One turn of each session in turns_ (see the top); what yields again
+    /// waits for the next pass.
+    void rotate(reply_sink& out) {
+        for (std::size_t k = turns_.size(); k != 0 && !turns_.empty(); --k) {
+            const std::uint32_t session = turns_.front();
+            turns_.pop_front();
+            auto it = sessions_.find(session);
+            if (it == sessions_.end()) continue;
+            session_state& st = it->second;
+            std::optional<T> handed;
+            if (st.stream_op != 0) {  // waiting on the channel: take it off first
+                auto& o = *ops_.at(st.stream_op);
+                if (o.registered) unregister(o);
+                if (o.rp.done && o.rp.value) handed = std::move(o.rp.value);
+                erase(o);
+                st.stream_op = 0;
+            }
+            (void)pump_turn(out, session, st, std::move(handed));
+        }
+        if (!turns_.empty()) notifier_.post(this, turn_op);
+    }
+
+    /// pump()'s work for one session. Returns true if it yielded its turn
+    /// (the session is queued in turns_), false if it answered everything it
+    /// could or now waits.
+    bool pump_turn(reply_sink& out, std::uint32_t session, session_state& st,
+                   std::optional<T> first) {
         std::string* buf = nullptr;
         std::uint64_t batch_request = 0;  // request id of the batch's first entry
         std::uint32_t n = 0;
+        std::uint32_t taken = 0;  // values this turn
+        const bool share = other_stream_wants(session);
         auto flush = [&] {
             if (n != 0) out.values_end(n);
             n = 0;
@@ -635,7 +693,7 @@ private:
             if (st.stream_ranges.empty()) {
                 flush();
                 if (first) impl_->requeue_front(std::move(*first));  // nobody asks any more
-                return;
+                return false;
             }
             std::optional<T> v = std::move(first);
             first.reset();
@@ -648,16 +706,16 @@ private:
                         held_streams_.end()) {
                         held_streams_.push_back(session);
                     }
-                    return;
+                    return false;
                 }
                 st.stream_ranges.for_each(
                     [&](std::uint64_t id) { out.reply(session, reply_type::closed, id); });
                 st.stream_ranges.clear();
-                return;
+                return false;
             }
             if (s != recv_status::ok) {
                 flush();
-                if (wait_stream(session, st, first)) return;
+                if (wait_stream(session, st, first)) return false;
                 continue;  // "may be ready now", or a value was handed over
             }
             const std::uint64_t request = st.stream_ranges.front();
@@ -681,13 +739,18 @@ private:
                 impl_->requeue_front(std::move(*v));
                 pop_stream_request(st);
                 out.reply_error(session, request, 5, "value could not be encoded at the home");
-                return;
+                return false;
             }
             reply_sink::values_entry_end(*buf, at);
             ++n;
             st.add_delivery(request, std::move(*v));
             ++open_total_;
             pop_stream_request(st);
+            if (share && ++taken == stream_turn_values && !st.stream_ranges.empty()) {
+                flush();
+                turns_.push_back(session);
+                return true;
+            }
         }
     }
 
@@ -813,6 +876,7 @@ private:
     /// (possibly cancelled since) and sessions whose stream waits.
     std::vector<std::uint64_t> held_;
     std::vector<std::uint32_t> held_streams_;
+    std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
 };
 
 }  // namespace zchan::detail
