@@ -216,6 +216,17 @@ private:
     int dropped_ = 0;  // NO_DETAIL events of a plaintext dial
 };
 
+/// Why a link lost its session (net_link::lost_what).
+enum class lost_why : std::uint8_t {
+    silence,            // nothing received for the timeout (§12.1)
+    not_running,        // nothing sent for the timeout: this process was stopped (§12.1)
+    home_shut_down,     // ERROR shutting_down (§12.4)
+    home_restarted,     // a resume reached another home instance (§12.2)
+    session_forgotten,  // a resume reached a home that lost the session (§12.2)
+    socket_failed,      // libzmq refused a send or receive
+    closed_here,        // the handle is being destroyed
+};
+
 class link_impl final : public net_link {
 public:
     explicit link_impl(const net_options& opts)
@@ -255,8 +266,8 @@ public:
             w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, channel_, 0});
             send_raw_locked();
         }
-        lose_locked();  // nobody can be waiting any more; release select hooks
-        mon_.reset();   // stops the monitor: before the socket it watches goes
+        lose_locked(lost_why::closed_here);  // nobody can be waiting any more; release select hooks
+        mon_.reset();                        // stops the monitor: before the socket it watches goes
         sock_.close();
         ::close(wake_fd_);
         ::close(leader_fd_);
@@ -372,6 +383,33 @@ public:
 
     std::uint64_t capacity() const noexcept override { return capacity_; }
     bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
+
+    std::string lost_what() const override {
+        if (!lost()) return "zchan: peer lost";
+        const std::string ms = std::to_string(timeout_.count()) + " ms";
+        switch (why_.load(std::memory_order_relaxed)) {
+            case lost_why::silence:
+                return "zchan: peer lost: nothing heard from the home within the heartbeat "
+                       "timeout (" +
+                       ms + ")";
+            case lost_why::not_running:
+                return "zchan: peer lost: this process did not run for the heartbeat timeout (" +
+                       ms + "; stopped or starved), so the home has given its values to others";
+            case lost_why::home_shut_down:
+                return "zchan: peer lost: the home is shutting down";
+            case lost_why::home_restarted:
+                return "zchan: peer lost: the home restarted (a new instance answered the "
+                       "resume)";
+            case lost_why::session_forgotten:
+                return "zchan: peer lost: the home no longer knows this session (it expired "
+                       "it)";
+            case lost_why::socket_failed:
+                return "zchan: peer lost: the connection's socket failed";
+            case lost_why::closed_here:
+                return "zchan: peer lost: the handle is being destroyed";
+        }
+        return "zchan: peer lost";
+    }
     std::uint64_t malformed_frames() const noexcept override { return malformed_.load(); }
 
     std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
@@ -829,13 +867,13 @@ private:
         try {
             if (!sock_.send(zmq::buffer(buf), zmq::send_flags::dontwait)) {
                 // HWM is unlimited; EAGAIN means the socket cannot queue at all.
-                lose_locked();
+                lose_locked(lost_why::socket_failed);
                 return;
             }
             tx_seen_ = true;             // stamped at the next heartbeat tick (heartbeat_locked)
             last_send_ms_ = checked_ms;  // see expire_if_silent_locked
         } catch (const zmq::error_t&) {
-            lose_locked();
+            lose_locked(lost_why::socket_failed);
         }
     }
 
@@ -865,7 +903,7 @@ private:
                 dispatch_locked(m);
             }
         } catch (const zmq::error_t&) {
-            lose_locked();
+            lose_locked(lost_why::socket_failed);
         }
         draining_ = false;
     }
@@ -961,7 +999,7 @@ private:
         for (auto q = pq_.rbegin(); q != pq_.rend(); ++q) give_back_locked(q->delivery);
         pq_.clear();
         home_stopping_ = true;
-        lose_locked();
+        lose_locked(lost_why::home_shut_down);
     }
 
     /// Requires mu_. Writes a final answer into its request and wakes it.
@@ -1016,8 +1054,11 @@ private:
     }
 
     /// Requires mu_. The session is lost (protocol.md §11.3): every pending
-    /// request fails with `lost`.
-    void lose_locked() {
+    /// request fails with `lost`. The first reason is the one reported.
+    void lose_locked(lost_why why) {
+        if (!lost_.load(std::memory_order_relaxed)) {
+            why_.store(why, std::memory_order_relaxed);  // published by lost_'s release
+        }
         lost_.store(true, std::memory_order_release);
         auto pending = std::move(pending_);
         pending_.clear();
@@ -1069,7 +1110,7 @@ private:
     void expire_if_silent_locked() {
         if (lost_ || last_send_ms_ == 0) return;
         const std::int64_t limit = timeout_.count() - coarse_slack_ms;
-        if (coarse_now_ms() - last_send_ms_ > limit) lose_locked();
+        if (coarse_now_ms() - last_send_ms_ > limit) lose_locked(lost_why::not_running);
     }
 
     /// Requires mu_. protocol.md §12.1. Frames are not stamped with the
@@ -1081,7 +1122,7 @@ private:
         if (tx_seen_) last_tx_ = now;
         rx_seen_ = tx_seen_ = false;
         if (now - last_rx_ > timeout_) {
-            lose_locked();
+            lose_locked(lost_why::silence);
             return;
         }
         // A PING also when resolutions wait for their confirmation (§12.5),
@@ -1147,7 +1188,8 @@ private:
                 w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, f.welcome.channel, 0});
                 send_raw_locked();
             }
-            lose_locked();
+            lose_locked(f.welcome.instance != home_instance_ ? lost_why::home_restarted
+                                                             : lost_why::session_forgotten);
             return;
         }
         ++resumes_;
@@ -1255,7 +1297,9 @@ private:
     int wake_fd_ = -1;    // wakes the background thread
     int leader_fd_ = -1;  // kicks the leader out of its poll (kick_leader_locked)
     int zmq_fd_ = -1;
+    /// Why the session was lost (lost_what); written once, before lost_.
     std::atomic<bool> lost_{false};
+    std::atomic<lost_why> why_{lost_why::silence};
     std::atomic<std::uint64_t> malformed_{0};
 
     // Set by handshake() before io_ starts; read-only afterwards.

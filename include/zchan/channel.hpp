@@ -182,7 +182,7 @@ public:
     [[nodiscard]] std::optional<T> recv() const {
         std::optional<T> out;
         recv_status s = recv_deadline(out, detail::no_deadline);
-        if (s == recv_status::peer_lost) throw peer_lost();
+        if (s == recv_status::peer_lost) throw impl_->lost_error();
         return out;
     }
 
@@ -292,7 +292,7 @@ private:
     void send_impl(T& v) const {
         send_status s = send_deadline(v, detail::no_deadline);
         if (s == send_status::closed) throw channel_closed("zchan: send on closed channel");
-        if (s == send_status::peer_lost) throw peer_lost();
+        if (s == send_status::peer_lost) throw impl_->lost_error();
     }
 
     send_status send_deadline(T& v, detail::deadline_t deadline) const {

@@ -27,7 +27,7 @@ public:
 
 /// Error codes of the network transport (category "zchan").
 enum class errc {
-    peer_lost = 1,      ///< no heartbeat from the peer within the timeout
+    peer_lost = 1,      ///< the other side is gone: silence, shutdown or a forgotten session
     decode_error,       ///< a value or frame could not be decoded
     protocol_error,     ///< a frame violated docs/protocol.md
     type_mismatch,      ///< the two ends disagree on the value type
@@ -45,16 +45,26 @@ public:
     const char* name() const noexcept override { return "zchan"; }
     std::string message(int code) const override {
         switch (static_cast<errc>(code)) {
-            case errc::peer_lost: return "peer lost (no heartbeat within the timeout)";
-            case errc::decode_error: return "value or frame could not be decoded";
-            case errc::protocol_error: return "protocol error";
-            case errc::type_mismatch: return "value type mismatch";
-            case errc::unknown_channel: return "unknown channel";
-            case errc::version_mismatch: return "unsupported protocol version";
-            case errc::connect_failed: return "could not connect";
-            case errc::message_too_large: return "message too large";
-            case errc::access_denied: return "access denied";
-            case errc::shutdown: return "shutting down";
+            case errc::peer_lost:
+                return "peer lost";
+            case errc::decode_error:
+                return "value or frame could not be decoded";
+            case errc::protocol_error:
+                return "protocol error";
+            case errc::type_mismatch:
+                return "value type mismatch";
+            case errc::unknown_channel:
+                return "unknown channel";
+            case errc::version_mismatch:
+                return "unsupported protocol version";
+            case errc::connect_failed:
+                return "could not connect";
+            case errc::message_too_large:
+                return "message too large";
+            case errc::access_denied:
+                return "access denied";
+            case errc::shutdown:
+                return "shutting down";
         }
         return "unknown zchan error";
     }
@@ -78,7 +88,10 @@ public:
     transport_error(std::error_code ec, const std::string& what) : std::system_error(ec, what) {}
 };
 
-/// The peer (home of a remote channel, or a remote handle) stopped answering.
+/// The peer (home of a remote channel, or a remote handle) is gone. what()
+/// says why: nothing heard within the heartbeat timeout, this process did
+/// not run for that long, the home shut down, or the home no longer knows
+/// the session (it restarted or expired it). code() is errc::peer_lost.
 class peer_lost : public transport_error {
 public:
     explicit peer_lost(const std::string& what = "zchan: peer lost")
@@ -88,7 +101,8 @@ public:
 /// dial() or a server could not reach, or complete the handshake with, its peer.
 class connect_error : public transport_error {
 public:
-    explicit connect_error(const std::string& what, std::error_code ec = make_error_code(errc::connect_failed))
+    explicit connect_error(const std::string& what,
+                           std::error_code ec = make_error_code(errc::connect_failed))
         : transport_error(ec, what) {}
 };
 

@@ -89,7 +89,7 @@ public:
     bool try_fire() override {
         if (ch_ == nullptr) return false;
         recv_status s = ch_->try_recv(result_);
-        if (s == recv_status::peer_lost) throw peer_lost();
+        if (s == recv_status::peer_lost) throw ch_->lost_error();
         return s == recv_status::ok || s == recv_status::closed;
     }
     bool enlist(detail::wait_entry& e) override {
@@ -134,7 +134,7 @@ public:
         if (ch_ == nullptr) return false;
         send_status s = ch_->try_send(value_);
         if (s == send_status::closed) throw channel_closed("zchan: send on closed channel");
-        if (s == send_status::peer_lost) throw peer_lost();
+        if (s == send_status::peer_lost) throw ch_->lost_error();
         return s == send_status::ok;
     }
     bool enlist(detail::wait_entry& e) override {

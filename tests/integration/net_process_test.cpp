@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "child_process.hpp"
+#include "net_test_support.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
-#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -68,7 +68,10 @@ int child_main(const std::string& role) {
             // The home of a channel of capacity n fed with `id` values then
             // closed; lives until its stdin reaches EOF (or it is killed).
             zchan::channel<long> ch(static_cast<std::size_t>(n));
-            zchan::server srv(ep, fast());
+            zchan::net_options o = fast();
+            o.heartbeat_timeout =
+                std::chrono::milliseconds(std::stol(env_or("ZCHAN_CHILD_TIMEOUT_MS", "500")));
+            zchan::server srv(ep, o);
             srv.serve(name, ch);
             say("endpoint " + srv.endpoint());
             for (long i = 0; i < id; ++i) ch.send(i);
@@ -97,6 +100,19 @@ std::string bind_endpoint(const std::string& transport) {
 }
 
 class NetProcess : public ::testing::TestWithParam<std::string> {};
+
+/// Runs `op`, which must throw peer_lost saying `why` (issue 10 item 7).
+template <class F>
+void expect_lost(F op, const std::string& why) {
+    try {
+        op();
+    } catch (const zchan::peer_lost& e) {
+        EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        EXPECT_EQ(e.code(), zchan::errc::peer_lost);
+        return;
+    }
+    ADD_FAILURE() << "no peer_lost (expected: " << why << ")";
+}
 
 TEST_P(NetProcess, CapacityIsExactForASenderInAnotherProcess) {
     zchan::channel<long> ch(3);
@@ -272,6 +288,45 @@ TEST_P(NetProcess, HomeKilledMeansPeerLostWithinTheHeartbeatTimeout) {
     // Within the timeout (500 ms) plus a heartbeat tick, with slack for a busy machine.
     EXPECT_LT(clock::now() - t0, 3s);
     EXPECT_EQ(remote.send_for(1, 10ms), zchan::send_status::peer_lost);
+    // Lost is a result of every call, with its reason, not 0 or false.
+    expect_lost([&] { (void)remote.len(); }, "nothing heard from the home");
+    expect_lost([&] { (void)remote.is_closed(); }, "nothing heard from the home");
+    expect_lost([&] { (void)remote.cap(); }, "nothing heard from the home");
+    expect_lost([&] { (void)remote.recv(); }, "nothing heard from the home");
+}
+
+// Issue 10 item 7: a home killed and started again at the same endpoint
+// cannot resume the session (a new instance): the peer says so, not "silence".
+TEST(NetProcessLost, AHomeRestartedAtTheSameEndpointIsReportedAsRestarted) {
+    child home({{"ZCHAN_CHILD_ROLE", "serve"},
+                {"ZCHAN_CHILD_ENDPOINT", "tcp://127.0.0.1:*"},
+                {"ZCHAN_CHILD_N", "1"},
+                {"ZCHAN_CHILD_TIMEOUT_MS", "60000"}});
+    const auto ep = home.wait_for("endpoint ");
+    ASSERT_TRUE(ep.has_value());
+    auto remote = zchan::dial<long>(*ep, "ch", fast());
+    EXPECT_EQ(remote.len(), 0u);
+    home.kill_now();
+    child again({{"ZCHAN_CHILD_ROLE", "serve"},
+                 {"ZCHAN_CHILD_ENDPOINT", *ep},
+                 {"ZCHAN_CHILD_N", "1"},
+                 {"ZCHAN_CHILD_TIMEOUT_MS", "60000"}});
+    ASSERT_TRUE(again.wait_for("endpoint ").has_value()) << again.tail();
+    expect_lost([&] { (void)remote.recv(); }, "the home restarted");
+    expect_lost([&] { (void)remote.len(); }, "the home restarted");
+}
+
+// Issue 10 item 7: a server destroyed with sessions open: its peers learn
+// that the home shut down.
+TEST(NetProcessLost, AServerDestroyedIsReportedAsShuttingDown) {
+    zchan::channel<long> ch(1);
+    auto srv = std::make_unique<zchan::server>("tcp://127.0.0.1:*", fast());
+    srv->serve("ch", ch);
+    auto remote = zchan::dial<long>(srv->endpoint(), "ch", fast());
+    EXPECT_EQ(remote.len(), 0u);
+    srv.reset();
+    expect_lost([&] { (void)remote.recv(); }, "the home is shutting down");
+    expect_lost([&] { (void)remote.is_closed(); }, "the home is shutting down");
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, NetProcess, ::testing::Values("tcp", "ipc"));

@@ -28,6 +28,7 @@
 
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
+#include "zchan/errors.hpp"
 #include "zchan/status.hpp"
 
 namespace zchan::detail {
@@ -91,6 +92,8 @@ public:
     virtual bool is_closed() const = 0;
     virtual std::size_t len() const = 0;
     virtual std::size_t cap() const = 0;
+    /// The error a peer_lost status stands for (remote channels say why).
+    [[nodiscard]] virtual peer_lost lost_error() const { return peer_lost(); }
 
     /// Puts a value that a transport had received on behalf of a remote
     /// receiver, which then did not take it (its select chose another case,

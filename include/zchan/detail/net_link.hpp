@@ -137,6 +137,8 @@ public:
 
     [[nodiscard]] virtual std::uint64_t capacity() const noexcept = 0;
     [[nodiscard]] virtual bool lost() const noexcept = 0;
+    /// The peer_lost message: why the session was lost (protocol.md §11.3).
+    [[nodiscard]] virtual std::string lost_what() const = 0;
 
     /// Sends a request; its final answer will be written into the returned
     /// object (and its cx woken, or its on_answer called). If the session is

@@ -58,23 +58,21 @@ public:
             case net_answer::ok:
                 return;
             case net_answer::lost:
-                throw peer_lost();
+                throw lost_error();
             default:
                 throw channel_closed("zchan: close of closed channel");
         }
     }
 
-    bool is_closed() const override {
-        auto r = link_->start(net_op::query, false, {});
-        return link_->wait(*r, no_deadline) == net_answer::status && r->status_closed;
+    /// Throw peer_lost (saying why) once the session is lost: the remote
+    /// channel's state is unknown then, and 0 or false would be a lie.
+    bool is_closed() const override { return query()->status_closed; }
+    std::size_t len() const override { return static_cast<std::size_t>(query()->length); }
+    std::size_t cap() const override {
+        if (link_->lost()) throw lost_error();
+        return static_cast<std::size_t>(link_->capacity());
     }
-    std::size_t len() const override {
-        auto r = link_->start(net_op::query, false, {});
-        return link_->wait(*r, no_deadline) == net_answer::status
-                   ? static_cast<std::size_t>(r->length)
-                   : 0;
-    }
-    std::size_t cap() const override { return static_cast<std::size_t>(link_->capacity()); }
+    peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
 
     void requeue_front(T&& /*v*/) override {
         throw std::logic_error("zchan: requeue_front on a remote channel");
@@ -96,6 +94,19 @@ public:
     [[nodiscard]] const std::shared_ptr<net_link>& link() const noexcept { return link_; }
 
 private:
+    /// QUERY (protocol.md §8.7): the STATUS answer; throws peer_lost.
+    std::shared_ptr<net_request> query() const {
+        auto r = link_->start(net_op::query, false, {});
+        switch (link_->wait(*r, no_deadline)) {
+            case net_answer::status:
+                return r;
+            case net_answer::error:
+                throw_error(*r);
+            default:
+                throw lost_error();
+        }
+    }
+
     send_status do_send(T& v, bool try_now, deadline_t deadline) {
         std::string payload;
         encode_value(v, payload);
