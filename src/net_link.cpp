@@ -385,31 +385,30 @@ public:
     bool lost() const noexcept override { return lost_.load(std::memory_order_acquire); }
 
     std::string lost_what() const override {
-        if (!lost()) return "zchan: peer lost";
+        // transport_error appends ": peer lost" (the code's message).
+        if (!lost()) return "zchan";
         const std::string ms = std::to_string(timeout_.count()) + " ms";
         switch (why_.load(std::memory_order_relaxed)) {
             case lost_why::silence:
-                return "zchan: peer lost: nothing heard from the home within the heartbeat "
-                       "timeout (" +
-                       ms + ")";
+                return "zchan: nothing heard from the home within the heartbeat timeout (" + ms +
+                       ")";
             case lost_why::not_running:
-                return "zchan: peer lost: this process did not run for the heartbeat timeout (" +
-                       ms + "; stopped or starved), so the home has given its values to others";
+                return "zchan: this process did not run for the heartbeat timeout (" + ms +
+                       "; stopped or starved), so the home has given its values to others";
             case lost_why::home_shut_down:
-                return "zchan: peer lost: the home is shutting down";
+                return "zchan: the home is shutting down";
             case lost_why::home_restarted:
-                return "zchan: peer lost: the home restarted (a new instance answered the "
-                       "resume)";
+                return "zchan: the home restarted (a new instance answered the resume)";
             case lost_why::session_forgotten:
-                return "zchan: peer lost: the home no longer knows this session (it expired "
-                       "it)";
+                return "zchan: the home no longer knows this session (it expired it)";
             case lost_why::socket_failed:
-                return "zchan: peer lost: the connection's socket failed";
+                return "zchan: the connection's socket failed";
             case lost_why::closed_here:
-                return "zchan: peer lost: the handle is being destroyed";
+                return "zchan: the handle is being destroyed";
         }
-        return "zchan: peer lost";
+        return "zchan";
     }
+
     std::uint64_t malformed_frames() const noexcept override { return malformed_.load(); }
 
     std::shared_ptr<net_request> start(net_op op, bool try_now, std::string payload,
@@ -901,6 +900,9 @@ private:
                     continue;
                 }
                 dispatch_locked(m);
+                // A long burst (large values) must not silence us: the home
+                // would declare us lost, and so would expire_if_silent_locked.
+                if (coarse_now_ms() - last_send_ms_ >= hb_.count()) send_ping_locked();
             }
         } catch (const zmq::error_t&) {
             lose_locked(lost_why::socket_failed);

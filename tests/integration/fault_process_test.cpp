@@ -310,6 +310,32 @@ TEST(FaultProcess, TwoEqualConsumersOfOneStreamShareIt) {
     EXPECT_GE(got_b / n, 0.35);
 }
 
+// ---- 1d. large values -----------------------------------------------------------------
+
+// Issue 10 item 2: a consumer with a prefetch window draining large values
+// from a home is busy receiving, not silent. Neither side may give up on the
+// other while frames of several MB stream: the home answers in bounded
+// turns (its heartbeats and its reading of the peer's frames go on between
+// them) and the peer's drain of a long burst still sends its PINGs. Short
+// heartbeats (100 ms / 500 ms) make a stall of either side visible.
+TEST(FaultProcess, AConsumerOfLargeValuesIsNotDeclaredLost) {
+    const long n = zchan_test::sanitized ? 16 : 48;
+    constexpr std::size_t size = 8u << 20;
+    zchan::channel<std::string> ch(static_cast<std::size_t>(n));
+    zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
+    srv.serve("ch", ch);
+    for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i, size));
+    ch.close();
+    fault_child c("consume", vars({{"ZCHAN_EP", srv.endpoint()},
+                                   {"ZCHAN_PREFETCH", "256"},
+                                   {"ZCHAN_SIZE", std::to_string(size)}}));
+    EXPECT_EQ(c.wait_exit(deadline_after(4 * generous)), 0) << c.tail();
+    const std::vector<long> got = c.values("got ");
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << c.tail();
+    for (long i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], value_base + i);
+    EXPECT_EQ(ch.len(), 0u);
+}
+
 // ---- 3b. a stop shorter than the timeout ------------------------------------------
 
 /// True once `pid` is stopped (state T in /proc/<pid>/stat).

@@ -67,14 +67,14 @@ inline void say(const std::string& line) {
 }
 
 /// Runs a child role and turns its exceptions into a last line and an exit
-/// code the parent checks: "lost" (4) on peer_lost, "closed" (3) on
+/// code the parent checks: "lost <what>" (4) on peer_lost, "closed" (3) on
 /// channel_closed, "error <what>" (2) otherwise.
 template <class Role>
 [[nodiscard]] int run_role(Role&& role) {
     try {
         return std::forward<Role>(role)();
-    } catch (const zchan::peer_lost&) {
-        say("lost");
+    } catch (const zchan::peer_lost& e) {
+        say(std::string("lost ") + e.what());
         return 4;
     } catch (const zchan::channel_closed&) {
         say("closed");

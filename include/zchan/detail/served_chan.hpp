@@ -21,7 +21,8 @@
 //
 // Turns: streams are greedy (a pump takes every value it has requests for),
 // so while another session's stream also wants values, a pump takes at most
-// `stream_turn_values` and then yields: the session goes to the back of
+// `stream_turn_values` (and in any case at most `stream_turn_bytes`, so that
+// large values cannot hold the server thread) and then yields: the session goes to the back of
 // `turns_` and the next one in turns_ pumps (its registered stream op, if
 // any, taken off the channel first). Waiting receivers are thus served in
 // turn, as Go's FIFO of blocked receivers does, instead of by whoever's
@@ -404,6 +405,10 @@ private:
     static constexpr std::uint32_t stream_frame_values = 4096;
     /// Values a stream takes in one turn while another stream waits (see the top).
     static constexpr std::uint32_t stream_turn_values = 64;
+    /// Bytes a stream sends in one turn in any case: between turns the server
+    /// reads frames and runs heartbeats, so large values cannot stall it for
+    /// a heartbeat timeout (a peer busy receiving is not a silent one).
+    static constexpr std::size_t stream_turn_bytes = 8u << 20;
     /// on_ready's op id for "continue the rotation"; make_op's ids start at 1.
     static constexpr std::uint64_t turn_op = 0;
 
@@ -683,6 +688,7 @@ private:
         std::uint64_t batch_request = 0;  // request id of the batch's first entry
         std::uint32_t n = 0;
         std::uint32_t taken = 0;  // values this turn
+        std::size_t bytes = 0;    // their encoded size
         const bool share = other_stream_wants(session);
         auto flush = [&] {
             if (n != 0) out.values_end(n);
@@ -742,11 +748,14 @@ private:
                 return false;
             }
             reply_sink::values_entry_end(*buf, at);
+            bytes += buf->size() - at;
             ++n;
             st.add_delivery(request, std::move(*v));
             ++open_total_;
             pop_stream_request(st);
-            if (share && ++taken == stream_turn_values && !st.stream_ranges.empty()) {
+            const bool turn_over =
+                (share && ++taken == stream_turn_values) || bytes >= stream_turn_bytes;
+            if (turn_over && !st.stream_ranges.empty()) {
                 flush();
                 turns_.push_back(session);
                 return true;
