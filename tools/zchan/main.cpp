@@ -27,8 +27,8 @@
 #include <vector>
 
 #include <unistd.h>
-#include <zchan/zchan.hpp>
 
+#include <zchan/zchan.hpp>
 #include "cli.hpp"
 
 namespace {
@@ -43,13 +43,20 @@ const command_spec hub_spec{
     1,
     "Hosts named channels for processes that all dial.\n"
     "None of them has to be the home. Prints the bound endpoint on stdout (the port filled\n"
-    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque bytes; each channel's value type is\n"
+    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque bytes; "
+    "each channel's value type is\n"
     "the one given with --channel, or the first dialer's.",
     {
         {"channel", 'c', true, true, "NAME:CAP[:TYPE]",
          "create channel NAME with capacity CAP (0: unbuffered), value type TYPE (e.g. string)"},
         {"no-create", 0, false, false, "", "only --channel channels exist: dialers cannot create"},
-        {"max-cap", 0, true, false, "N", "largest capacity a dialer may create (default 1048576)"},
+        {"max-cap", 0, true, false, "N", "largest capacity a dialer may create (default 65536)"},
+        {"max-channels", 0, true, false, "N",
+         "most channels created by dialers at once (default 1024)"},
+        {"max-total-cap", 0, true, false, "N", "largest sum of their capacities (default 1048576)"},
+        {"idle-timeout", 0, true, false, "MS",
+         "remove a dialer-created channel that is empty and has had no session for MS ms "
+         "(default 60000; 0: never)"},
     },
     "Examples:\n"
     "  zchan hub 'tcp://*:5555' --channel jobs:64\n"
@@ -97,7 +104,8 @@ const command_spec stat_spec{
     1,
     1,
     "Lists the channels served at ENDPOINT and their counters.\n"
-    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and how many of them send and receive), values in and out,\n"
+    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and how "
+    "many of them send and receive), values in and out,\n"
     "values given back, errors.",
     {
         {"watch", 'w', false, false, "", "redraw every interval until Ctrl-C, like top"},
@@ -167,20 +175,22 @@ int run_hub(const args& a) {
             throw usage_error("--channel " + c + ": expected NAME:CAP[:TYPE]");
         }
         const auto colon2 = c.find(':', colon + 1);
-        const std::string cap = c.substr(colon + 1, colon2 == std::string::npos
-                                                        ? std::string::npos
-                                                        : colon2 - colon - 1);
+        const std::string cap = c.substr(
+            colon + 1, colon2 == std::string::npos ? std::string::npos : colon2 - colon - 1);
         std::string type = colon2 == std::string::npos ? std::string() : c.substr(colon2 + 1);
         if (colon2 != std::string::npos && type.empty()) {
             throw usage_error("--channel " + c + ": empty TYPE");
         }
-        chans.push_back({c.substr(0, colon), parse_number(cap, "--channel " + c + ": CAP"),
-                         std::move(type)});
+        chans.push_back(
+            {c.substr(0, colon), parse_number(cap, "--channel " + c + ": CAP"), std::move(type)});
     }
     zchan::hub_options o;
     zchan::curve::apply_env(o.net);  // a CURVE home if ZCHAN_CURVE_ALLOW_FILE is set
     o.create_on_dial = !a.flag("no-create");
-    o.max_create_capacity = a.number("max-cap", o.max_create_capacity);
+    o.max_create_capacity = a.number("max-cap", o.max_create_capacity, UINT32_MAX);
+    o.max_channels = a.number("max-channels", o.max_channels);
+    o.max_total_capacity = a.number("max-total-cap", o.max_total_capacity);
+    o.idle_timeout = std::chrono::milliseconds(a.number("idle-timeout", 60'000, 86'400'000));
     interrupt intr;  // before the hub's threads start
     zchan::hub h(a.positional()[0], o);
     for (const auto& c : chans) {
@@ -208,8 +218,8 @@ int run_send(const args& a) {
     line_reader in(STDIN_FILENO, intr.fd());
     std::uint64_t sent = 0;
     auto closed_error = [&] {
-        std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was closed after "
-                  << sent << " value(s) from here" << std::endl;
+        std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was closed after " << sent
+                  << " value(s) from here" << std::endl;
         return exit_failure;
     };
     while (auto line = in.next()) {
@@ -267,7 +277,9 @@ public:
         while (done < buf_.size()) {
             const ssize_t n = ::write(STDOUT_FILENO, buf_.data() + done, buf_.size() - done);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw std::runtime_error("cannot write to stdout: " + std::string(std::strerror(errno)));
+            if (n <= 0)
+                throw std::runtime_error("cannot write to stdout: " +
+                                         std::string(std::strerror(errno)));
             done += static_cast<std::size_t>(n);
         }
         buf_.clear();
@@ -337,8 +349,9 @@ std::string render(const zchan::server_stats& s) {
     for (const auto& r : rows) {
         for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
     }
-    std::string out = s.endpoint + "  sessions " + std::to_string(s.sessions) +
-                      "  malformed frames " + std::to_string(s.malformed_frames) + "\n";
+    std::string out = s.endpoint + "  sessions " + std::to_string(s.sessions) + "  refused dials " +
+                      std::to_string(s.refused_dials) + "  malformed frames " +
+                      std::to_string(s.malformed_frames) + "\n";
     for (const auto& r : rows) {
         std::string line;
         for (std::size_t i = 0; i < r.size(); ++i) {
