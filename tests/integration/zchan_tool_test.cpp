@@ -204,6 +204,55 @@ TEST(ZchanToolIntegration, RecvStopsAfterNAndLeavesTheRest) {
     EXPECT_EQ(jobs.recv(), std::optional<std::string>("3"));
 }
 
+TEST(ZchanToolIntegration, RecvIntoHeadLosesAtMostTheValueBeingWritten) {
+    constexpr int n = 1000;
+    hub_process hub({"--channel", "jobs:2000"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    {
+        auto jobs = zchan::dial<std::string>(hub.endpoint, "jobs");
+        for (int i = 1; i <= n; ++i) jobs << std::to_string(i);
+    }
+    for (int round = 0; round < 3; ++round) {
+        const auto before =
+            stat_until(hub.endpoint, "jobs", [](auto& c) { return c.sessions == 0; });
+        ASSERT_TRUE(before);
+        // The pipeline's status is head's; recv's own is printed after it.
+        child_process p(bash(shell_quote(tool) + " recv " + shell_quote(hub.endpoint) +
+                             " jobs 2>/dev/null | head -3; echo \"recv=${PIPESTATUS[0]}\""));
+        EXPECT_EQ(p.wait_exit(deadline_after(generous)), 0) << p.output();
+        ASSERT_EQ(p.lines().size(), 4U) << p.output();
+        EXPECT_EQ(p.lines()[3], "recv=141") << "exit status 141: stdout closed";
+        const long first = std::stol(p.lines()[0]);
+        EXPECT_EQ(std::stol(p.lines()[2]), first + 2);
+        // Every value after the three printed is still in the channel, but perhaps the one
+        // that was being written when head exited.
+        const auto after =
+            stat_until(hub.endpoint, "jobs", [](auto& c) { return c.sessions == 0; });
+        ASSERT_TRUE(after);
+        EXPECT_GE(after->len + 4, before->len) << "recv lost more than the value being written";
+        EXPECT_LE(after->len + 3, before->len);
+        EXPECT_EQ(after->values_in, after->values_out - after->returned + after->len)
+            << "in = out - returned + len";
+    }
+}
+
+TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
+    hub_process hub({"--channel", "jobs:16"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    zchan_test::child_options o;
+    o.stdin_pipe = true;
+    child_process send({tool, "send", hub.endpoint, "jobs"}, o);
+    send.tell("a");
+    send.tell("b");
+    ASSERT_TRUE(stat_until(hub.endpoint, "jobs", [](auto& c) { return c.values_in == 2; }))
+        << send.output();
+    hub.proc.kill_now();
+    send.tell("c");
+    EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
+    EXPECT_TRUE(contains(send, "peer lost) after 2 value(s) from here were accepted"))
+        << send.output();
+}
+
 TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     hub_process hub({"--channel", "full:1", "--channel", "empty:4"});
     ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();

@@ -30,7 +30,8 @@ std::uint64_t parse_number(std::string_view text, std::string_view what, std::ui
 args::args(const command_spec& spec, int argc, char** argv, int first) {
     auto find = [&](std::string_view name, char short_name) -> const option_spec* {
         for (const auto& o : spec.options) {
-            if ((!name.empty() && o.name == name) || (short_name != 0 && o.short_name == short_name))
+            if ((!name.empty() && o.name == name) ||
+                (short_name != 0 && o.short_name == short_name))
                 return &o;
         }
         return nullptr;
@@ -69,7 +70,8 @@ args::args(const command_spec& spec, int argc, char** argv, int first) {
             throw usage_error("option --" + std::string(o->name) + " given twice");
         }
         if (!o->takes_value) {
-            if (inline_value) throw usage_error("option --" + std::string(o->name) + " takes no value");
+            if (inline_value)
+                throw usage_error("option --" + std::string(o->name) + " takes no value");
             slot.emplace_back();
             continue;
         }
@@ -164,41 +166,6 @@ interrupt::~interrupt() {
     pthread_kill(waiter_.native_handle(), SIGUSR1);
     waiter_.join();
     ::close(fd_);
-}
-
-std::optional<std::string> line_reader::next() {
-    for (;;) {
-        if (auto nl = buf_.find('\n', pos_); nl != std::string::npos) {
-            std::string line = buf_.substr(pos_, nl - pos_);
-            pos_ = nl + 1;
-            return line;
-        }
-        if (eof_) {
-            if (pos_ >= buf_.size()) return std::nullopt;
-            std::string line = buf_.substr(pos_);
-            pos_ = buf_.size();
-            return line;
-        }
-        buf_.erase(0, pos_);
-        pos_ = 0;
-        pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            throw std::system_error(errno, std::generic_category(), "poll");
-        }
-        if ((fds[1].revents & POLLIN) != 0) return std::nullopt;  // interrupted
-        char chunk[65536];
-        const ssize_t n = ::read(fd_, chunk, sizeof chunk);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN) continue;
-            throw std::system_error(errno, std::generic_category(), "read");
-        }
-        if (n == 0) {
-            eof_ = true;
-        } else {
-            buf_.append(chunk, static_cast<std::size_t>(n));
-        }
-    }
 }
 
 }  // namespace zchan_cli

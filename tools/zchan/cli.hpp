@@ -1,8 +1,7 @@
 // Small pieces of the zchan command-line tool: a table-driven argument
-// parser, interruption by signals, and a stdin line reader that a signal can
-// interrupt. Standard library and POSIX only.
+// parser and interruption by signals. Standard library and POSIX only.
 //
-// Thread safety: args and line_reader belong to the main thread; interrupt
+// Thread safety: args belongs to the main thread; interrupt
 // is built by the main thread before any other thread exists (so every
 // thread inherits its signal mask) and its accessors are safe from any thread.
 #pragma once
@@ -23,9 +22,10 @@ namespace zchan_cli {
 
 /// Exit codes (README "Command-line tool").
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_failure = 1;      ///< connect, type mismatch, peer lost, closed
-inline constexpr int exit_usage = 2;        ///< bad arguments
-inline constexpr int exit_interrupted = 130;  ///< SIGINT/SIGTERM stopped send or recv (128+2)
+inline constexpr int exit_failure = 1;          ///< connect, type mismatch, peer lost, closed
+inline constexpr int exit_usage = 2;            ///< bad arguments
+inline constexpr int exit_interrupted = 130;    ///< SIGINT/SIGTERM stopped send or recv (128+2)
+inline constexpr int exit_stdout_closed = 141;  ///< recv's stdout closed (128+SIGPIPE)
 
 /// A bad command line: main prints the message and the usage line, exits 2.
 struct usage_error : std::runtime_error {
@@ -34,8 +34,8 @@ struct usage_error : std::runtime_error {
 
 /// One option of a subcommand's table.
 struct option_spec {
-    std::string_view name;   ///< long name without "--"
-    char short_name = 0;     ///< 0: none
+    std::string_view name;  ///< long name without "--"
+    char short_name = 0;    ///< 0: none
     bool takes_value = false;
     bool repeatable = false;
     std::string_view value_name;
@@ -62,7 +62,9 @@ public:
     args(const command_spec& spec, int argc, char** argv, int first);
 
     [[nodiscard]] bool help() const noexcept { return help_; }
-    [[nodiscard]] bool flag(std::string_view name) const { return values_.count(std::string(name)) != 0; }
+    [[nodiscard]] bool flag(std::string_view name) const {
+        return values_.count(std::string(name)) != 0;
+    }
     [[nodiscard]] std::optional<std::string> value(std::string_view name) const;
     [[nodiscard]] std::vector<std::string> values(std::string_view name) const;
     /// A non-negative integer option, or `def`. Throws: usage_error.
@@ -110,23 +112,6 @@ private:
     std::atomic<int> sig_{0};
     std::atomic<bool> done_{false};
     std::thread waiter_;
-};
-
-/// Reads lines from a file descriptor, without the '\n' (a last line
-/// without one counts too); gives up when `stop_fd` becomes readable.
-class line_reader {
-public:
-    line_reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
-    /// The next line; nullopt at end of input or once stopped.
-    /// Throws: std::system_error on a read error.
-    [[nodiscard]] std::optional<std::string> next();
-
-private:
-    int fd_;
-    int stop_fd_;
-    std::string buf_;
-    std::size_t pos_ = 0;
-    bool eof_ = false;
 };
 
 }  // namespace zchan_cli

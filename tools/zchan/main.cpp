@@ -30,6 +30,7 @@
 
 #include <zchan/zchan.hpp>
 #include "cli.hpp"
+#include "io.hpp"
 
 namespace {
 
@@ -213,37 +214,41 @@ int run_hub(const args& a) {
 
 int run_send(const args& a) {
     const auto opts = dial_options(a);
+    const framing fr = framing::line;
     interrupt intr;
     auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
-    line_reader in(STDIN_FILENO, intr.fd());
+    value_reader in(STDIN_FILENO, intr.fd(), fr, opts.max_frame);
     std::uint64_t sent = 0;
-    auto closed_error = [&] {
-        std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was closed after " << sent
-                  << " value(s) from here" << std::endl;
+    const std::string name = a.positional()[1];
+    auto fail = [&](const std::string& why) {
+        std::cerr << "zchan send: " << why << " after " << sent
+                  << " value(s) from here were accepted" << std::endl;
         return exit_failure;
     };
-    while (auto line = in.next()) {
-        // The common case first: room now (one round trip). Else wait for
-        // room or a signal, whichever comes first.
-        switch (ch.try_send(std::move(*line))) {
-            case zchan::send_status::ok:
-                ++sent;
-                continue;
-            case zchan::send_status::closed:
-                return closed_error();
-            case zchan::send_status::peer_lost:
-                throw zchan::peer_lost();
-            default:
-                break;
-        }
-        try {
-            if (zchan::select(zchan::send_case(ch, std::move(*line)),
-                              zchan::recv_case(intr.stop())) == 0) {
+    try {
+        while (auto v = in.next()) {
+            // The common case first: room now (one round trip). Else wait for
+            // room or a signal, whichever comes first.
+            switch (ch.try_send(std::move(*v))) {
+                case zchan::send_status::ok:
+                    ++sent;
+                    continue;
+                case zchan::send_status::closed:
+                    return fail("channel \"" + name + "\" was closed");
+                case zchan::send_status::peer_lost:
+                    return fail("lost the hub (peer lost)");
+                default:
+                    break;
+            }
+            if (zchan::select(zchan::send_case(ch, std::move(*v)), zchan::recv_case(intr.stop())) ==
+                0) {
                 ++sent;
             }
-        } catch (const zchan::channel_closed&) {
-            return closed_error();
         }
+    } catch (const zchan::channel_closed&) {
+        return fail("channel \"" + name + "\" was closed");
+    } catch (const zchan::peer_lost&) {
+        return fail("lost the hub (peer lost)");
     }
     if (intr.signal() != 0) {
         std::cerr << "zchan send: interrupted after " << sent << " value(s); channel left open"
@@ -254,9 +259,10 @@ int run_send(const args& a) {
         try {
             ch.close();
         } catch (const zchan::channel_closed&) {
-            std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was already closed"
-                      << std::endl;
+            std::cerr << "zchan send: channel \"" << name << "\" was already closed" << std::endl;
             return exit_failure;
+        } catch (const zchan::peer_lost&) {
+            return fail("lost the hub (peer lost) before the close");
         }
     }
     return exit_ok;
@@ -264,67 +270,70 @@ int run_send(const args& a) {
 
 // ---- recv --------------------------------------------------------------------
 
-/// Buffered stdout: written out when large and whenever recv is about to wait.
-class output {
-public:
-    void add(const std::string& v) {
-        buf_ += v;
-        buf_ += '\n';
-        if (buf_.size() >= 1 << 16) flush();
-    }
-    void flush() {
-        std::size_t done = 0;
-        while (done < buf_.size()) {
-            const ssize_t n = ::write(STDOUT_FILENO, buf_.data() + done, buf_.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0)
-                throw std::runtime_error("cannot write to stdout: " +
-                                         std::string(std::strerror(errno)));
-            done += static_cast<std::size_t>(n);
-        }
-        buf_.clear();
-    }
-
-private:
-    std::string buf_;
-};
-
 int run_recv(const args& a) {
     auto opts = dial_options(a);
     const std::uint64_t limit = a.number("count", UINT64_MAX);  // no -n: until closed
     // Take no more values ahead than wanted (they would be given back at exit).
     opts.prefetch = static_cast<std::uint32_t>(std::min(a.number("prefetch", 256, 65536), limit));
     if (limit == 0) return exit_ok;
+    const framing fr = framing::line;
     interrupt intr;
-    auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
-    output out;
-    std::uint64_t got = 0;
+    value_writer out(STDOUT_FILENO, fr, intr.fd());
+    std::uint64_t got = 0;  // values handed to `out`
     bool closed = false;
-    while (!closed && got < limit && intr.signal() == 0) {
-        auto r = ch.try_recv();
-        if (r.status == zchan::recv_status::ok) {
-            out.add(*r.value);
-            ++got;
-            continue;
-        }
-        if (r.status == zchan::recv_status::closed) break;
-        if (r.status == zchan::recv_status::peer_lost) {
+    bool out_gone = false;
+    {
+        // Destroyed before the messages below: BYE gives the hub back every
+        // value this handle received ahead and did not hand out.
+        auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
+        try {
+            while (!closed && got < limit && intr.signal() == 0) {
+                if (!out.wait_ready()) {  // paced by a pipe's reader (io.hpp)
+                    out_gone = intr.signal() == 0;
+                    break;
+                }
+                auto r = ch.try_recv();
+                if (r.status == zchan::recv_status::ok) {
+                    ++got;
+                    out.put(*r.value);
+                    continue;
+                }
+                if (r.status == zchan::recv_status::closed) break;
+                if (r.status == zchan::recv_status::peer_lost) throw zchan::peer_lost();
+                out.flush();  // about to wait: show what we have
+                const std::size_t i =
+                    zchan::select(zchan::recv_case(ch,
+                                                   [&](std::optional<std::string> v) {
+                                                       if (!v) {
+                                                           closed = true;
+                                                           return;
+                                                       }
+                                                       ++got;
+                                                       out.put(*v);
+                                                   }),
+                                  zchan::recv_case(intr.stop()), zchan::recv_case(out.gone()));
+                if (i == 2) out_gone = true;
+                if (out_gone) break;
+            }
             out.flush();
-            throw zchan::peer_lost();
+        } catch (const output_closed&) {
+            out_gone = true;
+        } catch (const zchan::peer_lost&) {
+            try {
+                out.flush();
+            } catch (const std::exception&) {
+            }
+            std::cerr << "zchan recv: lost the hub (peer lost) after " << got << " value(s)"
+                      << std::endl;
+            return exit_failure;
         }
-        out.flush();  // about to wait: show what we have
-        zchan::select(zchan::recv_case(ch,
-                                       [&](std::optional<std::string> v) {
-                                           if (!v) {
-                                               closed = true;
-                                               return;
-                                           }
-                                           out.add(*v);
-                                           ++got;
-                                       }),
-                      zchan::recv_case(intr.stop()));
     }
-    out.flush();
+    if (out_gone) {
+        std::cerr << "zchan recv: stdout closed after " << got
+                  << " value(s) (the last may not have been read); the rest stay in the channel"
+                  << std::endl;
+        return exit_stdout_closed;
+    }
     if (intr.signal() != 0 && !closed && got < limit) {
         std::cerr << "zchan recv: interrupted after " << got << " value(s)" << std::endl;
         return exit_interrupted;
