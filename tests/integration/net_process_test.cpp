@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #include "child_process.hpp"
+#include "net_test_support.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
-#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {

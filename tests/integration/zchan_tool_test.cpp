@@ -249,7 +249,7 @@ TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
     hub.proc.kill_now();
     send.tell("c");
     EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
-    EXPECT_TRUE(contains(send, "peer lost) after 2 value(s) from here were accepted"))
+    EXPECT_TRUE(contains(send, "lost the hub (peer lost); 2 value(s) from here were accepted"))
         << send.output();
 }
 
@@ -331,6 +331,8 @@ TEST(ZchanToolIntegration, KeygenKeysTurnOnCurveForHubSendAndRecvThroughTheEnvir
     child_process plain(bash("echo sneaky | " + shell_quote(tool) + " send " + shell_quote(ep) +
                              " jobs --connect-timeout 20000"));
     EXPECT_EQ(plain.wait_exit(deadline_after(generous)), 1) << plain.output();
+    EXPECT_TRUE(contains(plain, "ZCHAN_CURVE_SERVER_KEY_FILE")) << plain.output();
+    EXPECT_FALSE(contains(plain, "net_options")) << plain.output();
 
     child_process sender(bash("seq 1 100 | " + client_env + " " + shell_quote(tool) + " send " +
                               shell_quote(ep) + " jobs --close"));

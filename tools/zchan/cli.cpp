@@ -1,6 +1,7 @@
 // See cli.hpp.
 #include "cli.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -8,9 +9,11 @@
 #include <iostream>
 #include <system_error>
 
+#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 namespace zchan_cli {
@@ -51,6 +54,10 @@ args::args(const command_spec& spec, int argc, char** argv, int first) {
             help_ = true;
             continue;
         }
+        if (a == "--version") {
+            version_ = true;
+            continue;
+        }
         std::string_view name;
         std::optional<std::string_view> inline_value;
         const option_spec* o = nullptr;
@@ -84,7 +91,7 @@ args::args(const command_spec& spec, int argc, char** argv, int first) {
                               std::string(o->value_name) + ")");
         }
     }
-    if (help_) return;
+    if (help_ || version_) return;
     if (pos_.size() < spec.min_positionals) {
         throw usage_error("missing arguments: expected " + std::string(spec.positionals));
     }
@@ -109,20 +116,115 @@ std::uint64_t args::number(std::string_view name, std::uint64_t def, std::uint64
     return v ? parse_number(*v, "--" + std::string(name), max) : def;
 }
 
+namespace {
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+    for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+        s.replace(at, from.size(), to);
+    }
+}
+bool resolves(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (res != nullptr) ::freeaddrinfo(res);
+    return rc == 0;
+}
+}  // namespace
+
+std::string tcp_host(std::string_view endpoint) {
+    if (!endpoint.starts_with("tcp://")) return {};
+    std::string_view a = endpoint.substr(6);
+    const auto colon = a.rfind(':');
+    if (colon == std::string_view::npos) return {};
+    a = a.substr(0, colon);
+    if (auto semi = a.find(';'); semi != std::string_view::npos) a = a.substr(semi + 1);
+    if (a.size() >= 2 && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+    if (a.empty() || a == "*") return {};
+    return std::string(a);
+}
+
+std::string cli_message(const std::exception& e, std::string_view endpoint) {
+    std::string m = e.what();
+    const auto* se = dynamic_cast<const std::system_error*>(&e);
+    if (se != nullptr) {
+        const std::string suffix = ": " + se->code().message();
+        if (m.size() > suffix.size() && m.ends_with(suffix)) m.resize(m.size() - suffix.size());
+    }
+    if (m.starts_with("zchan: ")) m.erase(0, 7);
+    replace_all(m, "net_options::create_capacity", "--cap N");
+    replace_all(m, "(net_options::curve_client)",
+                "(set ZCHAN_CURVE_SERVER_KEY_FILE and ZCHAN_CURVE_SECRET_KEY_FILE)");
+    replace_all(m, "net_options::curve_client",
+                "ZCHAN_CURVE_SERVER_KEY_FILE and ZCHAN_CURVE_SECRET_KEY_FILE");
+    replace_all(m, "net_options::curve_server", "ZCHAN_CURVE_ALLOW_FILE");
+    const bool no_answer = m.starts_with("no answer from ");
+    const bool bind_failed = m.starts_with("cannot bind ");
+    if (no_answer || bind_failed) {
+        const std::string host = tcp_host(endpoint);
+        if (!host.empty() && !resolves(host)) {
+            return (bind_failed ? "cannot bind " : "cannot dial ") + std::string(endpoint) +
+                   ": cannot resolve host \"" + host + "\"";
+        }
+        if (no_answer) m += " (is a hub or zchan server running there? --connect-timeout MS)";
+    }
+    return m;
+}
+
+std::string version_line() { return std::string("zchan ") + ZCHAN_VERSION; }
+
+namespace {
+/// `text` wrapped to `width` columns, continuation lines indented by `indent`.
+std::string wrap(std::string_view text, std::size_t col, std::size_t indent,
+                 std::size_t width = 100) {
+    std::string out;
+    bool first = true;
+    while (!text.empty()) {
+        const auto sp = text.find(' ');
+        const std::string_view word = text.substr(0, sp);
+        text = sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
+        if (!first && col + 1 + word.size() > width) {
+            out += '\n' + std::string(indent, ' ');
+            col = indent;
+        } else if (!first) {
+            out += ' ';
+            ++col;
+        }
+        out += word;
+        col += word.size();
+        first = false;
+    }
+    return out;
+}
+}  // namespace
+
 void print_help(const command_spec& spec) {
     std::cout << "Usage: zchan " << spec.name << (spec.options.empty() ? "" : " [options]") << ' '
               << spec.positionals << "\n\n"
               << spec.summary << "\n";
-    if (!spec.options.empty()) std::cout << "\nOptions:\n";
+    std::vector<std::string> lefts;
+    std::size_t w = std::string_view("      --version").size();
     for (const auto& o : spec.options) {
         std::string left = "  ";
         left += o.short_name != 0 ? std::string("-") + o.short_name + ", " : "    ";
         left += "--" + std::string(o.name);
         if (o.takes_value) left += " " + std::string(o.value_name);
-        if (left.size() < 28) left.resize(28, ' ');
-        std::cout << left << ' ' << o.help << '\n';
+        w = std::max(w, left.size());
+        lefts.push_back(std::move(left));
     }
-    std::cout << "  -h, --help                 this help\n";
+    w += 2;
+    std::cout << "\nOptions:\n";
+    for (std::size_t i = 0; i < spec.options.size(); ++i) {
+        std::string left = lefts[i];
+        left.resize(w, ' ');
+        std::cout << left << wrap(spec.options[i].help, w, w) << '\n';
+    }
+    std::string h = "  -h, --help";
+    h.resize(w, ' ');
+    std::cout << h << "this help\n";
+    std::string v = "      --version";
+    v.resize(w, ' ');
+    std::cout << v << "the version\n";
     if (!spec.details.empty()) std::cout << '\n' << spec.details;
 }
 

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -25,6 +26,7 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;          ///< connect, type mismatch, peer lost, closed
 inline constexpr int exit_usage = 2;            ///< bad arguments
 inline constexpr int exit_interrupted = 130;    ///< SIGINT/SIGTERM stopped send or recv (128+2)
+inline constexpr int exit_timeout = 124;        ///< send/recv --timeout expired (as timeout(1))
 inline constexpr int exit_stdout_closed = 141;  ///< recv's stdout closed (128+SIGPIPE)
 
 /// A bad command line: main prints the message and the usage line, exits 2.
@@ -57,11 +59,14 @@ struct command_spec {
 class args {
 public:
     /// Parses argv[first..]: "--name value", "--name=value", "-x value",
-    /// flags, and "--" ending the options. "--help"/"-h" sets help().
+    /// flags, and "--" ending the options. "--help"/"-h" sets help(),
+    /// "--version" version().
     /// Throws: usage_error.
     args(const command_spec& spec, int argc, char** argv, int first);
 
     [[nodiscard]] bool help() const noexcept { return help_; }
+    /// "--version" was given.
+    [[nodiscard]] bool version() const noexcept { return version_; }
     [[nodiscard]] bool flag(std::string_view name) const {
         return values_.count(std::string(name)) != 0;
     }
@@ -74,6 +79,7 @@ public:
 
 private:
     bool help_ = false;
+    bool version_ = false;
     std::map<std::string, std::vector<std::string>> values_;
     std::vector<std::string> pos_;
 };
@@ -82,8 +88,21 @@ private:
 std::uint64_t parse_number(std::string_view text, std::string_view what,
                            std::uint64_t max = UINT64_MAX);
 
-/// Prints the help of `spec` to stdout.
+/// The text of a library error as a command-line user needs it: without the
+/// "zchan: " prefix and the error code's own name at the end, with the
+/// options and ZCHAN_CURVE_* variables in place of net_options fields, and,
+/// for a dial that got no answer or a bind that failed, whether the host of
+/// `endpoint` resolves at all.
+std::string cli_message(const std::exception& e, std::string_view endpoint = {});
+
+/// The host of a tcp:// endpoint ("" for other transports, '*' or a bad one).
+std::string tcp_host(std::string_view endpoint);
+
+/// Prints the help of `spec` to stdout, wrapped to 100 columns.
 void print_help(const command_spec& spec);
+
+/// "zchan VERSION", for --version.
+std::string version_line();
 
 /// SIGINT and SIGTERM, turned from asynchronous signals into events: a
 /// thread waits for them with sigwait and then closes stop() (so a
