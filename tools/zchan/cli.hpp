@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <zchan/channel.hpp>
+#include "cli_args/cli_args.hpp"
 
 namespace zchan_cli {
 
@@ -29,65 +30,6 @@ inline constexpr int exit_interrupted = 130;    ///< SIGINT/SIGTERM stopped send
 inline constexpr int exit_timeout = 124;        ///< send/recv --timeout expired (as timeout(1))
 inline constexpr int exit_stdout_closed = 141;  ///< recv's stdout closed (128+SIGPIPE)
 
-/// A bad command line: main prints the message and the usage line, exits 2.
-struct usage_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-/// One option of a subcommand's table.
-struct option_spec {
-    std::string_view name;  ///< long name without "--"
-    char short_name = 0;    ///< 0: none
-    bool takes_value = false;
-    bool repeatable = false;
-    std::string_view value_name;
-    std::string_view help;
-};
-
-/// A subcommand: its table, positionals and help text.
-struct command_spec {
-    std::string_view name;
-    std::string_view positionals;  ///< e.g. "ENDPOINT NAME"
-    std::size_t min_positionals = 0;
-    std::size_t max_positionals = 0;
-    std::string_view summary;
-    std::vector<option_spec> options;
-    std::string_view details;  ///< more help text, examples
-};
-
-/// The parsed command line of one subcommand.
-class args {
-public:
-    /// Parses argv[first..]: "--name value", "--name=value", "-x value",
-    /// flags, and "--" ending the options. "--help"/"-h" sets help(),
-    /// "--version" version().
-    /// Throws: usage_error.
-    args(const command_spec& spec, int argc, char** argv, int first);
-
-    [[nodiscard]] bool help() const noexcept { return help_; }
-    /// "--version" was given.
-    [[nodiscard]] bool version() const noexcept { return version_; }
-    [[nodiscard]] bool flag(std::string_view name) const {
-        return values_.count(std::string(name)) != 0;
-    }
-    [[nodiscard]] std::optional<std::string> value(std::string_view name) const;
-    [[nodiscard]] std::vector<std::string> values(std::string_view name) const;
-    /// A non-negative integer option, or `def`. Throws: usage_error.
-    [[nodiscard]] std::uint64_t number(std::string_view name, std::uint64_t def,
-                                       std::uint64_t max = UINT64_MAX) const;
-    [[nodiscard]] const std::vector<std::string>& positional() const noexcept { return pos_; }
-
-private:
-    bool help_ = false;
-    bool version_ = false;
-    std::map<std::string, std::vector<std::string>> values_;
-    std::vector<std::string> pos_;
-};
-
-/// Parses a non-negative decimal integer <= max. Throws: usage_error naming `what`.
-std::uint64_t parse_number(std::string_view text, std::string_view what,
-                           std::uint64_t max = UINT64_MAX);
-
 /// The text of a library error as a command-line user needs it: without the
 /// "zchan: " prefix and the error code's own name at the end, with the
 /// options and ZCHAN_CURVE_* variables in place of net_options fields, and,
@@ -97,9 +39,6 @@ std::string cli_message(const std::exception& e, std::string_view endpoint = {})
 
 /// The host of a tcp:// endpoint ("" for other transports, '*' or a bad one).
 std::string tcp_host(std::string_view endpoint);
-
-/// Prints the help of `spec` to stdout, wrapped to 100 columns.
-void print_help(const command_spec& spec);
 
 /// "zchan VERSION", for --version.
 std::string version_line();

@@ -682,7 +682,7 @@ int main(int argc, char** argv) {
         if (argc > 2) {
             for (const auto* c : commands) {
                 if (c->name == argv[2]) {
-                    print_help(*c);
+                    print_help(*c, "zchan ");
                     return exit_ok;
                 }
             }
@@ -704,7 +704,7 @@ int main(int argc, char** argv) {
     try {
         const args a(*spec, argc, argv, 2);
         if (a.help()) {
-            print_help(*spec);
+            print_help(*spec, "zchan ");
             return exit_ok;
         }
         if (a.version()) {
