@@ -765,14 +765,14 @@ private:
     // pending (it would name the channel): a hub's channels have no local
     // users, so nothing but this thread posts for them.
     void sweep_idle() {
-        if (!sweeper_) return;  // set before any dial, like factory_
         {
             std::lock_guard<std::mutex> g(ready_mu_);
             if (!ready_.empty()) return;
         }
+        std::lock_guard<std::mutex> g(served_mu_);
+        if (!sweeper_) return;
         std::unordered_set<const detail::served_base*> attached;
         for (const auto& [sid, s] : sessions_) attached.insert(s.ch);
-        std::lock_guard<std::mutex> g(served_mu_);
         for (auto it = served_.begin(); it != served_.end();) {
             detail::served_base* ch = it->second.get();
             if (it->first.front() != '$' && attached.count(ch) == 0 && sweeper_(*ch)) {
