@@ -135,4 +135,26 @@ TEST(ZchanToolCli, StatCountsNotItsOwnSessionAndWatchIntoAPipeIsPlain) {
     EXPECT_TRUE(w.has_line("")) << "snapshots are separated by a blank line";
 }
 
+TEST(ZchanToolCli, ARestartedHubShowsNoGhostSessions) {
+    std::string ep;
+    {
+        hub_process first(
+            {"--channel", "jobs:4", "--heartbeat", "100", "--heartbeat-timeout", "500"});
+        ASSERT_FALSE(first.endpoint.empty()) << first.proc.output();
+        ep = first.endpoint;
+        child_process recv({tool, "recv", ep, "jobs"});
+        ASSERT_TRUE(stat_until(ep, "jobs", [](auto& c) { return c.receivers == 1; }));
+        first.proc.kill_now();
+        EXPECT_EQ(recv.wait_exit(deadline_after(generous)), 1) << recv.output();
+    }
+    // The same port again: a new hub has no session but the ones that dial it now.
+    child_process second({tool, "hub", ep, "--channel", "jobs:4"});
+    ASSERT_TRUE(second.wait_for_text(ep)) << second.output();
+    child_process stat({tool, "stat", ep});
+    EXPECT_EQ(stat.wait_exit(deadline_after(generous)), 0) << stat.output();
+    EXPECT_TRUE(contains(stat, "  sessions 0  ")) << stat.output();
+    const auto row = stat_until(ep, "jobs", [](auto& c) { return c.sessions == 0; });
+    EXPECT_TRUE(row);
+}
+
 }  // namespace
