@@ -37,13 +37,4 @@ void log_println(const Args&... args) {
     std::cout << line.str() << std::endl;  // flush each line, as Go's unbuffered logger does
 }
 
-/// Parses a non-negative integer option value; false on anything else.
-inline bool parse_count(const char* text, long& out) {
-    char* end = nullptr;
-    const long v = std::strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v < 0) return false;
-    out = v;
-    return true;
-}
-
 }  // namespace go_log

@@ -29,6 +29,7 @@
 //   --wait-ms    how long to wait for them after close before giving up (default 30000)
 // Exit status: 0 done, 1 a consumer did not report in time or the transport failed, 2 usage.
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
@@ -38,7 +39,7 @@
 #include <thread>
 
 #include <zchan/zchan.hpp>
-
+#include "cli_args/cli_args.hpp"
 #include "go_log.hpp"
 
 namespace {
@@ -53,38 +54,31 @@ struct options {
     std::chrono::milliseconds wait{30000};
 };
 
-[[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0
-              << " [ENDPOINT] [--count N] [--delay-ms MS] [--consumers C] [--wait-ms MS]\n";
-    std::exit(2);
-}
+const zchan_cli::command_spec spec{
+    "net_producer",
+    "[ENDPOINT]",
+    0,
+    1,
+    "Serves \"numbers\" and \"done\", sends COUNT values, closes, waits for the consumers.",
+    {
+        {"count", 0, true, false, "N", "values to send, 0..N-1 (default 5)"},
+        {"delay-ms", 0, true, false, "MS", "pause after each send (default 1000)"},
+        {"consumers", 0, true, false, "C", "consumers to wait for after close (default 1)"},
+        {"wait-ms", 0, true, false, "MS", "how long to wait for them (default 30000)"},
+    },
+    "",
+};
 
 options parse(int argc, char** argv) {
-    options o;
-    bool have_endpoint = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            if (have_endpoint) usage(argv[0]);
-            o.endpoint = arg;
-            have_endpoint = true;
-            continue;
-        }
-        long v = 0;
-        if (i + 1 >= argc || !go_log::parse_count(argv[++i], v)) usage(argv[0]);
-        if (arg == "--count") {
-            o.count = v;
-        } else if (arg == "--delay-ms") {
-            o.delay = std::chrono::milliseconds(v);
-        } else if (arg == "--consumers") {
-            o.consumers = v;
-        } else if (arg == "--wait-ms") {
-            o.wait = std::chrono::milliseconds(v);
-        } else {
-            usage(argv[0]);
-        }
-    }
-    return o;
+    return zchan_cli::parse_or_exit(spec, argc, argv, [](const zchan_cli::args& a) {
+        options o;
+        if (!a.positional().empty()) o.endpoint = a.positional()[0];
+        o.count = static_cast<long>(a.number("count", 5, LONG_MAX));
+        o.delay = std::chrono::milliseconds(a.number("delay-ms", 1000));
+        o.consumers = static_cast<long>(a.number("consumers", 1, LONG_MAX));
+        o.wait = std::chrono::milliseconds(a.number("wait-ms", 30000));
+        return o;
+    });
 }
 
 }  // namespace
@@ -92,7 +86,7 @@ options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
     const options opt = parse(argc, argv);
     try {
-        zchan::channel<int> ch(2);           // ch := make(chan int, 2)
+        zchan::channel<int> ch(2);  // ch := make(chan int, 2)
         // done := make(chan string, consumers). Buffered, so that a consumer's
         // send completes as soon as it is queued here: were it a rendezvous, this
         // process could take the value and exit before the consumer heard back.

@@ -32,36 +32,29 @@
 #include <variant>
 
 #include <zchan/zchan.hpp>
-
+#include "cli_args/cli_args.hpp"
 #include "go_log.hpp"
 
 namespace {
 
 using go_log::log_println;  // Go's log.Println (examples/go_log.hpp)
 
-// Parses --delay-ms N; exits with a usage message on anything else.
-std::chrono::milliseconds parse_delay(int argc, char** argv) {
-    std::chrono::milliseconds delay{1000};
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (arg == "--delay-ms" && i + 1 < argc) {
-            char* end = nullptr;
-            const long ms = std::strtol(argv[++i], &end, 10);
-            if (*argv[i] != '\0' && *end == '\0' && ms >= 0) {
-                delay = std::chrono::milliseconds(ms);
-                continue;
-            }
-        }
-        std::cerr << "usage: " << argv[0] << " [--delay-ms N]\n";
-        std::exit(2);
-    }
-    return delay;
-}
+const zchan_cli::command_spec spec{
+    "producer_consumer",
+    "",
+    0,
+    0,
+    "Go's producer/consumer with an exit channel, in one process.",
+    {{"delay-ms", 0, true, false, "MS", "pause after each send (default 1000, like Go)"}},
+    "",
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    const auto delay = parse_delay(argc, argv);
+    const auto delay = zchan_cli::parse_or_exit(spec, argc, argv, [](const zchan_cli::args& a) {
+        return std::chrono::milliseconds(a.number("delay-ms", 1000));
+    });
 
     zchan::channel<int> ch(2);                 // ch := make(chan int, 2)
     zchan::channel<std::monostate> exit_chan;  // exit := make(chan struct{})

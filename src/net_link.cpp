@@ -97,6 +97,7 @@
 #include <zmq.hpp>
 
 #include "codec.hpp"
+#include "endpoint.hpp"
 #include "net_context.hpp"
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/errors.hpp"
@@ -281,6 +282,7 @@ public:
         if (type_name.empty() || type_name.size() > w::max_type_name) {
             throw connect_error("zchan: type identity must be 1..1024 bytes");
         }
+        validate_endpoint(endpoint, false);  // endpoint.hpp
         const bool curve = opts_.curve_client.has_value();
         instance_ = random_instance_id();
         name_ = name;

@@ -39,6 +39,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,7 @@
 #include <zmq.hpp>
 
 #include "codec.hpp"
+#include "endpoint.hpp"
 #include "net_context.hpp"
 #include "zap.hpp"
 #include "zchan/hub.hpp"
@@ -105,6 +107,7 @@ public:
         router_.set(zmq::sockopt::linger, 200);
         router_.set(zmq::sockopt::sndhwm, 0);
         router_.set(zmq::sockopt::rcvhwm, 0);
+        detail::validate_endpoint(endpoint, true);  // endpoint.hpp
         try {
             router_.bind(endpoint);
         } catch (const zmq::error_t& e) {
@@ -150,6 +153,10 @@ public:
     void set_factory(detail::channel_factory f) {
         std::lock_guard<std::mutex> g(served_mu_);
         factory_ = std::move(f);
+    }
+    void set_sweeper(detail::channel_sweeper f) {  // hub: idle channels (§17.1)
+        std::lock_guard<std::mutex> g(served_mu_);
+        sweeper_ = std::move(f);
     }
 
     // op_notifier: any thread, under a channel lock.
@@ -293,6 +300,7 @@ private:
         st.endpoint = endpoint_;
         st.sessions = sessions_.size();
         st.malformed_frames = malformed_.load();
+        st.refused_dials = refused_dials_;  // hub limits (§17.1)
         struct attached {
             std::uint32_t sessions = 0, senders = 0, receivers = 0;
         };
@@ -666,6 +674,7 @@ private:
             }
         }
         if (ch == nullptr) {
+            ++refused_dials_;  // "$stat" (§17.2)
             refuse(w::error_code::unknown_channel,
                    refusal.empty() ? "no channel \"" + name + "\" is served at " + endpoint_
                                    : refusal);
@@ -726,6 +735,8 @@ private:
         auto it = sessions_.find(sid);
         if (it == sessions_.end()) return;
         detail::served_base* ch = it->second.ch;
+        // "$stat": deliveries given back at the session's end count as returned (§17.2).
+        if (it->second.stats != nullptr) it->second.stats->returned += ch->unresolved(sid);
         sessions_.erase(it);
         session_count_.store(sessions_.size());
         ch->drop_session(sid);
@@ -749,7 +760,33 @@ private:
             }
         }
         for (auto sid : lost) drop(sid);
+        sweep_idle();
     }
+
+    // ---- hub: removing idle channels (protocol.md §17.1, zchan::hub_options::idle_timeout).
+    // Only channels no session is attached to, and only while no on_ready is
+    // pending (it would name the channel): a hub's channels have no local
+    // users, so nothing but this thread posts for them.
+    void sweep_idle() {
+        {
+            std::lock_guard<std::mutex> g(ready_mu_);
+            if (!ready_.empty()) return;
+        }
+        std::lock_guard<std::mutex> g(served_mu_);
+        if (!sweeper_) return;
+        std::unordered_set<const detail::served_base*> attached;
+        for (const auto& [sid, s] : sessions_) attached.insert(s.ch);
+        for (auto it = served_.begin(); it != served_.end();) {
+            detail::served_base* ch = it->second.get();
+            if (it->first.front() != '$' && attached.count(ch) == 0 && sweeper_(*ch)) {
+                counters_.erase(ch);
+                it = served_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+    // ---- end hub
 
     void send_to(std::uint32_t sid) { send_to(sid, tx_); }
 
@@ -792,6 +829,7 @@ private:
     std::mutex served_mu_;
     std::map<std::string, std::unique_ptr<detail::served_base>> served_;  // guarded by served_mu_
     detail::channel_factory factory_;  // guarded by served_mu_; a hub's (protocol.md §17.1)
+    detail::channel_sweeper sweeper_;  // guarded by served_mu_; a hub's (protocol.md §17.1)
 
     std::mutex ready_mu_;
     std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_;  // guarded by ready_mu_
@@ -800,11 +838,12 @@ private:
     // Server thread only.
     bool stopping_ = false;  // shut_down() runs: only ACK, RETURN and BYE are handled
     std::unordered_map<std::uint32_t, session_info> sessions_;
-    // Elements are never erased (channels are never unserved), so
-    // session_info::stats pointers stay valid.
+    // Elements are erased only with their channel (sweep_idle), which no
+    // session is attached to, so session_info::stats pointers stay valid.
     std::unordered_map<const detail::served_base*, counters> counters_;
     std::vector<std::uint32_t> unroutable_;
     std::uint32_t next_session_ = 1;
+    std::uint64_t refused_dials_ = 0;  // "$stat" (§17.2)
     std::uint64_t ping_nonce_ = 0;
     std::string tx_;
     std::string vtx_;  // a VALUES frame being built (values_begin/values_end)
@@ -832,6 +871,7 @@ void server::add(const std::string& name, std::unique_ptr<detail::served_base> c
     impl_->add(name, std::move(ch));
 }
 void server::set_factory(detail::channel_factory f) { impl_->set_factory(std::move(f)); }
+void server::set_sweeper(detail::channel_sweeper f) { impl_->set_sweeper(std::move(f)); }
 detail::op_notifier& server::notifier() noexcept { return *impl_; }
 
 }  // namespace zchan

@@ -8,7 +8,8 @@
 //     for received < expect { ev := <-inbox; log.Println("Received", ...) }
 //     for _, t := range subscribe { commands <- command{unsubscribe, t} }
 //     close(commands)
-//     for ev := range inbox { ... }                                     // until the server closes it
+//     for ev := range inbox { ... }                                     // until the server closes
+//     it
 //
 // Usage: client ENDPOINT [--name NAME] [--subscribe TOPIC]... [--publish TOPIC] [--count N]
 //               [--expect M] [--wait-ms MS] [--bind ADDR] [--connect-timeout-ms MS]
@@ -28,6 +29,7 @@
 // Exit status: 0 left cleanly with every expected message; 1 gave up, lost the server or could
 // not join; 2 usage.
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
@@ -38,8 +40,8 @@
 #include <vector>
 
 #include <zchan/zchan.hpp>
-
 #include "../go_log.hpp"
+#include "cli_args/cli_args.hpp"
 #include "message_client.hpp"
 #include "signals.hpp"
 
@@ -59,53 +61,62 @@ struct options {
     message_server::client::options net;
 };
 
-[[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0
-              << " ENDPOINT [--name NAME] [--subscribe TOPIC]... [--publish TOPIC] [--count N]"
-                 " [--expect M] [--wait-ms MS] [--bind ADDR] [--connect-timeout-ms MS]"
-                 " [--heartbeat-timeout-ms MS]\n";
-    std::exit(2);
-}
+const zchan_cli::command_spec spec{
+    "client",
+    "ENDPOINT",
+    1,
+    1,
+    "Joins a message server, subscribes, publishes, logs what it receives, leaves cleanly.",
+    {
+        {"name", 0, true, false, "NAME", "how the others know this client (default client)"},
+        {"subscribe", 0, true, true, "TOPIC", "a topic to subscribe to (repeatable)"},
+        {"publish", 0, true, false, "TOPIC", "publish --count messages to TOPIC"},
+        {"count", 0, true, false, "N", "messages to publish (needs --publish)"},
+        {"expect", 0, true, false, "M", "leave after receiving M messages"},
+        {"wait-ms", 0, true, false, "MS", "give up after MS ms (default 30000)"},
+        {"bind", 0, true, false, "ADDR",
+         "where this client serves its own channels (default tcp://127.0.0.1:*)"},
+        {"connect-timeout-ms", 0, true, false, "MS", "how long dial waits for the server"},
+        {"heartbeat-timeout-ms", 0, true, false, "MS",
+         "the server silent this long is lost; above 1000 (default 3000)"},
+    },
+    "",
+};
 
 options parse(int argc, char** argv) {
-    options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            if (!o.endpoint.empty()) usage(argv[0]);
-            o.endpoint = arg;
-            continue;
+    return zchan_cli::parse_or_exit(spec, argc, argv, [](const zchan_cli::args& a) {
+        options o;
+        o.endpoint = a.positional()[0];
+        auto text = [&](const char* name, std::string& out) {
+            if (auto v = a.value(name)) {
+                if (v->empty()) throw zchan_cli::usage_error(std::string("--") + name + ": empty");
+                out = *v;
+            }
+        };
+        text("name", o.name);
+        text("publish", o.publish);
+        text("bind", o.net.bind);
+        for (const auto& t : a.values("subscribe")) {
+            if (t.empty()) throw zchan_cli::usage_error("--subscribe: empty");
+            o.subscribe.push_back(t);
         }
-        if (i + 1 >= argc || *argv[i + 1] == '\0') usage(argv[0]);
-        const char* value = argv[++i];
-        long v = 0;
-        if (arg == "--name") {
-            o.name = value;
-        } else if (arg == "--subscribe") {
-            o.subscribe.emplace_back(value);
-        } else if (arg == "--publish") {
-            o.publish = value;
-        } else if (arg == "--bind") {
-            o.net.bind = value;
-        } else if (!go_log::parse_count(value, v)) {
-            usage(argv[0]);
-        } else if (arg == "--count") {
-            o.count = v;
-        } else if (arg == "--expect") {
-            o.expect = v;
-        } else if (arg == "--wait-ms") {
-            o.wait = std::chrono::milliseconds(v);
-        } else if (arg == "--connect-timeout-ms") {
-            o.net.connect_timeout = std::chrono::milliseconds(v);
-        } else if (arg == "--heartbeat-timeout-ms" && v > 1000) {  // > the 1 s heartbeat
-            o.net.heartbeat_timeout = std::chrono::milliseconds(v);
-        } else {
-            usage(argv[0]);
+        o.count = static_cast<long>(a.number("count", 0, LONG_MAX));
+        if (a.value("expect")) o.expect = static_cast<long>(a.number("expect", 0, LONG_MAX));
+        o.wait = std::chrono::milliseconds(a.number("wait-ms", 30000));
+        if (a.value("connect-timeout-ms")) {
+            o.net.connect_timeout = std::chrono::milliseconds(a.number("connect-timeout-ms", 0));
         }
-    }
-    if (o.endpoint.empty() || (o.count > 0 && o.publish.empty())) usage(argv[0]);
-    if (o.expect == -2) o.expect = o.publish.empty() ? -1 : 0;
-    return o;
+        if (a.value("heartbeat-timeout-ms")) {
+            const auto ms = a.number("heartbeat-timeout-ms", 0);
+            if (ms <= 1000)
+                throw zchan_cli::usage_error("--heartbeat-timeout-ms: expected above 1000");
+            o.net.heartbeat_timeout = std::chrono::milliseconds(ms);
+        }
+        if (o.count > 0 && o.publish.empty())
+            throw zchan_cli::usage_error("--count needs --publish");
+        if (o.expect == -2) o.expect = o.publish.empty() ? -1 : 0;
+        return o;
+    });
 }
 
 }  // namespace
@@ -172,9 +183,11 @@ int main(int argc, char** argv) {
             for (long i = 1; ok && i <= opt.count; i++) {
                 c.publish(opt.publish, opt.publish + " message " + std::to_string(i));
             }
-            if (ok && opt.count > 0) log_println("Published", opt.count, "messages to", opt.publish);
+            if (ok && opt.count > 0)
+                log_println("Published", opt.count, "messages to", opt.publish);
             // Without --expect: until a signal makes us leave or the server shuts down.
-            const auto until = opt.expect < 0 ? std::chrono::steady_clock::time_point::max() : deadline;
+            const auto until =
+                opt.expect < 0 ? std::chrono::steady_clock::time_point::max() : deadline;
             while (ok && (opt.expect < 0 || received < opt.expect)) ok = next_event(until);
             for (const auto& t : opt.subscribe) c.unsubscribe(t);
         } catch (const zchan::channel_closed&) {

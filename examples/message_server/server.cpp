@@ -12,6 +12,7 @@
 // SIGINT or SIGTERM: stop accepting, close every client's inbox, wait for them to leave, exit.
 // Exit status: 0 clean end, 1 could not serve, 2 usage.
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <exception>
@@ -21,8 +22,8 @@
 #include <string_view>
 
 #include <zchan/zchan.hpp>
-
 #include "../go_log.hpp"
+#include "cli_args/cli_args.hpp"
 #include "message_server.hpp"
 #include "signals.hpp"
 
@@ -30,38 +31,40 @@ namespace {
 
 using go_log::log_println;
 
-[[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0
-              << " [ENDPOINT] [--clients N] [--grace-ms MS] [--heartbeat-timeout-ms MS]\n";
-    std::exit(2);
-}
+const zchan_cli::command_spec spec{
+    "server",
+    "[ENDPOINT]",
+    0,
+    1,
+    "The seed article's message server: clients subscribe to topics and publish messages.",
+    {
+        {"clients", 0, true, false, "N",
+         "end after N clients have joined and left (default 0: run until a signal)"},
+        {"grace-ms", 0, true, false, "MS",
+         "after SIGINT/SIGTERM, how long clients get to leave (default 5000)"},
+        {"heartbeat-timeout-ms", 0, true, false, "MS",
+         "a client silent this long is lost; above 1000 (default 3000)"},
+    },
+    "",
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string endpoint = "tcp://127.0.0.1:*";
     message_server::server::options opt;
-    bool have_endpoint = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            if (have_endpoint) usage(argv[0]);
-            endpoint = arg;
-            have_endpoint = true;
-            continue;
+    zchan_cli::parse_or_exit(spec, argc, argv, [&](const zchan_cli::args& a) {
+        if (!a.positional().empty()) endpoint = a.positional()[0];
+        opt.max_clients = static_cast<long>(a.number("clients", 0, LONG_MAX));
+        opt.grace = std::chrono::milliseconds(a.number("grace-ms", 5000));
+        if (a.value("heartbeat-timeout-ms")) {
+            const auto ms = a.number("heartbeat-timeout-ms", 0);
+            if (ms <= 1000)
+                throw zchan_cli::usage_error("--heartbeat-timeout-ms: expected above 1000");
+            opt.heartbeat_timeout = std::chrono::milliseconds(ms);
         }
-        long v = 0;
-        if (i + 1 >= argc || !go_log::parse_count(argv[++i], v)) usage(argv[0]);
-        if (arg == "--clients") {
-            opt.max_clients = v;
-        } else if (arg == "--grace-ms") {
-            opt.grace = std::chrono::milliseconds(v);
-        } else if (arg == "--heartbeat-timeout-ms" && v > 1000) {  // > the 1 s heartbeat
-            opt.heartbeat_timeout = std::chrono::milliseconds(v);
-        } else {
-            usage(argv[0]);
-        }
-    }
+        return 0;
+    });
     opt.log = [](const std::string& line) { log_println(line); };
 
     std::mutex running_mu;

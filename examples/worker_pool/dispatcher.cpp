@@ -31,8 +31,8 @@
 #include <vector>
 
 #include <zchan/zchan.hpp>
-
 #include "../go_log.hpp"
+#include "cli_args/cli_args.hpp"
 #include "job.hpp"
 
 namespace {
@@ -48,35 +48,29 @@ struct options {
     std::chrono::milliseconds wait{30000};
 };
 
-[[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0 << " [ENDPOINT] [--jobs M] [--workers N] [--wait-ms MS]\n";
-    std::exit(2);
-}
+const zchan_cli::command_spec spec{
+    "dispatcher",
+    "[ENDPOINT]",
+    0,
+    1,
+    "Serves \"jobs\" and \"results\", hands out M jobs and collects their results.",
+    {
+        {"jobs", 0, true, false, "M", "jobs to hand out, up to 1000000 (default 10)"},
+        {"workers", 0, true, false, "N", "workers to wait for (default 3)"},
+        {"wait-ms", 0, true, false, "MS", "how long to wait for the results (default 30000)"},
+    },
+    "",
+};
 
 options parse(int argc, char** argv) {
-    options o;
-    bool have_endpoint = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            if (have_endpoint) usage(argv[0]);
-            o.endpoint = arg;
-            have_endpoint = true;
-            continue;
-        }
-        long v = 0;
-        if (i + 1 >= argc || !go_log::parse_count(argv[++i], v)) usage(argv[0]);
-        if (arg == "--jobs" && v <= 1'000'000) {
-            o.jobs = v;
-        } else if (arg == "--workers") {
-            o.workers = v;
-        } else if (arg == "--wait-ms") {
-            o.wait = std::chrono::milliseconds(v);
-        } else {
-            usage(argv[0]);
-        }
-    }
-    return o;
+    return zchan_cli::parse_or_exit(spec, argc, argv, [](const zchan_cli::args& a) {
+        options o;
+        if (!a.positional().empty()) o.endpoint = a.positional()[0];
+        o.jobs = static_cast<long>(a.number("jobs", 10, 1'000'000));
+        o.workers = static_cast<long>(a.number("workers", 3, 1'000'000));
+        o.wait = std::chrono::milliseconds(a.number("wait-ms", 30000));
+        return o;
+    });
 }
 
 std::string payload_of(int id) { return "payload of job " + std::to_string(id); }

@@ -24,8 +24,8 @@
 #include <thread>
 
 #include <zchan/zchan.hpp>
-
 #include "../go_log.hpp"
+#include "cli_args/cli_args.hpp"
 #include "job.hpp"
 
 namespace {
@@ -41,36 +41,33 @@ struct options {
     std::chrono::milliseconds connect_timeout{10000};
 };
 
-[[noreturn]] void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0
-              << " ENDPOINT [--name NAME] [--delay-ms MS] [--connect-timeout-ms MS]\n";
-    std::exit(2);
-}
+const zchan_cli::command_spec spec{
+    "worker",
+    "ENDPOINT",
+    1,
+    1,
+    "Dials the dispatcher's \"jobs\" and \"results\", does each job it gets.",
+    {
+        {"name", 0, true, false, "NAME", "shown in results and logs (default worker)"},
+        {"delay-ms", 0, true, false, "MS", "pretend each job takes this long (default 200)"},
+        {"connect-timeout-ms", 0, true, false, "MS",
+         "how long dial waits for the dispatcher (default 10000)"},
+    },
+    "",
+};
 
 options parse(int argc, char** argv) {
-    options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string_view arg = argv[i];
-        if (!arg.starts_with("--")) {
-            if (!o.endpoint.empty()) usage(argv[0]);
-            o.endpoint = arg;
-            continue;
+    return zchan_cli::parse_or_exit(spec, argc, argv, [](const zchan_cli::args& a) {
+        options o;
+        o.endpoint = a.positional()[0];
+        if (auto name = a.value("name")) {
+            if (name->empty()) throw zchan_cli::usage_error("--name: expected a name");
+            o.name = *name;
         }
-        if (i + 1 >= argc) usage(argv[0]);
-        const char* value = argv[++i];
-        long v = 0;
-        if (arg == "--name" && *value != '\0') {
-            o.name = value;
-        } else if (arg == "--delay-ms" && go_log::parse_count(value, v)) {
-            o.delay = std::chrono::milliseconds(v);
-        } else if (arg == "--connect-timeout-ms" && go_log::parse_count(value, v)) {
-            o.connect_timeout = std::chrono::milliseconds(v);
-        } else {
-            usage(argv[0]);
-        }
-    }
-    if (o.endpoint.empty()) usage(argv[0]);
-    return o;
+        o.delay = std::chrono::milliseconds(a.number("delay-ms", 200));
+        o.connect_timeout = std::chrono::milliseconds(a.number("connect-timeout-ms", 10000));
+        return o;
+    });
 }
 
 }  // namespace

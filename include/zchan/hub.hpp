@@ -18,12 +18,23 @@
 //   zchan::net_options o; o.create_capacity = 64;     // create it if it is not there yet
 //   auto jobs = zchan::dial<std::string>("tcp://hub:5555", "jobs", o);
 //
+// Bounded by default (hub_options): a dialer creates a channel only within
+// the per-channel capacity limit, the limit on the number of channels created
+// on dial and the limit on the sum of their capacities (a buffered channel
+// preallocates its slots, about 40 bytes each); past a limit the HELLO is
+// refused with a text naming the limit, and server_stats::refused_dials
+// counts it. A channel created on dial that is empty (closed or not) and has
+// had no session for hub_options::idle_timeout is removed; the next dialer
+// that gives a capacity creates it afresh. Channels from add_channel are
+// neither limited nor removed.
+//
 // Every zchan::server (a hub included) also answers the reserved channel
 // "$stat" (server_stats below): zchan::stats(endpoint) lists the served
 // channels with their counters. `zchan hub`, `zchan stat` (tools/zchan) are
 // the command-line front ends.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,9 +53,9 @@ struct channel_stats {
     std::uint64_t len = 0;
     std::uint64_t cap = 0;
     bool closed = false;
-    std::uint32_t sessions = 0;   ///< dialed handles attached now
-    std::uint32_t senders = 0;    ///< of those, the ones that have sent (or watched a send)
-    std::uint32_t receivers = 0;  ///< of those, the ones that have asked for a value
+    std::uint32_t sessions = 0;    ///< dialed handles attached now
+    std::uint32_t senders = 0;     ///< of those, the ones that have sent (or watched a send)
+    std::uint32_t receivers = 0;   ///< of those, the ones that have asked for a value
     std::uint64_t values_in = 0;   ///< remote sends accepted (SEND_OK)
     std::uint64_t values_out = 0;  ///< deliveries to remote receivers (VALUE/VALUES entries)
     std::uint64_t returned = 0;    ///< deliveries given back (RETURN)
@@ -59,15 +70,18 @@ struct channel_stats {
 
 /// A server's answer on "$stat" (protocol.md §17.2).
 struct server_stats {
-    static constexpr const char* zchan_type_name = "zchan.stats/1";
+    static constexpr const char* zchan_type_name = "zchan.stats/2";
     std::string endpoint;
-    std::uint64_t sessions = 0;          ///< every live session (the "$stat" one included)
-    std::uint64_t malformed_frames = 0;  ///< protocol.md §11.1
+    std::uint64_t sessions = 0;           ///< every live session (the "$stat" ones included)
+    std::uint64_t malformed_frames = 0;   ///< protocol.md §11.1
     std::vector<channel_stats> channels;  ///< sorted by name; "$..." names are not listed
+    /// HELLOs refused because their channel does not exist and was not
+    /// created: no capacity given, creation off, or a hub limit reached.
+    std::uint64_t refused_dials = 0;
 
     template <class Archive>
     void serialize(Archive& ar) {
-        ar(endpoint, sessions, malformed_frames, channels);
+        ar(endpoint, sessions, malformed_frames, channels, refused_dials);
     }
 };
 
@@ -79,12 +93,21 @@ inline constexpr const char* stats_channel = "$stat";
 /// Example: for (auto& c : zchan::stats(ep).channels) std::cout << c.name << '\n';
 [[nodiscard]] server_stats stats(const std::string& endpoint, const net_options& opts = {});
 
-/// Hub settings.
+/// Hub settings. The limits bound what dialers can make a hub allocate
+/// (see the top of this file); add_channel is not limited.
 struct hub_options {
     net_options net;
     /// Largest capacity a dialer may create a channel with (a buffered
-    /// channel preallocates its slots). add_channel is not limited.
-    std::uint64_t max_create_capacity = 1u << 20;
+    /// channel preallocates its slots, ~40 bytes each: 65536 is ~2.6 MB).
+    std::uint64_t max_create_capacity = 1u << 16;
+    /// Most channels created on dial that exist at once.
+    std::size_t max_channels = 1024;
+    /// Largest sum of the capacities of the channels created on dial
+    /// (2^20 slots: ~41 MB of slots).
+    std::uint64_t max_total_capacity = 1u << 20;
+    /// A channel created on dial that is empty and has had no session for
+    /// this long is removed (0: never).
+    std::chrono::milliseconds idle_timeout{60'000};
     /// false: only channels added with add_channel exist.
     bool create_on_dial = true;
 };
@@ -118,9 +141,15 @@ public:
     [[nodiscard]] std::string endpoint() const;
     /// Number of live sessions.
     [[nodiscard]] std::size_t sessions() const noexcept;
+    /// Channels created on dial that exist now, and the sum of their capacities.
+    [[nodiscard]] std::size_t created_channels() const noexcept;
+    [[nodiscard]] std::uint64_t created_capacity() const noexcept;
+
+    struct budget;  // hub.cpp
 
 private:
     hub_options opts_;
+    std::shared_ptr<budget> budget_;
     server srv_;
 };
 

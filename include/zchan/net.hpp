@@ -43,6 +43,10 @@ namespace detail {
 using channel_factory = std::function<std::unique_ptr<served_base>(
     const std::string& name, std::string_view type, std::optional<std::uint32_t> capacity,
     op_notifier& notifier, std::string& refusal)>;
+/// A hub's idle-channel policy (protocol.md §17.1): asked on the server
+/// thread, about once per heartbeat/4, for each channel no session is
+/// attached to; true removes (destroys) it.
+using channel_sweeper = std::function<bool(served_base& ch)>;
 }  // namespace detail
 
 /// Serves local channels to other processes: binds a ZeroMQ ROUTER and runs
@@ -107,6 +111,8 @@ private:
     /// Only a hub creates channels on dial (protocol.md §17.1). Call before
     /// any peer can dial (the server thread reads it without a lock).
     void set_factory(detail::channel_factory f);
+    /// A hub's idle-channel policy; same rule as set_factory.
+    void set_sweeper(detail::channel_sweeper f);
     detail::op_notifier& notifier() noexcept;
     std::unique_ptr<impl> impl_;
 };

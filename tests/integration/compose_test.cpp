@@ -29,9 +29,7 @@ const std::string source_dir = ZCHAN_SOURCE_DIR;
 const std::string compose_file = source_dir + "/docker-compose.yml";
 const std::string examples = std::string(ZCHAN_BINARY_DIR) + "/examples";
 
-bool have_docker_compose() {
-    return std::system("command -v docker-compose >/dev/null 2>&1") == 0;
-}
+bool have_docker_compose() { return std::system("command -v docker-compose >/dev/null 2>&1") == 0; }
 
 // `docker-compose -f docker-compose.yml ARGS`, bounded by coreutils timeout; stdout only
 // (errors go to the test's stderr).

@@ -214,9 +214,9 @@ TEST_P(FaultNetwork, CutThatHealsWithinTheTimeoutLosesAndDuplicatesNothing) {
         consumers.push_back(
             path_->peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", prefetch}})));
     }
-    auto producer = path_->peer("produce", with(hb, {{"ZCHAN_EP", *ep},
-                                                     {"ZCHAN_N", std::to_string(n)},
-                                                     {"ZCHAN_ID", "1"}}));
+    auto producer = path_->peer(
+        "produce",
+        with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", std::to_string(n)}, {"ZCHAN_ID", "1"}}));
     auto received = [&] { return consumers[0]->count("got ") + consumers[1]->count("got "); };
     ASSERT_TRUE(zchan_test::wait_until(
         [&] { return received() >= static_cast<std::size_t>(n / 3); }, deadline_after(generous)))
@@ -298,8 +298,8 @@ TEST(FaultNetworkProxy, ConnectionsResetAndRefusedPastTheTimeoutPeersLearnItNoth
     const auto ep = p.start_home(with(hb, {{"ZCHAN_CAP", "16"}}));
     ASSERT_TRUE(ep.has_value());
     auto consumer = p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}}));
-    auto producer = p.peer(
-        "produce", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", "1000000"}, {"ZCHAN_ID", "1"}}));
+    auto producer =
+        p.peer("produce", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", "1000000"}, {"ZCHAN_ID", "1"}}));
     ASSERT_TRUE(consumer->wait_count("got ", 500)) << consumer->tail();
     const auto t0 = clock::now();
     p.proxy()->drop_new(true);  // the reconnects fail: resume cannot happen
@@ -348,12 +348,13 @@ void reset_stream_resumes(const std::string& prefetch, int resets) {
     std::vector<std::unique_ptr<fault_child>> consumers;
     consumers.push_back(
         p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", prefetch}})));
-    auto producer = p.peer("produce", with(hb, {{"ZCHAN_EP", *ep},
-                                                {"ZCHAN_N", std::to_string(n)},
-                                                {"ZCHAN_ID", "1"}}));
+    auto producer =
+        p.peer("produce",
+               with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", std::to_string(n)}, {"ZCHAN_ID", "1"}}));
     std::vector<std::size_t> at;
     for (int k = 1; k <= resets; ++k) {
-        ASSERT_TRUE(consumers[0]->wait_count("got ", static_cast<std::size_t>(k * n / (resets + 2))))
+        ASSERT_TRUE(
+            consumers[0]->wait_count("got ", static_cast<std::size_t>(k * n / (resets + 2))))
             << consumers[0]->tail();
         at.push_back(consumers[0]->count("got "));
         const auto before = p.proxy()->accepted();
@@ -430,11 +431,10 @@ TEST(FaultNetworkNetns, LossyLinkDeliversEverythingOnceInOrder) {
     ASSERT_TRUE(ep.has_value()) << p.home().tail();
     p.lab()->lossy(0, 1, 2);
     std::vector<std::unique_ptr<fault_child>> consumers;
-    consumers.push_back(
-        p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", "16"}})));
-    auto producer = p.peer("produce", with(hb, {{"ZCHAN_EP", *ep},
-                                                {"ZCHAN_N", std::to_string(n)},
-                                                {"ZCHAN_ID", "1"}}));
+    consumers.push_back(p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", "16"}})));
+    auto producer =
+        p.peer("produce",
+               with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", std::to_string(n)}, {"ZCHAN_ID", "1"}}));
     EXPECT_EQ(producer->wait_exit(deadline_after(6 * generous)), 0) << producer->tail();
     p.home().tell("close");
     EXPECT_EQ(consumers[0]->wait_exit(deadline_after(4 * generous)), 0) << consumers[0]->tail();

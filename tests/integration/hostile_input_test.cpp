@@ -25,13 +25,6 @@
 // malformed_frames() grew by at least the frames sent that §6 rejects; each
 // HELLO got its ERROR code; replays enqueued each value once; this process's
 // peak RSS stayed within a generous bound; and a new dialer is served after.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -42,7 +35,13 @@
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "child_process.hpp"
@@ -82,8 +81,7 @@ int consumer_main(const std::string& ep) {
     long expected = 0;
     for (long v : stream) {
         if (v != expected) {
-            say("out of order: expected " + std::to_string(expected) + " got " +
-                std::to_string(v));
+            say("out of order: expected " + std::to_string(expected) + " got " + std::to_string(v));
             return 6;
         }
         ++expected;
@@ -231,18 +229,18 @@ struct attacker {
         // Frames from a DEALER that has no session.
         raw_peer stranger(ctx, ep);
         const std::vector<std::string> invalid = {
-            std::string(),                                      // empty
-            header(t_recv, 1, 1).substr(0, 10),                 // truncated header
-            header(t_recv, 1, 1, 0, /*version=*/2),             // wrong version
-            header(t_ping, 0, 1, 0, /*version=*/0),             // version 0
-            header(0x7f, 1, 1),                                 // unknown type
-            header(t_welcome, 0, 1),                            // wrong direction
-            header(t_recv, 1, 1, /*flags=*/0x8000),             // undefined flag
-            header(t_recv, 1, 0),                               // request id 0
-            hello("stream", "i64", 1).substr(0, 40),            // truncated HELLO
-            hello("stream", "i64", 1) + "trailing",             // HELLO longer than it says
+            std::string(),                            // empty
+            header(t_recv, 1, 1).substr(0, 10),       // truncated header
+            header(t_recv, 1, 1, 0, /*version=*/2),   // wrong version
+            header(t_ping, 0, 1, 0, /*version=*/0),   // version 0
+            header(0x7f, 1, 1),                       // unknown type
+            header(t_welcome, 0, 1),                  // wrong direction
+            header(t_recv, 1, 1, /*flags=*/0x8000),   // undefined flag
+            header(t_recv, 1, 0),                     // request id 0
+            hello("stream", "i64", 1).substr(0, 40),  // truncated HELLO
+            hello("stream", "i64", 1) + "trailing",   // HELLO longer than it says
             header(t_ack, 1, std::uint64_t{1} << 40) + std::string(8, '\1'),  // 2^40 ACKs
-            random_bytes(1 << 20),                              // 1 MiB of noise
+            random_bytes(1 << 20),                                            // 1 MiB of noise
         };
         for (const auto& f : invalid) stranger.send(f);
         // name-len claims 65535 octets of name in a frame of 64
@@ -450,10 +448,10 @@ TEST(HostileInput, LivePairStreamsThroughGarbageAtTheSamePort) {
     const long bound_kb = (zchan_test::sanitized ? 512 : 128) * 1024;
     EXPECT_LT(hwm_kb - rss_before_kb, bound_kb)
         << "VmRSS before the attack " << rss_before_kb << " kB, peak " << hwm_kb << " kB";
-    std::printf("hostile: %d rounds, %llu malformed frames counted, VmRSS before %ld kB, VmHWM %ld kB\n",
-                att.rounds,
-                static_cast<unsigned long long>(srv.malformed_frames() - malformed_before),
-                rss_before_kb, hwm_kb);
+    std::printf(
+        "hostile: %d rounds, %llu malformed frames counted, VmRSS before %ld kB, VmHWM %ld kB\n",
+        att.rounds, static_cast<unsigned long long>(srv.malformed_frames() - malformed_before),
+        rss_before_kb, hwm_kb);
 
     // The server still serves a new dialer.
     auto fresh = zchan::dial<std::string>(ep, "decoy", fast());

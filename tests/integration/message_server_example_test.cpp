@@ -110,7 +110,8 @@ TEST(MessageServerExampleIntegration, SubscribersGetExactlyTheirTopicsInOrderPer
     for (const auto& [name, topics] : subscribers) {
         for (const auto& t : topics) {
             ASSERT_TRUE(sub_procs[name]->wait_for_text("Subscribed to " + t).has_value())
-                << name << "\n" << sub_procs[name]->output() << server->output();
+                << name << "\n"
+                << sub_procs[name]->output() << server->output();
         }
     }
     std::map<std::string, child_process*> pub_procs;
@@ -147,9 +148,8 @@ TEST(MessageServerExampleIntegration, SubscribersGetExactlyTheirTopicsInOrderPer
             EXPECT_TRUE(contains(msgs, "Unsubscribed from " + t)) << name << "\n" << p.output();
         }
         ASSERT_FALSE(msgs.empty());
-        EXPECT_EQ(msgs.back(),
-                  "Left after receiving " + std::to_string(streams[name].size() * count) +
-                      " messages");
+        EXPECT_EQ(msgs.back(), "Left after receiving " +
+                                   std::to_string(streams[name].size() * count) + " messages");
     }
     for (const auto& [name, topic] : publishers) {
         const auto msgs = go_log_messages(*pub_procs[name]);
@@ -174,14 +174,15 @@ TEST(MessageServerExampleIntegration, ServerEndsOnSigtermAfterItsClientsLeave) {
     const auto ep = server.wait_for_text("listening on ");
     ASSERT_TRUE(ep.has_value()) << server.output();
     // No --expect: this client stays until the server closes its inbox.
-    child_process listener(
-        patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
+    child_process listener(patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
     ASSERT_TRUE(listener.wait_for_text("Subscribed to news").has_value()) << listener.output();
     // Negative check first: nothing ends the server but a signal.
-    EXPECT_TRUE(zchan_test::stays_false_for([&] { return !server.lines().empty() &&
-                                                          server.lines().back().find("exiting") !=
-                                                              std::string::npos; },
-                                            std::chrono::milliseconds(200)));
+    EXPECT_TRUE(zchan_test::stays_false_for(
+        [&] {
+            return !server.lines().empty() &&
+                   server.lines().back().find("exiting") != std::string::npos;
+        },
+        std::chrono::milliseconds(200)));
     ASSERT_TRUE(server.signal(SIGTERM));
     EXPECT_EQ(listener.wait_exit(), 0) << listener.output();
     EXPECT_EQ(server.wait_exit(), 0) << server.output();
@@ -196,8 +197,7 @@ TEST(MessageServerExampleIntegration, ClientLeavesOnSigintAndTheServerCountsIt) 
     child_process server(patient({server_bin, "--clients", "1"}));
     const auto ep = server.wait_for_text("listening on ");
     ASSERT_TRUE(ep.has_value()) << server.output();
-    child_process listener(
-        patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
+    child_process listener(patient({client_bin, *ep, "--name", "listener", "--subscribe", "news"}));
     ASSERT_TRUE(listener.wait_for_text("Subscribed to news").has_value()) << listener.output();
     ASSERT_TRUE(listener.signal(SIGINT));
     EXPECT_EQ(listener.wait_exit(), 0) << listener.output();
@@ -224,9 +224,11 @@ TEST(MessageServerExampleIntegration, KilledClientIsDetachedAndOthersCarryOn) {
 
 TEST(MessageServerExampleIntegration, BadArgumentsExitWithUsage) {
     for (const std::vector<std::string>& args :
-         {std::vector<std::string>{server_bin, "--clients", "x"}, {server_bin, "--bogus", "1"},
+         {std::vector<std::string>{server_bin, "--clients", "x"},
+          {server_bin, "--bogus", "1"},
           {server_bin, "--heartbeat-timeout-ms", "500"},
-          {client_bin}, {client_bin, "tcp://127.0.0.1:1", "--count", "3"},
+          {client_bin},
+          {client_bin, "tcp://127.0.0.1:1", "--count", "3"},
           {client_bin, "tcp://127.0.0.1:1", "--name"}}) {
         child_process p(args);
         EXPECT_EQ(p.wait_exit(), 2) << args[0] << "\n" << p.output();

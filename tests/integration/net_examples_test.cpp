@@ -39,8 +39,8 @@ TEST(NetExamplesIntegration, ExamplesAreBuilt) {
 }
 
 TEST(NetExamplesIntegration, ProducerAndOneConsumerPassAllValuesInOrderThenBothExitZero) {
-    child_process producer(
-        {producer_bin, "tcp://127.0.0.1:*", "--count", "5", "--delay-ms", "0", "--wait-ms", "10000"});
+    child_process producer({producer_bin, "tcp://127.0.0.1:*", "--count", "5", "--delay-ms", "0",
+                            "--wait-ms", "10000"});
     const auto ep = endpoint_of(producer);
     ASSERT_TRUE(ep.has_value()) << producer.output();
     ASSERT_EQ(ep->rfind("tcp://127.0.0.1:", 0), 0U) << *ep;
@@ -101,10 +101,12 @@ TEST(NetExamplesIntegration, ProducerGivesUpWhenTheExpectedConsumerNeverComes) {
 }
 
 TEST(NetExamplesIntegration, BadArgumentsExitWithUsage) {
-    for (std::vector<std::string> args :
-         {std::vector<std::string>{producer_bin, "--count", "x"}, {producer_bin, "--bogus", "1"},
-          {consumer_bin}, {consumer_bin, "tcp://127.0.0.1:1", "--name"},
-          {dispatcher_bin, "--jobs", "-1"}, {worker_bin}}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{producer_bin, "--count", "x"},
+                                          {producer_bin, "--bogus", "1"},
+                                          {consumer_bin},
+                                          {consumer_bin, "tcp://127.0.0.1:1", "--name"},
+                                          {dispatcher_bin, "--jobs", "-1"},
+                                          {worker_bin}}) {
         child_process p(args);
         EXPECT_EQ(p.wait_exit(), 2) << args[0] << "\n" << p.output();
     }

@@ -20,10 +20,10 @@
 #include <zmq.hpp>
 
 #include "../../src/codec.hpp"
+#include "net_test_support.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
-#include "net_test_support.hpp"
 
 namespace {
 
@@ -233,9 +233,9 @@ TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
     ASSERT_TRUE(hello);
     const std::string rid = hello->first;
     wire::frame f;
-    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(hello->second.data()),
-                               hello->second.size()},
-                              wire::side::home, f));
+    ASSERT_FALSE(wire::decode(
+        {reinterpret_cast<const unsigned char*>(hello->second.data()), hello->second.size()},
+        wire::side::home, f));
     ASSERT_EQ(f.h.type, wire::msg::hello);
     constexpr std::uint32_t ch = 5;
     auto to_peer = [&](const std::string& frame) {
@@ -259,9 +259,9 @@ TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
     while (first == 0) {
         auto m = next_routed(home);
         ASSERT_TRUE(m) << "no RECV_MANY";
-        ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(m->second.data()),
-                                   m->second.size()},
-                                  wire::side::home, f));
+        ASSERT_FALSE(wire::decode(
+            {reinterpret_cast<const unsigned char*>(m->second.data()), m->second.size()},
+            wire::side::home, f));
         if (f.h.type != wire::msg::recv_many) continue;  // a PING, an ACK
         ASSERT_EQ(f.count, 4u);
         first = f.h.id;
@@ -308,9 +308,9 @@ TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
     auto welcome = next_frame(d);
     ASSERT_TRUE(welcome);
     wire::frame f;
-    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(welcome->data()),
-                               welcome->size()},
-                              wire::side::peer, f));
+    ASSERT_FALSE(
+        wire::decode({reinterpret_cast<const unsigned char*>(welcome->data()), welcome->size()},
+                     wire::side::peer, f));
     ASSERT_EQ(f.h.type, wire::msg::welcome);
     const std::uint32_t ch = f.welcome.channel;
     tx.clear();
@@ -321,9 +321,9 @@ TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
     d.send(zmq::buffer(tx));
     auto cancelled = next_frame(d);
     ASSERT_TRUE(cancelled);
-    ASSERT_FALSE(wire::decode({reinterpret_cast<const unsigned char*>(cancelled->data()),
-                               cancelled->size()},
-                              wire::side::peer, f));
+    ASSERT_FALSE(
+        wire::decode({reinterpret_cast<const unsigned char*>(cancelled->data()), cancelled->size()},
+                     wire::side::peer, f));
     EXPECT_EQ(f.h.type, wire::msg::recv_cancelled);
     EXPECT_EQ(f.h.id, 2u);
     for (int i = 0; i < 3; ++i) home.send(10 + i);

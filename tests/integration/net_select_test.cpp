@@ -14,10 +14,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "net_test_support.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
-#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -64,16 +64,15 @@ void race(const std::string& transport, std::size_t home_cap, int n) {
     try {
         for (int i = 0; i < n; ++i) {
             int ran = 0;
-            const std::size_t k = zchan::select(
-                zchan::send_case(remote, i,
-                                 [&] {
-                                     ++ran;
-                                     sent.insert(i);
-                                 }),
-                zchan::recv_case(local, [&](std::optional<int> v) {
-                    ++ran;
-                    if (v) fed_by_select.insert(*v);
-                }));
+            const std::size_t k = zchan::select(zchan::send_case(remote, i,
+                                                                 [&] {
+                                                                     ++ran;
+                                                                     sent.insert(i);
+                                                                 }),
+                                                zchan::recv_case(local, [&](std::optional<int> v) {
+                                                    ++ran;
+                                                    if (v) fed_by_select.insert(*v);
+                                                }));
             if (ran != 1 || k > 1) ++bad;
         }
     } catch (const std::exception& e) {

@@ -18,9 +18,9 @@
 #include <unistd.h>
 #include <zmq.hpp>
 
+#include "net_test_support.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/select.hpp"
-#include "net_test_support.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {

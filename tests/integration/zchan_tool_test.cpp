@@ -2,8 +2,6 @@
 // over tcp://127.0.0.1:*: hub, send, recv, stat; help and usage errors;
 // SIGINT. Shell pipelines (seq | zchan send, zchan recv | wc -l) run under
 // bash, exactly as a user would type them. Every wait is bounded.
-#include <signal.h>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -17,10 +15,12 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <zchan/zchan.hpp>
+#include <signal.h>
 
+#include <zchan/zchan.hpp>
 #include "child_process.hpp"
 #include "zchan_test_support.hpp"
+#include "zchan_tool_support.hpp"
 
 namespace {
 
@@ -28,66 +28,7 @@ using namespace std::chrono_literals;
 using zchan_test::child_process;
 using zchan_test::deadline_after;
 using zchan_test::generous;
-
-const std::string tool = std::string(ZCHAN_BINARY_DIR) + "/tools/zchan/zchan";
-
-// Values through the pipeline test: a round trip per send, so sanitized builds get fewer.
-constexpr int pipeline_values = zchan_test::sanitized ? 2000 : 20000;
-
-/// A hub child process and its endpoint.
-struct hub_process {
-    explicit hub_process(std::vector<std::string> extra) : proc(make_argv(std::move(extra))) {
-        if (auto rest = proc.wait_for_text("tcp://127.0.0.1:")) {
-            std::string port;
-            for (char c : *rest) {
-                if (std::isdigit(static_cast<unsigned char>(c)) == 0) break;
-                port += c;
-            }
-            if (!port.empty()) endpoint = "tcp://127.0.0.1:" + port;
-        }
-    }
-    static std::vector<std::string> make_argv(std::vector<std::string> extra) {
-        std::vector<std::string> a{tool, "hub", "tcp://127.0.0.1:*"};
-        a.insert(a.end(), extra.begin(), extra.end());
-        return a;
-    }
-    child_process proc;
-    std::string endpoint;
-};
-
-std::string shell_quote(const std::string& s) { return "'" + s + "'"; }
-
-/// Runs `script` under bash (pipefail: a failing zchan fails the pipeline).
-std::vector<std::string> bash(const std::string& script) {
-    return {"/bin/bash", "-c", "set -o pipefail; " + script};
-}
-
-/// The stats row of channel `name` once `pred` holds for it; nullopt if it did not by the
-/// deadline.
-template <class Pred>
-std::optional<zchan::channel_stats> stat_until(const std::string& ep, const std::string& name,
-                                               Pred pred) {
-    std::optional<zchan::channel_stats> row;
-    const bool ok = zchan_test::wait_until(
-        [&] {
-            for (auto& c : zchan::stats(ep).channels) {
-                if (c.name == name) row = c;
-            }
-            return row && pred(*row);
-        },
-        deadline_after(generous));
-    return ok ? row : std::nullopt;
-}
-
-bool contains(const child_process& p, const std::string& text) {
-    return p.output().find(text) != std::string::npos;
-}
-
-std::vector<long> numbers(const child_process& p) {
-    std::vector<long> out;
-    for (const auto& l : p.lines()) out.push_back(std::stol(l));
-    return out;
-}
+using namespace zchan_tool_test;
 
 TEST(ZchanToolIntegration, ToolIsBuilt) {
     EXPECT_TRUE(std::filesystem::exists(tool)) << tool << " is missing: build zchan_tool";
@@ -129,8 +70,8 @@ TEST(ZchanToolIntegration, SeqThroughSendAndRecvThroughWcAgree) {
     const std::string ep = shell_quote(hub.endpoint);
     child_process counter(bash(shell_quote(tool) + " recv " + ep + " jobs | wc -l"));
     const std::string n = std::to_string(pipeline_values);
-    child_process sender(bash("seq 1 " + n + " | " + shell_quote(tool) + " send " + ep +
-                              " jobs --close"));
+    child_process sender(
+        bash("seq 1 " + n + " | " + shell_quote(tool) + " send " + ep + " jobs --close"));
     const auto long_wait = deadline_after(generous * 6);
     EXPECT_EQ(sender.wait_exit(long_wait), 0) << sender.output();
     EXPECT_EQ(counter.wait_exit(long_wait), 0) << counter.output();  // ended: closed and drained
@@ -147,8 +88,8 @@ TEST(ZchanToolIntegration, TwoReceiversSplitTheValuesExactlyOnceEachInOrder) {
     ASSERT_TRUE(stat_until(hub.endpoint, "jobs", [](auto& c) { return c.receivers == 2; }))
         << r1.output() << r2.output();
     constexpr int n = 2000;
-    child_process sender(bash("seq 1 " + std::to_string(n) + " | " + shell_quote(tool) +
-                              " send " + shell_quote(hub.endpoint) + " jobs --close"));
+    child_process sender(bash("seq 1 " + std::to_string(n) + " | " + shell_quote(tool) + " send " +
+                              shell_quote(hub.endpoint) + " jobs --close"));
     const auto long_wait = deadline_after(generous * 3);
     EXPECT_EQ(sender.wait_exit(long_wait), 0) << sender.output();
     EXPECT_EQ(r1.wait_exit(long_wait), 0) << r1.output();
@@ -263,6 +204,55 @@ TEST(ZchanToolIntegration, RecvStopsAfterNAndLeavesTheRest) {
     EXPECT_EQ(jobs.recv(), std::optional<std::string>("3"));
 }
 
+TEST(ZchanToolIntegration, RecvIntoHeadLosesAtMostTheValueBeingWritten) {
+    constexpr int n = 1000;
+    hub_process hub({"--channel", "jobs:2000"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    {
+        auto jobs = zchan::dial<std::string>(hub.endpoint, "jobs");
+        for (int i = 1; i <= n; ++i) jobs << std::to_string(i);
+    }
+    for (int round = 0; round < 3; ++round) {
+        const auto before =
+            stat_until(hub.endpoint, "jobs", [](auto& c) { return c.sessions == 0; });
+        ASSERT_TRUE(before);
+        // The pipeline's status is head's; recv's own is printed after it.
+        child_process p(bash(shell_quote(tool) + " recv " + shell_quote(hub.endpoint) +
+                             " jobs 2>/dev/null | head -3; echo \"recv=${PIPESTATUS[0]}\""));
+        EXPECT_EQ(p.wait_exit(deadline_after(generous)), 0) << p.output();
+        ASSERT_EQ(p.lines().size(), 4U) << p.output();
+        EXPECT_EQ(p.lines()[3], "recv=141") << "exit status 141: stdout closed";
+        const long first = std::stol(p.lines()[0]);
+        EXPECT_EQ(std::stol(p.lines()[2]), first + 2);
+        // Every value after the three printed is still in the channel, but perhaps the one
+        // that was being written when head exited.
+        const auto after =
+            stat_until(hub.endpoint, "jobs", [](auto& c) { return c.sessions == 0; });
+        ASSERT_TRUE(after);
+        EXPECT_GE(after->len + 4, before->len) << "recv lost more than the value being written";
+        EXPECT_LE(after->len + 3, before->len);
+        EXPECT_EQ(after->values_in, after->values_out - after->returned + after->len)
+            << "in = out - returned + len";
+    }
+}
+
+TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
+    hub_process hub({"--channel", "jobs:16"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    zchan_test::child_options o;
+    o.stdin_pipe = true;
+    child_process send({tool, "send", hub.endpoint, "jobs"}, o);
+    send.tell("a");
+    send.tell("b");
+    ASSERT_TRUE(stat_until(hub.endpoint, "jobs", [](auto& c) { return c.values_in == 2; }))
+        << send.output();
+    hub.proc.kill_now();
+    send.tell("c");
+    EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
+    EXPECT_TRUE(contains(send, "lost the hub (peer lost); 2 value(s) from here were accepted"))
+        << send.output();
+}
+
 TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     hub_process hub({"--channel", "full:1", "--channel", "empty:4"});
     ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
@@ -282,12 +272,11 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
         std::ofstream f(input);
         f << "1\n2\n3\n4\n5\n";
     }
-    child_process send(
-        bash("exec " + shell_quote(tool) + " send " + shell_quote(hub.endpoint) + " full < " +
-             shell_quote(input.string())));
-    ASSERT_TRUE(stat_until(hub.endpoint, "full",
-                           [](auto& c) { return c.len == 1 && c.senders == 1; }))
-        << send.output();
+    child_process send(bash("exec " + shell_quote(tool) + " send " + shell_quote(hub.endpoint) +
+                            " full < " + shell_quote(input.string())));
+    ASSERT_TRUE(stat_until(hub.endpoint, "full", [](auto& c) {
+        return c.len == 1 && c.senders == 1;
+    })) << send.output();
     send.signal(SIGINT);
     EXPECT_EQ(send.wait_exit(deadline_after(generous)), 130) << send.output();
     EXPECT_TRUE(contains(send, "zchan send: interrupted after 1 value(s)")) << send.output();
@@ -303,21 +292,9 @@ TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {
     EXPECT_TRUE(contains(hub.proc, "zchan hub: interrupted")) << hub.proc.output();
 }
 
-/// The endpoint a hub started as `p` printed ("tcp://127.0.0.1:PORT"), or "".
-std::string endpoint_of(child_process& p) {
-    std::string port;
-    if (auto rest = p.wait_for_text("tcp://127.0.0.1:")) {
-        for (char c : *rest) {
-            if (std::isdigit(static_cast<unsigned char>(c)) == 0) break;
-            port += c;
-        }
-    }
-    return port.empty() ? "" : "tcp://127.0.0.1:" + port;
-}
-
 TEST(ZchanToolIntegration, KeygenKeysTurnOnCurveForHubSendAndRecvThroughTheEnvironment) {
-    const auto dir = std::filesystem::temp_directory_path() /
-                     ("zchan_tool_keys_" + std::to_string(::getpid()));
+    const auto dir =
+        std::filesystem::temp_directory_path() / ("zchan_tool_keys_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     const std::string home = (dir / "home").string();
@@ -342,18 +319,20 @@ TEST(ZchanToolIntegration, KeygenKeysTurnOnCurveForHubSendAndRecvThroughTheEnvir
 
     child_process hub(bash("ZCHAN_CURVE_SECRET_KEY_FILE=" + shell_quote(home + ".key") +
                            " ZCHAN_CURVE_ALLOW_FILE=" + shell_quote((dir / "allowed").string()) +
-                           " exec " + shell_quote(tool) + " hub 'tcp://127.0.0.1:*' --channel "
+                           " exec " + shell_quote(tool) +
+                           " hub 'tcp://127.0.0.1:*' --channel "
                            "jobs:16:string"));
     const std::string ep = endpoint_of(hub);
     ASSERT_FALSE(ep.empty()) << hub.output();
-    const std::string client_env = "ZCHAN_CURVE_SECRET_KEY_FILE=" +
-                                   shell_quote(client + ".key") +
+    const std::string client_env = "ZCHAN_CURVE_SECRET_KEY_FILE=" + shell_quote(client + ".key") +
                                    " ZCHAN_CURVE_SERVER_KEY_FILE=" + shell_quote(home + ".pub");
 
     // A plaintext client is refused promptly, and nothing reaches the channel.
     child_process plain(bash("echo sneaky | " + shell_quote(tool) + " send " + shell_quote(ep) +
                              " jobs --connect-timeout 20000"));
     EXPECT_EQ(plain.wait_exit(deadline_after(generous)), 1) << plain.output();
+    EXPECT_TRUE(contains(plain, "ZCHAN_CURVE_SERVER_KEY_FILE")) << plain.output();
+    EXPECT_FALSE(contains(plain, "net_options")) << plain.output();
 
     child_process sender(bash("seq 1 100 | " + client_env + " " + shell_quote(tool) + " send " +
                               shell_quote(ep) + " jobs --close"));

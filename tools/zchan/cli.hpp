@@ -1,14 +1,14 @@
 // Small pieces of the zchan command-line tool: a table-driven argument
-// parser, interruption by signals, and a stdin line reader that a signal can
-// interrupt. Standard library and POSIX only.
+// parser and interruption by signals. Standard library and POSIX only.
 //
-// Thread safety: args and line_reader belong to the main thread; interrupt
+// Thread safety: args belongs to the main thread; interrupt
 // is built by the main thread before any other thread exists (so every
 // thread inherits its signal mask) and its accessors are safe from any thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -18,70 +18,30 @@
 #include <vector>
 
 #include <zchan/channel.hpp>
+#include "cli_args/cli_args.hpp"
 
 namespace zchan_cli {
 
 /// Exit codes (README "Command-line tool").
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_failure = 1;      ///< connect, type mismatch, peer lost, closed
-inline constexpr int exit_usage = 2;        ///< bad arguments
-inline constexpr int exit_interrupted = 130;  ///< SIGINT/SIGTERM stopped send or recv (128+2)
+inline constexpr int exit_failure = 1;          ///< connect, type mismatch, peer lost, closed
+inline constexpr int exit_usage = 2;            ///< bad arguments
+inline constexpr int exit_interrupted = 130;    ///< SIGINT/SIGTERM stopped send or recv (128+2)
+inline constexpr int exit_timeout = 124;        ///< send/recv --timeout expired (as timeout(1))
+inline constexpr int exit_stdout_closed = 141;  ///< recv's stdout closed (128+SIGPIPE)
 
-/// A bad command line: main prints the message and the usage line, exits 2.
-struct usage_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+/// The text of a library error as a command-line user needs it: without the
+/// "zchan: " prefix and the error code's own name at the end, with the
+/// options and ZCHAN_CURVE_* variables in place of net_options fields, and,
+/// for a dial that got no answer or a bind that failed, whether the host of
+/// `endpoint` resolves at all.
+std::string cli_message(const std::exception& e, std::string_view endpoint = {});
 
-/// One option of a subcommand's table.
-struct option_spec {
-    std::string_view name;   ///< long name without "--"
-    char short_name = 0;     ///< 0: none
-    bool takes_value = false;
-    bool repeatable = false;
-    std::string_view value_name;
-    std::string_view help;
-};
+/// The host of a tcp:// endpoint ("" for other transports, '*' or a bad one).
+std::string tcp_host(std::string_view endpoint);
 
-/// A subcommand: its table, positionals and help text.
-struct command_spec {
-    std::string_view name;
-    std::string_view positionals;  ///< e.g. "ENDPOINT NAME"
-    std::size_t min_positionals = 0;
-    std::size_t max_positionals = 0;
-    std::string_view summary;
-    std::vector<option_spec> options;
-    std::string_view details;  ///< more help text, examples
-};
-
-/// The parsed command line of one subcommand.
-class args {
-public:
-    /// Parses argv[first..]: "--name value", "--name=value", "-x value",
-    /// flags, and "--" ending the options. "--help"/"-h" sets help().
-    /// Throws: usage_error.
-    args(const command_spec& spec, int argc, char** argv, int first);
-
-    [[nodiscard]] bool help() const noexcept { return help_; }
-    [[nodiscard]] bool flag(std::string_view name) const { return values_.count(std::string(name)) != 0; }
-    [[nodiscard]] std::optional<std::string> value(std::string_view name) const;
-    [[nodiscard]] std::vector<std::string> values(std::string_view name) const;
-    /// A non-negative integer option, or `def`. Throws: usage_error.
-    [[nodiscard]] std::uint64_t number(std::string_view name, std::uint64_t def,
-                                       std::uint64_t max = UINT64_MAX) const;
-    [[nodiscard]] const std::vector<std::string>& positional() const noexcept { return pos_; }
-
-private:
-    bool help_ = false;
-    std::map<std::string, std::vector<std::string>> values_;
-    std::vector<std::string> pos_;
-};
-
-/// Parses a non-negative decimal integer <= max. Throws: usage_error naming `what`.
-std::uint64_t parse_number(std::string_view text, std::string_view what,
-                           std::uint64_t max = UINT64_MAX);
-
-/// Prints the help of `spec` to stdout.
-void print_help(const command_spec& spec);
+/// "zchan VERSION", for --version.
+std::string version_line();
 
 /// SIGINT and SIGTERM, turned from asynchronous signals into events: a
 /// thread waits for them with sigwait and then closes stop() (so a
@@ -110,23 +70,6 @@ private:
     std::atomic<int> sig_{0};
     std::atomic<bool> done_{false};
     std::thread waiter_;
-};
-
-/// Reads lines from a file descriptor, without the '\n' (a last line
-/// without one counts too); gives up when `stop_fd` becomes readable.
-class line_reader {
-public:
-    line_reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
-    /// The next line; nullopt at end of input or once stopped.
-    /// Throws: std::system_error on a read error.
-    [[nodiscard]] std::optional<std::string> next();
-
-private:
-    int fd_;
-    int stop_fd_;
-    std::string buf_;
-    std::size_t pos_ = 0;
-    bool eof_ = false;
 };
 
 }  // namespace zchan_cli

@@ -27,9 +27,10 @@
 #include <vector>
 
 #include <unistd.h>
-#include <zchan/zchan.hpp>
 
+#include <zchan/zchan.hpp>
 #include "cli.hpp"
+#include "io.hpp"
 
 namespace {
 
@@ -43,13 +44,24 @@ const command_spec hub_spec{
     1,
     "Hosts named channels for processes that all dial.\n"
     "None of them has to be the home. Prints the bound endpoint on stdout (the port filled\n"
-    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque bytes; each channel's value type is\n"
-    "the one given with --channel, or the first dialer's.",
+    "in for tcp://host:*), then serves until SIGINT or SIGTERM. Values are kept as opaque\n"
+    "bytes; each channel's value type is the one given with --channel, or the first dialer's.\n"
+    "Dialers that give a capacity (--cap) create channels, within the limits below.",
     {
         {"channel", 'c', true, true, "NAME:CAP[:TYPE]",
          "create channel NAME with capacity CAP (0: unbuffered), value type TYPE (e.g. string)"},
         {"no-create", 0, false, false, "", "only --channel channels exist: dialers cannot create"},
-        {"max-cap", 0, true, false, "N", "largest capacity a dialer may create (default 1048576)"},
+        {"heartbeat", 0, true, false, "MS",
+         "every session pings every MS ms when idle (default 1000)"},
+        {"heartbeat-timeout", 0, true, false, "MS",
+         "a peer, and the hub for its peers, is lost after MS ms of silence (default 3000)"},
+        {"max-cap", 0, true, false, "N", "largest capacity a dialer may create (default 65536)"},
+        {"max-channels", 0, true, false, "N",
+         "most channels created by dialers at once (default 1024)"},
+        {"max-total-cap", 0, true, false, "N", "largest sum of their capacities (default 1048576)"},
+        {"idle-timeout", 0, true, false, "MS",
+         "remove a dialer-created channel that is empty and has had no session for MS ms "
+         "(default 60000; 0: never)"},
     },
     "Examples:\n"
     "  zchan hub 'tcp://*:5555' --channel jobs:64\n"
@@ -63,13 +75,23 @@ const command_spec send_spec{
     2,
     "Sends each line of stdin as one std::string value.\n"
     "Lines go to channel NAME at ENDPOINT (a hub or any zchan::server) in order, without their\n"
-    "newline; blocks while the channel is full.",
+    "newline (or NUL-terminated values, or netstrings: --framing); blocks while the channel is\n"
+    "full.",
     {
         {"close", 0, false, false, "", "close the channel at end of input"},
+        {"close-after", 0, true, false, "N",
+         "one of N producers: close the channel once all N have reached the end of their input "
+         "(counted in channel NAME.done)"},
         {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
+        {"framing", 0, true, false, "F",
+         "how values are delimited: line (default), nul or netstring (LEN:BYTES,)"},
+        {"null", '0', false, false, "", "same as --framing nul: each value ends with a NUL byte"},
+        {"timeout", 't', true, false, "MS",
+         "give up (exit 124) when there is no room for a value within MS ms"},
         {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
     },
-    "Example:\n  seq 1 100000 | zchan send tcp://127.0.0.1:5555 jobs --close\n",
+    "Examples:\n  seq 1 100000 | zchan send tcp://127.0.0.1:5555 jobs --close\n"
+    "  find . -print0 | zchan send -0 tcp://127.0.0.1:5555 files --close\n",
 };
 
 const command_spec recv_spec{
@@ -77,7 +99,7 @@ const command_spec recv_spec{
     "ENDPOINT NAME",
     2,
     2,
-    "Prints each std::string value received, one per line.\n"
+    "Prints each std::string value received, one per line (or --framing).\n"
     "Receives from channel NAME at ENDPOINT until the channel is closed and drained (or -n\n"
     "values).",
     {
@@ -86,6 +108,11 @@ const command_spec recv_spec{
         {"prefetch", 0, true, false, "P",
          "receive up to P values ahead (default 256; 0: one round trip per value, exact Go "
          "semantics)"},
+        {"framing", 0, true, false, "F",
+         "how values are delimited: line (default), nul or netstring (LEN:BYTES,)"},
+        {"null", '0', false, false, "", "same as --framing nul: each value ends with a NUL byte"},
+        {"timeout", 't', true, false, "MS",
+         "give up (exit 124) when no value arrives within MS ms"},
         {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
     },
     "Example:\n  zchan recv tcp://127.0.0.1:5555 jobs | wc -l\n",
@@ -97,11 +124,13 @@ const command_spec stat_spec{
     1,
     1,
     "Lists the channels served at ENDPOINT and their counters.\n"
-    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and how many of them send and receive), values in and out,\n"
-    "values given back, errors.",
+    "Works with a hub or any zchan::server: value type, len/cap, closed, dialed sessions (and\n"
+    "how many of them send and receive), values in and out, values given back, errors.",
     {
         {"watch", 'w', false, false, "", "redraw every interval until Ctrl-C, like top"},
         {"interval", 'i', true, false, "MS", "--watch refresh interval (default 1000)"},
+        {"json", 'j', false, false, "",
+         "one JSON object per snapshot, on one line (keys: README \"zchan stat --json\")"},
         {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
     },
     "Columns: LEN/CAP, CLOSED, SESS (handles attached), SEND/RECV (of those, senders and\n"
@@ -127,8 +156,22 @@ const command_spec keygen_spec{
     "      zchan recv tcp://home:5555 jobs\n",
 };
 
-const std::vector<const command_spec*> commands{&hub_spec, &send_spec, &recv_spec, &stat_spec,
-                                                &keygen_spec};
+const command_spec close_spec{
+    "close",
+    "ENDPOINT NAME",
+    2,
+    2,
+    "Closes channel NAME at ENDPOINT, as Go's close(ch).\n"
+    "Values already in it are still received; then every receiver's range ends. Works whatever\n"
+    "the channel's value type. Closing a closed channel fails (exit 1), as in Go.",
+    {
+        {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
+    },
+    "Example:\n  zchan close tcp://127.0.0.1:5555 jobs\n",
+};
+
+const std::vector<const command_spec*> commands{&hub_spec,   &send_spec, &recv_spec,
+                                                &close_spec, &stat_spec, &keygen_spec};
 
 void print_usage(std::ostream& os) {
     os << "Usage: zchan COMMAND [options] ARGS...   (zchan COMMAND --help for more)\n\n"
@@ -138,8 +181,9 @@ void print_usage(std::ostream& os) {
         if (left.size() < 26) left.resize(26, ' ');
         os << left << ' ' << c->summary.substr(0, c->summary.find('\n')) << '\n';
     }
-    os << "\nExit status: 0 ok, 1 failure (connect, type mismatch, peer lost, closed), 2 bad\n"
-          "arguments, 130 send/recv interrupted by SIGINT or SIGTERM.\n";
+    os << "\nzchan --version prints the version. Exit status: 0 ok, 1 failure (connect, type\n"
+          "mismatch, peer lost, closed), 2 bad arguments, 130 send/recv interrupted by SIGINT or\n"
+          "SIGTERM, 141 recv's stdout closed.\n";
 }
 
 zchan::net_options dial_options(const args& a) {
@@ -150,6 +194,59 @@ zchan::net_options dial_options(const args& a) {
     }
     zchan::curve::apply_env(o);  // secure dial if ZCHAN_CURVE_SERVER_KEY(_FILE) is set
     return o;
+}
+
+/// --framing / -0.
+framing framing_of(const args& a) {
+    const auto f = a.value("framing");
+    if (a.flag("null")) {
+        if (f && *f != "nul")
+            throw usage_error("-0 and --framing " + *f + " contradict each other");
+        return framing::nul;
+    }
+    return f ? parse_framing(*f) : framing::line;
+}
+
+/// --timeout MS, if given.
+std::optional<std::chrono::milliseconds> timeout_of(const args& a) {
+    if (!a.value("timeout")) return std::nullopt;
+    return std::chrono::milliseconds(a.number("timeout", 0, 86'400'000));
+}
+
+/// --close-after N: this producer reached the end of its input. Counts it in
+/// the channel NAME.done (created with capacity N) and closes NAME once the
+/// count reaches N, so the last of N producers closes it (Go's
+/// WaitGroup-then-close). Two producers that finish together may both see N:
+/// the second close finds the channel closed, which is fine here. The one
+/// whose close succeeds empties NAME.done, for the next round.
+void finish_producer(const std::string& endpoint, const std::string& name,
+                     zchan::channel<std::string>& ch, std::uint32_t n, zchan::net_options opts) {
+    opts.create_capacity = n;
+    opts.prefetch = 0;
+    auto done = zchan::dial<std::string>(endpoint, name + ".done", opts);
+    if (done.cap() < n) {
+        throw std::runtime_error("channel \"" + name + ".done\" has capacity " +
+                                 std::to_string(done.cap()) + ", fewer than --close-after " +
+                                 std::to_string(n));
+    }
+    done.send("done");
+    if (done.len() < n) return;  // others are still sending
+    try {
+        ch.close();
+    } catch (const zchan::channel_closed&) {
+        return;  // another producer finished at the same moment and closed it
+    }
+    while (done.try_recv().status == zchan::recv_status::ok) {
+    }
+}
+
+/// A --cap that did not apply: the channel was there already (protocol.md §17.1).
+void note_capacity(std::string_view who, const std::string& name,
+                   const zchan::channel<std::string>& ch, const zchan::net_options& o) {
+    if (o.create_capacity && ch.cap() != *o.create_capacity) {
+        std::cerr << who << ": channel \"" << name << "\" already exists with capacity " << ch.cap()
+                  << "; --cap " << *o.create_capacity << " has no effect" << std::endl;
+    }
 }
 
 // ---- hub ---------------------------------------------------------------------
@@ -167,20 +264,31 @@ int run_hub(const args& a) {
             throw usage_error("--channel " + c + ": expected NAME:CAP[:TYPE]");
         }
         const auto colon2 = c.find(':', colon + 1);
-        const std::string cap = c.substr(colon + 1, colon2 == std::string::npos
-                                                        ? std::string::npos
-                                                        : colon2 - colon - 1);
+        const std::string cap = c.substr(
+            colon + 1, colon2 == std::string::npos ? std::string::npos : colon2 - colon - 1);
         std::string type = colon2 == std::string::npos ? std::string() : c.substr(colon2 + 1);
         if (colon2 != std::string::npos && type.empty()) {
             throw usage_error("--channel " + c + ": empty TYPE");
         }
-        chans.push_back({c.substr(0, colon), parse_number(cap, "--channel " + c + ": CAP"),
-                         std::move(type)});
+        chans.push_back(
+            {c.substr(0, colon), parse_number(cap, "--channel " + c + ": CAP"), std::move(type)});
     }
     zchan::hub_options o;
     zchan::curve::apply_env(o.net);  // a CURVE home if ZCHAN_CURVE_ALLOW_FILE is set
+    // Every session's heartbeat: the home's settings govern both ends (protocol.md §12.1).
+    o.net.heartbeat = std::chrono::milliseconds(
+        a.number("heartbeat", static_cast<std::uint64_t>(o.net.heartbeat.count()), 3'600'000));
+    o.net.heartbeat_timeout = std::chrono::milliseconds(
+        a.number("heartbeat-timeout", static_cast<std::uint64_t>(o.net.heartbeat_timeout.count()),
+                 86'400'000));
+    if (o.net.heartbeat.count() == 0 || o.net.heartbeat_timeout <= o.net.heartbeat) {
+        throw usage_error("--heartbeat-timeout must be longer than --heartbeat, and both above 0");
+    }
     o.create_on_dial = !a.flag("no-create");
-    o.max_create_capacity = a.number("max-cap", o.max_create_capacity);
+    o.max_create_capacity = a.number("max-cap", o.max_create_capacity, UINT32_MAX);
+    o.max_channels = a.number("max-channels", o.max_channels);
+    o.max_total_capacity = a.number("max-total-cap", o.max_total_capacity);
+    o.idle_timeout = std::chrono::milliseconds(a.number("idle-timeout", 60'000, 86'400'000));
     interrupt intr;  // before the hub's threads start
     zchan::hub h(a.positional()[0], o);
     for (const auto& c : chans) {
@@ -203,37 +311,71 @@ int run_hub(const args& a) {
 
 int run_send(const args& a) {
     const auto opts = dial_options(a);
+    const framing fr = framing_of(a);
+    const auto timeout = timeout_of(a);
+    std::optional<std::uint32_t> close_after;
+    if (a.value("close-after")) {
+        if (a.flag("close")) throw usage_error("--close and --close-after exclude each other");
+        close_after = static_cast<std::uint32_t>(a.number("close-after", 0, 65536));
+        if (*close_after == 0) throw usage_error("--close-after: expected 1 or more producers");
+    }
     interrupt intr;
-    auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
-    line_reader in(STDIN_FILENO, intr.fd());
+    const std::string name = a.positional()[1];
+    auto ch = zchan::dial<std::string>(a.positional()[0], name, opts);
+    note_capacity("zchan send", name, ch, opts);
+    value_reader in(STDIN_FILENO, intr.fd(), fr, opts.max_frame);
     std::uint64_t sent = 0;
-    auto closed_error = [&] {
-        std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was closed after "
-                  << sent << " value(s) from here" << std::endl;
+    std::size_t size = 0;  // of the value being sent
+    auto fail = [&](const std::string& why) {
+        std::cerr << "zchan send: " << why << "; " << sent
+                  << " value(s) from here were accepted before" << std::endl;
         return exit_failure;
     };
-    while (auto line = in.next()) {
-        // The common case first: room now (one round trip). Else wait for
-        // room or a signal, whichever comes first.
-        switch (ch.try_send(std::move(*line))) {
-            case zchan::send_status::ok:
-                ++sent;
-                continue;
-            case zchan::send_status::closed:
-                return closed_error();
-            case zchan::send_status::peer_lost:
-                throw zchan::peer_lost();
-            default:
-                break;
-        }
-        try {
-            if (zchan::select(zchan::send_case(ch, std::move(*line)),
-                              zchan::recv_case(intr.stop())) == 0) {
-                ++sent;
+    try {
+        while (auto v = in.next()) {
+            size = v->size();
+            // The common case first: room now (one round trip). Else wait for
+            // room or a signal, whichever comes first.
+            switch (ch.try_send(std::move(*v))) {
+                case zchan::send_status::ok:
+                    ++sent;
+                    continue;
+                case zchan::send_status::closed:
+                    return fail("channel \"" + name + "\" was closed");
+                case zchan::send_status::peer_lost:
+                    return fail("lost the hub (peer lost)");
+                default:
+                    break;
             }
-        } catch (const zchan::channel_closed&) {
-            return closed_error();
+            if (!timeout) {
+                if (zchan::select(zchan::send_case(ch, std::move(*v)),
+                                  zchan::recv_case(intr.stop())) == 0) {
+                    ++sent;
+                }
+                continue;
+            }
+            const std::size_t i =
+                zchan::select(zchan::send_case(ch, std::move(*v)), zchan::recv_case(intr.stop()),
+                              zchan::timeout_case(*timeout));
+            if (i == 0) ++sent;
+            if (i == 2) {
+                std::cerr << "zchan send: no room in channel \"" << name << "\" within "
+                          << timeout->count() << " ms; " << sent
+                          << " value(s) from here were accepted before" << std::endl;
+                return exit_timeout;
+            }
         }
+    } catch (const zchan::channel_closed&) {
+        return fail("channel \"" + name + "\" was closed");
+    } catch (const zchan::peer_lost&) {
+        return fail("lost the hub (peer lost)");
+    } catch (const framing_error& e) {
+        return fail(std::string("stdin: ") + e.what());
+    } catch (const zchan::transport_error& e) {
+        if (e.code() != zchan::errc::message_too_large) throw;
+        return fail("value " + std::to_string(sent + 1) + " is " + std::to_string(size) +
+                    " bytes, over the frame limit of " + std::to_string(opts.max_frame) +
+                    " bytes (the hub's may be lower)");
     }
     if (intr.signal() != 0) {
         std::cerr << "zchan send: interrupted after " << sent << " value(s); channel left open"
@@ -244,9 +386,17 @@ int run_send(const args& a) {
         try {
             ch.close();
         } catch (const zchan::channel_closed&) {
-            std::cerr << "zchan send: channel \"" << a.positional()[1] << "\" was already closed"
-                      << std::endl;
+            std::cerr << "zchan send: channel \"" << name << "\" was already closed" << std::endl;
             return exit_failure;
+        } catch (const zchan::peer_lost&) {
+            return fail("lost the hub (peer lost) at --close");
+        }
+    }
+    if (close_after) {
+        try {
+            finish_producer(a.positional()[0], name, ch, *close_after, opts);
+        } catch (const zchan::peer_lost&) {
+            return fail("lost the hub (peer lost) at --close-after");
         }
     }
     return exit_ok;
@@ -254,65 +404,82 @@ int run_send(const args& a) {
 
 // ---- recv --------------------------------------------------------------------
 
-/// Buffered stdout: written out when large and whenever recv is about to wait.
-class output {
-public:
-    void add(const std::string& v) {
-        buf_ += v;
-        buf_ += '\n';
-        if (buf_.size() >= 1 << 16) flush();
-    }
-    void flush() {
-        std::size_t done = 0;
-        while (done < buf_.size()) {
-            const ssize_t n = ::write(STDOUT_FILENO, buf_.data() + done, buf_.size() - done);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) throw std::runtime_error("cannot write to stdout: " + std::string(std::strerror(errno)));
-            done += static_cast<std::size_t>(n);
-        }
-        buf_.clear();
-    }
-
-private:
-    std::string buf_;
-};
-
 int run_recv(const args& a) {
     auto opts = dial_options(a);
     const std::uint64_t limit = a.number("count", UINT64_MAX);  // no -n: until closed
     // Take no more values ahead than wanted (they would be given back at exit).
     opts.prefetch = static_cast<std::uint32_t>(std::min(a.number("prefetch", 256, 65536), limit));
     if (limit == 0) return exit_ok;
+    const framing fr = framing_of(a);
+    const auto timeout = timeout_of(a);
+    bool timed_out = false;
     interrupt intr;
-    auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
-    output out;
-    std::uint64_t got = 0;
+    value_writer out(STDOUT_FILENO, fr, intr.fd());
+    std::uint64_t got = 0;  // values handed to `out`
     bool closed = false;
-    while (!closed && got < limit && intr.signal() == 0) {
-        auto r = ch.try_recv();
-        if (r.status == zchan::recv_status::ok) {
-            out.add(*r.value);
-            ++got;
-            continue;
-        }
-        if (r.status == zchan::recv_status::closed) break;
-        if (r.status == zchan::recv_status::peer_lost) {
+    bool out_gone = false;
+    {
+        // Destroyed before the messages below: BYE gives the hub back every
+        // value this handle received ahead and did not hand out.
+        auto ch = zchan::dial<std::string>(a.positional()[0], a.positional()[1], opts);
+        note_capacity("zchan recv", a.positional()[1], ch, opts);
+        try {
+            while (!closed && got < limit && intr.signal() == 0) {
+                if (!out.wait_ready()) {  // paced by a pipe's reader (io.hpp)
+                    out_gone = intr.signal() == 0;
+                    break;
+                }
+                auto r = ch.try_recv();
+                if (r.status == zchan::recv_status::ok) {
+                    ++got;
+                    out.put(*r.value);
+                    continue;
+                }
+                if (r.status == zchan::recv_status::closed) break;
+                if (r.status == zchan::recv_status::peer_lost) throw zchan::peer_lost();
+                out.flush();  // about to wait: show what we have
+                auto take = [&](std::optional<std::string> v) {
+                    if (!v) {
+                        closed = true;
+                        return;
+                    }
+                    ++got;
+                    out.put(*v);
+                };
+                const std::size_t i =
+                    timeout
+                        ? zchan::select(zchan::recv_case(ch, take), zchan::recv_case(intr.stop()),
+                                        zchan::recv_case(out.gone()), zchan::timeout_case(*timeout))
+                        : zchan::select(zchan::recv_case(ch, take), zchan::recv_case(intr.stop()),
+                                        zchan::recv_case(out.gone()));
+                if (i == 2) out_gone = true;
+                if (i == 3) timed_out = true;
+                if (out_gone || timed_out) break;
+            }
             out.flush();
-            throw zchan::peer_lost();
+        } catch (const output_closed&) {
+            out_gone = true;
+        } catch (const zchan::peer_lost&) {
+            try {
+                out.flush();
+            } catch (const std::exception&) {
+            }
+            std::cerr << "zchan recv: lost the hub (peer lost) after " << got << " value(s)"
+                      << std::endl;
+            return exit_failure;
         }
-        out.flush();  // about to wait: show what we have
-        zchan::select(zchan::recv_case(ch,
-                                       [&](std::optional<std::string> v) {
-                                           if (!v) {
-                                               closed = true;
-                                               return;
-                                           }
-                                           out.add(*v);
-                                           ++got;
-                                       }),
-                      zchan::recv_case(intr.stop()));
     }
-    out.flush();
+    if (out_gone) {
+        std::cerr << "zchan recv: stdout closed after " << got
+                  << " value(s) (the last may not have been read); the rest stay in the channel"
+                  << std::endl;
+        return exit_stdout_closed;
+    }
+    if (timed_out) {
+        std::cerr << "zchan recv: no value within " << timeout->count() << " ms; " << got
+                  << " value(s) received" << std::endl;
+        return exit_timeout;
+    }
     if (intr.signal() != 0 && !closed && got < limit) {
         std::cerr << "zchan recv: interrupted after " << got << " value(s)" << std::endl;
         return exit_interrupted;
@@ -337,8 +504,11 @@ std::string render(const zchan::server_stats& s) {
     for (const auto& r : rows) {
         for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
     }
-    std::string out = s.endpoint + "  sessions " + std::to_string(s.sessions) +
-                      "  malformed frames " + std::to_string(s.malformed_frames) + "\n";
+    // This stat's own session on "$stat" is not counted.
+    const std::uint64_t sessions = s.sessions > 0 ? s.sessions - 1 : 0;
+    std::string out = s.endpoint + "  sessions " + std::to_string(sessions) + "  refused dials " +
+                      std::to_string(s.refused_dials) + "  malformed frames " +
+                      std::to_string(s.malformed_frames) + "\n";
     for (const auto& r : rows) {
         std::string line;
         for (std::size_t i = 0; i < r.size(); ++i) {
@@ -352,22 +522,137 @@ std::string render(const zchan::server_stats& s) {
     return out;
 }
 
+/// `v` as a JSON string: quotes, backslashes and control characters escaped,
+/// bytes that are not UTF-8 replaced by U+FFFD.
+std::string json_string(std::string_view v) {
+    std::string out = "\"";
+    for (std::size_t i = 0; i < v.size();) {
+        const auto c = static_cast<unsigned char>(v[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+            ++i;
+        } else if (c < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+            ++i;
+        } else if (c < 0x80) {
+            out += static_cast<char>(c);
+            ++i;
+        } else {
+            // A UTF-8 sequence: lead byte, then 1-3 continuation bytes.
+            const std::size_t n = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+            bool ok = n != 0 && i + n <= v.size() && !(c >= 0xF8);
+            for (std::size_t k = 1; ok && k < n; ++k) {
+                ok = (static_cast<unsigned char>(v[i + k]) & 0xC0) == 0x80;
+            }
+            if (ok) {
+                out.append(v.substr(i, n));
+                i += n;
+            } else {
+                out += "\\ufffd";
+                ++i;
+            }
+        }
+    }
+    return out + '"';
+}
+
+/// One snapshot as one line of JSON (README "zchan stat --json"; the keys are stable).
+std::string render_json(const zchan::server_stats& s) {
+    auto num = [](std::uint64_t v) { return std::to_string(v); };
+    std::string out = "{\"endpoint\":" + json_string(s.endpoint) +
+                      ",\"sessions\":" + num(s.sessions > 0 ? s.sessions - 1 : 0) +
+                      ",\"refused_dials\":" + num(s.refused_dials) +
+                      ",\"malformed_frames\":" + num(s.malformed_frames) + ",\"channels\":[";
+    bool first = true;
+    for (const auto& c : s.channels) {
+        if (!first) out += ',';
+        first = false;
+        out += "{\"name\":" + json_string(c.name) + ",\"type\":" + json_string(c.type) +
+               ",\"len\":" + num(c.len) + ",\"cap\":" + num(c.cap) +
+               ",\"closed\":" + (c.closed ? "true" : "false") + ",\"sessions\":" + num(c.sessions) +
+               ",\"senders\":" + num(c.senders) + ",\"receivers\":" + num(c.receivers) +
+               ",\"values_in\":" + num(c.values_in) + ",\"values_out\":" + num(c.values_out) +
+               ",\"returned\":" + num(c.returned) + ",\"errors\":" + num(c.errors) + "}";
+    }
+    return out + "]}\n";
+}
+
 int run_stat(const args& a) {
     const auto opts = dial_options(a);
     const auto interval = std::chrono::milliseconds(a.number("interval", 1000, 3'600'000));
     const bool watch = a.flag("watch");
+    const bool json = a.flag("json");
     interrupt intr;
     auto ch = zchan::dial<zchan::server_stats>(a.positional()[0], zchan::stats_channel, opts);
-    for (;;) {
+    // Into a terminal --watch redraws like top; elsewhere it appends plain
+    // snapshots, a blank line between them.
+    // With --json, one line per snapshot.
+    const bool redraw = watch && !json && ::isatty(STDOUT_FILENO) == 1;
+    for (bool first = true;; first = false) {
         auto s = ch.recv();
         if (!s) throw std::runtime_error("the server closed \"$stat\"");
-        if (watch) std::cout << "\033[H\033[2J";  // home, clear: redraw like top
-        std::cout << render(*s) << std::flush;
+        if (json) {
+            std::cout << render_json(*s) << std::flush;
+        } else {
+            if (redraw) {
+                std::cout << "\033[H\033[2J";  // home, clear
+            } else if (!first) {
+                std::cout << '\n';
+            }
+            std::cout << render(*s) << std::flush;
+        }
         if (!watch) return exit_ok;
         if (zchan::select(zchan::recv_case(intr.stop()), zchan::timeout_case(interval)) == 0) {
             return exit_ok;  // Ctrl-C is how --watch ends
         }
     }
+}
+
+// ---- close -------------------------------------------------------------------
+
+/// Closes `name` at `endpoint` whatever its value type: the type identity
+/// comes from "$stat" (a channel nobody dialed yet takes "string"), and the
+/// CLOSE goes through the transport's link directly (zchan/detail/net_link.hpp),
+/// since zchan::dial needs the C++ type. Returns false if it was already closed.
+bool close_channel(const std::string& endpoint, const std::string& name,
+                   const zchan::net_options& opts) {
+    std::string type;
+    bool found = false;
+    for (const auto& c : zchan::stats(endpoint, opts).channels) {
+        if (c.name == name) {
+            type = c.type.empty() ? zchan::type_name<std::string>::value() : c.type;
+            found = true;
+        }
+    }
+    if (!found) {
+        throw zchan::connect_error("no channel \"" + name + "\" is served at " + endpoint,
+                                   make_error_code(zchan::errc::unknown_channel));
+    }
+    auto link = zchan::detail::net_link::dial(endpoint, name, type, opts);
+    auto r = link->start(zchan::detail::net_op::close, false, {});
+    switch (link->wait(*r, zchan::detail::no_deadline)) {
+        case zchan::detail::net_answer::ok:
+            return true;
+        case zchan::detail::net_answer::lost:
+            throw zchan::peer_lost("lost the hub (peer lost) before it confirmed the close");
+        default:
+            return false;
+    }
+}
+
+int run_close(const args& a) {
+    auto opts = dial_options(a);
+    opts.create_capacity.reset();
+    interrupt intr;
+    if (!close_channel(a.positional()[0], a.positional()[1], opts)) {
+        std::cerr << "zchan close: channel \"" << a.positional()[1] << "\" was already closed"
+                  << std::endl;
+        return exit_failure;
+    }
+    return exit_ok;
 }
 
 // ---- keygen ------------------------------------------------------------------
@@ -389,11 +674,15 @@ int main(int argc, char** argv) {
         return exit_usage;
     }
     const std::string_view cmd = argv[1];
+    if (cmd == "--version" || cmd == "version") {
+        std::cout << version_line() << '\n';
+        return exit_ok;
+    }
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
         if (argc > 2) {
             for (const auto* c : commands) {
                 if (c->name == argv[2]) {
-                    print_help(*c);
+                    print_help(*c, "zchan ");
                     return exit_ok;
                 }
             }
@@ -411,26 +700,33 @@ int main(int argc, char** argv) {
         return exit_usage;
     }
     const std::string who = "zchan " + std::string(cmd);
+    std::string endpoint;  // for error messages
     try {
         const args a(*spec, argc, argv, 2);
         if (a.help()) {
-            print_help(*spec);
+            print_help(*spec, "zchan ");
             return exit_ok;
         }
+        if (a.version()) {
+            std::cout << version_line() << '\n';
+            return exit_ok;
+        }
+        if (spec != &keygen_spec && !a.positional().empty()) endpoint = a.positional()[0];
         if (spec == &hub_spec) return run_hub(a);
         if (spec == &send_spec) return run_send(a);
         if (spec == &recv_spec) return run_recv(a);
         if (spec == &keygen_spec) return run_keygen(a);
+        if (spec == &close_spec) return run_close(a);
         return run_stat(a);
     } catch (const usage_error& e) {
         std::cerr << who << ": " << e.what() << "\nUsage: zchan " << cmd << " [options] "
                   << spec->positionals << "   (zchan " << cmd << " --help)\n";
         return exit_usage;
     } catch (const zchan::type_mismatch& e) {
-        std::cerr << who << ": type mismatch: " << e.what() << std::endl;
+        std::cerr << who << ": type mismatch: " << cli_message(e) << std::endl;
         return exit_failure;
     } catch (const std::exception& e) {
-        std::cerr << who << ": " << e.what() << std::endl;
+        std::cerr << who << ": " << cli_message(e, endpoint) << std::endl;
         return exit_failure;
     }
 }

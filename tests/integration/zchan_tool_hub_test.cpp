@@ -1,0 +1,172 @@
+// Drives the real `zchan hub` (tools/zchan) as a child process: the limits
+// that bound a default hub's memory against dialers that create channels,
+// removal of idle channels created on dial, and endpoints refused at once.
+// Dialers are this test process (zchan::dial with a create capacity), as an
+// unauthenticated stranger would be.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <zchan/zchan.hpp>
+#include "child_process.hpp"
+#include "zchan_test_support.hpp"
+#include "zchan_tool_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace zchan_tool_test;
+
+/// A process's peak resident set (VmHWM) in bytes, or 0 if unknown.
+std::uint64_t peak_rss(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(f, line);) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+}
+
+/// Dials `name` at `ep` asking to create it with `cap`; true if admitted.
+bool create_dial(const std::string& ep, const std::string& name, std::uint32_t cap,
+                 std::string* refusal = nullptr) {
+    zchan::net_options o;
+    o.create_capacity = cap;
+    o.connect_timeout = zchan_test::generous;
+    try {
+        auto ch = zchan::dial<std::string>(ep, name, o);
+        return true;
+    } catch (const zchan::connect_error& e) {
+        if (refusal != nullptr) *refusal = e.what();
+        return false;
+    }
+}
+
+std::optional<zchan::channel_stats> row_of(const zchan::server_stats& s, const std::string& name) {
+    for (const auto& c : s.channels) {
+        if (c.name == name) return c;
+    }
+    return std::nullopt;
+}
+
+TEST(ZchanToolHub, CreateFloodLeavesADefaultHubUnder256MBWithTheRefusalsCounted) {
+    hub_process hub({});  // every default
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    const std::uint64_t before = peak_rss(hub.proc.pid());
+
+    // The flood: the largest capacity, then many channels of the default limit, then
+    // many unbuffered ones. Each dial goes away at once; the channels it made stay.
+    std::string refusal;
+    int admitted = 0;
+    int refused = 0;
+    for (int i = 0; i < 30; ++i) {
+        (create_dial(hub.endpoint, "huge" + std::to_string(i), 1u << 20, &refusal) ? admitted
+                                                                                   : refused)++;
+    }
+    EXPECT_EQ(admitted, 0);
+    EXPECT_NE(refusal.find("exceeds the hub's limit of 65536 per channel"), std::string::npos)
+        << refusal;
+    for (int i = 0; i < 40; ++i) {
+        (create_dial(hub.endpoint, "big" + std::to_string(i), 1u << 16, &refusal) ? admitted
+                                                                                  : refused)++;
+    }
+    EXPECT_EQ(admitted, 16) << "2^20 slots in all: 16 channels of 65536";
+    EXPECT_NE(refusal.find("limit of 1048576 slots"), std::string::npos) << refusal;
+    const int small = zchan_test::sanitized ? 1030 : 1100;
+    for (int i = 0; i < small; ++i) {
+        (create_dial(hub.endpoint, "small" + std::to_string(i), 0, &refusal) ? admitted
+                                                                             : refused)++;
+    }
+    EXPECT_EQ(admitted, 1024) << "the limit on channels created on dial";
+    EXPECT_NE(refusal.find("limit of 1024 channels"), std::string::npos) << refusal;
+
+    const auto s = zchan::stats(hub.endpoint);
+    EXPECT_EQ(s.refused_dials, static_cast<std::uint64_t>(refused));
+    EXPECT_EQ(s.channels.size(), 1024U);
+    const std::uint64_t peak = peak_rss(hub.proc.pid());
+    EXPECT_GT(peak, 0U);
+    std::printf("hub peak RSS: %llu MB before the flood, %llu MB after\n",
+                static_cast<unsigned long long>(before >> 20),
+                static_cast<unsigned long long>(peak >> 20));
+    EXPECT_LT(peak, 256ULL << 20) << "peak RSS " << (peak >> 20) << " MB (" << (before >> 20)
+                                  << " MB before the flood)";
+
+    // The text `zchan stat` prints counts the refusals too.
+    child_process stat({tool, "stat", hub.endpoint});
+    EXPECT_EQ(stat.wait_exit(deadline_after(generous)), 0) << stat.output();
+    EXPECT_TRUE(contains(stat, "refused dials " + std::to_string(refused))) << stat.tail(3);
+}
+
+TEST(ZchanToolHub, LimitsAreSetFromTheCommandLine) {
+    hub_process hub({"--max-cap", "8", "--max-channels", "2", "--max-total-cap", "10"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    std::string refusal;
+    EXPECT_FALSE(create_dial(hub.endpoint, "a", 9, &refusal));
+    EXPECT_NE(refusal.find("limit of 8 per channel"), std::string::npos) << refusal;
+    EXPECT_TRUE(create_dial(hub.endpoint, "a", 8));
+    EXPECT_FALSE(create_dial(hub.endpoint, "b", 3, &refusal));
+    EXPECT_NE(refusal.find("limit of 10 slots"), std::string::npos) << refusal;
+    EXPECT_TRUE(create_dial(hub.endpoint, "b", 2));
+    EXPECT_FALSE(create_dial(hub.endpoint, "c", 0, &refusal));
+    EXPECT_NE(refusal.find("limit of 2 channels"), std::string::npos) << refusal;
+    EXPECT_EQ(zchan::stats(hub.endpoint).refused_dials, 3U);
+}
+
+TEST(ZchanToolHub, AnIdleEmptyChannelCreatedOnDialIsRemovedAndOneHoldingValuesIsNot) {
+    hub_process hub({"--idle-timeout", "300", "--channel", "fixed:4"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    ASSERT_TRUE(create_dial(hub.endpoint, "empty", 4));
+    {
+        zchan::net_options o;
+        o.create_capacity = 4;
+        auto full = zchan::dial<std::string>(hub.endpoint, "full", o);
+        full << std::string("kept");
+    }
+    // Removed once idle for 300 ms; "full" (a value in it) and "fixed" (from --channel) stay.
+    ASSERT_TRUE(zchan_test::wait_until([&] { return !row_of(zchan::stats(hub.endpoint), "empty"); },
+                                       deadline_after(generous)));
+    const auto s = zchan::stats(hub.endpoint);
+    ASSERT_TRUE(row_of(s, "full"));
+    EXPECT_EQ(row_of(s, "full")->len, 1U);
+    EXPECT_TRUE(row_of(s, "fixed"));
+    // A later dialer with a capacity creates "empty" afresh.
+    EXPECT_TRUE(create_dial(hub.endpoint, "empty", 2));
+    EXPECT_EQ(row_of(zchan::stats(hub.endpoint), "empty")->cap, 2U);
+    // A channel with a session attached is not removed, however long it waits.
+    zchan::net_options o;
+    o.create_capacity = 4;
+    auto held = zchan::dial<std::string>(hub.endpoint, "held", o);
+    ASSERT_TRUE(zchan_test::wait_until([&] { return !row_of(zchan::stats(hub.endpoint), "empty"); },
+                                       deadline_after(generous)));
+    EXPECT_TRUE(row_of(zchan::stats(hub.endpoint), "held"));
+}
+
+TEST(ZchanToolHub, InvalidEndpointsAreRefusedAtOnceByTheToolAndTheLibrary) {
+    const auto start = std::chrono::steady_clock::now();
+    for (const char* ep : {"tcp://127.0.0.1:99999", "tcp://127.0.0.1:65536", "tcp://:5555",
+                           "tcp://127.0.0.1:http", "127.0.0.1:5555"}) {
+        child_process h({tool, "hub", ep});
+        EXPECT_EQ(h.wait_exit(deadline_after(generous)), 1) << ep << ": " << h.output();
+        EXPECT_TRUE(contains(h, "invalid endpoint")) << h.output();
+        child_process r({tool, "recv", ep, "x"});
+        EXPECT_EQ(r.wait_exit(deadline_after(generous)), 1) << ep << ": " << r.output();
+        EXPECT_TRUE(contains(r, "invalid endpoint")) << r.output();
+        EXPECT_THROW(zchan::server srv(ep), zchan::connect_error) << ep;
+        EXPECT_THROW((void)zchan::dial<int>(ep, "x"), zchan::connect_error) << ep;
+    }
+    {
+        child_process h({tool, "hub", "tcp://127.0.0.1:99999"});
+        EXPECT_EQ(h.wait_exit(deadline_after(generous)), 1);
+        EXPECT_TRUE(contains(h, "port 99999 is out of range")) << h.output();
+    }
+    EXPECT_THROW((void)zchan::dial<int>("tcp://127.0.0.1:*", "x"), zchan::connect_error);
+    // Far below the 5 s connect timeout a dial would otherwise wait, per endpoint.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+}  // namespace
