@@ -110,6 +110,7 @@ public:
     }
     bool on_close() override { return inner_.on_close(); }
     void on_query(std::uint64_t& length, bool& closed) override { inner_.on_query(length, closed); }
+    void settle(detail::reply_sink& out) override { inner_.settle(out); }
     // Operations register the inner channel with the notifier, so the server
     // calls the inner one's on_ready directly; this is never reached.
     void on_ready(detail::reply_sink& out, std::uint64_t op_id) override {

@@ -305,7 +305,10 @@ TEST(ZchanToolFeatures, HeartbeatOptionsDetectAStoppedHubSoonerThanTheDefault) {
     EXPECT_EQ(r.wait_exit(deadline_after(generous)), 1) << r.output();
     const auto took = std::chrono::steady_clock::now() - start;
     hub.proc.signal(SIGCONT);
-    EXPECT_TRUE(contains(r, "lost the hub (peer lost) after 0 value(s)")) << r.output();
+    EXPECT_TRUE(contains(r,
+                         "lost the hub (peer lost: nothing heard from the home within the "
+                         "heartbeat timeout (500 ms)) after 0 value(s)"))
+        << r.output();
     EXPECT_LT(took, 2900ms) << "the default heartbeat timeout is 3000 ms";
     child_process bad(
         {tool, "hub", "tcp://127.0.0.1:*", "--heartbeat", "500", "--heartbeat-timeout", "400"});

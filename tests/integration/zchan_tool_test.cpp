@@ -249,8 +249,8 @@ TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
     hub.proc.kill_now();
     send.tell("c");
     EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
-    EXPECT_TRUE(contains(send, "lost the hub (peer lost); 2 value(s) from here were accepted"))
-        << send.output();
+    EXPECT_TRUE(contains(send, "lost the hub (peer lost: ")) << send.output();
+    EXPECT_TRUE(contains(send, "; 2 value(s) from here were accepted")) << send.output();
 }
 
 TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {

@@ -34,6 +34,30 @@
 
 namespace {
 
+/// "lost the hub (peer lost: WHY)": WHY from the library's peer_lost, whose
+/// what() reads "zchan: WHY: peer lost".
+std::string lost_text(const zchan::peer_lost& e) {
+    std::string why = e.what();
+    const std::string head = "zchan: ";
+    const std::string tail = ": peer lost";
+    if (why.rfind(head, 0) == 0) why.erase(0, head.size());
+    if (why.size() > tail.size() && why.compare(why.size() - tail.size(), tail.size(), tail) == 0) {
+        why.erase(why.size() - tail.size());
+    }
+    if (why.empty() || why == "zchan" || why == "peer lost") return "lost the hub (peer lost)";
+    return "lost the hub (peer lost: " + why + ")";
+}
+
+/// The same for a handle that returned a peer_lost status: cap() throws the reason.
+std::string lost_text(const zchan::channel<std::string>& ch) {
+    try {
+        (void)ch.cap();
+    } catch (const zchan::peer_lost& e) {
+        return lost_text(e);
+    }
+    return "lost the hub (peer lost)";
+}
+
 using namespace zchan_cli;
 using namespace std::chrono_literals;
 
@@ -343,7 +367,7 @@ int run_send(const args& a) {
                 case zchan::send_status::closed:
                     return fail("channel \"" + name + "\" was closed");
                 case zchan::send_status::peer_lost:
-                    return fail("lost the hub (peer lost)");
+                    return fail(lost_text(ch));
                 default:
                     break;
             }
@@ -367,8 +391,8 @@ int run_send(const args& a) {
         }
     } catch (const zchan::channel_closed&) {
         return fail("channel \"" + name + "\" was closed");
-    } catch (const zchan::peer_lost&) {
-        return fail("lost the hub (peer lost)");
+    } catch (const zchan::peer_lost& e) {
+        return fail(lost_text(e));
     } catch (const framing_error& e) {
         return fail(std::string("stdin: ") + e.what());
     } catch (const zchan::transport_error& e) {
@@ -388,15 +412,15 @@ int run_send(const args& a) {
         } catch (const zchan::channel_closed&) {
             std::cerr << "zchan send: channel \"" << name << "\" was already closed" << std::endl;
             return exit_failure;
-        } catch (const zchan::peer_lost&) {
-            return fail("lost the hub (peer lost) at --close");
+        } catch (const zchan::peer_lost& e) {
+            return fail(lost_text(e) + " at --close");
         }
     }
     if (close_after) {
         try {
             finish_producer(a.positional()[0], name, ch, *close_after, opts);
-        } catch (const zchan::peer_lost&) {
-            return fail("lost the hub (peer lost) at --close-after");
+        } catch (const zchan::peer_lost& e) {
+            return fail(lost_text(e) + " at --close-after");
         }
     }
     return exit_ok;
@@ -436,8 +460,9 @@ int run_recv(const args& a) {
                     continue;
                 }
                 if (r.status == zchan::recv_status::closed) break;
-                if (r.status == zchan::recv_status::peer_lost) throw zchan::peer_lost();
-                out.flush();  // about to wait: show what we have
+                if (r.status == zchan::recv_status::peer_lost)
+                    (void)ch.cap();  // throws, saying why
+                out.flush();         // about to wait: show what we have
                 auto take = [&](std::optional<std::string> v) {
                     if (!v) {
                         closed = true;
@@ -459,12 +484,12 @@ int run_recv(const args& a) {
             out.flush();
         } catch (const output_closed&) {
             out_gone = true;
-        } catch (const zchan::peer_lost&) {
+        } catch (const zchan::peer_lost& e) {
             try {
                 out.flush();
             } catch (const std::exception&) {
             }
-            std::cerr << "zchan recv: lost the hub (peer lost) after " << got << " value(s)"
+            std::cerr << "zchan recv: " << lost_text(e) << " after " << got << " value(s)"
                       << std::endl;
             return exit_failure;
         }
@@ -637,7 +662,7 @@ bool close_channel(const std::string& endpoint, const std::string& name,
         case zchan::detail::net_answer::ok:
             return true;
         case zchan::detail::net_answer::lost:
-            throw zchan::peer_lost("lost the hub (peer lost) before it confirmed the close");
+            throw zchan::peer_lost(link->lost_what() + " before it confirmed the close");
         default:
             return false;
     }
