@@ -14,10 +14,11 @@
 // deadline. Without either, a select whose cases are all nil blocks forever.
 //
 // Design: the cases never hold two channel locks at once. Each blocked
-// select registers one wait entry per case, all sharing one context; the
-// first channel to CAS that context decides the outcome, so two selects over
-// the same channels in any order cannot deadlock (the protocol is described
-// in detail/chan_base.hpp).
+// select registers one wait entry per case, in the random order it polled
+// them (so a partner finds same-channel cases queued in random order, as in
+// Go), all sharing one context; the first channel to CAS that context
+// decides the outcome, so two selects over the same channels in any order
+// cannot deadlock (the protocol is described in detail/chan_base.hpp).
 //
 // Thread safety: a select statement is used by the thread that runs it; the
 // channels it names may be used by any number of threads meanwhile.
@@ -82,8 +83,8 @@ protected:
 template <class T, class F>
 class recv_case_t final : public detail::select_op {
 public:
-    recv_case_t(const channel<T>& ch, F fn) : ch_(detail::channel_access<T>::get(ch)), keep_(ch),
-                                              fn_(std::move(fn)) {}
+    recv_case_t(const channel<T>& ch, F fn)
+        : ch_(detail::channel_access<T>::get(ch)), keep_(ch), fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
@@ -126,7 +127,9 @@ class send_case_t final : public detail::select_op {
 public:
     template <class V>
     send_case_t(const channel<T>& ch, V&& v, F fn)
-        : ch_(detail::channel_access<T>::get(ch)), keep_(ch), value_(std::forward<V>(v)),
+        : ch_(detail::channel_access<T>::get(ch)),
+          keep_(ch),
+          value_(std::forward<V>(v)),
           fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
@@ -238,22 +241,27 @@ std::size_t run_select(const std::array<select_op*, N>& ops, bool has_default,
         if (has_default) return N + 1;
         if (deadline != no_deadline && clock::now() >= deadline) return N;
 
+        // Register in the poll order too, as Go's selectgo builds its lock
+        // order from the poll order: a partner takes the first entry on a
+        // channel's wait list, so cases on the same channel (and whichever
+        // registration a transport answers first) must be queued in a
+        // uniformly random order, not in argument order.
         context cx;
         std::array<wait_entry, N> entries{};
-        std::size_t registered = 0;
-        for (; registered < N; ++registered) {
-            select_op* op = ops[registered];
+        std::size_t registered = 0;  // order[0, registered) are enlisted
+        while (registered < N) {
+            const std::size_t i = order[registered++];
+            select_op* op = ops[i];
             if (op->nil()) continue;
-            entries[registered] = wait_entry{&cx, sel_first_op + registered, nullptr};
-            if (op->enlist(entries[registered])) {
+            entries[i] = wait_entry{&cx, sel_first_op + i, nullptr};
+            if (op->enlist(entries[i])) {
                 cx.try_select(sel_aborted);
-                ++registered;
                 break;
             }
         }
         std::uintptr_t sel = cx.wait_until(deadline);
-        for (std::size_t i = 0; i < registered; ++i) {
-            if (!ops[i]->nil()) ops[i]->delist(entries[i]);
+        for (std::size_t k = 0; k < registered; ++k) {
+            if (!ops[order[k]]->nil()) ops[order[k]]->delist(entries[order[k]]);
         }
         preferred = N;
         if (sel >= sel_first_op) {
@@ -279,8 +287,10 @@ select_op* as_op(C& c) {
 /// Returns the 0-based position of the case that ran.
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
-    constexpr std::size_t n_default = (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_default);
-    constexpr std::size_t n_timeout = (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_timeout);
+    constexpr std::size_t n_default =
+        (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_default);
+    constexpr std::size_t n_timeout =
+        (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_timeout);
     static_assert(n_default <= 1, "zchan::select: at most one default_case");
     static_assert(n_timeout <= 1, "zchan::select: at most one timeout_case");
     static_assert(n_default + n_timeout <= 1,
