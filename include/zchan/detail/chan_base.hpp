@@ -98,6 +98,9 @@ struct poll_stamp {
 /// The atomic poll hooks (see the top of this file), apart from T so that a
 /// select reaches them through its type-erased cases. The defaults are a
 /// channel that cannot take part.
+///
+/// Thread safety: any thread, as the channel's other members; a locked
+/// channel's send_ready / recv_ready require its poll_lock() held.
 class chan_poll {
 public:
     virtual poll_mode poll_kind() const noexcept { return poll_mode::none; }
