@@ -79,9 +79,9 @@ public:
     virtual bool handed_off() = 0;
     virtual void run() = 0;
     /// The channel's atomic poll hooks (chan_base.hpp); nullptr if nil.
-    virtual const chan_poll* poll_channel() const noexcept = 0;
+    [[nodiscard]] virtual const chan_poll* poll_channel() const noexcept = 0;
     /// The channel's send_ready or recv_ready, as the case is.
-    virtual bool poll_ready(poll_stamp& stamp) const = 0;
+    [[nodiscard]] virtual bool poll_ready(poll_stamp& stamp) const = 0;
 
 protected:
     ~select_op() = default;
@@ -113,8 +113,10 @@ public:
         result_ = std::move(packet_.value);
         return true;
     }
-    const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
-    bool poll_ready(detail::poll_stamp& stamp) const override { return ch_->recv_ready(stamp); }
+    [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
+    [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
+        return ch_->recv_ready(stamp);
+    }
     void run() override {
         if constexpr (std::is_invocable_v<F&, std::optional<T>&&>) {
             std::invoke(fn_, std::move(result_));
@@ -160,8 +162,10 @@ public:
     void delist(detail::wait_entry& e) override { ch_->unregister_send(e); }
     bool handed_off() override { return packet_.done; }
     void run() override { std::invoke(fn_); }
-    const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
-    bool poll_ready(detail::poll_stamp& stamp) const override { return ch_->send_ready(stamp); }
+    [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
+    [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
+        return ch_->send_ready(stamp);
+    }
 
 private:
     detail::chan_base<T>* ch_;

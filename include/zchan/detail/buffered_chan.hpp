@@ -193,16 +193,16 @@ public:
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
 
-    poll_mode poll_kind() const noexcept override { return poll_mode::stamped; }
+    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::stamped; }
     /// As try_send: a free slot, or closed.
-    bool send_ready(poll_stamp& stamp) const override {
+    [[nodiscard]] bool send_ready(poll_stamp& stamp) const override {
         read_stamp(stamp, false);
         const std::size_t head = stamp.words[1];
         const std::size_t tail = stamp.words[2];
         return (tail & mark_bit_) != 0 || head + one_lap_ != tail;
     }
     /// As try_recv: a requeued value, a value in the ring, or closed.
-    bool recv_ready(poll_stamp& stamp) const override {
+    [[nodiscard]] bool recv_ready(poll_stamp& stamp) const override {
         read_stamp(stamp, true);
         const std::size_t head = stamp.words[1];
         const std::size_t tail = stamp.words[2];
@@ -219,12 +219,11 @@ public:
     /// hence after c2. So requeued_lock_ was held over [p, c2], no take
     /// could lower the count, and c2 >= 1: a contradiction. (All of these
     /// are seq_cst, so "at" and "after" refer to their single total order.)
-    bool poll_unchanged(const poll_stamp& stamp) const override {
+    [[nodiscard]] bool poll_unchanged(const poll_stamp& stamp) const override {
         if (stamp.recv && requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
         poll_stamp now;
         read_stamp(now, stamp.recv);
-        return now.words[0] == stamp.words[0] && now.words[1] == stamp.words[1] &&
-               now.words[2] == stamp.words[2];
+        return now.words == stamp.words;
     }
 
 private:

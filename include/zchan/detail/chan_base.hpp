@@ -37,6 +37,7 @@
 // of threads.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <utility>
@@ -91,7 +92,7 @@ enum class poll_mode : unsigned char { none, locked, stamped };
 
 /// What a stamped channel's send_ready / recv_ready read, for poll_unchanged.
 struct poll_stamp {
-    std::size_t words[3] = {};
+    std::array<std::size_t, 3> words{};
     bool recv = false;  ///< read for a receive (which also depends on requeued values)
 };
 
@@ -103,16 +104,16 @@ struct poll_stamp {
 /// channel's send_ready / recv_ready require its poll_lock() held.
 class chan_poll {
 public:
-    virtual poll_mode poll_kind() const noexcept { return poll_mode::none; }
+    [[nodiscard]] virtual poll_mode poll_kind() const noexcept { return poll_mode::none; }
     /// locked: the lock that freezes readiness; nullptr otherwise.
-    virtual spin_lock* poll_lock() const noexcept { return nullptr; }
+    [[nodiscard]] virtual spin_lock* poll_lock() const noexcept { return nullptr; }
     /// Whether try_send would complete now (ok, or closed: it throws).
     /// Requires poll_lock() held (locked); fills `stamp` (stamped).
-    virtual bool send_ready(poll_stamp& /*stamp*/) const { return false; }
+    [[nodiscard]] virtual bool send_ready(poll_stamp& /*stamp*/) const { return false; }
     /// Whether try_recv would complete now (a value, or closed). As send_ready.
-    virtual bool recv_ready(poll_stamp& /*stamp*/) const { return false; }
+    [[nodiscard]] virtual bool recv_ready(poll_stamp& /*stamp*/) const { return false; }
     /// stamped: true if nothing `stamp` depends on changed since it was read.
-    virtual bool poll_unchanged(const poll_stamp& /*stamp*/) const { return true; }
+    [[nodiscard]] virtual bool poll_unchanged(const poll_stamp& /*stamp*/) const { return true; }
 
 protected:
     chan_poll() = default;

@@ -154,14 +154,14 @@ public:
     // Atomic poll: everything readiness depends on is written under lock_,
     // except a waiter's context, which can only go from undecided to decided
     // (not ready) meanwhile; a new waiter needs lock_.
-    poll_mode poll_kind() const noexcept override { return poll_mode::locked; }
-    spin_lock* poll_lock() const noexcept override { return &lock_; }
+    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::locked; }
+    [[nodiscard]] spin_lock* poll_lock() const noexcept override { return &lock_; }
     /// Requires lock_. As try_send: a receiver to hand to, or closed.
-    bool send_ready(poll_stamp& /*stamp*/) const override {
+    [[nodiscard]] bool send_ready(poll_stamp& /*stamp*/) const override {
         return closed_.load(std::memory_order_relaxed) || receivers_.can_select_partner();
     }
     /// Requires lock_. As try_recv: a requeued value, a sender, or closed.
-    bool recv_ready(poll_stamp& /*stamp*/) const override {
+    [[nodiscard]] bool recv_ready(poll_stamp& /*stamp*/) const override {
         return !requeued_.empty() || senders_.can_select_partner() ||
                closed_.load(std::memory_order_relaxed);
     }
