@@ -35,6 +35,15 @@
 //                        iteration, each timed on its own: reports p50_us/p90_us/p99_us
 //                        counters (latency_counters.hpp) besides items_per_second.
 //
+// Select cases (zchan only; for A/B runs of select changes, not in bench/run_inproc):
+//   select_default_idle_<kind>   one thread: select {<-a, <-b, default} with a and b empty
+//                        (kind: cap1 = capacity 1, unbuffered): the default path
+//   select_default_ready_cap1    one thread: a <- i, then select {<-a, <-b, default}
+//   select_ready_cap1            one thread: a <- i, then select {<-a, <-b} (no default)
+//   select_pingpong_unbuffered   pingpong_unbuffered with every send and receive a
+//                        two-case select (the second case on a channel nobody uses): the
+//                        blocking path, registration included
+//
 // Extra flags:
 //   --zchan_items_scale=F  multiplies every item count (the ctest smoke run uses a small F so
 //                          that it finishes in seconds even where every hand-off sleeps).
@@ -60,6 +69,7 @@
 #include <cstring>
 #include <latch>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -434,6 +444,80 @@ void bm_range(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
+// ---- select cases (see the list at the top) ----------------------------------------------
+
+enum class select_kind { idle_cap1, idle_unbuffered, default_ready, ready };
+
+void bm_select_one_thread(benchmark::State& state, select_kind kind) {
+    const std::size_t cap = kind == select_kind::idle_unbuffered ? 0 : 1;
+    zchan::channel<int> a(cap);
+    zchan::channel<int> b(cap);
+    std::int64_t sum = 0;
+    std::int64_t want = 0;
+    int i = 0;
+    auto take = [&](std::optional<int> v) { sum += *v; };
+    for (auto _ : state) {
+        switch (kind) {
+            case select_kind::idle_cap1:
+            case select_kind::idle_unbuffered:
+                benchmark::DoNotOptimize(zchan::select(
+                    zchan::recv_case(a, take), zchan::recv_case(b, take), zchan::default_case()));
+                break;
+            case select_kind::default_ready:
+                a.send(i);
+                want += i++;
+                benchmark::DoNotOptimize(zchan::select(
+                    zchan::recv_case(a, take), zchan::recv_case(b, take), zchan::default_case()));
+                break;
+            case select_kind::ready:
+                a.send(i);
+                want += i++;
+                benchmark::DoNotOptimize(
+                    zchan::select(zchan::recv_case(a, take), zchan::recv_case(b, take)));
+                break;
+        }
+    }
+    if (!check_sum(state, sum, want)) return;
+    state.SetItemsProcessed(state.iterations());
+}
+
+void bm_select_pingpong(benchmark::State& state) {
+    const std::int64_t n = case_items(bench_case::pingpong);
+    const timing_thread_pin pin;
+    zchan::channel<int> never;
+    for (auto _ : state) {
+        zchan::channel<int> ping;
+        zchan::channel<int> pong;
+        std::latch start(2);
+        std::jthread partner([&] {
+            pin_slot(1);
+            start.arrive_and_wait();
+            for (std::int64_t i = 0; i < n; ++i) {
+                int v = 0;
+                (void)zchan::select(zchan::recv_case(ping, [&](std::optional<int> x) { v = *x; }),
+                                    zchan::recv_case(never));
+                (void)zchan::select(zchan::send_case(pong, v), zchan::recv_case(never));
+            }
+        });
+        start.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        std::int64_t sum = 0;
+        for (std::int64_t i = 0; i < n; ++i) {
+            (void)zchan::select(zchan::send_case(ping, static_cast<int>(i)),
+                                zchan::recv_case(never));
+            (void)zchan::select(zchan::recv_case(pong, [&](std::optional<int> x) { sum += *x; }),
+                                zchan::recv_case(never));
+        }
+        const auto t1 = clock_type::now();
+        partner.join();
+        state.SetIterationTime(seconds_between(t0, t1));
+        if (!check_sum(state, sum, triangle(n))) {
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
 // Seconds for n round trips of one cache line between two threads pinned to the first two
 // allowed CPUs, passing one atomic counter back and forth by spinning; 0 with fewer than two
 // CPUs. The calling thread's affinity is restored afterwards.
@@ -601,6 +685,19 @@ void register_all() {
     register_case("baseline", "pingpong_unbuffered_latency",
                   &pingpong_latency_case<baseline_impl>::run)
         ->Iterations(1);
+    // Select cases (zchan only). The one-thread ones time themselves per select.
+    const std::pair<const char*, select_kind> one_thread[] = {
+        {"zchan/select_default_idle_cap1", select_kind::idle_cap1},
+        {"zchan/select_default_idle_unbuffered", select_kind::idle_unbuffered},
+        {"zchan/select_default_ready_cap1", select_kind::default_ready},
+        {"zchan/select_ready_cap1", select_kind::ready},
+    };
+    for (const auto& [name, kind] : one_thread) {
+        benchmark::RegisterBenchmark(name, [kind = kind](benchmark::State& s) {
+            bm_select_one_thread(s, kind);
+        })->Unit(benchmark::kNanosecond);
+    }
+    register_case("zchan", "select_pingpong_unbuffered", &with_line_probe<&bm_select_pingpong>);
 }
 
 // Removes --zchan_items_scale=F and --zchan_pin from argv (Google Benchmark rejects flags it

@@ -10,19 +10,25 @@
 // the case's position among the arguments. Cases on nil channels never fire.
 // A receive case on a closed channel fires with std::nullopt. A send case on a
 // closed channel throws channel_closed, as Go panics. A default case runs
-// when no case is ready; a timeout case runs when none became ready by its
-// deadline. Without either, a select whose cases are all nil blocks forever.
+// only if at one instant no case was ready, as in Go (with a remote case in
+// the select: if none was ready when polled, case by case; see
+// none_ready_at_one_instant); a timeout case runs when none became ready by
+// its deadline. Without either, a select whose cases are all nil blocks
+// forever.
 //
-// Design: the cases never hold two channel locks at once. Each blocked
-// select registers one wait entry per case, all sharing one context; the
-// first channel to CAS that context decides the outcome, so two selects over
-// the same channels in any order cannot deadlock (the protocol is described
-// in detail/chan_base.hpp).
+// Design: a blocking select never holds two channel locks at once. Each
+// blocked select registers one wait entry per case, in the random order it
+// polled them (so a partner finds same-channel cases queued in random order,
+// as in Go), all sharing one context; the first channel to CAS that context
+// decides the outcome, so two selects over the same channels in any order
+// cannot deadlock (the protocol is described in detail/chan_base.hpp). Only
+// the default's atomic poll holds several locks, taken in address order.
 //
 // Thread safety: a select statement is used by the thread that runs it; the
 // channels it names may be used by any number of threads meanwhile.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -72,6 +78,10 @@ public:
     /// handoff (the value moved through the packet).
     virtual bool handed_off() = 0;
     virtual void run() = 0;
+    /// The channel's atomic poll hooks (chan_base.hpp); nullptr if nil.
+    [[nodiscard]] virtual const chan_poll* poll_channel() const noexcept = 0;
+    /// The channel's send_ready or recv_ready, as the case is.
+    [[nodiscard]] virtual bool poll_ready(poll_stamp& stamp) const = 0;
 
 protected:
     ~select_op() = default;
@@ -82,8 +92,8 @@ protected:
 template <class T, class F>
 class recv_case_t final : public detail::select_op {
 public:
-    recv_case_t(const channel<T>& ch, F fn) : ch_(detail::channel_access<T>::get(ch)), keep_(ch),
-                                              fn_(std::move(fn)) {}
+    recv_case_t(const channel<T>& ch, F fn)
+        : ch_(detail::channel_access<T>::get(ch)), keep_(ch), fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
@@ -102,6 +112,10 @@ public:
         if (!packet_.done) return false;
         result_ = std::move(packet_.value);
         return true;
+    }
+    [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
+    [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
+        return ch_->recv_ready(stamp);
     }
     void run() override {
         if constexpr (std::is_invocable_v<F&, std::optional<T>&&>) {
@@ -126,7 +140,9 @@ class send_case_t final : public detail::select_op {
 public:
     template <class V>
     send_case_t(const channel<T>& ch, V&& v, F fn)
-        : ch_(detail::channel_access<T>::get(ch)), keep_(ch), value_(std::forward<V>(v)),
+        : ch_(detail::channel_access<T>::get(ch)),
+          keep_(ch),
+          value_(std::forward<V>(v)),
           fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
@@ -146,6 +162,10 @@ public:
     void delist(detail::wait_entry& e) override { ch_->unregister_send(e); }
     bool handed_off() override { return packet_.done; }
     void run() override { std::invoke(fn_); }
+    [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
+    [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
+        return ch_->send_ready(stamp);
+    }
 
 private:
     detail::chan_base<T>* ch_;
@@ -215,6 +235,53 @@ struct case_kind<timeout_case_t<F>> {
 template <class C>
 using case_kind_of = case_kind<std::remove_cvref_t<C>>;
 
+/// For a select with a default case whose poll completed no case: true if at
+/// one instant none of its cases was ready, so that the default may run; false
+/// if one was ready or the answer is unsure (poll again). This is Go's
+/// "selectgo locks every channel, then polls", done with the atomic poll of
+/// chan_base.hpp: the locks of the locked channels are held, in address order,
+/// across the readiness checks of every case and the validation of every
+/// stamp that follows them. The instant is any point between the last check
+/// and the first validation: each locked channel held still all along, and
+/// each stamped one between its check and its validation.
+///
+/// A select that includes a remote (dialed) channel cannot lock or stamp its
+/// state, which lives in another process: it returns true at once, and the
+/// default then means only "no case was ready when it was polled", each case
+/// at its own moment. Making it atomic for the cases of one home needs the
+/// home to poll them together (a protocol addition, not made here).
+template <std::size_t N>
+bool none_ready_at_one_instant(const std::array<select_op*, N>& ops) {
+    std::array<const chan_poll*, N> chans{};
+    std::array<spin_lock*, N> locks{};  // nullptr: none for this case
+    for (std::size_t i = 0; i < N; ++i) {
+        chans[i] = ops[i]->poll_channel();
+        if (chans[i] == nullptr) continue;  // nil: never ready
+        const poll_mode kind = chans[i]->poll_kind();
+        if (kind == poll_mode::none) return true;
+        if (kind == poll_mode::locked) locks[i] = chans[i]->poll_lock();
+    }
+    // Address order; two cases on one channel share its lock (adjacent now).
+    std::sort(locks.begin(), locks.end(), std::less<>{});
+    for (std::size_t k = 0; k < N; ++k) {
+        if (locks[k] != nullptr && (k == 0 || locks[k] != locks[k - 1])) locks[k]->lock();
+    }
+    std::array<poll_stamp, N> stamps{};
+    bool none = true;
+    for (std::size_t i = 0; none && i < N; ++i) {
+        if (chans[i] != nullptr && ops[i]->poll_ready(stamps[i])) none = false;
+    }
+    for (std::size_t i = 0; none && i < N; ++i) {
+        if (chans[i] != nullptr && !chans[i]->poll_unchanged(stamps[i])) none = false;
+    }
+    for (std::size_t k = N; k > 0; --k) {
+        if (locks[k - 1] != nullptr && (k == 1 || locks[k - 1] != locks[k - 2])) {
+            locks[k - 1]->unlock();
+        }
+    }
+    return none;
+}
+
 /// The select loop over `n` channel cases; see the protocol in chan_base.hpp.
 /// Returns the position (within ops) of the case that completed, or n if the
 /// deadline passed, or n + 1 if nothing was ready and there is a default.
@@ -235,25 +302,36 @@ std::size_t run_select(const std::array<select_op*, N>& ops, bool has_default,
         for (std::size_t k = 0; k < N; ++k) {
             if (ops[order[k]]->try_fire()) return order[k];
         }
-        if (has_default) return N + 1;
+        // Polled case by case, nothing was ready; the default needs an
+        // instant at which nothing was. If there was none, some case was
+        // ready after all (or became so): poll again.
+        if (has_default) {
+            if (none_ready_at_one_instant(ops)) return N + 1;
+            continue;
+        }
         if (deadline != no_deadline && clock::now() >= deadline) return N;
 
+        // Register in the poll order too, as Go's selectgo builds its lock
+        // order from the poll order: a partner takes the first entry on a
+        // channel's wait list, so cases on the same channel (and whichever
+        // registration a transport answers first) must be queued in a
+        // uniformly random order, not in argument order.
         context cx;
         std::array<wait_entry, N> entries{};
-        std::size_t registered = 0;
-        for (; registered < N; ++registered) {
-            select_op* op = ops[registered];
+        std::size_t registered = 0;  // order[0, registered) are enlisted
+        while (registered < N) {
+            const std::size_t i = order[registered++];
+            select_op* op = ops[i];
             if (op->nil()) continue;
-            entries[registered] = wait_entry{&cx, sel_first_op + registered, nullptr};
-            if (op->enlist(entries[registered])) {
+            entries[i] = wait_entry{&cx, sel_first_op + i, nullptr};
+            if (op->enlist(entries[i])) {
                 cx.try_select(sel_aborted);
-                ++registered;
                 break;
             }
         }
         std::uintptr_t sel = cx.wait_until(deadline);
-        for (std::size_t i = 0; i < registered; ++i) {
-            if (!ops[i]->nil()) ops[i]->delist(entries[i]);
+        for (std::size_t k = 0; k < registered; ++k) {
+            if (!ops[order[k]]->nil()) ops[order[k]]->delist(entries[order[k]]);
         }
         preferred = N;
         if (sel >= sel_first_op) {
@@ -279,8 +357,10 @@ select_op* as_op(C& c) {
 /// Returns the 0-based position of the case that ran.
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
-    constexpr std::size_t n_default = (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_default);
-    constexpr std::size_t n_timeout = (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_timeout);
+    constexpr std::size_t n_default =
+        (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_default);
+    constexpr std::size_t n_timeout =
+        (std::size_t{0} + ... + detail::case_kind_of<Cases>::is_timeout);
     static_assert(n_default <= 1, "zchan::select: at most one default_case");
     static_assert(n_timeout <= 1, "zchan::select: at most one timeout_case");
     static_assert(n_default + n_timeout <= 1,

@@ -7,7 +7,8 @@
 //     default-constructible object type that zchan's cereal archives can save
 //     and load (std types: include this header, which includes cereal's
 //     headers for the common ones; user types: a `serialize(Archive&)` member
-//     or free function, or save/load pairs, as cereal documents).
+//     or free function, or save/load pairs, as cereal documents; an empty
+//     struct, like Go's struct{}, needs none and encodes as no octets).
 //   * zchan::type_name<T>::value(): the type identity string the handshake
 //     compares (docs/protocol.md §7.4). Customise it by giving the struct a
 //     `static constexpr const char* zchan_type_name = "...";` member, or by
@@ -76,10 +77,22 @@ namespace zchan {
 
 namespace detail {
 
+// An empty class with no serialization function at all (Go's struct{}): the
+// archives allow cereal's empty-class elision, so it encodes as no octets. One
+// with a function for one direction only is still rejected.
+template <class T>
+inline constexpr bool no_serializer =
+    cereal::traits::detail::count_output_serializers<T, buffer_output_archive>::value == 0 &&
+    cereal::traits::detail::count_input_serializers<T, bounded_input_archive>::value == 0;
+template <class T>
+inline constexpr bool elided_empty =
+    std::conjunction_v<std::is_class<T>, std::is_empty<T>, std::bool_constant<no_serializer<T>>>;
+
 template <class T>
 inline constexpr bool cereal_ok =
-    cereal::traits::is_output_serializable<T, buffer_output_archive>::value&&
-        cereal::traits::is_input_serializable<T, bounded_input_archive>::value;
+    (cereal::traits::is_output_serializable<T, buffer_output_archive>::value &&
+     cereal::traits::is_input_serializable<T, bounded_input_archive>::value) ||
+    elided_empty<T>;
 
 // cereal's container overloads accept any element type and fail deep inside
 // when the element is not serializable; look through the std containers so

@@ -14,6 +14,7 @@
 
 #include "../../src/codec.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -26,6 +27,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <unordered_set>
 #include <vector>
 
@@ -782,6 +784,99 @@ TEST(CodecUnit, TruncatedTrailingAndInvalidValuesAreRejected) {
     const std::string bad_bool = "\x02";
     std::optional<bool> b;
     EXPECT_EQ(zchan::decode_value(bad_bool.data(), bad_bool.size(), b), zchan::errc::decode_error);
+}
+
+// Zero-size values: Go's [0]byte and struct{} channels work, so every such
+// type the concept accepts must encode (to nothing) and decode.
+struct tick {  // no serialize function: cereal's empty-class elision
+    bool operator==(const tick&) const = default;
+};
+
+struct empty_with_serialize {
+    template <class Archive>
+    void serialize(Archive& /*ar*/) {}
+    bool operator==(const empty_with_serialize&) const = default;
+};
+
+template <class T>
+void expect_zero_octets(const T& v, const char* what) {
+    std::string buf;
+    zchan::encode_value(v, buf);
+    EXPECT_EQ(buf.size(), 0u) << what;
+    std::optional<T> out;
+    EXPECT_FALSE(zchan::decode_value(buf.data(), buf.size(), out)) << what;
+    EXPECT_TRUE(out.has_value()) << what;
+    // A null, empty span is a whole zero-size value too.
+    out.reset();
+    EXPECT_FALSE(zchan::decode_value(nullptr, 0, out)) << what;
+    EXPECT_TRUE(out.has_value()) << what;
+    // Nothing may follow it.
+    out.reset();
+    EXPECT_EQ(zchan::decode_value("x", 1, out), zchan::errc::decode_error) << what;
+}
+
+TEST(CodecUnit, ZeroSizeValuesEncodeAsNoOctetsAndRoundTrip) {
+    // cereal hands std::array<arithmetic, 0> over as binary_data(nullptr, 1).
+    expect_zero_octets(std::array<int, 0>{}, "array<int,0>");
+    expect_zero_octets(std::array<char, 0>{}, "array<char,0>");
+    expect_zero_octets(std::array<double, 0>{}, "array<double,0>");
+    expect_zero_octets(std::array<bool, 0>{}, "array<bool,0>");
+    expect_zero_octets(std::array<std::string, 0>{}, "array<string,0>");
+    expect_zero_octets(std::array<std::array<int, 0>, 3>{}, "array<array<int,0>,3>");
+    expect_zero_octets(tick{}, "empty struct");
+    expect_zero_octets(empty_with_serialize{}, "empty struct with serialize");
+    expect_zero_octets(std::tuple<>{}, "tuple<>");
+    expect_zero_octets(std::tuple<std::array<int, 0>, tick>{}, "tuple of zero-size values");
+}
+
+TEST(CodecUnit, ZeroSizeValuesInsideOtherValuesRoundTrip) {
+    using arr0 = std::array<int, 0>;
+    EXPECT_EQ(round_trip(std::pair<arr0, int>{{}, 5}).second, 5);
+    EXPECT_EQ(round_trip(std::pair<std::string, tick>{"a", {}}).first, "a");
+    EXPECT_TRUE(round_trip(std::optional<arr0>(arr0{})).has_value());
+    EXPECT_FALSE(round_trip(std::optional<arr0>()).has_value());
+    EXPECT_EQ(round_trip(std::vector<arr0>{}).size(), 0u);
+    EXPECT_EQ(round_trip(std::map<int, arr0>{{1, {}}, {2, {}}}).size(), 2u);
+    EXPECT_EQ(round_trip(std::vector<std::tuple<arr0, char>>(3, {arr0{}, 'c'})).size(), 3u);
+    std::string buf;
+    zchan::encode_value(std::pair<arr0, int>{{}, 5}, buf);
+    EXPECT_EQ(buf.size(), sizeof(int));  // the int alone
+}
+
+// A user type that hands the archive bytes without storage.
+struct null_blob {
+    template <class Archive>
+    void serialize(Archive& ar) {
+        ar(cereal::binary_data(static_cast<int*>(nullptr), sizeof(int)));
+    }
+};
+
+TEST(CodecUnit, BinaryDataWithoutStorageIsAnErrorNotACrash) {
+    std::string buf;
+    EXPECT_THROW(zchan::encode_value(null_blob{}, buf), cereal::Exception);
+    const std::string four(4, '\0');
+    std::optional<null_blob> out;
+    EXPECT_EQ(zchan::decode_value(four.data(), four.size(), out), zchan::errc::decode_error);
+}
+
+TEST(CodecUnit, EmptyStringsAndContainersRoundTrip) {
+    // Their data() may be null, with length 0.
+    EXPECT_EQ(round_trip(std::string()), "");
+    EXPECT_EQ(round_trip(std::u16string()), u"");
+    EXPECT_EQ(round_trip(std::vector<int>()), std::vector<int>());
+    EXPECT_EQ(round_trip(std::vector<char>()), std::vector<char>());
+    EXPECT_EQ(round_trip(std::vector<bool>()), std::vector<bool>());
+    EXPECT_EQ(round_trip(std::vector<std::string>()), std::vector<std::string>());
+    EXPECT_EQ(round_trip(std::vector<std::string>{"", ""}), (std::vector<std::string>{"", ""}));
+    EXPECT_EQ(round_trip(std::deque<int>()), std::deque<int>());
+    EXPECT_EQ(round_trip(std::list<std::string>()), std::list<std::string>());
+    EXPECT_EQ(round_trip(std::map<std::string, std::string>()),
+              (std::map<std::string, std::string>()));
+    EXPECT_EQ(round_trip(std::unordered_set<int>()), std::unordered_set<int>());
+    EXPECT_EQ(round_trip(std::optional<std::string>("")), std::optional<std::string>(""));
+    std::string buf;
+    zchan::encode_value(std::vector<int>(), buf);
+    EXPECT_EQ(buf, tag(0));
 }
 
 TEST(CodecUnit, RandomBytesNeverCrashTheValueDecoder) {

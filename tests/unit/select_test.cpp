@@ -473,6 +473,68 @@ TEST(SelectUnit, TheOnlyReadyCaseRunsWhateverItsPosition) {
     }
 }
 
+/// Counts the 1s and 0s that `n` selects {c <- 1, c <- 0} deliver to
+/// `receive`, which runs on its own thread and returns one value per call.
+template <class Receive>
+std::array<int, 2> pseudo_random_send(channel<int> c, int n, Receive receive) {
+    std::vector<int> got;
+    background_call receiver([&] {
+        for (int i = 0; i < n; ++i) got.push_back(receive(c));
+    });
+    for (int i = 0; i < n; ++i) (void)select(send_case(c, 1), send_case(c, 0));
+    EXPECT_TRUE(receiver.wait_done());
+    std::array<int, 2> hits{};
+    for (int v : got) hits.at(v)++;
+    return hits;
+}
+
+// Go's TestPseudoRandomSend: a blocked select must not always complete its
+// first case. Registering in argument order queued the cases on the same
+// channel in that order, and the partner always took the first.
+TEST(SelectUnit, BlockedSelectPermutesSendCasesOnTheSameChannel) {
+    constexpr int n = 200;
+    // try_recv only takes from a blocked sender: each select has registered
+    // (at least the case that completes) before its receiver arrives.
+    const auto hits = pseudo_random_send(channel<int>(), n, [](channel<int>& c) {
+        for (;;) {
+            if (auto r = c.try_recv()) return *r.value;
+            std::this_thread::yield();
+        }
+    });
+    // Go wants more than n/10 of each; a uniform choice gives n/2 +- 7.
+    EXPECT_GT(hits[0], n / 10) << hits[0] << " zeros, " << hits[1] << " ones";
+    EXPECT_GT(hits[1], n / 10) << hits[0] << " zeros, " << hits[1] << " ones";
+}
+
+TEST(SelectUnit, PseudoRandomSendAsGoTestsIt) {
+    constexpr int n = 200;
+    for (std::size_t cap : {std::size_t{0}, std::size_t{n}}) {
+        const auto hits = pseudo_random_send(channel<int>(cap), n, [](channel<int>& c) {
+            std::this_thread::yield();  // as Go's runtime.Gosched(): let the selects block
+            return *c.recv();
+        });
+        EXPECT_GT(hits[0], n / 10) << "cap " << cap << ": " << hits[0] << " zeros";
+        EXPECT_GT(hits[1], n / 10) << "cap " << cap << ": " << hits[1] << " ones";
+    }
+}
+
+TEST(SelectUnit, BlockedSelectPermutesRecvCasesOnTheSameChannel) {
+    // The mirror image: two receive cases on one channel, completed by a
+    // sender that arrives after the select blocked; the case index must vary.
+    constexpr int n = 200;
+    channel<int> c;
+    std::array<int, 2> hits{};
+    background_call sender([&] {
+        for (int i = 0; i < n; ++i) {
+            while (c.try_send(i) != send_status::ok) std::this_thread::yield();
+        }
+    });
+    for (int i = 0; i < n; ++i) hits.at(select(recv_case(c), recv_case(c)))++;
+    EXPECT_TRUE(sender.wait_done());
+    EXPECT_GT(hits[0], n / 10) << hits[0] << " vs " << hits[1];
+    EXPECT_GT(hits[1], n / 10) << hits[0] << " vs " << hits[1];
+}
+
 // ------------------------------------------------ unbuffered partners
 
 TEST(SelectUnit, SelectRecvPairsWithASenderBlockedOnAnUnbufferedChannel) {

@@ -3,6 +3,7 @@
 // tested in codec_test.cpp.
 #include "zchan/serialize.hpp"
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -44,6 +45,8 @@ struct not_serializable {
     int x = 0;
 };
 
+struct empty_tag {};  // Go's struct{}: no members, no serialize function
+
 struct split_save_load {
     std::string s;
     template <class Archive>
@@ -76,6 +79,12 @@ TEST(SerializeUnit, ConceptAcceptsCerealTypesAndRejectsOthers) {
     static_assert(zchan::serializable<with_member_name>);
     static_assert(zchan::serializable<split_save_load>);
     static_assert(!zchan::serializable<not_serializable>);
+    // Zero-size values (codec_test.cpp checks that they encode and decode).
+    static_assert(zchan::serializable<std::array<int, 0>>);
+    static_assert(zchan::serializable<std::array<std::string, 0>>);
+    static_assert(zchan::serializable<empty_tag>);
+    static_assert(zchan::serializable<std::vector<empty_tag>>);
+    static_assert(zchan::serializable<std::tuple<>>);
     static_assert(!zchan::serializable<std::vector<not_serializable>>);
     static_assert(!zchan::serializable<const int>);
     static_assert(!zchan::serializable<int&>);

@@ -31,6 +31,7 @@
 // archives are independent.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -58,7 +59,12 @@ public:
         : cereal::OutputArchive<buffer_output_archive, cereal::AllowEmptyClassElision>(this),
           out_(out) {}
 
+    /// Appends [data, data+size). A null `data` is fine only with size 0 (an
+    /// empty container's data()); with bytes to copy it throws instead of
+    /// reading address 0.
     void saveBinary(const void* data, std::size_t size) {
+        if (size == 0) return;
+        if (data == nullptr) throw cereal::Exception("zchan: binary data without storage");
         out_.append(static_cast<const char*>(data), size);
     }
 
@@ -80,9 +86,13 @@ public:
           cur_(static_cast<const unsigned char*>(data)),
           end_(cur_ + size) {}
 
+    /// Copies `size` octets to `out`; as saveBinary, a null `out` is fine only
+    /// with size 0.
     void loadBinary(void* out, std::size_t size) {
+        if (size == 0) return;
         if (size > remaining()) throw cereal::Exception("zchan: value truncated");
-        if (size != 0) std::memcpy(out, cur_, size);
+        if (out == nullptr) throw cereal::Exception("zchan: binary data without storage");
+        std::memcpy(out, cur_, size);
         cur_ += size;
     }
 
@@ -162,6 +172,16 @@ template <class T>
 void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& ar, cereal::BinaryData<T>& bd) {
     ar.loadBinary(bd.data, static_cast<std::size_t>(bd.size));
 }
+
+// A zero-size std::array has no value to carry: no octets. cereal would save an
+// arithmetic one as binary_data(array.data(), sizeof(array)), which is
+// (nullptr, 1) for N == 0 (an empty std::array still occupies one byte), and
+// load it the same way. These overloads are more specialised than cereal's.
+template <class T>
+void CEREAL_SAVE_FUNCTION_NAME(buffer_output_archive& /*ar*/, const std::array<T, 0>& /*a*/) {}
+
+template <class T>
+void CEREAL_LOAD_FUNCTION_NAME(bounded_input_archive& /*ar*/, std::array<T, 0>& /*a*/) {}
 
 // Depth accounting: cereal calls prologue/epilogue around every item it
 // processes; these are more specialised than cereal's generic no-ops.

@@ -17,6 +17,12 @@
 //     (seq_cst on both sides), and every successful operation calls notify()
 //     on the opposite list, so a wake-up cannot be lost. A wake-up is a hint:
 //     the woken operation retries.
+//   * Atomic poll (chan_base.hpp): a stamped channel. head_ and tail_ only
+//     grow (the lap sits above the index and the mark), so re-reading the
+//     same values proves they held still in between. The requeued values
+//     are a count that goes up and down; requeued_total_ counts every
+//     requeue_front and never repeats, and the proof for the pair is at
+//     poll_unchanged.
 //
 // Thread safety: safe for any number of concurrent senders, receivers,
 // closers and selects.
@@ -26,8 +32,8 @@
 #include <bit>
 #include <cstddef>
 #include <deque>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <utility>
@@ -179,13 +185,56 @@ public:
         {
             std::lock_guard<spin_lock> g(requeued_lock_);
             requeued_.push_front(std::move(v));
+            // The count first, then the total: poll_unchanged relies on it.
             requeued_count_.fetch_add(1, std::memory_order_seq_cst);
+            requeued_total_.fetch_add(1, std::memory_order_seq_cst);
         }
         receivers_.notify();
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
 
+    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::stamped; }
+    /// As try_send: a free slot, or closed.
+    [[nodiscard]] bool send_ready(poll_stamp& stamp) const override {
+        read_stamp(stamp, false);
+        const std::size_t head = stamp.words[1];
+        const std::size_t tail = stamp.words[2];
+        return (tail & mark_bit_) != 0 || head + one_lap_ != tail;
+    }
+    /// As try_recv: a requeued value, a value in the ring, or closed.
+    [[nodiscard]] bool recv_ready(poll_stamp& stamp) const override {
+        read_stamp(stamp, true);
+        const std::size_t head = stamp.words[1];
+        const std::size_t tail = stamp.words[2];
+        return requeued_count_.load(std::memory_order_seq_cst) != 0 || tail != head;
+    }
+    /// Called after recv_ready (or send_ready) read `stamp` and found nothing.
+    /// head_ and tail_ equal to their stamp held still in between (they only
+    /// grow). For a receive, requeued values must have been absent at every
+    /// instant X between the two calls too. Proof: recv_ready read total t1,
+    /// then count c1 == 0; this reads count c2, then total t2. Suppose
+    /// c2 == 0, t2 == t1, and a value was requeued at X. Its requeue_front
+    /// raised the count at some p in (c1, X) and then, still under
+    /// requeued_lock_, the total at q > p > t1; t2 == t1 puts q after t2,
+    /// hence after c2. So requeued_lock_ was held over [p, c2], no take
+    /// could lower the count, and c2 >= 1: a contradiction. (All of these
+    /// are seq_cst, so "at" and "after" refer to their single total order.)
+    [[nodiscard]] bool poll_unchanged(const poll_stamp& stamp) const override {
+        if (stamp.recv && requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+        poll_stamp now;
+        read_stamp(now, stamp.recv);
+        return now.words == stamp.words;
+    }
+
 private:
+    /// Reads requeued_total_ (first: see poll_unchanged), head_ and tail_.
+    void read_stamp(poll_stamp& stamp, bool recv) const noexcept {
+        stamp.recv = recv;
+        stamp.words[0] = requeued_total_.load(std::memory_order_seq_cst);
+        stamp.words[1] = head_.load(std::memory_order_seq_cst);
+        stamp.words[2] = tail_.load(std::memory_order_seq_cst);
+    }
+
     /// Takes a requeued value, if any. The common case (none) costs one
     /// load of a line nobody writes.
     bool take_requeued(std::optional<T>& out) {
@@ -357,6 +406,7 @@ private:
     // Values given back by the transport (requeue_front), received before
     // the ring. Rare, so a lock is fine.
     alignas(cache_line) std::atomic<std::size_t> requeued_count_{0};
+    std::atomic<std::size_t> requeued_total_{0};  // written under requeued_lock_
     spin_lock requeued_lock_;
     std::deque<T> requeued_;  // guarded by requeued_lock_
 };

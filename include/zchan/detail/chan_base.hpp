@@ -18,10 +18,26 @@
 // the waiter to retry (buffered). Either way it must wake at least one waiter
 // per value it could now deliver or accept, and wake every waiter on close.
 //
+// Atomic poll (a select with a default case, after step 1 found nothing): the
+// default may run only if at one instant no case was ready, as Go's selectgo
+// decides with every channel of the select locked. A channel says how it
+// takes part (poll_kind):
+//   * locked (unbuffered): its readiness cannot change while poll_lock() is
+//     held; the select holds the locks of all such channels, taken in
+//     address order (so two polls cannot deadlock), across the whole poll;
+//   * stamped (buffered, whose operations take no lock): send_ready /
+//     recv_ready read the state into a poll_stamp, and poll_unchanged later
+//     reads it again. The stamped words never repeat a value, so equal words
+//     mean the state held still in between; the select validates every stamp
+//     after it read them all, so they all held at one common instant;
+//   * none (remote): the state lives in another process; the select keeps
+//     its case-by-case poll (see select.hpp).
+//
 // Thread safety: implementations are safe for concurrent use by any number
 // of threads.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <utility>
@@ -72,8 +88,43 @@ struct alignas(cache_line) blocked_op {
     wait_entry entry{&cx, sel_first_op, &packet};
 };
 
+/// How a channel takes part in the atomic poll (see the top of this file).
+enum class poll_mode : unsigned char { none, locked, stamped };
+
+/// What a stamped channel's send_ready / recv_ready read, for poll_unchanged.
+struct poll_stamp {
+    std::array<std::size_t, 3> words{};
+    bool recv = false;  ///< read for a receive (which also depends on requeued values)
+};
+
+/// The atomic poll hooks (see the top of this file), apart from T so that a
+/// select reaches them through its type-erased cases. The defaults are a
+/// channel that cannot take part.
+///
+/// Thread safety: any thread, as the channel's other members; a locked
+/// channel's send_ready / recv_ready require its poll_lock() held.
+class chan_poll {
+public:
+    [[nodiscard]] virtual poll_mode poll_kind() const noexcept { return poll_mode::none; }
+    /// locked: the lock that freezes readiness; nullptr otherwise.
+    [[nodiscard]] virtual spin_lock* poll_lock() const noexcept { return nullptr; }
+    /// Whether try_send would complete now (ok, or closed: it throws).
+    /// Requires poll_lock() held (locked); fills `stamp` (stamped).
+    [[nodiscard]] virtual bool send_ready(poll_stamp& /*stamp*/) const { return false; }
+    /// Whether try_recv would complete now (a value, or closed). As send_ready.
+    [[nodiscard]] virtual bool recv_ready(poll_stamp& /*stamp*/) const { return false; }
+    /// stamped: true if nothing `stamp` depends on changed since it was read.
+    [[nodiscard]] virtual bool poll_unchanged(const poll_stamp& /*stamp*/) const { return true; }
+
+protected:
+    chan_poll() = default;
+    chan_poll(const chan_poll&) = default;
+    chan_poll& operator=(const chan_poll&) = default;
+    ~chan_poll() = default;
+};
+
 template <class T>
-class chan_base {
+class chan_base : public chan_poll {
 public:
     chan_base() = default;
     chan_base(const chan_base&) = delete;

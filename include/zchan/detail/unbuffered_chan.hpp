@@ -151,6 +151,21 @@ public:
         receivers_.remove(e);
     }
 
+    // Atomic poll: everything readiness depends on is written under lock_,
+    // except a waiter's context, which can only go from undecided to decided
+    // (not ready) meanwhile; a new waiter needs lock_.
+    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::locked; }
+    [[nodiscard]] spin_lock* poll_lock() const noexcept override { return &lock_; }
+    /// Requires lock_. As try_send: a receiver to hand to, or closed.
+    [[nodiscard]] bool send_ready(poll_stamp& /*stamp*/) const override {
+        return closed_.load(std::memory_order_relaxed) || receivers_.can_select_partner();
+    }
+    /// Requires lock_. As try_recv: a requeued value, a sender, or closed.
+    [[nodiscard]] bool recv_ready(poll_stamp& /*stamp*/) const override {
+        return !requeued_.empty() || senders_.can_select_partner() ||
+               closed_.load(std::memory_order_relaxed);
+    }
+
 private:
     /// Requires lock_. Selects a waiter of `list` that can take part in a
     /// handoff, waking (as a hint) every watcher it meets on the way; nullptr
@@ -195,8 +210,8 @@ private:
     }
 
     mutable spin_lock lock_;
-    waker senders_;    // guarded by lock_
-    waker receivers_;  // guarded by lock_
+    waker senders_;                    // guarded by lock_
+    waker receivers_;                  // guarded by lock_
     std::atomic<bool> closed_{false};  // written under lock_; read anywhere
     std::deque<T> requeued_;           // guarded by lock_; see requeue_front
 };
