@@ -8,6 +8,7 @@
 #include "zchan/errors.hpp"
 #include "zchan/hub.hpp"
 #include "zchan/net.hpp"
+#include "zchan/net_options.hpp"
 #include "zchan/security.hpp"
 #include "zchan/select.hpp"
 #include "zchan/serialize.hpp"

@@ -53,6 +53,19 @@ TEST_P(NetIntegration, RemoteSendAndRecvReachTheHomeChannel) {
     EXPECT_EQ(v, "local");
 }
 
+// Only a channel's home can serve it: a dialed handle has no buffer to give
+// values back to (issue 10: the core carries no hook a channel cannot honour).
+TEST_P(NetIntegration, ServingADialedHandleIsRefused) {
+    zchan::channel<int> ch(1);
+    zchan::server srv(make_endpoint(GetParam()), fast());
+    srv.serve("ch", ch);
+    auto remote = zchan::dial<int>(srv.endpoint(), "ch", fast());
+    zchan::server again(make_endpoint(GetParam()), fast());
+    EXPECT_THROW(again.serve("ch", remote), std::invalid_argument);
+    remote << 7;
+    EXPECT_EQ(*ch.recv(), 7);
+}
+
 TEST_P(NetIntegration, CapacityIsExactForRemoteSenders) {
     zchan::channel<int> ch(2);
     zchan::server srv(make_endpoint(GetParam()), fast());

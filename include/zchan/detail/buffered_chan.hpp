@@ -44,7 +44,7 @@
 namespace zchan::detail {
 
 template <class T>
-class buffered_chan final : public chan_base<T> {
+class buffered_chan final : public chan_base<T>, public servable<T> {
 public:
     explicit buffered_chan(std::size_t capacity)
         : cap_(capacity),

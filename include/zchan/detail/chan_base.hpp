@@ -123,6 +123,27 @@ protected:
     ~chan_poll() = default;
 };
 
+/// What serving a channel to other processes needs beyond chan_base: only
+/// in-process channels have it (a dialed handle cannot be served again).
+/// zchan::server finds it with dynamic_cast when a channel is served.
+///
+/// Thread safety: as chan_base (any thread).
+template <class T>
+class servable {
+public:
+    /// Puts a value that a transport had received on behalf of a remote
+    /// receiver, which then did not take it (its select chose another case,
+    /// its deadline passed, it went away), back at the head of the channel:
+    /// the next receive gets it, before everything else. It ignores the
+    /// capacity: the value had already been accepted once, and dropping it
+    /// would lose it. Works on a closed channel too (the value was accepted
+    /// before the close). See docs/protocol.md §8.4 for the redelivery rules.
+    virtual void requeue_front(T&& v) = 0;
+
+protected:
+    ~servable() = default;
+};
+
 template <class T>
 class chan_base : public chan_poll {
 public:
@@ -145,16 +166,6 @@ public:
     virtual std::size_t cap() const = 0;
     /// The error a peer_lost status stands for (remote channels say why).
     [[nodiscard]] virtual peer_lost lost_error() const { return peer_lost(); }
-
-    /// Puts a value that a transport had received on behalf of a remote
-    /// receiver, which then did not take it (its select chose another case,
-    /// its deadline passed, it went away), back at the head of the channel:
-    /// the next receive gets it, before everything else. It ignores the
-    /// capacity: the value had already been accepted once, and dropping it
-    /// would lose it. Works on a closed channel too (the value was accepted
-    /// before the close). Only in-process channels implement it; see
-    /// docs/protocol.md for the redelivery rules.
-    virtual void requeue_front(T&& v) = 0;
 
     /// Select hooks; see the protocol above. The entry's packet is a
     /// send_packet<T>* / recv_packet<T>*. Returns true if the operation may

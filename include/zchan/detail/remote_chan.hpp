@@ -74,10 +74,6 @@ public:
     }
     peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
 
-    void requeue_front(T&& /*v*/) override {
-        throw std::logic_error("zchan: requeue_front on a remote channel");
-    }
-
     /// Watches instead of offering (protocol.md §8.6): e.packet is not used.
     bool register_send(wait_entry& e) override {
         auto r = link_->start(net_op::watch, false, {}, &attach, &e);

@@ -74,6 +74,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -97,8 +98,14 @@ public:
                 std::string type = zchan::type_name<T>::value())
         : ch_(std::move(ch)),
           impl_(channel_access<T>::get(ch_)),
+          back_(dynamic_cast<servable<T>*>(impl_)),
           type_(std::move(type)),
-          notifier_(notifier) {}
+          notifier_(notifier) {
+        if (back_ == nullptr) {
+            throw std::invalid_argument(
+                "zchan: cannot serve a dialed channel; serve it from its home process");
+        }
+    }
 
     ~served_chan() override {
         // The server drops every session first; this is the backstop.
@@ -127,7 +134,7 @@ public:
             if (o.registered) unregister(o);
             // A handoff that completed just before: the value is ours.
             if ((o.kind == op_kind::recv || o.kind == op_kind::stream) && o.rp.done && o.rp.value) {
-                impl_->requeue_front(std::move(*o.rp.value));
+                back_->requeue_front(std::move(*o.rp.value));
             }
             erase(o);
         }
@@ -137,7 +144,7 @@ public:
         // in delivery order (so requeue the newest first).
         auto& unacked = it->second.unacked;
         for (auto d = unacked.rbegin(); d != unacked.rend(); ++d) {
-            if (*d) impl_->requeue_front(std::move(**d));
+            if (*d) back_->requeue_front(std::move(**d));
         }
         open_total_ -= it->second.open;
         sessions_.erase(it);
@@ -337,7 +344,7 @@ public:
         if (it == sessions_.end()) return;
         std::optional<T>* slot = it->second.find(delivery);
         if (slot == nullptr) return;  // unknown or resolved: ignore (§8.4)
-        impl_->requeue_front(std::move(**slot));
+        back_->requeue_front(std::move(**slot));
         slot->reset();
         it->second.resolved();
         --open_total_;
@@ -384,7 +391,7 @@ public:
                 auto st = sessions_.find(session);
                 erase(o);  // pump() registers a fresh one if it must wait again
                 if (st == sessions_.end()) {
-                    if (v) impl_->requeue_front(std::move(*v));
+                    if (v) back_->requeue_front(std::move(*v));
                     return;
                 }
                 st->second.stream_op = 0;
@@ -698,7 +705,7 @@ private:
         for (;;) {
             if (st.stream_ranges.empty()) {
                 flush();
-                if (first) impl_->requeue_front(std::move(*first));  // nobody asks any more
+                if (first) back_->requeue_front(std::move(*first));  // nobody asks any more
                 return false;
             }
             std::optional<T> v = std::move(first);
@@ -742,7 +749,7 @@ private:
                 // peer asks again (no busy loop on a value that cannot encode).
                 buf->resize(at);
                 flush();
-                impl_->requeue_front(std::move(*v));
+                back_->requeue_front(std::move(*v));
                 pop_stream_request(st);
                 out.reply_error(session, request, 5, "value could not be encoded at the home");
                 return false;
@@ -808,7 +815,7 @@ private:
         if (st.stream_ranges.empty() && st.stream_op != 0) {
             auto& o = *ops_.at(st.stream_op);
             if (o.registered) unregister(o);
-            if (o.rp.done && o.rp.value) impl_->requeue_front(std::move(*o.rp.value));
+            if (o.rp.done && o.rp.value) back_->requeue_front(std::move(*o.rp.value));
             erase(o);
             st.stream_op = 0;
         }
@@ -818,7 +825,7 @@ private:
     void deliver(reply_sink& out, std::uint32_t session, std::uint64_t request, T&& v) {
         auto it = sessions_.find(session);
         if (it == sessions_.end()) {
-            impl_->requeue_front(std::move(v));
+            back_->requeue_front(std::move(v));
             return;
         }
         std::string& payload = enc_;  // reused: no allocation per value
@@ -828,7 +835,7 @@ private:
         } catch (...) {
             // The user's serializer threw: keep the value in the channel and
             // tell the peer (it reports a transport error).
-            impl_->requeue_front(std::move(v));
+            back_->requeue_front(std::move(v));
             out.reply_error(session, request, 5, "value could not be encoded at the home");
             return;
         }
@@ -871,6 +878,7 @@ private:
 
     channel<T> ch_;  // keeps the channel alive while served
     chan_base<T>* impl_;
+    servable<T>* back_;  // impl_'s requeue_front (zchan::server checks it is there)
     std::string type_;
     op_notifier& notifier_;
     std::uint64_t next_op_ = 1;

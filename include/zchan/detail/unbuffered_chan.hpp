@@ -41,7 +41,7 @@
 namespace zchan::detail {
 
 template <class T>
-class unbuffered_chan final : public chan_base<T> {
+class unbuffered_chan final : public chan_base<T>, public servable<T> {
 public:
     send_status try_send(T& v) override {
         std::lock_guard<spin_lock> g(lock_);
