@@ -23,6 +23,7 @@
 #include <system_error>
 #include <type_traits>
 
+#include "zchan/detail/wire_types.hpp"
 #include "zchan/errors.hpp"
 
 namespace zchan::detail::wire {
@@ -43,64 +44,7 @@ inline constexpr std::size_t recv_many_size = 24;            // header + count +
 inline constexpr std::size_t values_prefix_size = 32;        // header + delivery + count + reserved
 inline constexpr std::size_t default_max_frame = 64u << 20;  // §6.4
 
-/// Message types (protocol.md §5.2).
-enum class msg : std::uint8_t {
-    hello = 0x01,
-    welcome = 0x02,
-    error = 0x03,
-    send = 0x10,
-    cancel_send = 0x11,
-    send_ok = 0x12,
-    send_closed = 0x13,
-    send_full = 0x14,
-    send_cancelled = 0x15,
-    credit = 0x16,
-    watch_send = 0x17,       // §8.6
-    cancel_watch = 0x18,     // §8.6
-    ready = 0x19,            // §8.6
-    watch_cancelled = 0x1a,  // §8.6
-    recv = 0x20,
-    cancel_recv = 0x21,
-    ack = 0x22,
-    ret = 0x23,        // RETURN
-    recv_many = 0x24,  // §8.8
-    recv_cancelled = 0x25,
-    value = 0x26,
-    closed = 0x27,
-    empty = 0x28,
-    values = 0x29,  // §8.8
-    close = 0x30,
-    query = 0x31,
-    close_ok = 0x32,
-    status = 0x33,
-    ping = 0x40,
-    pong = 0x41,
-    bye = 0x42,
-};
-
 [[nodiscard]] const char* to_string(msg m) noexcept;
-
-/// Flag bits (protocol.md §4).
-namespace flag {
-inline constexpr std::uint16_t try_now = 1u << 0;   // TRY
-inline constexpr std::uint16_t resume = 1u << 1;    // RESUME
-inline constexpr std::uint16_t credited = 1u << 2;  // CREDITED
-inline constexpr std::uint16_t create = 1u << 3;    // CREATE (HELLO, §17.1)
-}  // namespace flag
-
-/// ERROR frame codes (protocol.md §11.2).
-enum class error_code : std::uint16_t {
-    protocol_error = 1,
-    unsupported_version = 2,
-    unknown_channel = 3,
-    type_mismatch = 4,
-    decode_error = 5,
-    message_too_large = 6,
-    already_closed = 7,
-    access_denied = 8,
-    unknown_session = 9,
-    shutting_down = 10,
-};
 
 /// Which side decodes: the home accepts peer->home types, the peer the
 /// reverse; both accept PING and PONG (protocol.md §6.1 rule 3).

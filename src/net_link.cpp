@@ -101,6 +101,7 @@
 #include "net_context.hpp"
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/errors.hpp"
+#include "zmq_monitor.hpp"
 
 namespace zchan::detail {
 namespace {
@@ -115,51 +116,29 @@ constexpr long long leader_poll_max_ms = 100;
 /// behind the real clock; the silence check allows for it.
 constexpr std::int64_t coarse_slack_ms = 20;
 
-/// The DEALER's handshake-failure events, watched during dial (see the top).
-/// Owned by the dialing thread; the destructor stops the monitor.
+/// The DEALER's handshake-failure and disconnect events (see the top).
+/// Owned by the link; destroyed before the socket it watches.
 class dial_monitor {
 public:
-    explicit dial_monitor(zmq::socket_t& watched) : watched_(watched) {
-        static std::atomic<std::uint64_t> counter{0};
-        const std::string ep = "inproc://zchan-dial-monitor-" + std::to_string(++counter);
-        if (zmq_socket_monitor(watched_.handle(), ep.c_str(),
-                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED) != 0) {
-            throw connect_error("zchan: cannot monitor the dial socket");
-        }
-        pair_ = zmq::socket_t(net_context(), zmq::socket_type::pair);
-        pair_.set(zmq::sockopt::linger, 0);
-        pair_.connect(ep);
+    explicit dial_monitor(zmq::socket_t& watched)
+        : mon_(watched,
+               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                   ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED,
+               "dial") {
+        if (!mon_.ok()) throw connect_error("zchan: cannot monitor the dial socket");
     }
-    ~dial_monitor() {
-        (void)zmq_socket_monitor(watched_.handle(), nullptr, 0);
-        pair_.close();
-    }
-    dial_monitor(const dial_monitor&) = delete;
-    dial_monitor& operator=(const dial_monitor&) = delete;
 
-    [[nodiscard]] void* handle() noexcept { return pair_.handle(); }
-    [[nodiscard]] int fd() { return pair_.get(zmq::sockopt::fd); }
+    [[nodiscard]] void* handle() noexcept { return mon_.handle(); }
+    [[nodiscard]] int fd() { return mon_.fd(); }
 
     /// After the handshake: reads the queued events; true if a connection
     /// broke (ZMQ_EVENT_DISCONNECTED) since the last call.
     [[nodiscard]] bool disconnected() {
         bool broke = false;
-        for (;;) {
-            zmq::message_t ev;
-            zmq::message_t addr;
-            try {
-                if (!pair_.recv(ev, zmq::recv_flags::dontwait)) return broke;
-                if (ev.more()) (void)pair_.recv(addr);
-            } catch (const zmq::error_t&) {
-                return broke;
-            }
-            if (ev.size() < 6) continue;
-            std::uint16_t event = 0;
-            std::memcpy(&event, ev.data(), 2);
-            if (event == ZMQ_EVENT_DISCONNECTED) broke = true;
+        while (const auto e = mon_.next()) {
+            if (e->event == ZMQ_EVENT_DISCONNECTED) broke = true;
         }
+        return broke;
     }
 
     /// Reads the queued events; returns the first one that means refusal.
@@ -170,16 +149,9 @@ public:
     /// retries and usually reports the mechanism mismatch next time); it
     /// gives up at the second, so that one transient drop is still retried.
     [[nodiscard]] std::optional<std::string> refusal(bool curve, const std::string& endpoint) {
-        for (;;) {
-            zmq::message_t ev;
-            zmq::message_t addr;
-            if (!pair_.recv(ev, zmq::recv_flags::dontwait)) return std::nullopt;
-            if (ev.more()) (void)pair_.recv(addr);
-            if (ev.size() < 6) continue;
-            std::uint16_t event = 0;
-            std::uint32_t value = 0;
-            std::memcpy(&event, ev.data(), 2);
-            std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+        while (const auto e = mon_.next()) {
+            const std::uint16_t event = e->event;
+            const std::uint32_t value = e->value;
             const std::string at = "zchan: " + endpoint + ": ";
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
                 return at +
@@ -212,8 +184,7 @@ public:
     }
 
 private:
-    zmq::socket_t& watched_;
-    zmq::socket_t pair_;
+    zmq_monitor mon_;
     int dropped_ = 0;  // NO_DETAIL events of a plaintext dial
 };
 

@@ -53,6 +53,7 @@
 #include "zap.hpp"
 #include "zchan/hub.hpp"
 #include "zchan/net.hpp"
+#include "zmq_monitor.hpp"
 
 namespace zchan {
 namespace {
@@ -63,19 +64,6 @@ namespace w = detail::wire;
 /// Largest prefetch window granted (protocol.md §9.2): bounds the values one
 /// session holds out of a channel.
 constexpr std::uint32_t max_prefetch = 65536;
-
-static_assert(detail::reply_type::send_ok == static_cast<std::uint8_t>(w::msg::send_ok));
-static_assert(detail::reply_type::send_closed == static_cast<std::uint8_t>(w::msg::send_closed));
-static_assert(detail::reply_type::send_full == static_cast<std::uint8_t>(w::msg::send_full));
-static_assert(detail::reply_type::send_cancelled ==
-              static_cast<std::uint8_t>(w::msg::send_cancelled));
-static_assert(detail::reply_type::recv_cancelled ==
-              static_cast<std::uint8_t>(w::msg::recv_cancelled));
-static_assert(detail::reply_type::ready == static_cast<std::uint8_t>(w::msg::ready));
-static_assert(detail::reply_type::watch_cancelled ==
-              static_cast<std::uint8_t>(w::msg::watch_cancelled));
-static_assert(detail::reply_type::closed == static_cast<std::uint8_t>(w::msg::closed));
-static_assert(detail::reply_type::empty == static_cast<std::uint8_t>(w::msg::empty));
 
 /// The handshake failures a secure server counts (see the top).
 constexpr int rejection_events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
@@ -128,8 +116,8 @@ public:
         wake();
         thread_.join();
         served_.clear();  // after every session was dropped on the server thread
+        mon_.reset();     // stops the monitor before the socket it watches closes
         router_.close();
-        if (mon_) mon_.close();
         ::close(wake_fd_);
     }  // then zap_: the ROUTER that used its domain is gone
 
@@ -175,10 +163,10 @@ public:
     [[nodiscard]] bool is_secure() const noexcept { return zap_ != nullptr; }
 
     // reply_sink: server thread only.
-    void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) override {
-        if (type == detail::reply_type::send_ok) bump(session, &counters::values_in);
+    void reply(std::uint32_t session, w::msg type, std::uint64_t id) override {
+        if (type == w::msg::send_ok) bump(session, &counters::values_in);
         tx_.clear();
-        w::encode_header(tx_, w::header{w::version, static_cast<w::msg>(type), 0, session, id});
+        w::encode_header(tx_, w::header{w::version, type, 0, session, id});
         send_to(session);
     }
     void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
@@ -189,11 +177,11 @@ public:
         tx_.append(payload);
         send_to(session);
     }
-    void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
+    void reply_error(std::uint32_t session, std::uint64_t ref, w::error_code code,
                      std::string_view text) override {
         bump(session, &counters::errors);
         tx_.clear();
-        w::encode_error(tx_, session, ref, static_cast<w::error_code>(code), text);
+        w::encode_error(tx_, session, ref, code, text);
         send_to(session);
     }
 
@@ -267,7 +255,7 @@ private:
         }
         void on_watch_send(detail::reply_sink& out, std::uint32_t session,
                            std::uint64_t request) override {
-            out.reply(session, detail::reply_type::ready, request);  // its TRY SEND fails
+            out.reply(session, w::msg::ready, request);  // its TRY SEND fails
         }
         void on_cancel_watch(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
                              std::uint64_t /*request*/) override {}
@@ -350,34 +338,19 @@ private:
         // (instead of libzmq's default, everyone). Unknown to some builds: ignored.
         const int one = 1;
         (void)zmq_setsockopt(router_.handle(), enforce_option, &one, sizeof one);
-        static std::atomic<std::uint64_t> monitors{0};
-        const std::string mon_ep = "inproc://zchan-server-monitor-" + std::to_string(++monitors);
-        if (zmq_socket_monitor(router_.handle(), mon_ep.c_str(), rejection_events) != 0) {
+        mon_.emplace(router_, rejection_events, "server");
+        if (!mon_->ok()) {
             throw transport_error(make_error_code(errc::connect_failed),
                                   "zchan: cannot monitor the server socket");
         }
-        mon_ = zmq::socket_t(detail::net_context(), zmq::socket_type::pair);
-        mon_.set(zmq::sockopt::linger, 0);
-        mon_.connect(mon_ep);
     }
 
     /// Server thread. Counts (and logs, rate-limited) failed handshakes. ZAP
     /// refusals (AUTH) are logged by the ZAP handler, which knows the key.
     void read_monitor() {
-        for (;;) {
-            zmq::message_t ev;
-            zmq::message_t addr;
-            try {
-                if (!mon_.recv(ev, zmq::recv_flags::dontwait)) return;
-                if (ev.more()) (void)mon_.recv(addr);
-            } catch (const zmq::error_t&) {
-                return;
-            }
-            if (ev.size() < 6) continue;
-            std::uint16_t event = 0;
-            std::uint32_t value = 0;
-            std::memcpy(&event, ev.data(), 2);
-            std::memcpy(&value, static_cast<const char*>(ev.data()) + 2, 4);
+        while (const auto e = mon_->next()) {
+            const std::uint16_t event = e->event;
+            const std::uint32_t value = e->value;
             const auto n = ++rejected_;
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH || (n > 10 && n % 1000 != 0)) continue;
             const char* why = "the connection ended during the handshake";
@@ -401,7 +374,7 @@ private:
     void run(const std::stop_token& st) {
         zmq::pollitem_t items[3] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
                                     {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                                    {mon_.handle(), 0, ZMQ_POLLIN, 0}};
+                                    {mon_ ? mon_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
         const int n_items = mon_ ? 3 : 2;
         const auto tick =
             std::chrono::milliseconds(std::max<long long>(1, opts_.heartbeat.count() / 4));
@@ -439,8 +412,7 @@ private:
     void shut_down(zmq::pollitem_t& item) {
         stopping_ = true;
         for (auto& [id, s] : sessions_) {
-            reply_error(id, 0, static_cast<std::uint16_t>(w::error_code::shutting_down),
-                        "server shutting down");
+            reply_error(id, 0, w::error_code::shutting_down, "server shutting down");
         }
         const auto deadline = steady::now() + opts_.heartbeat_timeout;
         auto unresolved = [&] {
@@ -570,8 +542,7 @@ private:
                 if (!ch.on_send(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0,
                                 f.payload.data(), f.payload.size())) {
                     count_malformed("SEND payload does not decode");
-                    reply_error(sid, f.h.id,
-                                static_cast<std::uint16_t>(w::error_code::decode_error),
+                    reply_error(sid, f.h.id, w::error_code::decode_error,
                                 "value does not decode as " + ch.type_name());
                 }
                 return;
@@ -608,13 +579,12 @@ private:
             case w::msg::close:
                 if (std::find(s.closed_by.begin(), s.closed_by.end(), f.h.id) !=
                     s.closed_by.end()) {  // a re-send (§12.3)
-                    reply(sid, static_cast<std::uint8_t>(w::msg::close_ok), f.h.id);
+                    reply(sid, w::msg::close_ok, f.h.id);
                 } else if (ch.on_close()) {
                     s.closed_by.push_back(f.h.id);
-                    reply(sid, static_cast<std::uint8_t>(w::msg::close_ok), f.h.id);
+                    reply(sid, w::msg::close_ok, f.h.id);
                 } else {
-                    reply_error(sid, f.h.id,
-                                static_cast<std::uint16_t>(w::error_code::already_closed),
+                    reply_error(sid, f.h.id, w::error_code::already_closed,
                                 "close of closed channel");
                 }
                 return;
@@ -628,7 +598,7 @@ private:
                 return;
             }
             case w::msg::ping:
-                reply(sid, static_cast<std::uint8_t>(w::msg::pong), f.h.id);
+                reply(sid, w::msg::pong, f.h.id);
                 return;
             case w::msg::pong:
                 return;
@@ -817,9 +787,9 @@ private:
     const net_options opts_;
     // Secure servers only; declared before router_, so it outlives the ROUTER.
     std::unique_ptr<detail::zap_registration> zap_;
-    zmq::socket_t router_;  // server thread only (after construction)
-    zmq::socket_t mon_;     // secure servers: the monitor's PAIR; server thread only
-    std::string endpoint_;  // immutable after construction
+    zmq::socket_t router_;                    // server thread only (after construction)
+    std::optional<detail::zmq_monitor> mon_;  // secure servers; server thread only
+    std::string endpoint_;                    // immutable after construction
     w::instance_id instance_{};
     int wake_fd_ = -1;
     std::atomic<std::uint64_t> malformed_{0};

@@ -16,6 +16,7 @@
 
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
+#include "zchan/detail/wire_types.hpp"
 #include "zchan/net_options.hpp"
 #include "zchan/security.hpp"
 
@@ -132,28 +133,15 @@ public:
     [[nodiscard]] virtual std::uint64_t malformed_frames() const noexcept = 0;
 };
 
-/// Answer types served_chan<T> sends (protocol.md §5.2; src/server.cpp
-/// checks them against the codec's).
-namespace reply_type {
-inline constexpr std::uint8_t send_ok = 0x12;
-inline constexpr std::uint8_t send_closed = 0x13;
-inline constexpr std::uint8_t send_full = 0x14;
-inline constexpr std::uint8_t send_cancelled = 0x15;
-inline constexpr std::uint8_t ready = 0x19;
-inline constexpr std::uint8_t watch_cancelled = 0x1a;
-inline constexpr std::uint8_t recv_cancelled = 0x25;
-inline constexpr std::uint8_t closed = 0x27;
-inline constexpr std::uint8_t empty = 0x28;
-}  // namespace reply_type
-
 /// Where served_chan<T> writes its answers; implemented by the server.
 /// Called on the server thread only.
 class reply_sink {
 public:
-    virtual void reply(std::uint32_t session, std::uint8_t type, std::uint64_t id) = 0;
+    /// An answer without a body (protocol.md §5.2): SEND_OK, CLOSED, READY...
+    virtual void reply(std::uint32_t session, wire::msg type, std::uint64_t id) = 0;
     virtual void reply_value(std::uint32_t session, std::uint64_t request, std::uint64_t delivery,
                              const std::string& payload) = 0;
-    virtual void reply_error(std::uint32_t session, std::uint64_t ref, std::uint16_t code,
+    virtual void reply_error(std::uint32_t session, std::uint64_t ref, wire::error_code code,
                              std::string_view text) = 0;
     /// VALUES (protocol.md §8.8), built in place: values_begin returns the
     /// frame buffer; each value is one entry, written as

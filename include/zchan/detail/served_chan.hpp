@@ -181,12 +181,13 @@ public:
         // again and is never enqueued twice; a pending one is ignored.
         if (send_ops_.count({session, seq}) != 0) return true;  // duplicate of a pending offer
         if (auto it = sessions_.find(session); it != sessions_.end()) {
-            if (const std::uint8_t answer = it->second.recorded(seq)) {
+            if (const wire::msg answer = it->second.recorded(seq); answer != wire::msg{}) {
                 out.reply(session, answer, seq);
                 return true;
             }
             if (seq <= it->second.forgotten_upto) {
-                out.reply_error(session, seq, 1, "SEND seq already resolved and forgotten");
+                out.reply_error(session, seq, wire::error_code::protocol_error,
+                                "SEND seq already resolved and forgotten");
                 return true;
             }
         }
@@ -195,13 +196,13 @@ public:
         if (try_now) {
             switch (impl_->try_send(*v)) {
                 case send_status::ok:
-                    answer_send(out, session, seq, reply_type::send_ok);
+                    answer_send(out, session, seq, wire::msg::send_ok);
                     break;
                 case send_status::closed:
-                    answer_send(out, session, seq, reply_type::send_closed);
+                    answer_send(out, session, seq, wire::msg::send_closed);
                     break;
                 default:
-                    answer_send(out, session, seq, reply_type::send_full);
+                    answer_send(out, session, seq, wire::msg::send_full);
                     break;
             }
             return true;
@@ -218,8 +219,7 @@ public:
         if (it == send_ops_.end()) return;  // already answered (protocol.md §8.5)
         auto& o = *ops_.at(it->second);
         if (o.registered) unregister(o);
-        answer_send(out, session, seq,
-                    o.sp.done ? reply_type::send_ok : reply_type::send_cancelled);
+        answer_send(out, session, seq, o.sp.done ? wire::msg::send_ok : wire::msg::send_cancelled);
         erase(o);
     }
 
@@ -241,11 +241,11 @@ public:
                     break;
                 case recv_status::closed:  // EMPTY while a value may still come back
                     out.reply(session,
-                              others_unresolved(session) ? reply_type::empty : reply_type::closed,
+                              others_unresolved(session) ? wire::msg::empty : wire::msg::closed,
                               request);
                     break;
                 default:
-                    out.reply(session, reply_type::empty, request);
+                    out.reply(session, wire::msg::empty, request);
                     break;
             }
             return;
@@ -261,7 +261,7 @@ public:
                 return;
             }
             if (s == recv_status::closed && !others_unresolved(session)) {
-                out.reply(session, reply_type::closed, request);
+                out.reply(session, wire::msg::closed, request);
                 return;
             }
         }
@@ -282,7 +282,7 @@ public:
             // Crossed on the wire: deliver; the peer gives it back (§8.5).
             deliver(out, session, request, std::move(*o.rp.value));
         } else {
-            out.reply(session, reply_type::recv_cancelled, request);
+            out.reply(session, wire::msg::recv_cancelled, request);
         }
         erase(o);
     }
@@ -325,7 +325,7 @@ public:
         if (it == watch_ops_.end()) return;  // READY already sent: the final answer (§8.6)
         auto& o = *ops_.at(it->second);
         if (o.registered) unregister(o);
-        out.reply(session, reply_type::watch_cancelled, request);
+        out.reply(session, wire::msg::watch_cancelled, request);
         erase(o);
     }
 
@@ -471,7 +471,7 @@ private:
         /// below forgotten_upto that is not recorded was evicted.
         struct send_record {
             std::uint64_t seq = 0;
-            std::uint8_t answer = 0;
+            wire::msg answer{};  // msg{} (0): none
         };
         static constexpr std::size_t send_records = 1024;
         std::vector<send_record> sent;  // grows to send_records once, then overwritten
@@ -479,7 +479,7 @@ private:
         std::uint64_t max_resolved = 0;
         std::uint64_t forgotten_upto = 0;
 
-        void record(std::uint64_t seq, std::uint8_t answer) {
+        void record(std::uint64_t seq, wire::msg answer) {
             if (sent.size() < send_records) {
                 sent.push_back({seq, answer});
             } else {
@@ -489,14 +489,14 @@ private:
             }
             max_resolved = std::max(max_resolved, seq);
         }
-        /// The recorded answer for `seq`, or 0. Seqs increase (§8.1), so a new
-        /// seq is above max_resolved and costs no search.
-        [[nodiscard]] std::uint8_t recorded(std::uint64_t seq) const {
-            if (seq > max_resolved) return 0;
+        /// The recorded answer for `seq`, or msg{} (none). Seqs increase
+        /// (§8.1), so a new seq is above max_resolved and costs no search.
+        [[nodiscard]] wire::msg recorded(std::uint64_t seq) const {
+            if (seq > max_resolved) return wire::msg{};
             for (const auto& r : sent) {
                 if (r.seq == seq) return r.answer;
             }
-            return 0;
+            return wire::msg{};
         }
 
         /// The pending value of `delivery`, or nullptr (unknown or resolved).
@@ -577,13 +577,12 @@ private:
     /// peer's TRY SEND finds out.
     void fire_watch(reply_sink& out, op& o) {
         if (o.registered) unregister(o);
-        out.reply(o.session, reply_type::ready, o.id);
+        out.reply(o.session, wire::msg::ready, o.id);
         erase(o);
     }
 
     /// Sends the final answer to SEND `seq` and records it for replays (§12.3).
-    void answer_send(reply_sink& out, std::uint32_t session, std::uint64_t seq,
-                     std::uint8_t answer) {
+    void answer_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, wire::msg answer) {
         if (auto it = sessions_.find(session); it != sessions_.end()) {
             it->second.record(seq, answer);
         }
@@ -594,14 +593,14 @@ private:
     void progress_send(reply_sink& out, op& o) {
         for (;;) {
             if (o.sp.done) {  // a receiver took it by handoff
-                answer_send(out, o.session, o.id, reply_type::send_ok);
+                answer_send(out, o.session, o.id, wire::msg::send_ok);
                 erase(o);
                 return;
             }
             const send_status s = impl_->try_send(*o.value);
             if (s == send_status::ok || s == send_status::closed) {
                 answer_send(out, o.session, o.id,
-                            s == send_status::ok ? reply_type::send_ok : reply_type::send_closed);
+                            s == send_status::ok ? wire::msg::send_ok : wire::msg::send_closed);
                 erase(o);
                 return;
             }
@@ -634,7 +633,7 @@ private:
                     held_.push_back(o.hook.op_id);  // see the top: settle() retries it
                     return;
                 }
-                out.reply(o.session, reply_type::closed, o.id);
+                out.reply(o.session, wire::msg::closed, o.id);
                 erase(o);
                 return;
             }
@@ -722,7 +721,7 @@ private:
                     return false;
                 }
                 st.stream_ranges.for_each(
-                    [&](std::uint64_t id) { out.reply(session, reply_type::closed, id); });
+                    [&](std::uint64_t id) { out.reply(session, wire::msg::closed, id); });
                 st.stream_ranges.clear();
                 return false;
             }
@@ -751,7 +750,8 @@ private:
                 flush();
                 back_->requeue_front(std::move(*v));
                 pop_stream_request(st);
-                out.reply_error(session, request, 5, "value could not be encoded at the home");
+                out.reply_error(session, request, wire::error_code::decode_error,
+                                "value could not be encoded at the home");
                 return false;
             }
             reply_sink::values_entry_end(*buf, at);
@@ -807,11 +807,11 @@ private:
             // RECV_CANCELLED (or never run) gets that again, unless a VALUE
             // answered it (§12.3). A peer ignores an answer it has already.
             if (request <= st.max_request && st.delivery_for(request) == 0) {
-                out.reply(session, reply_type::recv_cancelled, request);
+                out.reply(session, wire::msg::recv_cancelled, request);
             }
             return;
         }
-        out.reply(session, reply_type::recv_cancelled, request);
+        out.reply(session, wire::msg::recv_cancelled, request);
         if (st.stream_ranges.empty() && st.stream_op != 0) {
             auto& o = *ops_.at(st.stream_op);
             if (o.registered) unregister(o);
@@ -836,7 +836,8 @@ private:
             // The user's serializer threw: keep the value in the channel and
             // tell the peer (it reports a transport error).
             back_->requeue_front(std::move(v));
-            out.reply_error(session, request, 5, "value could not be encoded at the home");
+            out.reply_error(session, request, wire::error_code::decode_error,
+                            "value could not be encoded at the home");
             return;
         }
         const std::uint64_t d = it->second.next_delivery;
@@ -862,14 +863,15 @@ private:
             // §8.4), which must not make the request go unanswered. If it was
             // a VALUE since resolved (or RECV_CANCELLED), the peer had it and
             // ignores a second answer (§12.2).
-            if (impl_->is_closed()) out.reply(session, reply_type::closed, request);
+            if (impl_->is_closed()) out.reply(session, wire::msg::closed, request);
             return true;  // see the top
         }
         enc_.clear();
         try {
             encode_value(*st.unacked[static_cast<std::size_t>(d - st.base)], enc_);
         } catch (...) {
-            out.reply_error(session, request, 5, "value could not be encoded at the home");
+            out.reply_error(session, request, wire::error_code::decode_error,
+                            "value could not be encoded at the home");
             return true;  // it encoded once; the delivery stays until RETURN or loss
         }
         out.reply_value(session, request, d, enc_);
