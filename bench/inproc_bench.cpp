@@ -576,8 +576,8 @@ void bm_cacheline_roundtrip(benchmark::State& state) {
         return;
     }
     // Scaled like the cases (the smoke run must not spin for long on a loaded machine).
-    const auto n = std::max<std::int64_t>(
-        1000, static_cast<std::int64_t>(1'000'000 * g_items_scale));
+    const auto n =
+        std::max<std::int64_t>(1000, static_cast<std::int64_t>(1'000'000 * g_items_scale));
     double total_seconds = 0;
     for (auto _ : state) {
         const double secs = line_roundtrip_seconds(n);
@@ -593,8 +593,7 @@ void bm_cacheline_roundtrip(benchmark::State& state) {
 // expensive a hand-off between the CPUs was while the case ran.
 template <void (*Fn)(benchmark::State&)>
 void with_line_probe(benchmark::State& state) {
-    const auto n = std::max<std::int64_t>(
-        200, static_cast<std::int64_t>(20'000 * g_items_scale));
+    const auto n = std::max<std::int64_t>(200, static_cast<std::int64_t>(20'000 * g_items_scale));
     const double before = line_roundtrip_seconds(n);
     Fn(state);
     const double after = line_roundtrip_seconds(n);

@@ -15,7 +15,8 @@
 //   roundtrip_150         DEALER -> ROUTER echo -> DEALER    remote recv() round trip
 //   unbuffered_send_150   (compared with raw roundtrip_150)  remote send() on an unbuffered channel
 //   seed_server_150       seed message server, 1 in flight   message_server_150: the seed's
-//                                                            server on zchan (examples/message_server)
+//                                                            server on zchan
+//                                                            (examples/message_server)
 //   seed_server_150_w100  same, 100 in flight                message_server_150_w100
 // The zchan side of issue 3's seed_server cases is registered once, under issue 5's names
 // message_server_150[_w100]; bench/run_net compares them with raw/seed_server_150[_w100].

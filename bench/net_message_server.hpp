@@ -31,8 +31,8 @@
 
 #include <benchmark/benchmark.h>
 #include <unistd.h>
-#include <zchan/zchan.hpp>
 
+#include <zchan/zchan.hpp>
 #include "../examples/message_server/message_client.hpp"
 #include "../examples/message_server/message_server.hpp"
 #include "net_harness.hpp"
@@ -49,7 +49,8 @@ inline int message_server_main(const child_args& args) {
     opt.grace = std::chrono::milliseconds(1000);  // within child_process's exit_grace
     opt.log = [](const std::string& line) {
         // Drops only: joins and leaves are expected; a drop means the case lost messages.
-        if (line.rfind("Dropped", 0) == 0) std::fprintf(stderr, "message server: %s\n", line.c_str());
+        if (line.rfind("Dropped", 0) == 0)
+            std::fprintf(stderr, "message server: %s\n", line.c_str());
     };
     message_server::server srv(args.str("bind"), opt);
     control_pipe::reply("ready " + srv.endpoint());

@@ -58,8 +58,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <zchan/zchan.hpp>
 
+#include <zchan/zchan.hpp>
 #include "latency_counters.hpp"
 #include "net_harness.hpp"
 #include "net_raw.hpp"

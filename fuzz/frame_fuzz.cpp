@@ -51,7 +51,8 @@ std::string reencode(const wire::frame& f) {
             for (std::uint32_t i = 0; i < f.count; ++i) {
                 const auto v = r.next();
                 const auto len = static_cast<std::uint32_t>(v.size());
-                for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
+                for (int b = 0; b < 4; ++b)
+                    out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
                 out.append(reinterpret_cast<const char*>(v.data()), v.size());
             }
             wire::finish_values(out, start, f.count);

@@ -361,7 +361,8 @@ std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_fram
             const auto count = load_le<std::uint32_t>(p + 16);
             if (load_le<std::uint32_t>(p + 20) != 0) return err(codec_errc::bad_reserved);
             if (count == 0 || count > max_batch) return err(codec_errc::bad_batch);
-            if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1)) return err(codec_errc::bad_batch);
+            if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1))
+                return err(codec_errc::bad_batch);
             out.count = count;
             return {};
         }

@@ -23,7 +23,6 @@
 #include <utility>
 
 #include <zchan/zchan.hpp>
-
 #include "protocol.hpp"
 
 namespace message_server {

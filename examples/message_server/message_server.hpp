@@ -69,7 +69,6 @@
 #include <vector>
 
 #include <zchan/zchan.hpp>
-
 #include "protocol.hpp"
 
 namespace message_server {
@@ -156,10 +155,10 @@ private:
     struct dispatch_cmd {
         dispatch_kind kind = dispatch_kind::stop;
         std::uint64_t client = 0;
-        command cmd;                                             // from_client
-        std::string name;                                        // attach; detach: why
-        zchan::channel<event> inbox = zchan::channel<event>::nil();      // attach
-        zchan::channel<command> from = zchan::channel<command>::nil();   // attach
+        command cmd;                                                    // from_client
+        std::string name;                                               // attach; detach: why
+        zchan::channel<event> inbox = zchan::channel<event>::nil();     // attach
+        zchan::channel<command> from = zchan::channel<command>::nil();  // attach
     };
 
     static dispatch_cmd signal_cmd(dispatch_kind k) {
@@ -206,7 +205,8 @@ private:
         };
         for (;;) {
             if (stopping && acceptor_done && clients_.empty()) return;
-            auto r = commands_.recv_until(stopping ? force_at : std::chrono::steady_clock::time_point::max());
+            auto r = commands_.recv_until(stopping ? force_at
+                                                   : std::chrono::steady_clock::time_point::max());
             if (r.status == zchan::recv_status::timeout) {
                 if (!forced) {
                     forced = true;
@@ -277,8 +277,8 @@ private:
                     const auto s = clients_.find(subs[i]);
                     if (s == clients_.end()) continue;
                     if (i + 1 == subs.size()) {  // the last subscriber takes the strings
-                        deliver(s->second, event{event_kind::message, std::move(cmd.topic),
-                                                 c.name, std::move(cmd.body)});
+                        deliver(s->second, event{event_kind::message, std::move(cmd.topic), c.name,
+                                                 std::move(cmd.body)});
                     } else {
                         deliver(s->second, event{event_kind::message, cmd.topic, c.name, cmd.body});
                     }
@@ -359,7 +359,10 @@ private:
         std::string why = "left";
         try {
             for (command& c : from) {  // for c := range cmds
-                commands_.send(dispatch_cmd{dispatch_kind::from_client, id, std::move(c), {},
+                commands_.send(dispatch_cmd{dispatch_kind::from_client,
+                                            id,
+                                            std::move(c),
+                                            {},
                                             zchan::channel<event>::nil(),
                                             zchan::channel<command>::nil()});
             }
@@ -368,8 +371,12 @@ private:
         } catch (const std::exception& e) {
             why = std::string("failed: ") + e.what();
         }
-        commands_.send(dispatch_cmd{dispatch_kind::detach, id, {}, why,
-                                    zchan::channel<event>::nil(), zchan::channel<command>::nil()});
+        commands_.send(dispatch_cmd{dispatch_kind::detach,
+                                    id,
+                                    {},
+                                    why,
+                                    zchan::channel<event>::nil(),
+                                    zchan::channel<command>::nil()});
     }
 
     const options opt_;

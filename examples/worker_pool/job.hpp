@@ -21,9 +21,9 @@ struct job {
 
 struct result {
     static constexpr const char* zchan_type_name = "zchan.examples.worker_pool.result/1";
-    int id = 0;           ///< the job's id
-    std::string worker;   ///< who did it
-    std::string output;   ///< work(payload)
+    int id = 0;          ///< the job's id
+    std::string worker;  ///< who did it
+    std::string output;  ///< work(payload)
 
     template <class Archive>
     void serialize(Archive& ar) {

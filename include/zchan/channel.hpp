@@ -118,9 +118,7 @@ public:
     /// receiver has taken it). Throws channel_closed if the channel is or
     /// becomes closed before the value is accepted.
     void send(T&& v) const { send_impl(v); }
-    void send(const T& v) const
-        requires std::is_copy_constructible_v<T>
-    {
+    void send(const T& v) const requires std::is_copy_constructible_v<T> {
         T copy(v);
         send_impl(copy);
     }
@@ -130,9 +128,7 @@ public:
         send_impl(v);
         return *this;
     }
-    const channel& operator<<(const T& v) const
-        requires std::is_copy_constructible_v<T>
-    {
+    const channel& operator<<(const T& v) const requires std::is_copy_constructible_v<T> {
         send(v);
         return *this;
     }
@@ -142,9 +138,7 @@ public:
         if (!impl_) return send_status::full;
         return impl_->try_send(v);
     }
-    [[nodiscard]] send_status try_send(const T& v) const
-        requires std::is_copy_constructible_v<T>
-    {
+    [[nodiscard]] send_status try_send(const T& v) const requires std::is_copy_constructible_v<T> {
         T copy(v);
         return try_send(std::move(copy));
     }
@@ -156,9 +150,8 @@ public:
         return send_deadline(v, detail::deadline_after(d));
     }
     template <class Rep, class Period>
-    [[nodiscard]] send_status send_for(const T& v, std::chrono::duration<Rep, Period> d) const
-        requires std::is_copy_constructible_v<T>
-    {
+    [[nodiscard]] send_status send_for(const T& v, std::chrono::duration<Rep, Period> d)
+        const requires std::is_copy_constructible_v<T> {
         T copy(v);
         return send_deadline(copy, detail::deadline_after(d));
     }
@@ -167,10 +160,8 @@ public:
         return send_deadline(v, detail::to_deadline(t));
     }
     template <class Clock, class Duration>
-    [[nodiscard]] send_status send_until(const T& v,
-                                         std::chrono::time_point<Clock, Duration> t) const
-        requires std::is_copy_constructible_v<T>
-    {
+    [[nodiscard]] send_status send_until(const T& v, std::chrono::time_point<Clock, Duration> t)
+        const requires std::is_copy_constructible_v<T> {
         T copy(v);
         return send_deadline(copy, detail::to_deadline(t));
     }

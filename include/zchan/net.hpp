@@ -28,8 +28,8 @@
 #include "zchan/detail/net_link.hpp"
 #include "zchan/detail/remote_chan.hpp"
 #include "zchan/detail/served_chan.hpp"
-#include "zchan/net_options.hpp"
 #include "zchan/errors.hpp"
+#include "zchan/net_options.hpp"
 #include "zchan/security.hpp"
 #include "zchan/serialize.hpp"
 

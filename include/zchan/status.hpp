@@ -29,22 +29,32 @@ enum class recv_status {
 
 inline const char* to_string(send_status s) noexcept {
     switch (s) {
-        case send_status::ok: return "ok";
-        case send_status::full: return "full";
-        case send_status::closed: return "closed";
-        case send_status::timeout: return "timeout";
-        case send_status::peer_lost: return "peer_lost";
+        case send_status::ok:
+            return "ok";
+        case send_status::full:
+            return "full";
+        case send_status::closed:
+            return "closed";
+        case send_status::timeout:
+            return "timeout";
+        case send_status::peer_lost:
+            return "peer_lost";
     }
     return "?";
 }
 
 inline const char* to_string(recv_status s) noexcept {
     switch (s) {
-        case recv_status::ok: return "ok";
-        case recv_status::empty: return "empty";
-        case recv_status::closed: return "closed";
-        case recv_status::timeout: return "timeout";
-        case recv_status::peer_lost: return "peer_lost";
+        case recv_status::ok:
+            return "ok";
+        case recv_status::empty:
+            return "empty";
+        case recv_status::closed:
+            return "closed";
+        case recv_status::timeout:
+            return "timeout";
+        case recv_status::peer_lost:
+            return "peer_lost";
     }
     return "?";
 }

@@ -57,7 +57,8 @@ struct consumer_result {
     std::vector<std::uint32_t> latency_us;
     // (producer, seq) pairs in arrival order are not kept; instead:
     std::vector<std::uint64_t> last_seq = std::vector<std::uint64_t>(producers, 0);
-    std::vector<std::vector<std::uint64_t>> seqs = std::vector<std::vector<std::uint64_t>>(producers);
+    std::vector<std::vector<std::uint64_t>> seqs =
+        std::vector<std::vector<std::uint64_t>>(producers);
     bool in_order = true;
     std::string error;
 };
@@ -115,7 +116,8 @@ void run_load(bool curve) {
             try {
                 for (auto&& [p, seq, sent] : in[c]) {
                     const auto lat = (now_ns() - sent) / 1000;
-                    r.latency_us.push_back(static_cast<std::uint32_t>(std::max<std::int64_t>(0, lat)));
+                    r.latency_us.push_back(
+                        static_cast<std::uint32_t>(std::max<std::int64_t>(0, lat)));
                     if (p >= producers) {
                         r.error = "producer id out of range";
                         return;
@@ -179,8 +181,8 @@ void run_load(bool curve) {
     std::printf(
         "load%s: %zu values, %zu producers + %zu consumers (prefetch %u), %.2f s, %.0f values/s, "
         "latency p50 %u us, p99 %u us, peak RSS %ld kB\n",
-        curve ? " (CURVE)" : "", total, producers, consumers, prefetch, secs, static_cast<double>(total) / secs, pct(0.50),
-        pct(0.99), zchan_test::status_kb("VmHWM"));
+        curve ? " (CURVE)" : "", total, producers, consumers, prefetch, secs,
+        static_cast<double>(total) / secs, pct(0.50), pct(0.99), zchan_test::status_kb("VmHWM"));
 }
 
 TEST(Load, SixtyFourRemoteClientsThroughOneServerExactlyOnce) { run_load(false); }

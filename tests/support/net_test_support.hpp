@@ -48,8 +48,8 @@ inline std::string make_endpoint(const std::string& transport) {
 /// into a local channel, closes both, and selects over `remote` and the
 /// local channel until both are drained: every value must arrive exactly once.
 inline void expect_select_over_remote_and_local_exactly_once(const zchan::channel<int>& home,
-                                                            const zchan::channel<int>& remote,
-                                                            int n) {
+                                                             const zchan::channel<int>& remote,
+                                                             int n) {
     zchan::channel<int> local(16);
     std::thread feed_home([&] {
         for (int i = 0; i < n; ++i) home.send(i);

@@ -525,9 +525,9 @@ std::uint32_t capacity_field(const std::string& hello) {
 TEST(CodecUnit, HelloCreateRoundTripsItsCapacity) {
     // 0 is an unbuffered channel; the codec sets no upper bound (the hub's limit is §17.1's).
     for (const std::uint32_t cap : {0u, 1u, 64u, 0x01020304u, 0xffffffffu}) {
-        for (const std::uint16_t flags : {wire::flag::create,
-                                          static_cast<std::uint16_t>(wire::flag::create |
-                                                                     wire::flag::resume)}) {
+        for (const std::uint16_t flags :
+             {wire::flag::create,
+              static_cast<std::uint16_t>(wire::flag::create | wire::flag::resume)}) {
             const auto bytes = create_hello(cap, flags);
             ASSERT_EQ(bytes.size(), wire::hello_fixed_size + 4 + 6);
             EXPECT_EQ(capacity_field(bytes), cap) << "little-endian at offset 36";
@@ -598,8 +598,8 @@ TEST(CodecUnit, HelloFlagsOtherThanResumeAndCreateAreRejected) {
 
 TEST(CodecUnit, CreateFlagOnAnyTypeButHelloIsRejected) {
     wire::frame f;
-    for (const auto m : {wire::msg::recv, wire::msg::send, wire::msg::close, wire::msg::query,
-                         wire::msg::ret}) {
+    for (const auto m :
+         {wire::msg::recv, wire::msg::send, wire::msg::close, wire::msg::query, wire::msg::ret}) {
         EXPECT_EQ(decode_at(simple(m, 3, 1, wire::flag::create), wire::side::home, f),
                   codec_errc::bad_flags)
             << wire::to_string(m);

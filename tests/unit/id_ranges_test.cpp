@@ -57,7 +57,8 @@ TEST(IdRangesUnit, ContainsRunsAndPopFrontRunSeeWholeRuns) {
     EXPECT_FALSE(r.contains(5));
     EXPECT_FALSE(r.contains(13));
     std::vector<std::pair<std::uint64_t, std::uint64_t>> runs;
-    r.for_each_range([&](std::uint64_t first, std::uint64_t count) { runs.emplace_back(first, count); });
+    r.for_each_range(
+        [&](std::uint64_t first, std::uint64_t count) { runs.emplace_back(first, count); });
     EXPECT_EQ(runs, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{3, 2}, {10, 3}}));
     EXPECT_EQ(r.pop_front_run(), 5u);  // the id after 3..4
     EXPECT_EQ(r.runs(), 1u);

@@ -42,9 +42,8 @@ TEST(WatcherUnit, ReceiverWakesTheWatcherAndATrySendThenSucceeds) {
     watcher w;
     EXPECT_FALSE(ch.register_send(w.entry));  // nobody there: no false "ready"
     std::optional<int> got;
-    background_call receiver([&] {
-        EXPECT_EQ(ch.recv(got, zd::no_deadline), zchan::recv_status::ok);
-    });
+    background_call receiver(
+        [&] { EXPECT_EQ(ch.recv(got, zd::no_deadline), zchan::recv_status::ok); });
     ASSERT_TRUE(w.woken_within(generous));
     EXPECT_EQ(w.cx.selected(), zd::sel_first_op);
     ch.unregister_send(w.entry);
@@ -81,8 +80,8 @@ TEST(WatcherUnit, WatcherNeverReceivesAValueAndDoesNotHideARealSender) {
     // The receive skips the watcher (waking it) and takes the real sender's
     // value; it never reads the watcher's (null) packet.
     std::optional<int> out;
-    ASSERT_TRUE(zchan_test::wait_until(
-        [&] { return ch.try_recv(out) == zchan::recv_status::ok; }, deadline_after(generous)));
+    ASSERT_TRUE(zchan_test::wait_until([&] { return ch.try_recv(out) == zchan::recv_status::ok; },
+                                       deadline_after(generous)));
     EXPECT_EQ(out, 7);
     ASSERT_TRUE(sender.wait_done());
     EXPECT_TRUE(sent.load());

@@ -15,17 +15,17 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <thread>
 
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <ctime>
-#include <cerrno>
 
 namespace zchan::detail {
 
@@ -128,8 +128,8 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
         tsp = &ts;
     }
     // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout.
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
-            expected, tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE, expected,
+            tsp, nullptr, FUTEX_BITSET_MATCH_ANY);
 }
 
 inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
@@ -144,9 +144,10 @@ inline const void* current_thread_id() noexcept {
 }
 
 /// Values of context::select_.
-inline constexpr std::uintptr_t sel_waiting = 0;   ///< nobody has decided yet
-inline constexpr std::uintptr_t sel_aborted = 1;   ///< the waiter gave up (deadline) or saw readiness
-inline constexpr std::uintptr_t sel_closed = 2;    ///< a channel was closed: re-examine
+inline constexpr std::uintptr_t sel_waiting = 0;  ///< nobody has decided yet
+inline constexpr std::uintptr_t sel_aborted =
+    1;                                           ///< the waiter gave up (deadline) or saw readiness
+inline constexpr std::uintptr_t sel_closed = 2;  ///< a channel was closed: re-examine
 inline constexpr std::uintptr_t sel_first_op = 3;  ///< op k (k >= 0) is sel_first_op + k
 
 /// The waiting state of one blocked operation or one select. It lives on the
