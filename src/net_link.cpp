@@ -100,6 +100,7 @@
 #include "endpoint.hpp"
 #include "net_context.hpp"
 #include "zchan/detail/id_ranges.hpp"
+#include "zchan/detail/thread_annotations.hpp"
 #include "zchan/errors.hpp"
 #include "zmq_monitor.hpp"
 
@@ -181,6 +182,7 @@ public:
                        "net_options::curve_client)";
             }
         }
+        return std::nullopt;
     }
 
 private:
@@ -232,7 +234,7 @@ public:
         io_.request_stop();
         wake();
         if (io_.joinable()) io_.join();
-        std::lock_guard<std::mutex> g(mu_);
+        lock_guard g(mu_);
         if (!lost_ && channel_ != 0) {
             tx_.clear();
             w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, channel_, 0});
@@ -254,6 +256,9 @@ public:
             throw connect_error("zchan: type identity must be 1..1024 bytes");
         }
         validate_endpoint(endpoint, false);  // endpoint.hpp
+        // Uncontended: the link is not shared and io_ does not run yet; held
+        // so that the socket and the clocks are touched as everywhere else.
+        lock_guard g(mu_);
         const bool curve = opts_.curve_client.has_value();
         instance_ = random_instance_id();
         name_ = name;
@@ -389,7 +394,7 @@ public:
                                        void* configure_arg) override {
         auto r = std::make_shared<net_request>();
         r->op = op;
-        std::lock_guard<std::mutex> g(mu_);
+        lock_guard g(mu_);
         if (configure != nullptr) configure(*r, configure_arg);
         expire_if_silent_locked();
         if (lost_) {
@@ -418,10 +423,10 @@ public:
     }
 
     net_answer wait(net_request& r, deadline_t deadline) override {
-        std::unique_lock<std::mutex> g(mu_);
+        lock_guard g(mu_);
         // Often answered already: the user thread drained its own answer
         // right after sending, or start() failed.
-        await_locked(g, r, deadline);
+        await_locked(r, deadline);
         if (r.result != net_answer::none) return r.result;
         // The deadline passed first. protocol.md §8.5: cancel and let the
         // home decide.
@@ -439,13 +444,13 @@ public:
         // cancel_locked drains: the verdict may be in already, written while
         // cx was still aborted (so nobody unparked us). Check before re-arming.
         if (r.result != net_answer::none) return r.result;
-        r.cx.reset();                     // under mu_: no answer can race with it
-        await_locked(g, r, no_deadline);  // answered, or lost within the timeout
+        r.cx.reset();                  // under mu_: no answer can race with it
+        await_locked(r, no_deadline);  // answered, or lost within the timeout
         return r.result;
     }
 
     void detach(net_request& r) override {
-        std::lock_guard<std::mutex> g(mu_);
+        lock_guard g(mu_);
         r.entry = nullptr;
         if (r.op == net_op::recv && prefetch_ != 0) {
             r.orphan = true;
@@ -458,7 +463,7 @@ public:
     }
 
     void ack(std::uint64_t delivery) override {
-        std::lock_guard<std::mutex> g(mu_);
+        lock_guard g(mu_);
         ack_locked(delivery);
     }
 
@@ -467,7 +472,7 @@ public:
     /// caller's next request, a few microseconds later) or at the
     /// background thread's next tick (heartbeat/4), whichever comes first.
     /// The home then handles ACK and request in one wake-up instead of two.
-    void ack_locked(std::uint64_t delivery) override {
+    void ack_locked(std::uint64_t delivery) override ZCHAN_REQUIRES(mu_) {
         if (lost_) {
             // The home is shutting down and still listens for a while
             // (home_stopping_locked): a value taken now must be ACKed or it
@@ -486,7 +491,7 @@ public:
         if (acks_.size() >= w::max_acks) flush_acks_locked();
     }
 
-    void give_back_locked(std::uint64_t delivery) override {
+    void give_back_locked(std::uint64_t delivery) override ZCHAN_REQUIRES(mu_) {
         if (lost_) return;
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, w::msg::ret, 0, channel_, delivery});
@@ -502,7 +507,8 @@ private:
 
     /// Requires mu_. A recv on a prefetching link (see the top): served from
     /// pq_, or queued in pwaiters_; never a request of its own.
-    void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now) {
+    void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now)
+        ZCHAN_REQUIRES(mu_) {
         if (head_ready_locked()) {
             (void)hand_over_locked(*r);  // false: a select already decided otherwise
         } else if (drained_locked()) {
@@ -527,7 +533,7 @@ private:
 
     /// Requires mu_. The head of pq_ may be handed out: no earlier delivery
     /// is still to come (see the top).
-    [[nodiscard]] bool head_ready_locked() const noexcept {
+    [[nodiscard]] bool head_ready_locked() const noexcept ZCHAN_REQUIRES(mu_) {
         return !pq_.empty() && pq_.front().delivery < p_next_;
     }
 
@@ -542,13 +548,13 @@ private:
     /// connection (§12.2). (A `zchan recv` that once hung here was a select
     /// that registered after the handle drained and was never told, see
     /// start_prefetched_locked; no request had gone unanswered.)
-    [[nodiscard]] bool drained_locked() const noexcept {
+    [[nodiscard]] bool drained_locked() const noexcept ZCHAN_REQUIRES(mu_) {
         return p_closed_ && pq_.empty() && p_outstanding_ == 0;
     }
 
     /// Requires mu_. Delivery `d` arrived (queued, given back or a repeat):
     /// advances p_next_ past every delivery that has arrived.
-    void saw_delivery_locked(std::uint64_t d) {
+    void saw_delivery_locked(std::uint64_t d) ZCHAN_REQUIRES(mu_) {
         if (prefetch_ == 0 || d < p_next_) return;
         if (d > p_next_) {
             p_above_.insert(d);
@@ -563,7 +569,7 @@ private:
 
     /// Requires mu_. Queues a prefetched value in delivery order (at the
     /// back but after a resume, see the top).
-    void queue_value_locked(std::string payload, std::uint64_t delivery) {
+    void queue_value_locked(std::string payload, std::uint64_t delivery) ZCHAN_REQUIRES(mu_) {
         auto at = pq_.end();
         while (at != pq_.begin() && std::prev(at)->delivery > delivery) --at;
         pq_.insert(at, queued_value{std::move(payload), delivery});
@@ -572,7 +578,7 @@ private:
     /// Requires mu_, head_ready_locked(). Gives the head of pq_ to `r`: a plain
     /// recv takes it (true); a select registration takes it if its select
     /// chose it (then ACKed), else the value stays queued (false).
-    bool hand_over_locked(net_request& r) {
+    bool hand_over_locked(net_request& r) ZCHAN_REQUIRES(mu_) {
         queued_value& q = pq_.front();
         r.payload.swap(q.payload);
         r.delivery = q.delivery;
@@ -593,7 +599,7 @@ private:
     }
 
     /// Requires mu_. Serves waiting receivers from pq_ (or with CLOSED).
-    void serve_waiters_locked() {
+    void serve_waiters_locked() ZCHAN_REQUIRES(mu_) {
         while (!pwaiters_.empty() && (head_ready_locked() || drained_locked())) {
             std::shared_ptr<net_request> r = std::move(pwaiters_.front());
             pwaiters_.pop_front();
@@ -620,7 +626,7 @@ private:
     }
 
     /// Requires mu_. Drops `r` from pwaiters_ (deadline passed, select gone).
-    void forget_waiter_locked(const net_request& r) {
+    void forget_waiter_locked(const net_request& r) ZCHAN_REQUIRES(mu_) {
         for (auto it = pwaiters_.begin(); it != pwaiters_.end(); ++it) {
             if (it->get() == &r) {
                 pwaiters_.erase(it);
@@ -631,7 +637,7 @@ private:
 
     /// Requires mu_. Tops the window up to the grant with one RECV_MANY
     /// (§8.8), queued ACKs first.
-    void refill_locked() {
+    void refill_locked() ZCHAN_REQUIRES(mu_) {
         if (p_closed_ || lost_) return;
         const std::size_t have = pq_.size() + p_outstanding_;
         if (have >= prefetch_) return;
@@ -649,7 +655,7 @@ private:
     /// Requires mu_. If `id` is an outstanding prefetch request, forgets it
     /// (its answer has come) and returns true. Answers come in request order
     /// (§8.8), so it is almost always the first id of the first range.
-    bool take_prefetch_id_locked(std::uint64_t id) {
+    bool take_prefetch_id_locked(std::uint64_t id) ZCHAN_REQUIRES(mu_) {
         if (!p_ranges_.take(id)) return false;
         --p_outstanding_;
         return true;
@@ -657,7 +663,7 @@ private:
 
     /// Requires mu_. A non-value final answer to prefetch request (already
     /// taken off p_ranges_).
-    void prefetch_answer_locked(net_answer a) {
+    void prefetch_answer_locked(net_answer a) ZCHAN_REQUIRES(mu_) {
         if (a == net_answer::closed) p_closed_ = true;
         // cancelled/error/empty: the slot is simply free again.
         serve_waiters_locked();
@@ -665,7 +671,7 @@ private:
 
     /// Requires mu_. VALUES (§8.8): entry i answers request f.h.id + i with
     /// delivery f.delivery_seq + i.
-    void dispatch_values_locked(const w::frame& f) {
+    void dispatch_values_locked(const w::frame& f) ZCHAN_REQUIRES(mu_) {
         w::values_reader entries(f);
         bool queued = false;
         for (std::uint32_t i = 0; i < f.count; ++i) {
@@ -695,30 +701,31 @@ private:
     /// Requires mu_. Called before any zmq call on the socket: if a leader
     /// is polling (and so it is not us), its edge may be consumed or its
     /// answer taken by this call; make its poll return (see the top).
-    void kick_leader_locked() noexcept {
+    void kick_leader_locked() noexcept ZCHAN_REQUIRES(mu_) {
         if (!leader_ || leader_kicked_) return;
         leader_kicked_ = true;
         const std::uint64_t one = 1;
         [[maybe_unused]] auto n = ::write(leader_fd_, &one, sizeof one);
     }
 
-    /// Requires mu_ (held through `g`; released while polling). Waits until
-    /// `r` has its final answer or `deadline` passes, as the leader that
-    /// polls the socket or as a follower parked on r.cx (see the top).
-    void await_locked(std::unique_lock<std::mutex>& g, net_request& r, deadline_t deadline) {
+    /// Requires mu_ (released while it waits or polls, held again on
+    /// return). Waits until `r` has its final answer or `deadline` passes, as
+    /// the leader that polls the socket or as a follower parked on r.cx (see
+    /// the top). Nothing between the unlock and the lock can throw.
+    void await_locked(net_request& r, deadline_t deadline) ZCHAN_REQUIRES(mu_) {
         while (r.result == net_answer::none) {
             const auto now = clock::now();
             if (deadline != no_deadline && now >= deadline) return;
             if (leader_) {
                 // Follower: the leader, or the background thread once the
                 // leader retires, drains our answer and unparks us.
-                g.unlock();
+                mu_.unlock();
                 r.cx.wait_until(deadline);
-                g.lock();
+                mu_.lock();
                 continue;
             }
             leader_ = true;
-            g.unlock();
+            mu_.unlock();
             // Bounded, as a backstop: a lost edge costs at most this much.
             auto wait_ms = leader_poll_max_ms;
             if (deadline != no_deadline) {
@@ -727,7 +734,7 @@ private:
             }
             pollfd fds[2] = {{zmq_fd_, POLLIN, 0}, {leader_fd_, POLLIN, 0}};
             ::poll(fds, 2, static_cast<int>(wait_ms));
-            g.lock();
+            mu_.lock();
             leader_ = false;
             if (leader_kicked_) {
                 std::uint64_t n = 0;
@@ -742,7 +749,7 @@ private:
     }
 
     /// Requires mu_. CANCEL_SEND / CANCEL_RECV / CANCEL_WATCH for a pending request.
-    void cancel_locked(net_request& r) {
+    void cancel_locked(net_request& r) ZCHAN_REQUIRES(mu_) {
         if (lost_ || pending_.count(r.id) == 0) return;
         const auto m = cancel_type(r.op);
         if (!m) return;
@@ -772,7 +779,7 @@ private:
     /// Requires mu_. Encodes request `r` into tx_ (§5.2): the first time it
     /// is sent (start) and again, with its original id and flags, after a
     /// resume (§12.2).
-    void encode_request_locked(const net_request& r) {
+    void encode_request_locked(const net_request& r) ZCHAN_REQUIRES(mu_) {
         const std::uint16_t flags = r.try_now ? w::flag::try_now : 0;
         tx_.clear();
         switch (r.op) {
@@ -797,13 +804,13 @@ private:
 
     /// Requires mu_. Sends tx_, then drains (the send may have consumed the
     /// ZMQ_FD edge; see the top of the file).
-    void send_locked() {
+    void send_locked() ZCHAN_REQUIRES(mu_) {
         send_raw_locked();
         drain_locked();
     }
 
     /// Requires mu_. Sends the queued ACKs, if any (see ack_locked).
-    void flush_acks_locked() {
+    void flush_acks_locked() ZCHAN_REQUIRES(mu_) {
         if (acks_.empty() || lost_) {
             acks_.clear();
             return;
@@ -818,7 +825,7 @@ private:
 
     /// Requires mu_. Sends tx_ (after the queued ACKs) without draining
     /// (used while dispatching).
-    void send_raw_locked() {
+    void send_raw_locked() ZCHAN_REQUIRES(mu_) {
         kick_leader_locked();
         flush_acks_locked();
         if (lost_) return;
@@ -826,7 +833,7 @@ private:
     }
 
     /// Requires mu_. One frame out; a failure loses the session.
-    void send_buf_locked(const std::string& buf) {
+    void send_buf_locked(const std::string& buf) ZCHAN_REQUIRES(mu_) {
         // A thread stopped after its last check must not refresh the stamp
         // by sending: that would make a stale session look alive again.
         expire_if_silent_locked();
@@ -850,7 +857,7 @@ private:
     }
 
     /// Requires mu_. Reads and dispatches every frame the socket has ready.
-    void drain_locked() {
+    void drain_locked() ZCHAN_REQUIRES(mu_) {
         if (draining_) return;  // re-entered from a dispatch hook
         expire_if_silent_locked();
         if (lost_) return;
@@ -884,7 +891,7 @@ private:
     }
 
     /// Requires mu_. One frame from the home (protocol.md §5.2, H->P).
-    void dispatch_locked(const zmq::message_t& m) {
+    void dispatch_locked(const zmq::message_t& m) ZCHAN_REQUIRES(mu_) {
         w::frame f;
         if (w::decode({m.data<unsigned char>(), m.size()}, w::side::peer, f, opts_.max_frame)) {
             ++malformed_;  // protocol.md §11.1: count and drop
@@ -967,7 +974,7 @@ private:
     /// user now: the home puts it back into the channel), then the session
     /// is lost (protocol.md §11.3). A VALUE already handed to a user
     /// operation that has not ACKed yet is ACKed when it does (ack_locked).
-    void home_stopping_locked() {
+    void home_stopping_locked() ZCHAN_REQUIRES(mu_) {
         flush_acks_locked();
         // Newest first: each RETURN goes to the head of the channel, so the
         // channel ends up holding them in delivery order.
@@ -978,7 +985,7 @@ private:
     }
 
     /// Requires mu_. Writes a final answer into its request and wakes it.
-    void complete_locked(const w::frame& f, net_answer a) {
+    void complete_locked(const w::frame& f, net_answer a) ZCHAN_REQUIRES(mu_) {
         if (a == net_answer::value) saw_delivery_locked(f.delivery_seq);
         if (!resent_.empty() && second_answer_locked(f.h.id, a, f.delivery_seq)) return;
         auto it = pending_.find(f.h.id);
@@ -1030,7 +1037,7 @@ private:
 
     /// Requires mu_. The session is lost (protocol.md §11.3): every pending
     /// request fails with `lost`. The first reason is the one reported.
-    void lose_locked(lost_why why) {
+    void lose_locked(lost_why why) ZCHAN_REQUIRES(mu_) {
         if (!lost_.load(std::memory_order_relaxed)) {
             why_.store(why, std::memory_order_relaxed);  // published by lost_'s release
         }
@@ -1082,7 +1089,7 @@ private:
     /// covers the coarse clock's tick (it may read up to one tick late). A
     /// stop shorter than the timeout minus the heartbeat never trips either
     /// side (a live process sends at least every heartbeat).
-    void expire_if_silent_locked() {
+    void expire_if_silent_locked() ZCHAN_REQUIRES(mu_) {
         if (lost_ || last_send_ms_ == 0) return;
         const std::int64_t limit = timeout_.count() - coarse_slack_ms;
         if (coarse_now_ms() - last_send_ms_ > limit) lose_locked(lost_why::not_running);
@@ -1091,7 +1098,7 @@ private:
     /// Requires mu_. protocol.md §12.1. Frames are not stamped with the
     /// clock one by one: whatever was received or sent since the last tick
     /// counts as received or sent now (late by at most heartbeat/4).
-    void heartbeat_locked() {
+    void heartbeat_locked() ZCHAN_REQUIRES(mu_) {
         const auto now = steady::now();
         if (rx_seen_) last_rx_ = now;
         if (tx_seen_) last_tx_ = now;
@@ -1111,7 +1118,7 @@ private:
     }
 
     /// Requires mu_. PING; its PONG confirms every resolution sent before it.
-    void send_ping_locked() {
+    void send_ping_locked() ZCHAN_REQUIRES(mu_) {
         tx_.clear();
         w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, channel_, ++ping_nonce_});
         send_raw_locked();  // flushes the queued ACKs first: they are covered too
@@ -1120,7 +1127,7 @@ private:
 
     /// Requires mu_. PONG `nonce` (§12.5): the resolutions sent before its
     /// PING have been processed by the home; forget them.
-    void confirm_locked(std::uint64_t nonce) {
+    void confirm_locked(std::uint64_t nonce) ZCHAN_REQUIRES(mu_) {
         while (!conf_marks_.empty() && conf_marks_.front().first <= nonce) {
             const auto [n, count] = conf_marks_.front();
             conf_marks_.pop_front();
@@ -1135,7 +1142,7 @@ private:
     /// session on this connection (§12.2): HELLO RESUME. It queues in the
     /// DEALER until the new connection is up. A second one (another reset
     /// before WELCOME) supersedes the first: only its WELCOME counts.
-    void start_resume_locked() {
+    void start_resume_locked() ZCHAN_REQUIRES(mu_) {
         if (lost_) return;
         resuming_ = true;
         resume_nonce_ = nonce_base_ | ++hello_count_;
@@ -1151,7 +1158,7 @@ private:
     }
 
     /// Requires mu_. WELCOME: the answer to our latest HELLO RESUME, else stale.
-    void welcome_locked(const w::frame& f) {
+    void welcome_locked(const w::frame& f) ZCHAN_REQUIRES(mu_) {
         if (!resuming_ || f.h.id != resume_nonce_) return;
         resuming_ = false;
         if ((f.h.flags & w::flag::resume) == 0 || f.welcome.channel != channel_ ||
@@ -1175,11 +1182,12 @@ private:
     /// resolutions, then every request without a final answer, in id order
     /// (so one sender's values stay in order), then the outstanding
     /// prefetch ranges; a PING last, to confirm the resolutions.
-    void resend_locked() {
+    void resend_locked() ZCHAN_REQUIRES(mu_) {
         flush_acks_locked();  // queued ones join unconf_
         conf_marks_.clear();  // their PINGs may have died with the connection
         std::vector<std::uint64_t> acks;
-        auto flush = [&] {
+        // Runs here only, under mu_ (the analysis does not follow lambdas).
+        auto flush = [&]() ZCHAN_NO_THREAD_SAFETY_ANALYSIS {
             if (acks.empty()) return;
             ack_tx_.clear();
             w::encode_ack(ack_tx_, channel_, acks);
@@ -1215,12 +1223,14 @@ private:
                 send_buf_locked(tx_);
             }
         }
-        p_ranges_.for_each_range([&](std::uint64_t first, std::uint64_t count) {
-            for (std::uint64_t i = 0; i < count; ++i) resent_.emplace(first + i, unanswered);
-            tx_.clear();
-            w::encode_recv_many(tx_, channel_, first, static_cast<std::uint32_t>(count));
-            send_buf_locked(tx_);
-        });
+        // Called by for_each_range under mu_ (the analysis does not follow lambdas).
+        p_ranges_.for_each_range(
+            [&](std::uint64_t first, std::uint64_t count) ZCHAN_NO_THREAD_SAFETY_ANALYSIS {
+                for (std::uint64_t i = 0; i < count; ++i) resent_.emplace(first + i, unanswered);
+                tx_.clear();
+                w::encode_recv_many(tx_, channel_, first, static_cast<std::uint32_t>(count));
+                send_buf_locked(tx_);
+            });
         send_ping_locked();
     }
 
@@ -1228,7 +1238,8 @@ private:
     /// first one is recorded and handled as usual (false); a second one is
     /// dropped (true), after giving back a VALUE that is not the delivery
     /// the first one brought (the home ran the request again).
-    bool second_answer_locked(std::uint64_t id, net_answer a, std::uint64_t delivery) {
+    bool second_answer_locked(std::uint64_t id, net_answer a, std::uint64_t delivery)
+        ZCHAN_REQUIRES(mu_) {
         auto it = resent_.find(id);
         if (it == resent_.end()) return false;
         if (it->second == unanswered) {
@@ -1245,7 +1256,7 @@ private:
         while (!st.stop_requested()) {
             bool poll_sock = false;
             {
-                std::lock_guard<std::mutex> g(mu_);
+                lock_guard g(mu_);
                 if (lost_) return;
                 if (mon_->disconnected()) start_resume_locked();  // §12.2
                 drain_locked();
@@ -1289,55 +1300,59 @@ private:
     std::chrono::milliseconds hb_{1000};
     std::chrono::milliseconds timeout_{3000};
 
-    std::mutex mu_;
-    zmq::socket_t sock_;  // guarded by mu_ (after handshake)
-    std::unordered_map<std::uint64_t, std::shared_ptr<net_request>> pending_;  // guarded by mu_
-    std::uint64_t next_id_ = 1;                                                // guarded by mu_
-    std::uint64_t ping_nonce_ = 0;                                             // guarded by mu_
-    steady::time_point last_rx_{};                                             // guarded by mu_
-    steady::time_point last_tx_{};                                             // guarded by mu_
-    bool rx_seen_ = false;           // a frame arrived since the last tick; guarded by mu_
-    bool tx_seen_ = false;           // a frame left since the last tick; guarded by mu_
-    std::int64_t last_send_ms_ = 0;  // coarse_now_ms() of the last frame sent; by mu_
-    bool home_stopping_ = false;     // ERROR shutting_down received; guarded by mu_
+    annotated_mutex mu_;
+    zmq::socket_t sock_ ZCHAN_GUARDED_BY(mu_);  // after handshake
+    std::unordered_map<std::uint64_t, std::shared_ptr<net_request>> pending_ ZCHAN_GUARDED_BY(mu_);
+    std::uint64_t next_id_ ZCHAN_GUARDED_BY(mu_) = 1;
+    std::uint64_t ping_nonce_ ZCHAN_GUARDED_BY(mu_) = 0;
+    steady::time_point last_rx_ ZCHAN_GUARDED_BY(mu_){};
+    steady::time_point last_tx_ ZCHAN_GUARDED_BY(mu_){};
+    bool rx_seen_ ZCHAN_GUARDED_BY(mu_) = false;           // a frame arrived since the last tick
+    bool tx_seen_ ZCHAN_GUARDED_BY(mu_) = false;           // a frame left since the last tick
+    std::int64_t last_send_ms_ ZCHAN_GUARDED_BY(mu_) = 0;  // coarse_now_ms() of the last frame sent
+    bool home_stopping_ ZCHAN_GUARDED_BY(mu_) = false;     // ERROR shutting_down received
     // Resume (see the top); all guarded by mu_.
     std::optional<dial_monitor> mon_;  // created in handshake(); read under mu_ after it
-    bool resuming_ = false;            // HELLO RESUME sent, its WELCOME not yet here
-    std::uint64_t resume_nonce_ = 0;   // the latest HELLO RESUME's nonce
-    std::uint64_t hello_count_ = 1;    // HELLOs sent (the dial's was 1)
-    std::uint64_t resumes_ = 0;        // completed resumes
+    bool resuming_ ZCHAN_GUARDED_BY(mu_) = false;  // HELLO RESUME sent, its WELCOME not yet here
+    std::uint64_t resume_nonce_ ZCHAN_GUARDED_BY(mu_) = 0;  // the latest HELLO RESUME's nonce
+    std::uint64_t hello_count_ ZCHAN_GUARDED_BY(mu_) = 1;   // HELLOs sent (the dial's was 1)
+    std::uint64_t resumes_ ZCHAN_GUARDED_BY(mu_) = 0;       // completed resumes
     /// Resolutions sent and not yet confirmed (§12.5), in order: a delivery
     /// seq, with return_bit set for a RETURN.
     static constexpr std::uint64_t return_bit = std::uint64_t{1} << 63;
-    std::deque<std::uint64_t> unconf_;
+    std::deque<std::uint64_t> unconf_ ZCHAN_GUARDED_BY(mu_);
     /// PINGs sent since: (nonce, how many of unconf_ its PONG confirms).
-    std::deque<std::pair<std::uint64_t, std::size_t>> conf_marks_;
+    std::deque<std::pair<std::uint64_t, std::size_t>> conf_marks_ ZCHAN_GUARDED_BY(mu_);
     /// Requests re-sent by the last resume -> the delivery of their first
     /// answer (0: not a VALUE; `unanswered`: none yet).
     static constexpr std::uint64_t unanswered = ~std::uint64_t{0};
-    std::unordered_map<std::uint64_t, std::uint64_t> resent_;
-    std::string tx_;      // guarded by mu_
-    std::string ack_tx_;  // an ACK frame being sent; guarded by mu_
+    std::unordered_map<std::uint64_t, std::uint64_t> resent_ ZCHAN_GUARDED_BY(mu_);
+    std::string tx_ ZCHAN_GUARDED_BY(mu_);
+    std::string ack_tx_ ZCHAN_GUARDED_BY(mu_);  // an ACK frame being sent
     // Prefetch window (see the top); all guarded by mu_. prefetch_ is set by
     // handshake() before io_ starts.
     struct queued_value {
         std::string payload;
         std::uint64_t delivery = 0;
     };
-    std::uint32_t prefetch_ = 0;       // granted window P'; 0 = none
-    std::deque<queued_value> pq_;      // prefetched, not yet taken
-    std::uint64_t p_next_ = 1;         // the lowest delivery seq that has not arrived
-    std::set<std::uint64_t> p_above_;  // deliveries above p_next_ that have arrived
-    std::deque<std::shared_ptr<net_request>> pwaiters_;  // recvs waiting for pq_
+    std::uint32_t prefetch_ = 0;                         // granted window P'; 0 = none
+    std::deque<queued_value> pq_ ZCHAN_GUARDED_BY(mu_);  // prefetched, not yet taken
+    std::uint64_t p_next_ ZCHAN_GUARDED_BY(mu_) =
+        1;  // the lowest delivery seq that has not arrived
+    std::set<std::uint64_t> p_above_
+        ZCHAN_GUARDED_BY(mu_);  // deliveries above p_next_ that have arrived
+    std::deque<std::shared_ptr<net_request>> pwaiters_
+        ZCHAN_GUARDED_BY(mu_);  // recvs waiting for pq_
     // Prefetch RECVs in flight: (first id, count) ranges in request order.
-    id_ranges p_ranges_;
-    std::size_t p_outstanding_ = 0;    // their total
-    bool p_closed_ = false;            // a prefetch RECV got CLOSED
-    std::vector<std::uint64_t> acks_;  // deliveries taken, not yet ACKed; guarded by mu_
-    bool draining_ = false;            // guarded by mu_
-    bool leader_ = false;              // a user thread polls the socket; guarded by mu_
-    bool leader_kicked_ = false;       // leader_fd_ written, not yet read; guarded by mu_
-    bool bg_polls_sock_ = false;       // the background thread's poll includes zmq_fd_; by mu_
+    id_ranges p_ranges_ ZCHAN_GUARDED_BY(mu_);
+    std::size_t p_outstanding_ ZCHAN_GUARDED_BY(mu_) = 0;    // their total
+    bool p_closed_ ZCHAN_GUARDED_BY(mu_) = false;            // a prefetch RECV got CLOSED
+    std::vector<std::uint64_t> acks_ ZCHAN_GUARDED_BY(mu_);  // deliveries taken, not yet ACKed
+    bool draining_ ZCHAN_GUARDED_BY(mu_) = false;
+    bool leader_ ZCHAN_GUARDED_BY(mu_) = false;         // a user thread polls the socket
+    bool leader_kicked_ ZCHAN_GUARDED_BY(mu_) = false;  // leader_fd_ written, not yet read
+    bool bg_polls_sock_ ZCHAN_GUARDED_BY(mu_) =
+        false;  // the background thread's poll includes zmq_fd_
 };
 
 }  // namespace

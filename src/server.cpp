@@ -51,6 +51,7 @@
 #include "endpoint.hpp"
 #include "net_context.hpp"
 #include "zap.hpp"
+#include "zchan/detail/thread_annotations.hpp"
 #include "zchan/hub.hpp"
 #include "zchan/net.hpp"
 #include "zmq_monitor.hpp"
@@ -131,7 +132,7 @@ public:
         if (name.front() == '$') {  // protocol.md §17.2
             throw std::invalid_argument("zchan: channel names starting with '$' are reserved");
         }
-        std::lock_guard<std::mutex> g(served_mu_);
+        detail::lock_guard g(served_mu_);
         if (!served_.emplace(name, std::move(ch)).second) {
             throw std::invalid_argument("zchan: a channel named \"" + name +
                                         "\" is already served");
@@ -139,18 +140,18 @@ public:
     }
 
     void set_factory(detail::channel_factory f) {
-        std::lock_guard<std::mutex> g(served_mu_);
+        detail::lock_guard g(served_mu_);
         factory_ = std::move(f);
     }
     void set_sweeper(detail::channel_sweeper f) {  // hub: idle channels (§17.1)
-        std::lock_guard<std::mutex> g(served_mu_);
+        detail::lock_guard g(served_mu_);
         sweeper_ = std::move(f);
     }
 
     // op_notifier: any thread, under a channel lock.
     void post(detail::served_base* ch, std::uint64_t op_id) noexcept override {
         {
-            std::lock_guard<std::mutex> g(ready_mu_);
+            detail::lock_guard g(ready_mu_);
             ready_.emplace_back(ch, op_id);
         }
         if (!signalled_.exchange(true, std::memory_order_acq_rel)) wake();
@@ -299,7 +300,7 @@ private:
             a.senders += s.sends ? 1 : 0;
             a.receivers += s.recvs ? 1 : 0;
         }
-        std::lock_guard<std::mutex> g(served_mu_);  // then channel locks (on_query)
+        detail::lock_guard g(served_mu_);  // then channel locks (on_query)
         for (const auto& [name, ch] : served_) {
             if (name.front() == '$') continue;
             channel_stats c;
@@ -445,7 +446,7 @@ private:
         auto& ready = ready_scratch_;  // reused: its capacity goes back and forth
         ready.clear();
         {
-            std::lock_guard<std::mutex> g(ready_mu_);
+            detail::lock_guard g(ready_mu_);
             ready.swap(ready_);
         }
         for (auto& [ch, op] : ready) ch->on_ready(*this, op);
@@ -626,7 +627,7 @@ private:
         detail::served_base* ch = nullptr;
         std::string refusal;
         {
-            std::lock_guard<std::mutex> g(served_mu_);
+            detail::lock_guard g(served_mu_);
             auto it = served_.find(name);
             if (it != served_.end()) {
                 ch = it->second.get();
@@ -739,10 +740,10 @@ private:
     // users, so nothing but this thread posts for them.
     void sweep_idle() {
         {
-            std::lock_guard<std::mutex> g(ready_mu_);
+            detail::lock_guard g(ready_mu_);
             if (!ready_.empty()) return;
         }
-        std::lock_guard<std::mutex> g(served_mu_);
+        detail::lock_guard g(served_mu_);
         if (!sweeper_) return;
         std::unordered_set<const detail::served_base*> attached;
         for (const auto& [sid, s] : sessions_) attached.insert(s.ch);
@@ -796,13 +797,14 @@ private:
     std::atomic<std::size_t> session_count_{0};
     std::atomic<std::uint64_t> rejected_{0};
 
-    std::mutex served_mu_;
-    std::map<std::string, std::unique_ptr<detail::served_base>> served_;  // guarded by served_mu_
-    detail::channel_factory factory_;  // guarded by served_mu_; a hub's (protocol.md §17.1)
-    detail::channel_sweeper sweeper_;  // guarded by served_mu_; a hub's (protocol.md §17.1)
+    detail::annotated_mutex served_mu_;
+    std::map<std::string, std::unique_ptr<detail::served_base>> served_
+        ZCHAN_GUARDED_BY(served_mu_);
+    detail::channel_factory factory_ ZCHAN_GUARDED_BY(served_mu_);  // a hub's (protocol.md §17.1)
+    detail::channel_sweeper sweeper_ ZCHAN_GUARDED_BY(served_mu_);  // a hub's (protocol.md §17.1)
 
-    std::mutex ready_mu_;
-    std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_;  // guarded by ready_mu_
+    detail::annotated_mutex ready_mu_;
+    std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_ ZCHAN_GUARDED_BY(ready_mu_);
     std::atomic<bool> signalled_{false};
 
     // Server thread only.
