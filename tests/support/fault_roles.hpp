@@ -20,6 +20,8 @@
 //            ZCHAN_SELF_STOP_AFTER=k: after k values, sends a QUERY (so that its
 //            last frame left just now), prints "stopping" and stops itself
 //            (SIGSTOP); the test decides how long it stays stopped.
+//            ZCHAN_SUMMARY=1: prints "count <n> sum <s>" before "end" instead of a
+//            line per value.
 //
 // Failures: "lost" (exit 4) on peer_lost, "closed" (exit 3) on channel_closed,
 // "bad <text>" (exit 5) for a value that is not a whole make_value() value,
@@ -112,6 +114,11 @@ inline int role_consume() {
     const long stall_after = std::stol(env_or("ZCHAN_STALL_AFTER", "0"));
     const long release_after = std::stol(env_or("ZCHAN_RELEASE_AFTER", "0"));
     const long self_stop_after = std::stol(env_or("ZCHAN_SELF_STOP_AFTER", "0"));
+    // ZCHAN_SUMMARY=1: no line per value (a consumer that waits for the test to
+    // read its output is not running at its own speed), "count <n> sum <s>" at the end.
+    const bool summary = env_or("ZCHAN_SUMMARY") == "1";
+    long count = 0;
+    long sum = 0;
     std::optional<zchan::channel<std::string>> ch =
         zchan::dial<std::string>(env_or("ZCHAN_EP"), "ch", fault_options());
     say("dialed");
@@ -145,9 +152,15 @@ inline int role_consume() {
             say("bad " + v->substr(0, 40));
             return 5;
         }
-        say("got " + std::to_string(*n));
+        if (summary) {
+            ++count;
+            sum += *n;
+        } else {
+            say("got " + std::to_string(*n));
+        }
         ++k;
     }
+    if (summary) say("count " + std::to_string(count) + " sum " + std::to_string(sum));
     say("end");
     return 0;
 }

@@ -663,6 +663,16 @@ private:
         return false;
     }
 
+    /// Queues in turns_ every other session whose stream waits on the channel
+    /// with requests left: a waiter is woken only by a sender's notification,
+    /// which a yielding stream would otherwise keep beating to the values.
+    void queue_waiting_streams(std::uint32_t session) {
+        for (const auto& [id, st] : sessions_) {
+            if (id == session || st.stream_op == 0 || st.stream_ranges.empty()) continue;
+            if (std::find(turns_.begin(), turns_.end(), id) == turns_.end()) turns_.push_back(id);
+        }
+    }
+
     /// One turn of each session in turns_ (see the top); what yields again
     /// waits for the next pass.
     void rotate(reply_sink& out) {
@@ -764,6 +774,7 @@ private:
                 (share && ++taken == stream_turn_values) || bytes >= stream_turn_bytes;
             if (turn_over && !st.stream_ranges.empty()) {
                 flush();
+                queue_waiting_streams(session);  // their turn comes first
                 turns_.push_back(session);
                 return true;
             }
