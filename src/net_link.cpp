@@ -869,8 +869,12 @@ private:
             // ZMQ_EVENTS), at one zmq call per frame instead of two.
             for (;;) {
                 // A stop can land between two frames too (§12.1): check per frame.
-                expire_if_silent_locked();
+                const std::int64_t now = coarse_now_ms();
+                expire_if_silent_locked(now);
                 if (lost_) break;
+                // A long burst (large values) must not silence us: the home
+                // would declare us lost, and so would expire_if_silent_locked.
+                if (now - last_send_ms_ >= hb_.count()) send_ping_locked();
                 zmq::message_t m;
                 if (!sock_.recv(m, zmq::recv_flags::dontwait)) break;
                 if (m.more()) {  // protocol.md §3: one frame per message
@@ -880,9 +884,6 @@ private:
                     continue;
                 }
                 dispatch_locked(m);
-                // A long burst (large values) must not silence us: the home
-                // would declare us lost, and so would expire_if_silent_locked.
-                if (coarse_now_ms() - last_send_ms_ >= hb_.count()) send_ping_locked();
             }
         } catch (const zmq::error_t&) {
             lose_locked(lost_why::socket_failed);
@@ -1089,10 +1090,10 @@ private:
     /// covers the coarse clock's tick (it may read up to one tick late). A
     /// stop shorter than the timeout minus the heartbeat never trips either
     /// side (a live process sends at least every heartbeat).
-    void expire_if_silent_locked() ZCHAN_REQUIRES(mu_) {
+    void expire_if_silent_locked(std::int64_t now = coarse_now_ms()) ZCHAN_REQUIRES(mu_) {
         if (lost_ || last_send_ms_ == 0) return;
         const std::int64_t limit = timeout_.count() - coarse_slack_ms;
-        if (coarse_now_ms() - last_send_ms_ > limit) lose_locked(lost_why::not_running);
+        if (now - last_send_ms_ > limit) lose_locked(lost_why::not_running);
     }
 
     /// Requires mu_. protocol.md §12.1. Frames are not stamped with the
