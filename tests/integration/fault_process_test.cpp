@@ -288,12 +288,16 @@ TEST(FaultProcess, ValuesGivenBackAfterACloseReachAReceiverStillRanging) {
 // ---- 1c. waiting receivers served in turn --------------------------------------------
 
 // Issue 10 item 5: two equal consumers (separate processes, the default
-// prefetch of `zchan recv`) of one live stream each get a fair share. Long
-// enough (a second or more) that the scheduler's share of the CPU between the
-// two processes evens out on a loaded machine: a consumer that does not run
-// has a full window and, rightly, gets nothing meanwhile.
+// prefetch of `zchan recv`) of one live stream each get a fair share. The
+// values come from a dialed producer, as `seq | zchan send` into a hub does
+// in the issue: each send is a round trip, so the consumers are waiting at
+// the home nearly all the time and the split measures how the home serves
+// waiting receivers. (With a local producer the consumers are the
+// bottleneck and the split measures how the OS shares the CPU between two
+// processes: a consumer that does not run has a full window and, rightly,
+// gets nothing meanwhile. On a loaded 2-vCPU machine that went to 34%.)
 TEST(FaultProcess, TwoEqualConsumersOfOneStreamShareIt) {
-    const long n = static_cast<long>(zchan_test::scale(1'000'000));
+    const long n = static_cast<long>(zchan_test::scale(20'000));
     zchan::channel<std::string> ch(64);
     zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
     srv.serve("ch", ch);
@@ -305,8 +309,11 @@ TEST(FaultProcess, TwoEqualConsumersOfOneStreamShareIt) {
     fault_child b("consume", consumer());
     ASSERT_TRUE(a.wait_for("dialed"));
     ASSERT_TRUE(b.wait_for("dialed"));
-    for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i));
-    ch.close();
+    {
+        auto producer = zchan::dial<std::string>(srv.endpoint(), "ch", zchan_test::fault_options());
+        for (long i = 0; i < n; ++i) producer.send(make_value(value_base + i));
+        producer.close();
+    }
     EXPECT_EQ(a.wait_exit(deadline_after(4 * generous)), 0) << a.tail();
     EXPECT_EQ(b.wait_exit(deadline_after(4 * generous)), 0) << b.tail();
     long count_a = 0, sum_a = 0, count_b = 0, sum_b = 0;
@@ -336,14 +343,26 @@ TEST(FaultProcess, AConsumerOfLargeValuesIsNotDeclaredLost) {
     const long n = zchan_test::sanitized ? 16 : 48;
     constexpr std::size_t size = 8u << 20;
     zchan::channel<std::string> ch(static_cast<std::size_t>(n));
-    zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
+    // A timeout of 15 heartbeats, not 5: the process starved by a loaded
+    // machine for half a second is not what this test is about (a 500 ms
+    // timeout failed so on a 2-vCPU machine running three builds), and the
+    // transfer still takes several timeouts' worth of heartbeats.
+    zchan::net_options opts = zchan_test::fault_options();
+    opts.heartbeat_timeout = std::chrono::milliseconds(1500);
+    zchan::server srv("tcp://127.0.0.1:*", opts);
     srv.serve("ch", ch);
     for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i, size));
     ch.close();
     fault_child c("consume", vars({{"ZCHAN_EP", srv.endpoint()},
                                    {"ZCHAN_PREFETCH", "256"},
+                                   {"ZCHAN_TIMEOUT", "1500"},
                                    {"ZCHAN_SIZE", std::to_string(size)}}));
+    const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(c.wait_exit(deadline_after(4 * generous)), 0) << c.tail();
+    std::printf("[ measured ] %ld x %zu MiB in %lld ms\n", n, size >> 20,
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - started)
+                                           .count()));
     const std::vector<long> got = c.values("got ");
     ASSERT_EQ(got.size(), static_cast<std::size_t>(n)) << c.tail();
     for (long i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], value_base + i);

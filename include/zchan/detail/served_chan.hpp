@@ -29,6 +29,11 @@
 // refill reaches the home first. A rotation runs at most one turn per
 // session and continues at the server's next pass (the notifier), so a
 // producer that keeps the buffer full cannot hold the server thread.
+// Streams that wait on an empty channel are served by seniority: a buffered
+// channel wakes every waiting stream at once for one value, and the one that
+// has waited longest (waiting_since; a stream woken for nothing keeps its
+// place) takes it, so a slow producer's values alternate between equal
+// consumers instead of going to whichever re-registered first.
 //
 // Resume (protocol.md §12.2, §12.3): after a reset connection the peer
 // re-sends, with their original ids, every request it has no final answer
@@ -373,6 +378,10 @@ public:
         if (it == ops_.end()) return;  // cancelled or dropped since
         auto& o = *it->second;
         if (!o.registered) return;
+        if (o.kind == op_kind::stream) {
+            serve_woken_streams(out);
+            return;
+        }
         unregister(o);  // the barrier that makes a handoff visible (core_hooks)
         switch (o.kind) {
             case op_kind::send:
@@ -384,20 +393,8 @@ public:
             case op_kind::watch:
                 fire_watch(out, o);
                 break;
-            case op_kind::stream: {
-                std::optional<T> v;
-                if (o.rp.done && o.rp.value) v = std::move(o.rp.value);
-                const std::uint32_t session = o.session;
-                auto st = sessions_.find(session);
-                erase(o);  // pump() registers a fresh one if it must wait again
-                if (st == sessions_.end()) {
-                    if (v) back_->requeue_front(std::move(*v));
-                    return;
-                }
-                st->second.stream_op = 0;
-                pump(out, session, st->second, std::move(v));
-                break;
-            }
+            case op_kind::stream:
+                break;  // above
         }
     }
 
@@ -464,6 +461,9 @@ private:
         id_ranges stream_ranges;
         /// The registered stream op's id while the stream waits, else 0.
         std::uint64_t stream_op = 0;
+        /// When the stream started waiting (wait_clock_), kept while it is
+        /// woken and finds nothing; 0 while it wants nothing. See the top.
+        std::uint64_t waiting_since = 0;
 
         /// The final answers of the last send_records resolved SEND seqs, a ring
         /// (protocol.md §12.3). Bounded by count rather than by time: a peer
@@ -711,9 +711,11 @@ private:
             n = 0;
             buf = nullptr;
         };
+        bool served = false;  // a value went to this stream in this pump
         for (;;) {
             if (st.stream_ranges.empty()) {
                 flush();
+                st.waiting_since = 0;
                 if (first) back_->requeue_front(std::move(*first));  // nobody asks any more
                 return false;
             }
@@ -737,7 +739,7 @@ private:
             }
             if (s != recv_status::ok) {
                 flush();
-                if (wait_stream(session, st, first)) return false;
+                if (wait_stream(session, st, first, served)) return false;
                 continue;  // "may be ready now", or a value was handed over
             }
             const std::uint64_t request = st.stream_ranges.front();
@@ -767,6 +769,7 @@ private:
             reply_sink::values_entry_end(*buf, at);
             bytes += buf->size() - at;
             ++n;
+            served = true;
             st.add_delivery(request, std::move(*v));
             ++open_total_;
             pop_stream_request(st);
@@ -781,10 +784,41 @@ private:
         }
     }
 
+    /// A stream op was woken. The channel wakes every event-loop waiter at
+    /// once (sync_waker::notify), so several streams may compete for one
+    /// value: they are served by seniority (waiting_since), the longest
+    /// waiting first, as Go's FIFO of blocked receivers serves them. (In
+    /// arrival order of the notifications the stream that won last time,
+    /// re-registered first, would win every time.)
+    void serve_woken_streams(reply_sink& out) {
+        std::vector<std::pair<std::uint64_t, std::uint32_t>> woken;  // (since, session)
+        for (const auto& [id, st] : sessions_) {
+            if (st.stream_op == 0) continue;
+            const op& o = *ops_.at(st.stream_op);
+            if (o.registered && o.cx.selected() != sel_waiting)
+                woken.emplace_back(st.waiting_since, id);
+        }
+        std::sort(woken.begin(), woken.end());
+        for (const auto& [since, session] : woken) {
+            auto it = sessions_.find(session);
+            if (it == sessions_.end() || it->second.stream_op == 0) continue;
+            session_state& st = it->second;
+            auto& o = *ops_.at(st.stream_op);
+            unregister(o);  // the barrier that makes a handoff visible (core_hooks)
+            std::optional<T> v;
+            if (o.rp.done && o.rp.value) v = std::move(o.rp.value);
+            erase(o);  // pump() registers a fresh one if it must wait again
+            st.stream_op = 0;
+            pump(out, session, st, std::move(v));
+        }
+    }
+
     /// Registers the session's stream op. Returns true if it now waits;
     /// false if the channel may be ready (retry), with `handed` set if a
     /// sender handed a value over in the meantime.
-    bool wait_stream(std::uint32_t session, session_state& st, std::optional<T>& handed) {
+    bool wait_stream(std::uint32_t session, session_state& st, std::optional<T>& handed,
+                     bool served) {
+        if (served || st.waiting_since == 0) st.waiting_since = ++wait_clock_;
         auto& o = make_op(session, 0, op_kind::stream);
         o.rp = recv_packet<T>{};
         o.entry = wait_entry{&o.cx, sel_first_op, &o.rp};
@@ -907,6 +941,7 @@ private:
     std::vector<std::uint64_t> held_;
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
+    std::uint64_t wait_clock_ = 0;     // orders waiting streams (session_state::waiting_since)
 };
 
 }  // namespace zchan::detail
