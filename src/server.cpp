@@ -208,11 +208,19 @@ private:
         std::uint64_t errors = 0;
     };
 
+    /// A peer connection (one routing id): liveness is per connection
+    /// (protocol.md §12.1), since one DEALER carries all of a process's
+    /// sessions with this home. Removed with its last session.
+    struct connection_info {
+        steady::time_point last_rx;  // any frame from it
+        steady::time_point last_tx;  // any frame to it
+        std::size_t sessions = 0;
+    };
+
     struct session_info {
         std::string routing_id;
+        connection_info* conn = nullptr;  // conns_[routing_id] (node-based: stable)
         detail::served_base* ch = nullptr;
-        steady::time_point last_rx;
-        steady::time_point last_tx;
         counters* stats = nullptr;   // counters_[ch]
         bool sends = false;          // has sent SEND or WATCH_SEND (a sender, for "$stat")
         bool recvs = false;          // has sent RECV (a receiver)
@@ -499,6 +507,8 @@ private:
             return;
         }
         if (f.h.channel == 0) {  // only PING/PONG may use channel 0
+            // The connection's heartbeat (§12.1): life for all its sessions.
+            if (auto c = conns_.find(rid); c != conns_.end()) c->second.last_rx = now_;
             if (f.h.type == w::msg::ping) {
                 tx_.clear();
                 w::encode_header(tx_, w::header{w::version, w::msg::pong, 0, 0, f.h.id});
@@ -517,7 +527,7 @@ private:
         }
         const std::uint32_t sid = it->first;
         session_info& s = it->second;
-        s.last_rx = now_;
+        s.conn->last_rx = now_;  // any frame is life for the whole connection (§12.1)
         auto& ch = *s.ch;
         if (stopping_) {
             // Shutting down (see shut_down): only resolutions and BYE count;
@@ -666,8 +676,7 @@ private:
             for (auto& [id, s] : sessions_) {
                 if (s.ch == ch && s.instance == f.hello.instance) {
                     sid = id;
-                    s.routing_id = rid;  // the connection it came on, from now on
-                    s.last_rx = now_;
+                    move_to(s, rid);  // the connection it came on, from now on
                     welcome_flags = w::flag::resume;
                     break;
                 }
@@ -676,11 +685,9 @@ private:
         if (sid == 0) {
             sid = next_session_++;
             if (sid == 0) sid = next_session_++;
-            const auto now = now_;
             session_info si;
-            si.routing_id = rid;
             si.ch = ch;
-            si.last_rx = si.last_tx = now;
+            move_to(si, rid);
             si.stats = &counters_[ch];
             si.instance = f.hello.instance;
             si.prefetch = std::min<std::uint32_t>(f.hello.prefetch, max_prefetch);  // §9.2
@@ -708,6 +715,7 @@ private:
         detail::served_base* ch = it->second.ch;
         // "$stat": deliveries given back at the session's end count as returned (§17.2).
         if (it->second.stats != nullptr) it->second.stats->returned += ch->unresolved(sid);
+        leave_connection(it->second);
         sessions_.erase(it);
         session_count_.store(sessions_.size());
         ch->drop_session(sid);
@@ -722,15 +730,16 @@ private:
         const auto now = now_ = steady::now();
         std::vector<std::uint32_t> lost;
         for (auto& [sid, s] : sessions_) {
-            if (now - s.last_rx > opts_.heartbeat_timeout) {
-                lost.push_back(sid);
-            } else if (now - s.last_tx >= opts_.heartbeat) {
-                tx_.clear();
-                w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, sid, ++ping_nonce_});
-                send_to(sid);
-            }
+            if (now - s.conn->last_rx > opts_.heartbeat_timeout) lost.push_back(sid);
         }
         for (auto sid : lost) drop(sid);
+        // One PING per quiet connection, on channel 0 (§12.1).
+        for (auto& [rid, c] : conns_) {
+            if (now - c.last_tx < opts_.heartbeat) continue;
+            tx_.clear();
+            w::encode_header(tx_, w::header{w::version, w::msg::ping, 0, 0, ++ping_nonce_});
+            if (send_raw(rid)) c.last_tx = now;
+        }
         sweep_idle();
     }
 
@@ -759,6 +768,28 @@ private:
     }
     // ---- end hub
 
+    /// Attaches session `s` to the connection `rid` (a new session, or a
+    /// resume that came on another connection: §12.2), leaving its old one.
+    void move_to(session_info& s, const std::string& rid) {
+        if (s.conn != nullptr && s.routing_id == rid) {
+            s.conn->last_rx = now_;
+            return;
+        }
+        if (s.conn != nullptr) leave_connection(s);
+        auto [it, fresh] = conns_.try_emplace(rid);
+        if (fresh) it->second.last_rx = it->second.last_tx = now_;
+        it->second.last_rx = now_;
+        ++it->second.sessions;
+        s.routing_id = rid;
+        s.conn = &it->second;
+    }
+
+    void leave_connection(session_info& s) {
+        if (s.conn == nullptr) return;
+        if (--s.conn->sessions == 0) conns_.erase(s.routing_id);
+        s.conn = nullptr;
+    }
+
     void send_to(std::uint32_t sid) { send_to(sid, tx_); }
 
     void send_to(std::uint32_t sid, const std::string& frame) {
@@ -768,7 +799,7 @@ private:
             unroutable_.push_back(sid);  // only dropped while shutting down (shut_down)
             return;
         }
-        it->second.last_tx = now_;
+        it->second.conn->last_tx = now_;
     }
 
     bool send_raw(const std::string& rid) { return send_raw(rid, tx_); }
@@ -810,6 +841,7 @@ private:
     // Server thread only.
     bool stopping_ = false;  // shut_down() runs: only ACK, RETURN and BYE are handled
     std::unordered_map<std::uint32_t, session_info> sessions_;
+    std::unordered_map<std::string, connection_info> conns_;  // by routing id
     // Elements are erased only with their channel (sweep_idle), which no
     // session is attached to, so session_info::stats pointers stay valid.
     std::unordered_map<const detail::served_base*, counters> counters_;
