@@ -1,5 +1,5 @@
 // One reader of libzmq socket monitor events, for the peer's dial and
-// resume watch (net_link.cpp) and the server's count of refused handshakes
+// resume watch (peer_connection.cpp) and the server's count of refused handshakes
 // (server.cpp).
 //
 // libzmq reports handshake failures and broken connections only as monitor

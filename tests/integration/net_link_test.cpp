@@ -1,4 +1,4 @@
-// Several threads share one dialed handle (src/net_link.cpp's leader/followers: one waiting
+// Several threads share one dialed handle (src/peer_connection.cpp's leader/followers: one waiting
 // thread polls the socket, the others park and are handed their answers): every value
 // arrives exactly once and nobody stalls, with and without the prefetch window
 // (docs/protocol.md §9.2, §15).
