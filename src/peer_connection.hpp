@@ -113,9 +113,7 @@ public:
     [[nodiscard]] bool dead() const noexcept { return dead_.load(std::memory_order_acquire); }
     /// Why it died, and the security refusal that killed it (if one did).
     [[nodiscard]] lost_why why_dead_locked() const ZCHAN_REQUIRES(mu) { return why_; }
-    [[nodiscard]] const std::string& refusal_locked() const ZCHAN_REQUIRES(mu) {
-        return refusal_;
-    }
+    [[nodiscard]] const std::string& refusal_locked() const ZCHAN_REQUIRES(mu) { return refusal_; }
     [[nodiscard]] std::uint64_t malformed_frames() const noexcept { return malformed_.load(); }
     /// The heartbeat timeout the home granted (after the first WELCOME).
     [[nodiscard]] std::chrono::milliseconds timeout() const noexcept {

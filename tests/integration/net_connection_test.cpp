@@ -2,9 +2,6 @@
 // §12.1): every handle a process dials at one endpoint shares one DEALER and
 // one background thread, so thousands of handles are ordinary, and running
 // out of descriptors is a connect_error that says so.
-#include <dirent.h>
-#include <sys/resource.h>
-
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -12,8 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "child_process.hpp"
@@ -153,9 +152,9 @@ TEST(NetConnection, RunningOutOfDescriptorsIsAConnectError) {
     zchan::channel<long> home(4);
     zchan::server srv("tcp://127.0.0.1:*");
     srv.serve("ch", home);
-    zchan_test::child_process c({zchan_test::self_exe()},
-                                {.env = {{"ZCHAN_CHILD_ROLE", "hog"},
-                                         {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()}}});
+    zchan_test::child_process c(
+        {zchan_test::self_exe()},
+        {.env = {{"ZCHAN_CHILD_ROLE", "hog"}, {"ZCHAN_CHILD_ENDPOINT", srv.endpoint()}}});
     ASSERT_EQ(c.wait_exit(zchan_test::deadline_after(zchan_test::generous)), 0) << c.tail();
     const auto err = c.find("connect_error ");
     ASSERT_TRUE(err.has_value()) << c.tail();
