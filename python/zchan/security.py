@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import zmq
+from zmq.utils import z85 as _z85
 
 from .errors import ZchanError
 
 
-class KeyError_(ZchanError):
+class CurveKeyError(ZchanError):
     """A missing, malformed or unsafe key (the C++ ``zchan::curve::key_error``)."""
 
 
@@ -34,11 +35,11 @@ class Curve:
 
 def _check(z85: str, what: str) -> str:
     if len(z85) != 40:
-        raise KeyError_(f"zchan: {what}: malformed CURVE key (expected 40 Z85 characters)")
+        raise CurveKeyError(f"zchan: {what}: malformed CURVE key (expected 40 Z85 characters)")
     try:
-        zmq.utils.z85.decode(z85.encode())
+        _z85.decode(z85.encode())
     except Exception:
-        raise KeyError_(f"zchan: {what}: malformed CURVE key") from None
+        raise CurveKeyError(f"zchan: {what}: malformed CURVE key") from None
     return z85
 
 
@@ -49,13 +50,13 @@ def load_key(path: str, secret: bool = False) -> str:
         with open(path, encoding="ascii") as f:
             text = f.read(1 << 16)
     except OSError as e:
-        raise KeyError_(f"zchan: cannot read {path}: {e.strerror}") from None
+        raise CurveKeyError(f"zchan: cannot read {path}: {e.strerror}") from None
     if secret and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyError_(f"zchan: secret key file {path} is accessible by group or others; "
+        raise CurveKeyError(f"zchan: secret key file {path} is accessible by group or others; "
                         f"run: chmod 600 {path}")
     keys = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if len(keys) != 1:
-        raise KeyError_(f"zchan: {path} must hold exactly one key")
+        raise CurveKeyError(f"zchan: {path} must hold exactly one key")
     return _check(keys[0], path)
 
 
@@ -70,7 +71,7 @@ def _pick(name: str) -> Optional[str]:
     inline = os.environ.get(name, "")
     path = os.environ.get(name + "_FILE", "")
     if inline and path:
-        raise KeyError_(f"zchan: set {name} or {name}_FILE, not both")
+        raise CurveKeyError(f"zchan: set {name} or {name}_FILE, not both")
     if inline:
         return _check(inline, name)
     if path:
@@ -86,6 +87,6 @@ def from_env() -> Optional[Curve]:
         return None
     secret = _pick("ZCHAN_CURVE_SECRET_KEY")
     if secret is None:
-        raise KeyError_("zchan: ZCHAN_CURVE_SERVER_KEY is set but neither ZCHAN_CURVE_SECRET_KEY "
+        raise CurveKeyError("zchan: ZCHAN_CURVE_SERVER_KEY is set but neither ZCHAN_CURVE_SECRET_KEY "
                         "nor ZCHAN_CURVE_SECRET_KEY_FILE")
     return client(secret, server)
