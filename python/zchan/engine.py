@@ -102,6 +102,7 @@ class Engine:
         self.dial_error: Optional[ZchanError] = None
         self.lost_error: Optional[PeerLost] = None
         self.malformed = 0  # frames counted and dropped (§11.1)
+        self.resumes = 0  # RESUME WELCOMEs accepted (§12.2)
         self._out: List[bytes] = []
         self._next_id = 1
         self._hello_nonce = 0
@@ -431,6 +432,7 @@ class Engine:
             if f.flags & wire.F_RESUME and f.new_channel == self.channel \
                     and f.instance_id == self.home_instance:
                 self.state = _OPEN
+                self.resumes += 1
                 self._resend()
             else:
                 why = ("a resume answered by a new home instance (the home restarted)"
