@@ -264,8 +264,9 @@ class Engine:
             raise ZchanError("zchan: not dialed yet")
 
     def _stalled(self) -> bool:
-        """§12.1: this process itself sent nothing for the timeout (it did not run)."""
-        if self.state in (_OPEN, _RESUMING) and self.clock() - self._last_sent >= self.timeout:
+        """§12.1: this process itself sent nothing for the timeout (it did not run). Not while
+        resuming: nothing may be sent then, and the silence check of ``tick`` decides."""
+        if self.state == _OPEN and self.clock() - self._last_sent >= self.timeout:
             self._lose("this process did not run for the timeout")
             return True
         return False
