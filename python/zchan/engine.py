@@ -247,6 +247,12 @@ class Engine:
         self._refill()
         return "wait", b""
 
+    def stream_news(self) -> bool:
+        """Prefetch window: whether a ``poll`` may now give something other than "wait"
+        (a value in order, the end of the stream, or a lost session). For select's wait."""
+        return bool(self._heap and self._heap[0] <= self._contig) or self._stream_closed \
+            or self.state in (_LOST, _GONE)
+
     def bye(self) -> None:
         """Ends the session (handle released): pending ACKs, then BYE (§9.2, §12.4)."""
         if self.state == _OPEN:

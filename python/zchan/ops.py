@@ -198,8 +198,7 @@ def select(cases: Sequence[Any], default: bool, timeout: Optional[float]) -> Op:
             for i, r in regs:
                 if r is None:
                     with cases[i].ch._guard():
-                        e = cases[i].ch.engine
-                        hint = hint or bool(e._heap) or e._stream_closed or not e.is_open
+                        hint = hint or cases[i].ch.engine.stream_news()
                 elif r.final:
                     hint = True
             if hint or _expired(deadline):
