@@ -87,6 +87,11 @@ class Proc:
         self.all += out
         return out
 
+    def output(self, timeout: float = WAIT) -> List[str]:
+        """Every stdout line of the process, read or not, once it has ended."""
+        self.rest(timeout)
+        return list(self.all)
+
     def wait(self, timeout: float = WAIT) -> int:
         try:
             return self.p.wait(timeout)

@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import ROOT, WAIT, binary, python_argv
+from conftest import ROOT, binary, python_argv
 
 EXAMPLES = ROOT / "examples" / "python"
 STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (.*)$")
@@ -24,9 +24,9 @@ def test_python_producer_to_cpp_consumer(hub, spawn):
     cons = spawn([binary("examples/net_consumer"), ep, "--name", "cpp"])
     assert cons.wait() == 0
     assert prod.wait() == 0
-    received = _msgs(cons.rest())
+    received = _msgs(cons.output())
     assert received == [f"Received {i}" for i in range(5)] + ["Finished consuming"]
-    log = _msgs(prod.all + prod.rest())
+    log = _msgs(prod.output())
     for i in range(5):
         assert log.index(f"Sending {i}") < log.index(f"Sent {i}")
     assert log[-4:] == ["Finished producing", "Waiting for everything to complete",
@@ -39,6 +39,6 @@ def test_cpp_producer_to_python_consumer(spawn):
     cons = spawn(python_argv(EXAMPLES / "consumer.py", ep, "--name", "python"))
     assert cons.wait() == 0
     assert prod.wait() == 0
-    assert _msgs(cons.rest()) == [f"Received {i}" for i in range(5)] + ["Finished consuming"]
-    log = _msgs(prod.all + prod.rest())
+    assert _msgs(cons.output()) == [f"Received {i}" for i in range(5)] + ["Finished consuming"]
+    log = _msgs(prod.output())
     assert log[-2:] == ["python finished consuming", "All done, exiting!"]

@@ -30,11 +30,15 @@ __all__ = ["dial", "select", "Channel", "Recv", "Send", "Value", "CLOSED"]
 
 
 async def _drive(op: ops.Op, chans: Sequence[HandleBase]) -> Any:
+    try:
+        next(op)  # most operations end here: nothing to wait for, no event to make
+    except StopIteration as e:
+        return e.value
     ev = asyncio.Event()
     for c in chans:
         c._listeners.add(ev.set)
     try:
-        deadline = next(op)
+        deadline = op.send(None)  # the same loop iteration: nothing changed, but be uniform
         while True:
             if deadline is None:
                 await ev.wait()
@@ -89,7 +93,8 @@ class Channel(HandleBase):
 
         Raises Timeout, PeerLost, DecodeError.
         """
-        return await _drive(ops.recv(self, timeout), [self])
+        done, v = ops.queued(self)
+        return v if done else await _drive(ops.recv(self, timeout), [self])
 
     async def _receive_into(self, v: Value) -> bool:
         v.value = await self.recv()
@@ -97,6 +102,19 @@ class Channel(HandleBase):
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         """``async for v in ch``: Go's range; ends when the channel is closed and drained."""
+        if self.engine.window:  # take what is queued in batches
+            loads = self.codec.loads
+            while True:
+                batch = self.engine.poll_many(256)
+                self._flush()
+                if batch:
+                    for p in batch:
+                        yield loads(p)
+                    continue
+                v = await self.recv()
+                if v is CLOSED:
+                    return
+                yield v
         while (v := await self.recv()) is not CLOSED:
             yield v
 

@@ -24,12 +24,16 @@ from .values import CLOSED, Value
 
 
 def _drive(op: ops.Op, chans: Sequence[HandleBase]) -> Any:
+    try:
+        next(op)  # most operations end here: nothing to wait for, no event to make
+    except StopIteration as e:
+        return e.value
     ev = threading.Event()
     for c in chans:
         with c._guard():
             c._listeners.add(ev.set)
     try:
-        deadline = next(op)
+        deadline = op.send(None)  # look again, now that a change would set ev
         while True:
             ev.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
             ev.clear()
@@ -93,7 +97,8 @@ class Channel(HandleBase):
 
         Raises Timeout, PeerLost, DecodeError.
         """
-        return _drive(ops.recv(self, timeout), [self])
+        done, v = ops.queued(self)
+        return v if done else _drive(ops.recv(self, timeout), [self])
 
     def _receive_into(self, v: Value) -> bool:
         v.value = self.recv()
@@ -101,6 +106,20 @@ class Channel(HandleBase):
 
     def __iter__(self) -> Iterator[Any]:
         """``for v in ch``: Go's range; ends when the channel is closed and drained."""
+        if self.engine.window:  # take what is queued in batches: one lock per batch
+            loads = self.codec.loads
+            while True:
+                with self._lock:
+                    batch = self.engine.poll_many(256)
+                    self._flush()
+                if batch:
+                    for p in batch:
+                        yield loads(p)
+                    continue
+                v = self.recv()
+                if v is CLOSED:
+                    return
+                yield v
         while (v := self.recv()) is not CLOSED:
             yield v
 

@@ -152,6 +152,12 @@ class _String(Codec):
         r.depth -= 1
         return s
 
+    def loads(self, payload: bytes) -> str:
+        """The common case without a Reader: one size tag, then exactly that many octets."""
+        if len(payload) < 8 or _U64.unpack_from(payload)[0] != len(payload) - 8:
+            return super().loads(payload)  # reports the precise error
+        return payload[8:].decode("utf-8", "surrogateescape")
+
 
 class _Bytes(Codec):
     """std::vector<std::uint8_t> <-> bytes."""

@@ -108,7 +108,6 @@ class Engine:
         self._hello_nonce = 0
         self._ping_nonce = 0
         self._pending: Dict[int, Request] = {}
-        self._recent: Dict[int, int] = {}  # RECV ids answered VALUE -> delivery seq (resume dups)
         self._acks: List[int] = []  # taken deliveries not yet ACKed
         self._unconfirmed: List[Tuple[int, int, int]] = []  # (ping epoch, type, delivery seq)
         self._resolved_since_ping = False
@@ -246,6 +245,22 @@ class Engine:
             return "closed", b""
         self._refill()
         return "wait", b""
+
+    def poll_many(self, limit: int) -> List[bytes]:
+        """Prefetch window: up to ``limit`` queued values in order, each taken (ACKed) as by
+        ``poll``; for a range, which takes what is queued under one lock."""
+        self._usable()
+        out: List[bytes] = []
+        heap, queue, acks = self._heap, self._queue, self._acks
+        while heap and heap[0] <= self._contig and len(out) < limit:
+            seq = heapq.heappop(heap)
+            out.append(queue.pop(seq))
+            acks.append(seq)
+        if len(acks) >= wire.MAX_ACKS:
+            self._flush_acks()
+        if out:
+            self._refill()
+        return out
 
     def stream_news(self) -> bool:
         """Prefetch window: whether a ``poll`` may now give something other than "wait"
@@ -504,17 +519,14 @@ class Engine:
             fresh = self._arrived(seq)
             r = self._pending.get(rid)
             if r is None or not fresh:
-                # Not ours, withdrawn long ago, or a second answer to a re-sent request: drop
-                # it if it repeats the first answer's delivery, else give it back (§12.2).
-                if fresh and self._recent.get(rid) != seq:
+                # A delivery seen before is a second answer repeating the first (§12.2): drop
+                # it. A new one for a request already answered, withdrawn long ago or unknown
+                # is the home running a re-sent request again: give it back (§8.4).
+                if fresh:
                     self._resolve(wire.RETURN, seq)
                 continue
             in_stream = rid in self._stream
             self._finish(rid, wire.VALUE)
-            self._recent[rid] = seq
-            if len(self._recent) > 8192:
-                for k in list(self._recent)[:4096]:
-                    del self._recent[k]
             if r.withdrawn:
                 self._resolve(wire.RETURN, seq)
             elif in_stream:

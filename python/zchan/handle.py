@@ -36,6 +36,12 @@ class HandleBase:
         self.link.pump()
         self._changed()
 
+    def _flush(self) -> None:
+        """Under the guard: sends what the engine has, if anything (the fast path of a receive
+        that found its value queued: the driver's reader or thread takes care of input)."""
+        if self.engine._out:
+            self._pump()
+
     def _changed(self) -> None:
         for cb in list(self._listeners):
             cb()

@@ -20,6 +20,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .engine import Engine
+from .errors import ConnectError
 from .security import Curve
 
 _EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -53,7 +54,6 @@ class Link:
         except zmq.ZMQError as e:
             s.close(0)
             self.monitor.close(0)
-            from .errors import ConnectError
             raise ConnectError(f"zchan: cannot connect to {endpoint}: {e}") from None
         self.sock = s
         self.fds = (s.getsockopt(zmq.FD), self.monitor.getsockopt(zmq.FD))
@@ -78,7 +78,9 @@ class Link:
 
     def _drain(self) -> bool:
         got = False
-        while True:
+        # Asking ZMQ_EVENTS first is much cheaper than a recv that raises zmq.Again, and it
+        # processes libzmq's pending commands as recv would (the edge of ZMQ_FD is consumed).
+        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             try:
                 m = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -90,9 +92,10 @@ class Link:
                 self.engine.malformed += 1
                 continue
             self.engine.on_frame(m)
+        return got
 
     def _events(self) -> None:
-        while True:
+        while self.monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             try:
                 ev = recv_monitor_message(self.monitor, zmq.NOBLOCK)
             except zmq.Again:

@@ -3,7 +3,9 @@
 An operation drives its handle's ``Engine`` and, whenever it must wait, yields the deadline
 (monotonic seconds, or None) until which it waits for *any* change on its handles; the driver
 resumes it when a frame arrived, a tick ran, or the deadline passed, and the operation looks
-again. The blocking driver waits on a ``threading.Event``, the asyncio driver awaits an
+again. An operation may be resumed when nothing changed (it then simply looks again): the
+drivers resume it once right after they start listening, so that a change between its first
+look and their listening is not missed. The blocking driver waits on a ``threading.Event``, the asyncio driver awaits an
 ``asyncio.Event``: that is the only difference between the two APIs. Engine calls happen inside
 ``ch._guard()`` (the blocking handle's lock; nothing under asyncio).
 
@@ -22,7 +24,7 @@ from typing import Any, Generator, List, Optional, Sequence, Tuple
 from . import wire
 from .engine import Request
 from .errors import ChannelClosed, ConnectError, Timeout
-from .values import CLOSED, Recv, Send
+from .values import CLOSED, Recv
 
 Op = Generator[Optional[float], None, Any]
 
@@ -78,6 +80,19 @@ def send(ch: Any, payload: bytes, timeout: Optional[float]) -> Op:
     return None
 
 
+def queued(ch: Any) -> Tuple[bool, Any]:
+    """The fast path of a receive with a prefetch window: (True, value or CLOSED) if the
+    queue answers at once, else (False, None) and the caller runs ``recv``."""
+    if not ch.engine.window:
+        return False, None
+    with ch._guard():
+        what, payload = ch.engine.poll()
+        ch._flush()
+    if what == "value":
+        return True, ch.codec.loads(payload)
+    return (True, CLOSED) if what == "closed" else (False, None)
+
+
 def recv(ch: Any, timeout: Optional[float]) -> Op:
     """A blocking receive: from the prefetch queue (§9.2), or one RECV (§8.4)."""
     deadline = deadline_of(timeout)
@@ -85,7 +100,7 @@ def recv(ch: Any, timeout: Optional[float]) -> Op:
         while True:
             with ch._guard():
                 what, payload = ch.engine.poll()
-                ch._pump()
+                ch._flush()
             if what == "value":
                 return ch.codec.loads(payload)
             if what == "closed":
