@@ -37,14 +37,22 @@ def test_cpp_sends_python_ranges_until_cpp_closes(hub, spawn):
             ch.close()
 
 
-def test_python_close_ends_a_blocked_cpp_range(hub, spawn):
+def test_python_close_ends_every_range_on_both_sides(hub, spawn):
     _, ep = hub("--channel", "words:0:string")
-    with zchan.dial(ep, "words", zchan.String) as ch:
+    with zchan.dial(ep, "words", zchan.String) as ch, \
+            zchan.dial(ep, "words", zchan.String, prefetch=8) as ranger:
+        py_range = []
+        t = threading.Thread(target=lambda: py_range.extend(ranger))
+        t.start()
         r = spawn([binary("tools/zchan/zchan"), "recv", ep, "words"])
-        ch.send("handoff", timeout=WAIT)  # rendezvous: returns once the C++ receiver took it
-        assert r.line() == "handoff"
+        for i in range(20):  # rendezvous: each returns once a receiver (or its window) took it
+            ch.send(f"w{i}", timeout=WAIT)
         ch.close()
-        assert r.wait() == 0  # its range ended
+        assert r.wait() == 0  # the C++ range ended
+        t.join(WAIT)
+        assert not t.is_alive()  # and the Python one
+        cpp_range = r.output()
+        assert sorted(py_range + cpp_range) == sorted(f"w{i}" for i in range(20))
 
 
 def test_capacity_is_exact_with_a_python_sender(hub, spawn):
