@@ -10,7 +10,7 @@ import zmq
 
 import zchan
 from zchan import wire
-from conftest import PYTHON_DIR, WAIT, binary, python_argv
+from conftest import WAIT, binary, python_argv
 
 HELPERS = os.path.join(os.path.dirname(__file__), "helpers")
 
