@@ -56,7 +56,7 @@ def test_curve_allowed_and_refused(hub, spawn, tmp_path, monkeypatch):
               env={"ZCHAN_CURVE_SERVER_KEY_FILE": home_pub, "ZCHAN_CURVE_SECRET_KEY_FILE": alice_key})
     assert r.line() == "sealed"
     monkeypatch.setenv("ZCHAN_CURVE_SECRET_KEY_FILE", mallory_key)
-    with pytest.raises(zchan.AccessDenied, match="allow-list"):
+    with pytest.raises(zchan.AccessDenied, match="allow-list|closed the connection"):
         zchan.dial(ep, "secret", zchan.String, timeout=WAIT)  # refused at once, not timed out
     monkeypatch.delenv("ZCHAN_CURVE_SERVER_KEY_FILE")
     monkeypatch.delenv("ZCHAN_CURVE_SECRET_KEY_FILE")
