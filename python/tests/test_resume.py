@@ -53,7 +53,8 @@ class ResettingProxy:
 
 
 def test_sends_and_receives_survive_a_reset(hub, spawn):
-    _, ep = hub("--channel", "q:1000:string")
+    # A long session timeout: a reset must be resumed, not outlived, on a loaded machine too.
+    _, ep = hub("--channel", "q:1000:string", "--heartbeat-timeout", "15000")
     proxy = ResettingProxy(int(ep.rsplit(":", 1)[1]))
     try:
         with zchan.dial(f"tcp://127.0.0.1:{proxy.port}", "q", zchan.String) as ch:
@@ -85,7 +86,8 @@ def test_sends_and_receives_survive_a_reset(hub, spawn):
 
 
 def test_prefetching_receiver_survives_a_reset(hub, spawn):
-    _, ep = hub("--channel", "q:1000:string")
+    # A long session timeout: a reset must be resumed, not outlived, on a loaded machine too.
+    _, ep = hub("--channel", "q:1000:string", "--heartbeat-timeout", "15000")
     proxy = ResettingProxy(int(ep.rsplit(":", 1)[1]))
     try:
         with zchan.dial(ep, "q", zchan.String) as producer:

@@ -172,6 +172,10 @@ class Engine:
         if now - self._last_recv >= self.timeout:
             self._lose("nothing heard from the home within the timeout")
             return
+        if self.state == _RESUMING and now - self._last_sent >= self.heartbeat:
+            # The HELLO RESUME may have gone with a connection that broke again unseen: a new
+            # one supersedes it (only the latest nonce's WELCOME counts, §12.2).
+            self._hello(resume=True)
         if self.state == _OPEN and (self._acks or self._resolved_since_ping
                                     or now - self._last_sent >= self.heartbeat):
             self._ping()
