@@ -45,3 +45,12 @@ if(ZCHAN_BUILD_TOOLS AND ZCHAN_BUILD_EXAMPLES)
     TIMEOUT ${zchan_python_timeout}
     SKIP_RETURN_CODE 77)
 endif()
+
+# tests/python/codec_echo: the C++ side of the Python peer's codec compatibility test.
+if(ZCHAN_BUILD_TOOLS AND ZCHAN_BUILD_EXAMPLES)
+  add_executable(python_codec_echo ${CMAKE_CURRENT_SOURCE_DIR}/python/codec_echo.cpp)
+  set_target_properties(python_codec_echo PROPERTIES OUTPUT_NAME codec_echo
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/python)
+  target_link_libraries(python_codec_echo PRIVATE zchan::zchan)
+  zchan_set_warnings(python_codec_echo)
+endif()

@@ -25,8 +25,8 @@ def test_type_identities_match_zchan_type_name():
 def test_layouts_are_cereal_binary():
     assert zchan.String.dumps("hi") == struct.pack("<Q", 2) + b"hi"
     assert zchan.I32.dumps(-2) == struct.pack("<i", -2)
-    assert zchan.Optional(zchan.U8).dumps(None) == b"\x00"
-    assert zchan.Optional(zchan.U8).dumps(7) == b"\x01\x07"
+    assert zchan.Optional(zchan.U8).dumps(None) == b"\x01"  # cereal's flag says "nullopt"
+    assert zchan.Optional(zchan.U8).dumps(7) == b"\x00\x07"
     job = zchan.Struct("myapp.job/1", [("id", zchan.I64), ("name", zchan.String)])
     assert job.dumps({"id": 5, "name": "x"}) == struct.pack("<qQ", 5, 1) + b"x"
     assert job.loads(job.dumps({"id": 5, "name": "x"})) == {"id": 5, "name": "x"}
@@ -48,6 +48,6 @@ def test_decoding_is_bounded_and_exact():
     for _ in range(300):
         nested = zchan.Optional(nested)
     with pytest.raises(DecodeError):
-        nested.loads(b"\x01" * 300 + struct.pack("<Q", 0))
+        nested.loads(b"\x00" * 300 + struct.pack("<Q", 0))
     with pytest.raises(ValueError):
         zchan.U8.dumps(256)

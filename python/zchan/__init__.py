@@ -15,7 +15,7 @@ Closed, timed out and peer lost are different results: ``ChannelClosed``, ``Time
 
 from . import aio, security
 from .blocking import Channel, dial, select
-from .codec import (F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, Bool, Bytes, Codec, Map,
+from .codec import (F32, F64, I8, I16, I32, I64, U8, U16, U32, U64, Array, Bool, Bytes, Codec, Map,
                     Optional, Pair, String, Struct, Tuple, Vector)
 from .errors import (AccessDenied, ChannelClosed, ConnectError, DecodeError, MessageTooLarge,
                      PeerLost, Timeout, TransportError, TypeMismatch, ZchanError)
@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "aio", "security", "Channel", "dial", "select", "CLOSED", "Recv", "Send", "Value",
     "Codec", "Bool", "Bytes", "String", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64",
-    "F32", "F64", "Vector", "Map", "Optional", "Pair", "Tuple", "Struct",
+    "F32", "F64", "Vector", "Array", "Map", "Optional", "Pair", "Tuple", "Struct",
     "ZchanError", "ChannelClosed", "Timeout", "TransportError", "PeerLost", "ConnectError",
     "AccessDenied", "TypeMismatch", "DecodeError", "MessageTooLarge",
 ]

@@ -203,6 +203,28 @@ class Vector(Codec):
         return items
 
 
+class Array(Codec):
+    """std::array<T,N> <-> list of exactly N: the elements, with no size tag."""
+
+    def __init__(self, elem: Codec, n: int) -> None:
+        self.elem, self.n = elem, n
+        self.name = f"array<{elem.name},{n}>"
+        self.min_size = elem.min_size * n
+
+    def encode(self, value: Any, out: bytearray) -> None:
+        items = list(value)
+        if len(items) != self.n:
+            raise ValueError(f"zchan: {self.name} needs {self.n} elements")
+        for v in items:
+            self.elem.encode(v, out)
+
+    def decode(self, r: Reader) -> List[Any]:
+        r.enter()
+        items = [self.elem.decode(r) for _ in range(self.n)]
+        r.depth -= 1
+        return items
+
+
 class Map(Codec):
     """std::map<K,V> <-> dict."""
 
@@ -230,7 +252,8 @@ class Map(Codec):
 
 
 class Optional(Codec):
-    """std::optional<T> <-> value or None: a bool, then the value if true."""
+    """std::optional<T> <-> value or None: cereal's "nullopt" flag (1 = empty, 0 = a value
+    follows; the reverse of unique_ptr's), then the value if there is one."""
 
     min_size = 1
 
@@ -239,13 +262,13 @@ class Optional(Codec):
         self.name = f"optional<{elem.name}>"
 
     def encode(self, value: Any, out: bytearray) -> None:
-        out.append(0 if value is None else 1)
+        out.append(1 if value is None else 0)
         if value is not None:
             self.elem.encode(value, out)
 
     def decode(self, r: Reader) -> Any:
         r.enter()
-        v = self.elem.decode(r) if Bool.decode(r) else None
+        v = None if Bool.decode(r) else self.elem.decode(r)
         r.depth -= 1
         return v
 
