@@ -165,3 +165,41 @@ _CHANNEL = zchan.Struct("channel", [
 STATS = zchan.Struct("zchan.stats/2", [
     ("endpoint", zchan.String), ("sessions", zchan.U64), ("malformed", zchan.U64),
     ("channels", zchan.Vector(_CHANNEL)), ("refused", zchan.U64)])
+
+
+def test_a_malformed_answer_to_a_request_loses_the_session():
+    home = FakeHome()
+    try:
+        got = []
+        t = threading.Thread(target=lambda: got.append(zchan.dial(home.endpoint, "x", zchan.I32)))
+        t.start()
+        home.welcome()
+        t.join(WAIT)
+        ch = got[0]
+        r = []
+        t = threading.Thread(target=lambda: r.append(_catch(lambda: ch.send(5))))
+        t.start()
+        send = home.recv()
+        while wire.HEADER.unpack_from(send)[1] != wire.SEND:
+            send = home.recv()
+        seq = wire.HEADER.unpack_from(send)[4]
+        home.send(wire.header(wire.SEND_OK, 7, seq) + b"junk")  # SEND_OK has no body (§5.2)
+        t.join(WAIT)
+        assert isinstance(r[0], zchan.PeerLost) and "malformed" in str(r[0]), r
+        ch.disconnect()
+    finally:
+        home.close()
+
+
+def test_a_hub_shutting_down_is_peer_lost_with_its_reason(hub, spawn):
+    h, ep = hub("--channel", "q:100:string")
+    with zchan.dial(ep, "q", zchan.String) as producer:
+        for i in range(50):
+            producer << f"v{i}"
+    with zchan.dial(ep, "q", zchan.String, prefetch=16) as ch:
+        assert ch.recv(timeout=WAIT) == "v0"
+        h.p.send_signal(signal.SIGTERM)  # the hub ends its sessions: ERROR shutting_down (§12.4)
+        with pytest.raises(zchan.PeerLost, match="shutting down"):
+            while True:
+                ch.recv(timeout=WAIT)  # values taken before the ERROR arrived come first
+    assert h.wait() == 0
