@@ -83,3 +83,13 @@ def test_cancelled_receive_returns_a_late_value():
     assert types(e.take_frames()) == [wire.RECV, wire.CANCEL_RECV]
     e.on_frame(wire.header(wire.VALUE, 5, r.id) + struct.pack("<Q", 1) + zchan.String.dumps("x"))
     assert e.take_frames() == [wire.header(wire.RETURN, 5, 1)]
+
+
+def test_a_value_that_would_not_fit_a_value_frame_is_refused_locally():
+    e, _ = welcomed()  # the home's maximum frame: 1 MiB
+    e.take_frames()
+    with pytest.raises(zchan.MessageTooLarge):
+        e.send(b"x" * ((1 << 20) - 23))  # fits a SEND (16 + n), not a VALUE (24 + n): §6.4
+    assert e.take_frames() == []
+    e.send(b"x" * ((1 << 20) - 24))
+    assert types(e.take_frames()) == [wire.SEND]
