@@ -23,3 +23,34 @@ endif()
 if(TARGET integration_zchan_tool_test AND TARGET zchan_tool)
   add_dependencies(integration_zchan_tool_test zchan_tool)
 endif()
+
+# The Python peer (python/, issue 14) against this build's hub, tools and examples: one CTest
+# entry running its pytest suite. Runs under the sanitizer presets too: the C++ side is then
+# sanitized while a second implementation of protocol.md drives it (about 20 s on dev).
+# Debian's interpreter by default, which has python3-zmq and python3-pytest from apt.
+if(ZCHAN_BUILD_TOOLS AND ZCHAN_BUILD_EXAMPLES)
+  if(EXISTS /usr/bin/python3)
+    set(zchan_default_python /usr/bin/python3)
+  else()
+    set(zchan_default_python python3)
+  endif()
+  set(ZCHAN_PYTHON ${zchan_default_python} CACHE STRING "Python 3 with pyzmq and pytest, for python_peer")
+  math(EXPR zchan_python_wait "30 * ${ZCHAN_TIMEOUT_SCALE}")
+  math(EXPR zchan_python_timeout "300 * ${ZCHAN_TIMEOUT_SCALE}")
+  add_test(NAME python_peer
+    COMMAND bash ${PROJECT_SOURCE_DIR}/python/tests/run.sh ${ZCHAN_PYTHON} ${PROJECT_BINARY_DIR}
+      ${zchan_python_wait})
+  set_tests_properties(python_peer PROPERTIES
+    LABELS integration
+    TIMEOUT ${zchan_python_timeout}
+    SKIP_RETURN_CODE 77)
+endif()
+
+# tests/python/codec_echo: the C++ side of the Python peer's codec compatibility test.
+if(ZCHAN_BUILD_TOOLS AND ZCHAN_BUILD_EXAMPLES)
+  add_executable(python_codec_echo ${CMAKE_CURRENT_SOURCE_DIR}/python/codec_echo.cpp)
+  set_target_properties(python_codec_echo PROPERTIES OUTPUT_NAME codec_echo
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/tests/python)
+  target_link_libraries(python_codec_echo PRIVATE zchan::zchan)
+  zchan_set_warnings(python_codec_echo)
+endif()

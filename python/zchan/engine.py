@@ -1,0 +1,576 @@
+"""The peer's protocol engine for one dialed channel, sans I/O: frames in, frames out, clock ticks.
+
+Both drivers (``zchan.blocking`` for threads, ``zchan.aio`` for asyncio) wrap one ``Engine``
+per channel; neither knows the wire. The engine never touches a socket or sleeps: a driver
+feeds it received frames (``on_frame``), socket events (``on_disconnected``) and ticks
+(``tick``, at least every heartbeat/4), starts user operations through its methods, and sends
+whatever ``take_frames`` returns, in order. Payloads are opaque octets here; codecs live in
+the channel classes.
+
+Invariants:
+* Every request the engine has sent and the home has not finally answered is in ``_pending``
+  (id -> Request), until the session is lost; after a RESUME WELCOME they are all re-sent in
+  id order, resolutions first (protocol.md §12.2).
+* A delivery (VALUE or VALUES entry) is resolved exactly once by this side: ACKed when a user
+  operation takes it, RETURNed otherwise (§8.4). Resolutions stay in ``_unconfirmed`` until a
+  PONG answers a PING sent after them (§12.5).
+* Prefetched values are handed out in delivery-seq order, and only when every lower delivery
+  seq of the session has arrived (§12.2), and never after the session was declared lost (§12.5).
+* Nothing is sent on a session that is not open (before WELCOME, while resuming, after loss);
+  requests made meanwhile are queued in ``_pending`` and leave with the re-send.
+
+The send window (CREDIT, protocol.md §9.1; issue 11) is not implemented: HELLO asks for 0
+credits and a CREDIT frame is treated as malformed. ``Engine.send`` is where credited sends
+will go.
+
+Thread safety: none. One engine is used by one thread at a time (the blocking driver holds
+its lock around every call; the asyncio driver runs on one loop).
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import time
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+from . import wire
+from .errors import (AccessDenied, ChannelClosed, ConnectError, DecodeError, MessageTooLarge,
+                     PeerLost, TransportError, TypeMismatch, ZchanError)
+
+_DIALING, _OPEN, _RESUMING, _LOST, _GONE = "dialing", "open", "resuming", "lost", "gone"
+
+
+class Request:
+    """One request to the home. ``answer`` is the final answer's type once final."""
+
+    __slots__ = ("kind", "id", "flags", "payload", "answer", "error", "delivery", "length",
+                 "capacity", "closed", "withdrawn", "taken")
+
+    def __init__(self, kind: int, id_: int, flags: int = 0, payload: bytes = b"") -> None:
+        self.kind = kind  # the request's frame type: SEND, RECV, WATCH_SEND, CLOSE, QUERY
+        self.id = id_
+        self.flags = flags
+        self.payload = payload  # SEND: the value; RECV: the VALUE's payload once answered
+        self.answer: Optional[int] = None
+        self.error: Optional[ZchanError] = None
+        self.delivery = 0  # RECV answered VALUE: its delivery seq
+        self.length = self.capacity = 0  # QUERY answered STATUS
+        self.closed = False
+        self.withdrawn = False  # the user no longer waits (cancelled or lost a select)
+        self.taken = False  # a RECV's value was handed to the user (ACKed)
+
+    @property
+    def final(self) -> bool:
+        return self.answer is not None or self.error is not None
+
+
+class Options:
+    """What the user asked for at dial; see ``zchan.dial``."""
+
+    def __init__(self, prefetch: int = 0, heartbeat_ms: int = 0, create: Optional[int] = None,
+                 max_frame: int = wire.DEFAULT_MAX_FRAME) -> None:
+        if not 0 <= prefetch <= wire.MAX_BATCH:
+            raise ValueError("zchan: prefetch is 0..65536")
+        self.prefetch = prefetch
+        self.heartbeat_ms = heartbeat_ms
+        self.create = create
+        self.max_frame = max_frame
+
+
+class Engine:
+    """The peer side of one session (protocol.md §7-§12)."""
+
+    def __init__(self, name: str, type_name: str, opts: Options,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name, self.type_name, self.opts, self.clock = name, type_name, opts, clock
+        nb, tb = name.encode(), type_name.encode()
+        if not 1 <= len(nb) <= wire.MAX_NAME or not 1 <= len(tb) <= wire.MAX_TYPE:
+            raise ValueError("zchan: channel name 1..255 octets, type identity 1..1024")
+        self._name_b, self._type_b = nb, tb
+        # One instance id per handle, as the reference peer does (protocol.md §2): two handles
+        # of one process must not share a session or, through the routing id, a connection.
+        self.instance_id = os.urandom(16)
+        self.state = _DIALING
+        self.channel = 0
+        self.capacity = 0
+        self.heartbeat = 1.0
+        self.timeout = 3.0
+        self.max_frame = opts.max_frame
+        self.window = 0  # granted prefetch
+        self.home_instance = b""
+        self.dial_error: Optional[ZchanError] = None
+        self.lost_error: Optional[PeerLost] = None
+        self.malformed = 0  # frames counted and dropped (§11.1)
+        self.resumes = 0  # RESUME WELCOMEs accepted (§12.2)
+        self._out: List[bytes] = []
+        self._next_id = 1
+        self._hello_nonce = 0
+        self._ping_nonce = 0
+        self._pending: Dict[int, Request] = {}
+        self._acks: List[int] = []  # taken deliveries not yet ACKed
+        self._unconfirmed: List[Tuple[int, int, int]] = []  # (ping epoch, type, delivery seq)
+        self._resolved_since_ping = False
+        self._contig = 0  # every delivery seq <= this has arrived
+        self._above: Set[int] = set()
+        self._queue: Dict[int, bytes] = {}  # prefetched deliveries: seq -> payload
+        self._heap: List[int] = []
+        self._stream: Set[int] = set()  # prefetch RECV ids without a final answer
+        self._stream_closed = False  # a prefetch RECV was answered CLOSED
+        now = clock()
+        self._last_sent = self._last_recv = now
+        self._hello(resume=False)
+
+    # ----------------------------------------------------------------- driver interface
+
+    def take_frames(self) -> List[bytes]:
+        """The frames to send, in order; the caller sends all of them."""
+        out, self._out = self._out, []
+        return out
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (_OPEN, _RESUMING)
+
+    @property
+    def dialing(self) -> bool:
+        return self.state == _DIALING
+
+    def on_frame(self, data: bytes) -> None:
+        """Dispatches one received frame (§6 validation first; invalid ones are dropped)."""
+        if self.state in (_LOST, _GONE):
+            return
+        if self._stalled():
+            return
+        try:
+            f = wire.decode(data, self.channel if self.state != _DIALING else 0)
+        except wire.Malformed:
+            self._malformed(data)
+            return
+        self._last_recv = self.clock()
+        handler = _HANDLERS.get(f.type)
+        if handler is not None:
+            handler(self, f)
+
+    def on_disconnected(self) -> None:
+        """The socket monitor saw the connection break: resume (§12.2)."""
+        if self.state in (_OPEN, _RESUMING):
+            self.state = _RESUMING
+            self._hello(resume=True)
+
+    def on_refused(self, why: str) -> None:
+        """The security handshake was refused while dialing (§14.3)."""
+        if self.state == _DIALING:
+            self.dial_error = AccessDenied(f"zchan: {why}: access denied")
+            self.state = _GONE
+
+    def tick(self) -> None:
+        """Heartbeats, loss detection and ACK flushing (§12.1, §12.5); call every heartbeat/4."""
+        if self.state not in (_OPEN, _RESUMING) or self._stalled():
+            return
+        now = self.clock()
+        if now - self._last_recv >= self.timeout:
+            self._lose("nothing heard from the home within the timeout")
+            return
+        if self.state == _RESUMING and now - self._last_sent >= self.heartbeat:
+            # The HELLO RESUME may have gone with a connection that broke again unseen: a new
+            # one supersedes it (only the latest nonce's WELCOME counts, §12.2).
+            self._hello(resume=True)
+        if self.state == _OPEN and (self._acks or self._resolved_since_ping
+                                    or now - self._last_sent >= self.heartbeat):
+            self._ping()
+
+    def next_tick(self) -> float:
+        """Seconds until the engine wants its next tick."""
+        return self.heartbeat / 4
+
+    # ----------------------------------------------------------------- user operations
+
+    def send(self, payload: bytes, try_: bool = False) -> Request:
+        """SEND (an offer, or TRY); §8.2. Credited sends (§9.1) will branch off here."""
+        self._usable()
+        if len(payload) + wire.VALUE_OVERHEAD > self.max_frame:
+            raise MessageTooLarge("zchan: value larger than the home's maximum frame: "
+                                  "message too large")
+        return self._request(wire.SEND, wire.F_TRY if try_ else 0, payload)
+
+    def cancel_send(self, r: Request) -> None:
+        """Deadline: ask the home for its verdict (§8.5); the request stays until answered."""
+        if not r.final and not r.withdrawn:
+            r.withdrawn = True
+            self._emit_request(wire.header(wire.CANCEL_SEND, self.channel, r.id))
+
+    def recv(self, try_: bool = False) -> Request:
+        """RECV (§8.4); use ``take`` or ``withdraw`` on the answer."""
+        self._usable()
+        return self._request(wire.RECV, wire.F_TRY if try_ else 0)
+
+    def take(self, r: Request) -> None:
+        """A user operation takes a RECV's VALUE: ACK it (batched, §8.4)."""
+        if r.answer == wire.VALUE and not r.taken:
+            r.taken = True
+            self._resolve(wire.ACK, r.delivery)
+
+    def withdraw(self, r: Request) -> None:
+        """Nobody wants this RECV or watch any more (§8.5, §8.6): cancel, or RETURN its value."""
+        if r.withdrawn:
+            return
+        r.withdrawn = True
+        if r.answer == wire.VALUE and not r.taken:
+            self._resolve(wire.RETURN, r.delivery)
+        elif not r.final and self.state in (_OPEN, _RESUMING):
+            t = wire.CANCEL_RECV if r.kind == wire.RECV else wire.CANCEL_WATCH
+            self._emit_request(wire.header(t, self.channel, r.id))
+
+    def watch(self) -> Request:
+        """WATCH_SEND for a select's send case (§8.6)."""
+        self._usable()
+        return self._request(wire.WATCH_SEND)
+
+    def close(self) -> Request:
+        self._usable()
+        return self._request(wire.CLOSE)
+
+    def query(self) -> Request:
+        self._usable()
+        return self._request(wire.QUERY)
+
+    def poll(self) -> Tuple[str, bytes]:
+        """Prefetch window (§9.2): ("value", payload) taken from the queue, ("closed", b"")
+        once drained and closed, or ("wait", b"")."""
+        self._usable()
+        if self._heap and self._heap[0] <= self._contig:
+            seq = heapq.heappop(self._heap)
+            payload = self._queue.pop(seq)
+            self._resolve(wire.ACK, seq)
+            self._refill()
+            return "value", payload
+        if self._stream_closed and not self._stream and not self._heap:
+            return "closed", b""
+        self._refill()
+        return "wait", b""
+
+    def poll_many(self, limit: int) -> List[bytes]:
+        """Prefetch window: up to ``limit`` queued values in order, each taken (ACKed) as by
+        ``poll``; for a range, which takes what is queued under one lock."""
+        self._usable()
+        out: List[bytes] = []
+        heap, queue, acks = self._heap, self._queue, self._acks
+        while heap and heap[0] <= self._contig and len(out) < limit:
+            seq = heapq.heappop(heap)
+            out.append(queue.pop(seq))
+            acks.append(seq)
+        if len(acks) >= wire.MAX_ACKS:
+            self._flush_acks()
+        if out:
+            self._refill()
+        return out
+
+    def stream_news(self) -> bool:
+        """Prefetch window: whether a ``poll`` may now give something other than "wait"
+        (a value in order, the end of the stream, or a lost session). For select's wait."""
+        return bool(self._heap and self._heap[0] <= self._contig) or self._stream_closed \
+            or self.state in (_LOST, _GONE)
+
+    def bye(self) -> None:
+        """Ends the session (handle released): pending ACKs, then BYE (§9.2, §12.4)."""
+        if self.state == _OPEN:
+            self._flush_acks()
+            self._out.append(wire.header(wire.BYE, self.channel, 0))
+        self._fail_all(PeerLost("zchan: handle released: peer lost"))
+        self.state = _GONE
+
+    # ----------------------------------------------------------------- internals
+
+    def _usable(self) -> None:
+        if self._stalled() or self.state in (_LOST, _GONE):
+            raise self.lost_error or PeerLost("zchan: handle released: peer lost")
+        if self.state == _DIALING:
+            raise ZchanError("zchan: not dialed yet")
+
+    def _stalled(self) -> bool:
+        """§12.1: this process itself sent nothing for the timeout (it did not run). Not while
+        resuming: nothing may be sent then, and the silence check of ``tick`` decides."""
+        if self.state == _OPEN and self.clock() - self._last_sent >= self.timeout:
+            self._lose("this process did not run for the timeout")
+            return True
+        return False
+
+    def _request(self, kind: int, flags: int = 0, payload: bytes = b"") -> Request:
+        r = Request(kind, self._next_id, flags, payload)
+        self._next_id += 1
+        self._pending[r.id] = r
+        self._emit_request(self._frame_of(r))
+        return r
+
+    def _frame_of(self, r: Request) -> bytes:
+        if r.kind == wire.SEND:
+            return wire.send(self.channel, r.id, r.payload, r.flags)
+        return wire.header(r.kind, self.channel, r.id, r.flags)
+
+    def _emit_request(self, frame: bytes) -> None:
+        """Requests leave only on an open session; otherwise the resume re-sends them."""
+        if self.state == _OPEN:
+            self._flush_acks()
+            self._out.append(frame)
+            self._last_sent = self.clock()
+
+    def _resolve(self, type_: int, seq: int) -> None:
+        if type_ == wire.ACK:
+            self._acks.append(seq)
+            if len(self._acks) >= wire.MAX_ACKS:
+                self._flush_acks()
+        else:
+            self._flush_acks()  # keep resolutions in order
+            self._unconfirmed.append((self._ping_nonce, wire.RETURN, seq))
+            self._resolved_since_ping = True
+            if self.state == _OPEN:
+                self._out.append(wire.header(wire.RETURN, self.channel, seq))
+                self._last_sent = self.clock()
+
+    def _flush_acks(self) -> None:
+        """The batched ACKs leave ahead of the next frame (§8.4), or at the next tick."""
+        if not self._acks or self.state != _OPEN:
+            return
+        for i in range(0, len(self._acks), wire.MAX_ACKS):
+            chunk = self._acks[i:i + wire.MAX_ACKS]
+            self._out.append(wire.ack(self.channel, chunk))
+            self._unconfirmed.extend((self._ping_nonce, wire.ACK, s) for s in chunk)
+        self._acks = []
+        self._resolved_since_ping = True
+        self._last_sent = self.clock()
+
+    def _ping(self) -> None:
+        self._flush_acks()
+        self._ping_nonce += 1
+        self._resolved_since_ping = False
+        self._out.append(wire.header(wire.PING, self.channel, self._ping_nonce))
+        self._last_sent = self.clock()
+
+    def _hello(self, resume: bool) -> None:
+        self._hello_nonce = int.from_bytes(os.urandom(8), "little") or 1
+        self._out.append(wire.hello(
+            self._hello_nonce, self._name_b, self._type_b, self.instance_id, prefetch=self.opts.prefetch,
+            heartbeat_ms=self.opts.heartbeat_ms, create=self.opts.create, resume=resume))
+        self._last_sent = self.clock()
+
+    def _refill(self) -> None:
+        """Keeps the prefetch window full (§9.2): RECV_MANY for what is missing, once at least
+        half the window is, so that refills go in bulk (§8.8)."""
+        if not self.window or self._stream_closed or self.state != _OPEN:
+            return
+        want = self.window - len(self._stream) - len(self._queue)
+        if want <= 0 or (want < (self.window + 1) // 2 and (self._stream or self._queue)):
+            return
+        first = self._next_id
+        self._next_id += want
+        for i in range(first, first + want):
+            self._pending[i] = Request(wire.RECV, i)
+            self._stream.add(i)
+        self._flush_acks()
+        self._out.append(wire.recv_many(self.channel, first, want))
+        self._last_sent = self.clock()
+
+    def _arrived(self, seq: int) -> bool:
+        """Records a delivery seq; False if it had arrived before (a second answer, §12.2)."""
+        if seq <= self._contig or seq in self._above:
+            return False
+        self._above.add(seq)
+        while self._contig + 1 in self._above:
+            self._contig += 1
+            self._above.discard(self._contig)
+        return True
+
+    def _malformed(self, data: bytes) -> None:
+        """§11.1: count and drop; a frame that answers one of our requests loses the session."""
+        self.malformed += 1
+        if len(data) >= 16 and self.state in (_OPEN, _RESUMING):
+            id_ = wire.HEADER.unpack_from(data)[4]
+            if id_ in self._pending:
+                self._lose("the home answered a request with a malformed frame")
+
+    def _lose(self, why: str) -> None:
+        if self.state in (_LOST, _GONE):
+            return
+        self.lost_error = PeerLost(f"zchan: {why}: peer lost")
+        self.state = _LOST
+        self._queue.clear()  # §12.5: these belong to the channel again
+        self._heap.clear()
+        self._fail_all(self.lost_error)
+
+    def _fail_all(self, err: ZchanError) -> None:
+        for r in self._pending.values():
+            if not r.final:
+                r.error = err
+        self._pending.clear()
+        self._stream.clear()
+
+    def _finish(self, id_: int, answer: int) -> Optional[Request]:
+        r = self._pending.pop(id_, None)
+        if r is not None:
+            r.answer = answer
+            self._stream.discard(id_)
+        return r
+
+    def _resend(self) -> None:
+        """After a RESUME WELCOME (§12.2): resolutions first, then every request in id order."""
+        for _, type_, seq in self._unconfirmed:
+            self._out.append(wire.header(type_, self.channel, seq) if type_ == wire.RETURN
+                             else wire.ack(self.channel, [seq]))
+        self._flush_acks()
+        run: List[int] = []
+        for id_ in sorted(self._pending):
+            r = self._pending[id_]
+            if id_ in self._stream and not r.withdrawn:
+                if run and run[-1] + 1 != id_:
+                    self._out.append(wire.recv_many(self.channel, run[0], len(run)))
+                    run = []
+                run.append(id_)
+                continue
+            if run:
+                self._out.append(wire.recv_many(self.channel, run[0], len(run)))
+                run = []
+            self._out.append(self._frame_of(r))
+            if r.withdrawn:
+                cancel = {wire.SEND: wire.CANCEL_SEND, wire.RECV: wire.CANCEL_RECV,
+                          wire.WATCH_SEND: wire.CANCEL_WATCH}.get(r.kind)
+                if cancel:
+                    self._out.append(wire.header(cancel, self.channel, id_))
+        if run:
+            self._out.append(wire.recv_many(self.channel, run[0], len(run)))
+        self._ping()  # confirms the re-sent resolutions (§12.5)
+
+    # ----------------------------------------------------------------- frame handlers
+
+    def _on_welcome(self, f: wire.Frame) -> None:
+        if f.id != self._hello_nonce:
+            return  # a superseded HELLO's answer (§12.2)
+        if self.state == _DIALING:
+            self.channel, self.capacity = f.new_channel, f.capacity
+            self.heartbeat, self.timeout = f.heartbeat_ms / 1000, f.timeout_ms / 1000
+            self.max_frame = min(self.max_frame, f.max_frame)
+            self.window = min(f.prefetch, self.opts.prefetch)
+            self.home_instance = f.instance_id
+            self.state = _OPEN
+            self._last_sent = self._last_recv = self.clock()
+            self._refill()
+        elif self.state == _RESUMING:
+            if f.flags & wire.F_RESUME and f.new_channel == self.channel \
+                    and f.instance_id == self.home_instance:
+                self.state = _OPEN
+                self.resumes += 1
+                self._resend()
+            else:
+                why = ("a resume answered by a new home instance (the home restarted)"
+                       if f.instance_id != self.home_instance
+                       else "a resume answered by a home that no longer knows the session")
+                self._out.append(wire.header(wire.BYE, f.new_channel, 0))
+                self._lose(why)
+
+    def _on_error(self, f: wire.Frame) -> None:
+        if self.state == _DIALING:
+            if f.id != self._hello_nonce:
+                return
+            text = f"zchan: {f.text}"
+            self.dial_error = {
+                wire.E_TYPE_MISMATCH: lambda: TypeMismatch(text + ": type mismatch"),
+                wire.E_UNKNOWN_CHANNEL: lambda: ConnectError(text + ": unknown channel"),
+                wire.E_ACCESS_DENIED: lambda: AccessDenied(text + ": access denied"),
+            }.get(f.code, lambda: ConnectError(f"{text} (error {f.code})"))()
+            self.state = _GONE
+            return
+        if f.code == wire.E_UNKNOWN_SESSION:
+            self.on_disconnected()
+            return
+        if f.code == wire.E_SHUTTING_DOWN:
+            self._shutting_down()
+            return
+        r = self._pending.get(f.id)
+        if r is None:
+            return
+        self._finish(f.id, wire.ERROR)
+        r.error = {
+            wire.E_ALREADY_CLOSED: lambda: ChannelClosed("zchan: close of a closed channel"),
+            wire.E_DECODE: lambda: DecodeError(f"zchan: {f.text}: decode error"),
+            wire.E_TOO_LARGE: lambda: MessageTooLarge(f"zchan: {f.text}: message too large"),
+        }.get(f.code, lambda: TransportError(f"zchan: {f.text} (error {f.code})"))()
+        if f.code == wire.E_PROTOCOL:
+            self._lose(f"the home reported a protocol error: {f.text}")
+
+    def _shutting_down(self) -> None:
+        """§12.4: pending ACKs go out, queued deliveries come back newest first, then lost."""
+        self._flush_acks()
+        for seq in sorted(self._queue, reverse=True):
+            self._out.append(wire.header(wire.RETURN, self.channel, seq))
+        self._queue.clear()
+        self._heap.clear()
+        self._lose("the home is shutting down")
+
+    def _on_simple(self, f: wire.Frame) -> None:
+        """SEND_*, READY, WATCH_CANCELLED, RECV_CANCELLED, EMPTY, CLOSE_OK, STATUS."""
+        r = self._finish(f.id, f.type)
+        if r is not None and f.type == wire.STATUS:
+            r.length, r.capacity, r.closed = f.length, f.capacity, f.closed
+
+    def _on_closed(self, f: wire.Frame) -> None:
+        if f.id in self._stream:
+            self._stream_closed = True
+        self._finish(f.id, wire.CLOSED)
+
+    def _on_values(self, f: wire.Frame) -> None:
+        for i, (seq, payload) in enumerate(f.entries):
+            rid = f.id + i
+            fresh = self._arrived(seq)
+            r = self._pending.get(rid)
+            if r is None or not fresh:
+                # A delivery seen before is a second answer repeating the first (§12.2): drop
+                # it. A new one for a request already answered, withdrawn long ago or unknown
+                # is the home running a re-sent request again: give it back (§8.4).
+                if fresh:
+                    self._resolve(wire.RETURN, seq)
+                continue
+            in_stream = rid in self._stream
+            self._finish(rid, wire.VALUE)
+            if r.withdrawn:
+                self._resolve(wire.RETURN, seq)
+            elif in_stream:
+                self._queue[seq] = payload
+                heapq.heappush(self._heap, seq)
+            else:
+                r.payload, r.delivery = payload, seq
+
+    def _on_ping(self, f: wire.Frame) -> None:
+        if self.state == _OPEN:
+            self._flush_acks()
+            self._out.append(wire.header(wire.PONG, f.channel, f.id))
+            self._last_sent = self.clock()
+
+    def _on_pong(self, f: wire.Frame) -> None:
+        if f.id <= self._ping_nonce:
+            self._unconfirmed = [u for u in self._unconfirmed if u[0] >= f.id]
+
+    def _on_credit(self, f: wire.Frame) -> None:
+        # We asked for no credits (§9.1 is not implemented here yet): a grant is a violation.
+        self.malformed += 1
+
+
+_HANDLERS: Dict[int, Callable[[Engine, wire.Frame], None]] = {
+    wire.WELCOME: Engine._on_welcome,
+    wire.ERROR: Engine._on_error,
+    wire.SEND_OK: Engine._on_simple,
+    wire.SEND_CLOSED: Engine._on_simple,
+    wire.SEND_FULL: Engine._on_simple,
+    wire.SEND_CANCELLED: Engine._on_simple,
+    wire.READY: Engine._on_simple,
+    wire.WATCH_CANCELLED: Engine._on_simple,
+    wire.RECV_CANCELLED: Engine._on_simple,
+    wire.EMPTY: Engine._on_simple,
+    wire.CLOSE_OK: Engine._on_simple,
+    wire.STATUS: Engine._on_simple,
+    wire.CLOSED: Engine._on_closed,
+    wire.VALUE: Engine._on_values,
+    wire.VALUES: Engine._on_values,
+    wire.PING: Engine._on_ping,
+    wire.PONG: Engine._on_pong,
+    wire.CREDIT: Engine._on_credit,
+}

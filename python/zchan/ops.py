@@ -1,0 +1,236 @@
+"""Every user operation, written once for both drivers, as a generator over the engine.
+
+An operation drives its handle's ``Engine`` and, whenever it must wait, yields the deadline
+(monotonic seconds, or None) until which it waits for *any* change on its handles; the driver
+resumes it when a frame arrived, a tick ran, or the deadline passed, and the operation looks
+again. An operation may be resumed when nothing changed (it then simply looks again): the
+drivers resume it once right after they start listening, so that a change between its first
+look and their listening is not missed. The blocking driver waits on a ``threading.Event``, the asyncio driver awaits an
+``asyncio.Event``: that is the only difference between the two APIs. Engine calls happen inside
+``ch._guard()`` (the blocking handle's lock; nothing under asyncio).
+
+Results are those of protocol.md §11.3: ``CLOSED`` or ``ChannelClosed`` for closed, ``Timeout``
+for the caller's deadline, ``PeerLost`` for a lost session.
+
+Thread safety: a generator is driven by one thread; the engine access is locked per handle.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Generator, List, Optional, Sequence, Tuple
+
+from . import wire
+from .engine import Request
+from .errors import ChannelClosed, ConnectError, Timeout
+from .values import CLOSED, Recv
+
+Op = Generator[Optional[float], None, Any]
+
+
+def deadline_of(timeout: Optional[float]) -> Optional[float]:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def _expired(deadline: Optional[float]) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _raise_if_error(r: Request) -> None:
+    if r.error is not None:
+        raise r.error
+
+
+def dial(ch: Any, timeout: float) -> Op:
+    deadline = deadline_of(timeout)
+    while True:
+        with ch._guard():
+            ch._pump()
+            e = ch.engine
+            if e.dial_error is not None:
+                raise e.dial_error
+            if not e.dialing:
+                return None
+        if _expired(deadline):
+            raise ConnectError(f"zchan: {ch.endpoint}: no answer to HELLO within {timeout:g} s: "
+                               "connect error")
+        yield deadline
+
+
+def send(ch: Any, payload: bytes, timeout: Optional[float]) -> Op:
+    """A blocking send: an offer (§8.2); at the deadline, CANCEL_SEND and the home's verdict."""
+    deadline = deadline_of(timeout)
+    with ch._guard():
+        r = ch.engine.send(payload)
+        ch._pump()
+    while not r.final:
+        if deadline is not None and _expired(deadline):
+            with ch._guard():
+                ch.engine.cancel_send(r)
+                ch._pump()
+            deadline = None
+            continue
+        yield deadline
+    _raise_if_error(r)
+    if r.answer == wire.SEND_CLOSED:
+        raise ChannelClosed("zchan: send on a closed channel")
+    if r.answer == wire.SEND_CANCELLED:
+        raise Timeout("zchan: send timed out")
+    return None
+
+
+def queued(ch: Any) -> Tuple[bool, Any]:
+    """The fast path of a receive with a prefetch window: (True, value or CLOSED) if the
+    queue answers at once, else (False, None) and the caller runs ``recv``."""
+    if not ch.engine.window:
+        return False, None
+    with ch._guard():
+        what, payload = ch.engine.poll()
+        ch._flush()
+    if what == "value":
+        return True, ch.codec.loads(payload)
+    return (True, CLOSED) if what == "closed" else (False, None)
+
+
+def recv(ch: Any, timeout: Optional[float]) -> Op:
+    """A blocking receive: from the prefetch queue (§9.2), or one RECV (§8.4)."""
+    deadline = deadline_of(timeout)
+    if ch.engine.window:
+        while True:
+            with ch._guard():
+                what, payload = ch.engine.poll()
+                ch._flush()
+            if what == "value":
+                return ch.codec.loads(payload)
+            if what == "closed":
+                return CLOSED
+            if _expired(deadline):
+                raise Timeout("zchan: receive timed out")
+            yield deadline
+    with ch._guard():
+        r = ch.engine.recv()
+        ch._pump()
+    while not r.final:
+        if _expired(deadline):
+            with ch._guard():
+                if not r.final:  # a VALUE that beat the deadline is still used (§8.5)
+                    ch.engine.withdraw(r)
+                    ch._pump()
+                    raise Timeout("zchan: receive timed out")
+            break
+        yield deadline
+    return _recv_result(ch, r)
+
+
+def _recv_result(ch: Any, r: Request) -> Any:
+    _raise_if_error(r)
+    if r.answer == wire.VALUE:
+        with ch._guard():
+            ch.engine.take(r)
+        return ch.codec.loads(r.payload)
+    return CLOSED  # CLOSED; EMPTY and RECV_CANCELLED are not final answers a user sees here
+
+
+def close(ch: Any) -> Op:
+    with ch._guard():
+        r = ch.engine.close()
+        ch._pump()
+    while not r.final:
+        yield None
+    _raise_if_error(r)
+
+
+def query(ch: Any) -> Op:
+    with ch._guard():
+        r = ch.engine.query()
+        ch._pump()
+    while not r.final:
+        yield None
+    _raise_if_error(r)
+    return r
+
+
+# ------------------------------------------------------------------------------- select
+
+
+def _try_case(c: Any) -> Op:
+    """One case without waiting (§8.6 first pass): (True, result) if it ran, else (False, _)."""
+    ch = c.ch
+    if isinstance(c, Recv) and ch.engine.window:
+        with ch._guard():
+            what, payload = ch.engine.poll()
+            ch._pump()
+        if what == "value":
+            return True, ch.codec.loads(payload)
+        return (True, CLOSED) if what == "closed" else (False, None)
+    with ch._guard():
+        r = ch.engine.recv(try_=True) if isinstance(c, Recv) else ch.engine.send(c.payload, True)
+        ch._pump()
+    while not r.final:
+        yield None  # TRY is answered at once (§8.2 step 3, §8.4)
+    _raise_if_error(r)
+    if isinstance(c, Recv):
+        if r.answer == wire.EMPTY:
+            return False, None
+        return True, _recv_result(ch, r)
+    if r.answer == wire.SEND_CLOSED:
+        raise ChannelClosed("zchan: send on a closed channel")
+    return r.answer == wire.SEND_OK, None
+
+
+def select(cases: Sequence[Any], default: bool, timeout: Optional[float]) -> Op:
+    """Go's select (protocol.md §8.6): exactly one case runs.
+
+    Returns (index, value) — the value received (or CLOSED) for a receive case, None for a send
+    case — or (None, None) when ``default`` is set and no case was ready. Raises Timeout at the
+    deadline.
+    """
+    deadline = deadline_of(timeout)
+    order = list(range(len(cases)))
+    while True:
+        random.shuffle(order)  # fairness, as Go's select polls in random order
+        for i in order:
+            ran, value = yield from _try_case(cases[i])
+            if ran:
+                return i, value
+        if default:
+            return None, None
+        if _expired(deadline):
+            raise Timeout("zchan: select timed out")
+        regs: List[Tuple[int, Optional[Request]]] = []
+        for i in order:
+            c = cases[i]
+            with c.ch._guard():
+                if isinstance(c, Recv):
+                    regs.append((i, None if c.ch.engine.window else c.ch.engine.recv()))
+                else:
+                    regs.append((i, c.ch.engine.watch()))
+                c.ch._pump()
+        won: Optional[Tuple[int, Any]] = None
+        while True:
+            hint = False
+            for i, r in regs:
+                if r is None:
+                    with cases[i].ch._guard():
+                        hint = hint or cases[i].ch.engine.stream_news()
+                elif r.final:
+                    hint = True
+            if hint or _expired(deadline):
+                break
+            yield deadline
+        # Withdraw every registration; a VALUE that already arrived for a receive case is taken
+        # by the first such case and given back by the others (§8.6).
+        for i, r in regs:
+            if r is None:
+                continue
+            ch = cases[i].ch
+            with ch._guard():
+                if won is None and r.answer == wire.VALUE and not r.withdrawn:
+                    won = (i, _recv_result(ch, r))
+                else:
+                    ch.engine.withdraw(r)
+                ch._pump()
+        if won is not None:
+            return won
+        # A hint (READY, CLOSED, queued values, loss): retry every case with TRY.
