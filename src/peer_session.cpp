@@ -204,18 +204,22 @@ public:
             start_prefetched_locked(r, try_now);
             return r;
         }
+        // §6.4: a value must fit the VALUE frame that will carry it to a
+        // receiver (24 octets of prefix), within both sides' maximum frame;
+        // a SEND the home would accept but no VALUE could carry is refused here.
+        if (op == net_op::send && payload.size() > max_value_) {
+            throw transport_error(make_error_code(errc::message_too_large),
+                                  "zchan: a value of " + std::to_string(payload.size()) +
+                                      " bytes encoded; the largest that can travel is " +
+                                      std::to_string(max_value_) +
+                                      " (net_options::max_frame and the home's, minus 24)");
+        }
         r->id = next_id_++;
         r->try_now = try_now;
         if (op == net_op::send) r->payload = std::move(payload);  // a resume re-sends it (§12.2)
         pending_.emplace(r->id, r);
         ++conn_->requests_pending;
         encode_request_locked(*r);
-        if (tx_.size() > opts_.max_frame) {
-            pending_.erase(r->id);
-            --conn_->requests_pending;
-            throw transport_error(make_error_code(errc::message_too_large),
-                                  "zchan: value larger than the maximum frame");
-        }
         send_locked();
         // A select registration has no thread that will lead (it waits on the
         // select's own context): make sure the background thread polls.
@@ -799,6 +803,10 @@ private:
             capacity_ = f.welcome.capacity;
             prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);  // §9.2: P' <= P
             home_instance_ = f.welcome.instance;
+            max_value_ =
+                std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame) -
+                std::min<std::size_t>(w::value_prefix_size,
+                                      std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame));
             conn_->set_timing_locked(std::chrono::milliseconds(f.welcome.heartbeat_ms),
                                      std::chrono::milliseconds(f.welcome.timeout_ms));
             conn_->attach_locked(channel_, this);  // its next frame may be in this drain
@@ -967,6 +975,7 @@ private:
     w::instance_id home_instance_{};  // the home's, from WELCOME
     std::uint32_t channel_ = 0;       // set under conn_->mu by the WELCOME (answer_hello_locked)
     std::uint64_t capacity_ = 0;
+    std::size_t max_value_ = 0;  // the largest encoded value a VALUE can carry (§6.4)
 
     net_request hs_;  // the dial's HELLO, waited for like a request
     std::uint64_t hello_nonce_ ZCHAN_GUARDED_BY(conn_->mu) = 0;  // the dial's HELLO until answered

@@ -419,6 +419,11 @@ private:
     /// it). Without the wait, a value a peer's user took just before the
     /// ERROR arrived would be both there and back in the channel.
     void shut_down(zmq::pollitem_t& item) {
+        // Operations completed on the channels before the stop (a local
+        // receiver took a remote offer) are answered first: their SEND_OK
+        // must reach the peer ahead of ERROR shutting_down, which fails
+        // whatever the peer still waits for.
+        process_ready();
         stopping_ = true;
         for (auto& [id, s] : sessions_) {
             reply_error(id, 0, w::error_code::shutting_down, "server shutting down");

@@ -53,6 +53,33 @@ TEST_P(NetIntegration, RemoteSendAndRecvReachTheHomeChannel) {
     EXPECT_EQ(v, "local");
 }
 
+// protocol.md §6.4: the largest value that can be sent is the largest a
+// VALUE frame can carry back out (maximum frame minus 24 octets): one octet
+// more is refused at the send with its size and the limit, not accepted by
+// the home and then stuck there (found by the Python peer, written from the
+// document).
+TEST_P(NetIntegration, TheLargestSendableValueCanAlsoBeReceived) {
+    zchan::net_options o = fast();
+    o.max_frame = 4096;
+    zchan::channel<std::string> ch(2);
+    zchan::server srv(make_endpoint(GetParam()), o);
+    srv.serve("big", ch);
+    auto sender = zchan::dial<std::string>(srv.endpoint(), "big", o);
+    auto receiver = zchan::dial<std::string>(srv.endpoint(), "big", o);
+    // A std::string encodes as an 8-octet length and its bytes.
+    const std::string largest(4096 - 24 - 8, 'x');
+    sender.send(largest);
+    EXPECT_EQ(receiver.recv().value_or(""), largest);
+    try {
+        sender.send(largest + "y");
+        ADD_FAILURE() << "a value one octet over the limit was sent";
+    } catch (const zchan::transport_error& e) {
+        EXPECT_EQ(e.code(), zchan::make_error_code(zchan::errc::message_too_large));
+        EXPECT_NE(std::string(e.what()).find("4072"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(ch.len(), 0u);
+}
+
 // Only a channel's home can serve it: a dialed handle has no buffer to give
 // values back to (issue 10: the core carries no hook a channel cannot honour).
 TEST_P(NetIntegration, ServingADialedHandleIsRefused) {
