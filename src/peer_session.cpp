@@ -10,14 +10,8 @@
 // RECVs outstanding that no user operation waits for ("prefetch requests").
 // They are asked for in one RECV_MANY per refill and answered mostly in
 // VALUES frames (§8.8), so a stream of values costs a frame per batch, not
-// per value; they are tracked as id ranges (p_ranges_), not as request
-// objects. Their values queue in pq_ in delivery order, which is the home's
-// channel order and, but after a resume, their arrival order: a VALUE lost
-// with a connection comes again only when its request is re-sent, after
-// values the home sent later on the new connection. So the head of pq_ is
-// handed out only once every delivery before it has arrived (p_next_), and
-// the handle reports closed only once no prefetch request is outstanding
-// (drained_locked).
+// per value; they are tracked as id ranges, not as request objects, and
+// their values queue in delivery order (src/prefetch_queue.hpp, pq_).
 // A user recv takes the head of pq_ without a round trip,
 // or waits in pwaiters_ (FIFO) for the next one; a TRY recv never goes to
 // the home (empty unless a value is queued). The queued values are
@@ -50,13 +44,13 @@
 #include <cstring>
 #include <deque>
 #include <optional>
-#include <set>
 #include <unordered_map>
 #include <vector>
 
 #include "codec.hpp"
 #include "net_context.hpp"
 #include "peer_connection.hpp"
+#include "prefetch_queue.hpp"
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/detail/net_link.hpp"
 #include "zchan/detail/thread_annotations.hpp"
@@ -309,9 +303,9 @@ private:
     /// pq_, or queued in pwaiters_; never a request of its own.
     void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now)
         ZCHAN_REQUIRES(conn_->mu) {
-        if (head_ready_locked()) {
+        if (pq_.head_ready()) {
             (void)hand_over_locked(*r);  // false: a select already decided otherwise
-        } else if (drained_locked()) {
+        } else if (pq_.drained()) {
             r->result = net_answer::closed;
             // A select registration learns every final answer through its
             // hook: the select polled this case before registering it, and
@@ -324,70 +318,26 @@ private:
         } else {
             pwaiters_.push_back(r);
         }
-        if (pq_.size() + p_outstanding_ <= prefetch_ / 2) refill_locked();
+        if (pq_.wants_refill(prefetch_)) refill_locked();
         if (r->result == net_answer::none && r->on_answer != nullptr) {
             conn_->need_poller_locked();  // a select waiter: someone must poll for its value
         }
     }
 
-    /// The head of pq_ may be handed out: no earlier delivery
-    /// is still to come (see the top).
-    [[nodiscard]] bool head_ready_locked() const noexcept ZCHAN_REQUIRES(conn_->mu) {
-        return !pq_.empty() && pq_.front().delivery < p_next_;
-    }
-
-    /// A prefetch RECV was answered CLOSED and nothing more can
-    /// come: every value queued was taken, no request is outstanding.
-    ///
-    /// Every outstanding request is waited for, resumed session or not: the
-    /// home answers each one (§8.1, §8.8), and a later one is not always
-    /// CLOSED too. A value given back after the close (RETURN, another
-    /// peer's BYE or loss, §8.4, §12.4) goes to the next request, and after
-    /// a resume a re-sent request may bring a value that was lost with the
-    /// connection (§12.2). (A `zchan recv` that once hung here was a select
-    /// that registered after the handle drained and was never told, see
-    /// start_prefetched_locked; no request had gone unanswered.)
-    [[nodiscard]] bool drained_locked() const noexcept ZCHAN_REQUIRES(conn_->mu) {
-        return p_closed_ && pq_.empty() && p_outstanding_ == 0;
-    }
-
-    /// Delivery `d` arrived (queued, given back or a repeat):
-    /// advances p_next_ past every delivery that has arrived.
-    void saw_delivery_locked(std::uint64_t d) ZCHAN_REQUIRES(conn_->mu) {
-        if (prefetch_ == 0 || d < p_next_) return;
-        if (d > p_next_) {
-            p_above_.insert(d);
-            return;
-        }
-        ++p_next_;
-        while (!p_above_.empty() && *p_above_.begin() <= p_next_) {
-            if (*p_above_.begin() == p_next_) ++p_next_;
-            p_above_.erase(p_above_.begin());
-        }
-    }
-
-    /// Queues a prefetched value in delivery order (at the
-    /// back but after a resume, see the top).
-    void queue_value_locked(std::string payload, std::uint64_t delivery) ZCHAN_REQUIRES(conn_->mu) {
-        auto at = pq_.end();
-        while (at != pq_.begin() && std::prev(at)->delivery > delivery) --at;
-        pq_.insert(at, queued_value{std::move(payload), delivery});
-    }
-
-    /// Requires conn_->mu, head_ready_locked(). Gives the head of pq_ to `r`: a plain
+    /// pq_.head_ready(). Gives the head of pq_ to `r`: a plain
     /// recv takes it (true); a select registration takes it if its select
     /// chose it (then ACKed), else the value stays queued (false).
     bool hand_over_locked(net_request& r) ZCHAN_REQUIRES(conn_->mu) {
-        queued_value& q = pq_.front();
+        prefetch_queue::value& q = pq_.head();
         r.payload.swap(q.payload);
         r.delivery = q.delivery;
         r.result = net_answer::value;
         if (r.on_answer == nullptr) {
-            pq_.pop_front();
+            pq_.pop();
             return true;
         }
         if (r.on_answer(r, r.arg)) {
-            pq_.pop_front();
+            pq_.pop();
             ack_locked(r.delivery);
             return true;
         }
@@ -399,11 +349,11 @@ private:
 
     /// Serves waiting receivers from pq_ (or with CLOSED).
     void serve_waiters_locked() ZCHAN_REQUIRES(conn_->mu) {
-        while (!pwaiters_.empty() && (head_ready_locked() || drained_locked())) {
+        while (!pwaiters_.empty() && (pq_.head_ready() || pq_.drained())) {
             std::shared_ptr<net_request> r = std::move(pwaiters_.front());
             pwaiters_.pop_front();
             if (r->orphan) continue;
-            if (!head_ready_locked()) {  // closed and drained
+            if (!pq_.head_ready()) {  // closed and drained
                 r->result = net_answer::closed;
                 notify_locked(*r);
                 continue;
@@ -412,7 +362,7 @@ private:
                 if (r->cx.try_select(sel_first_op)) r->cx.unpark();
             }
         }
-        if (pq_.size() + p_outstanding_ <= prefetch_ / 2) refill_locked();
+        if (pq_.wants_refill(prefetch_)) refill_locked();
     }
 
     /// Wakes a plain waiter, or tells a select registration.
@@ -437,33 +387,19 @@ private:
     /// Tops the window up to the grant with one RECV_MANY
     /// (§8.8), queued ACKs first.
     void refill_locked() ZCHAN_REQUIRES(conn_->mu) {
-        if (p_closed_ || lost_) return;
-        const std::size_t have = pq_.size() + p_outstanding_;
-        if (have >= prefetch_) return;
-        const auto k = static_cast<std::uint32_t>(prefetch_ - have);
-        const std::uint64_t first = next_id_;
-        next_id_ += k;
-        p_ranges_.push_back(first, k);
-        p_outstanding_ += k;
+        if (lost_) return;
+        const auto ask = pq_.refill(prefetch_, next_id_);
+        if (!ask) return;
         tx_.clear();
-        w::encode_recv_many(tx_, channel_, first, k);
+        w::encode_recv_many(tx_, channel_, ask->first, ask->second);
         send_raw_locked();
         conn_->drain_locked();
-    }
-
-    /// If `id` is an outstanding prefetch request, forgets it
-    /// (its answer has come) and returns true. Answers come in request order
-    /// (§8.8), so it is almost always the first id of the first range.
-    bool take_prefetch_id_locked(std::uint64_t id) ZCHAN_REQUIRES(conn_->mu) {
-        if (!p_ranges_.take(id)) return false;
-        --p_outstanding_;
-        return true;
     }
 
     /// A non-value final answer to prefetch request (already
     /// taken off p_ranges_).
     void prefetch_answer_locked(net_answer a) ZCHAN_REQUIRES(conn_->mu) {
-        if (a == net_answer::closed) p_closed_ = true;
+        if (a == net_answer::closed) pq_.close();
         // cancelled/error/empty: the slot is simply free again.
         serve_waiters_locked();
     }
@@ -477,12 +413,12 @@ private:
             const w::bytes payload = entries.next();
             const std::uint64_t id = f.h.id + i;
             const std::uint64_t delivery = f.delivery_seq + i;
-            saw_delivery_locked(delivery);
+            pq_.saw_delivery(delivery);
             if (!resent_.empty() && second_answer_locked(id, net_answer::value, delivery)) {
                 continue;
             }
-            if (take_prefetch_id_locked(id)) {
-                queue_value_locked(
+            if (pq_.take(id)) {
+                pq_.queue(
                     std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
                     delivery);
                 queued = true;
@@ -674,23 +610,24 @@ private:
         flush_acks_locked();
         // Newest first: each RETURN goes to the head of the channel, so the
         // channel ends up holding them in delivery order.
-        for (auto q = pq_.rbegin(); q != pq_.rend(); ++q) give_back_locked(q->delivery);
-        pq_.clear();
+        // Runs here only, under the mutex (the analysis does not follow lambdas).
+        pq_.give_back_all([&](std::uint64_t d)
+                              ZCHAN_NO_THREAD_SAFETY_ANALYSIS { give_back_locked(d); });
         home_stopping_ = true;
         lose_locked(lost_why::home_shut_down);
     }
 
     /// Writes a final answer into its request and wakes it.
     void complete_locked(const w::frame& f, net_answer a) ZCHAN_REQUIRES(conn_->mu) {
-        if (a == net_answer::value) saw_delivery_locked(f.delivery_seq);
+        if (a == net_answer::value && prefetch_ != 0) pq_.saw_delivery(f.delivery_seq);
         if (!resent_.empty() && second_answer_locked(f.h.id, a, f.delivery_seq)) return;
         auto it = pending_.find(f.h.id);
         if (it == pending_.end()) {
-            if (take_prefetch_id_locked(f.h.id)) {
+            if (pq_.take(f.h.id)) {
                 if (a == net_answer::value) {
-                    queue_value_locked(std::string(reinterpret_cast<const char*>(f.payload.data()),
-                                                   f.payload.size()),
-                                       f.delivery_seq);
+                    pq_.queue(std::string(reinterpret_cast<const char*>(f.payload.data()),
+                                          f.payload.size()),
+                              f.delivery_seq);
                 }
                 prefetch_answer_locked(a);
                 return;
@@ -747,8 +684,7 @@ private:
         for (auto& [id, r] : pending) waiting.push_back(std::move(r));
         for (auto& r : pwaiters_) waiting.push_back(std::move(r));
         pwaiters_.clear();
-        p_outstanding_ = 0;
-        p_ranges_.clear();
+        pq_.forget_outstanding();
         unconf_.clear();
         conf_marks_.clear();
         resent_.clear();
@@ -935,7 +871,7 @@ private:
             }
         }
         // Called by for_each_range under conn_->mu (the analysis does not follow lambdas).
-        p_ranges_.for_each_range(
+        pq_.for_each_range(
             [&](std::uint64_t first, std::uint64_t count) ZCHAN_NO_THREAD_SAFETY_ANALYSIS {
                 for (std::uint64_t i = 0; i < count; ++i) resent_.emplace(first + i, unanswered);
                 tx_.clear();
@@ -1004,22 +940,10 @@ private:
     std::string ack_tx_ ZCHAN_GUARDED_BY(conn_->mu);  // an ACK frame being sent
     // Prefetch window (see the top); all guarded by conn_->mu. prefetch_ is set by
     // the WELCOME while dialing, before any request.
-    struct queued_value {
-        std::string payload;
-        std::uint64_t delivery = 0;
-    };
-    std::uint32_t prefetch_ = 0;                               // granted window P'; 0 = none
-    std::deque<queued_value> pq_ ZCHAN_GUARDED_BY(conn_->mu);  // prefetched, not yet taken
-    std::uint64_t p_next_ ZCHAN_GUARDED_BY(conn_->mu) =
-        1;  // the lowest delivery seq that has not arrived
-    std::set<std::uint64_t> p_above_
-        ZCHAN_GUARDED_BY(conn_->mu);  // deliveries above p_next_ that have arrived
+    std::uint32_t prefetch_ = 0;  // granted window P'; 0 = none
+    prefetch_queue pq_ ZCHAN_GUARDED_BY(conn_->mu);
     std::deque<std::shared_ptr<net_request>> pwaiters_
-        ZCHAN_GUARDED_BY(conn_->mu);  // recvs waiting for pq_
-    // Prefetch RECVs in flight: (first id, count) ranges in request order.
-    id_ranges p_ranges_ ZCHAN_GUARDED_BY(conn_->mu);
-    std::size_t p_outstanding_ ZCHAN_GUARDED_BY(conn_->mu) = 0;  // their total
-    bool p_closed_ ZCHAN_GUARDED_BY(conn_->mu) = false;          // a prefetch RECV got CLOSED
+        ZCHAN_GUARDED_BY(conn_->mu);  // recvs waiting for pq_, in arrival order
     std::vector<std::uint64_t> acks_
         ZCHAN_GUARDED_BY(conn_->mu);  // deliveries taken, not yet ACKed
 };
