@@ -50,10 +50,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -171,10 +173,31 @@ private:
         if (first || remote_) {
             // Not on the handler's executor yet (the initiating call, or
             // the remote attempts' thread): go there to complete.
-            asio::post(work_, [this] { complete(); });
+            post_complete();
         } else {
             complete();
         }
+    }
+
+    /// Completes on the handler's executor from another thread. The
+    /// handler may run, and its owner tear the executor's context down,
+    /// before post() has returned here, and post() still holds copies of
+    /// work_ that count as work on that context. So complete() first waits
+    /// until post() has returned (posted_), as context::wait_released
+    /// does for unpark(): a few instructions, unless this thread lost its
+    /// core in between.
+    void post_complete() {
+        asio::post(work_, [this] {
+            for (unsigned i = 0; !posted_.load(std::memory_order_acquire); ++i) {
+                if (i < 1024) {
+                    cpu_relax();
+                } else {
+                    std::this_thread::yield();
+                }
+            }
+            complete();
+        });
+        posted_.store(true, std::memory_order_release);
     }
 
     /// The engine's wake-up: possibly under a channel's lock, so only post.
@@ -208,6 +231,7 @@ private:
     CaseTuple cases_;
     std::array<select_op*, n> ops_;
     bool remote_ = false;
+    std::atomic<bool> posted_{false};  // see post_complete
     engine engine_;
 };
 
@@ -346,11 +370,14 @@ auto async_select(CompletionToken&& token, Cases&&... cases) {
     using finish_t = detail::select_finish<n_ops, default_t>;
     using cases_t = decltype(std::tuple_cat(detail::channel_case_part(std::declval<Cases>())...));
 
-    finish_t finish;
-    finish.n_args = sizeof...(Cases);
+    // The two parts move from different arguments: each case is in exactly one.
+    finish_t finish{{},
+                    0,
+                    sizeof...(Cases),
+                    std::tuple_cat(detail::default_part(std::forward<Cases>(cases))...)};
     {
         std::size_t arg = 0, op = 0;
-        auto visit = [&](const auto& c) {
+        auto visit = [&](const auto& c) {  // looks at the types only
             if constexpr (detail::case_kind_of<decltype(c)>::is_op) {
                 finish.position[op++] = arg;
             } else {
@@ -360,8 +387,6 @@ auto async_select(CompletionToken&& token, Cases&&... cases) {
         };
         (visit(cases), ...);
     }
-    // Both parts move from different arguments: each case is in exactly one.
-    finish.default_fn = std::tuple_cat(detail::default_part(std::forward<Cases>(cases))...);
     cases_t channel_cases =
         std::tuple_cat(detail::channel_case_part(std::forward<Cases>(cases))...);
     return asio::async_initiate<CompletionToken, void(std::error_code, std::size_t)>(
