@@ -280,12 +280,12 @@ TEST_P(AsioChannel, CancellationThroughASlotCompletesWithOperationAborted) {
     asio::cancellation_signal sig;
     std::promise<std::error_code> done;
     asio::post(ex_.executor(), [&, ch = ch] {
-        zchan::async_recv(ch, asio::bind_cancellation_slot(
-                                  sig.slot(), asio::bind_executor(ex_.executor(),
-                                                                  [&](std::error_code ec,
-                                                                      std::optional<int>) {
-                                                                      done.set_value(ec);
-                                                                  })));
+        zchan::async_recv(
+            ch, asio::bind_cancellation_slot(
+                    sig.slot(), asio::bind_executor(ex_.executor(),
+                                                    [&](std::error_code ec, std::optional<int>) {
+                                                        done.set_value(ec);
+                                                    })));
     });
     auto result = done.get_future();
     EXPECT_TRUE(still_pending_after(result));
@@ -334,14 +334,16 @@ TEST_P(AsioChannel, CoroutinesAndBlockingThreadsShareOneChannelExactlyOnce) {
     std::vector<std::future<void>> coros;
     for (int p = 2; p < producers; ++p) {
         coros.push_back(ex_.spawn([ch = ch, p, per]() -> asio::awaitable<void> {
-            for (int i = 0; i < per; ++i) co_await zchan::async_send(ch, p * per + i, use_awaitable);
+            for (int i = 0; i < per; ++i)
+                co_await zchan::async_send(ch, p * per + i, use_awaitable);
         }));
     }
     // Half the values go to a coroutine, half to a blocking thread.
     const int total = producers * per;
     auto coro_recv = ex_.spawn([ch = ch, total]() -> asio::awaitable<std::vector<int>> {
         std::vector<int> got;
-        for (int i = 0; i < total / 2; ++i) got.push_back(*co_await zchan::async_recv(ch, use_awaitable));
+        for (int i = 0; i < total / 2; ++i)
+            got.push_back(*co_await zchan::async_recv(ch, use_awaitable));
         co_return got;
     });
     std::vector<int> thread_got;
@@ -407,11 +409,11 @@ TEST(AsioChannelTokens, APlainCallbackRunsOnItsBoundExecutorNeverInsideTheCall) 
     std::atomic<bool> returned{false};
     std::atomic<bool> ran_inside{false};
     asio::post(ex.executor(), [&] {
-        zchan::async_recv(ch, asio::bind_executor(ex.executor(), [&](std::error_code ec,
-                                                                     std::optional<int> v) {
-                              ran_inside = !returned.load();
-                              p.set_value({ec, v});
-                          }));
+        zchan::async_recv(
+            ch, asio::bind_executor(ex.executor(), [&](std::error_code ec, std::optional<int> v) {
+                ran_inside = !returned.load();
+                p.set_value({ec, v});
+            }));
         returned = true;
     });
     auto [ec, v] = p.get_future().get();

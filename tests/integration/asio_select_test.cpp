@@ -87,8 +87,8 @@ TEST_P(AsioSelect, DefaultRunsWhenNothingIsReadyAndNeverWhenACaseIs) {
     EXPECT_TRUE(default_ran);
     if (cap() > 0) {
         home.send(1);
-        auto g = ex_.spawn(
-            [ch = ch] { return select_of(zchan::recv_case(ch), zchan::default_case()); });
+        auto g =
+            ex_.spawn([ch = ch] { return select_of(zchan::recv_case(ch), zchan::default_case()); });
         EXPECT_EQ(g.get(), (result{{}, 0}));
     }
 }
@@ -100,7 +100,8 @@ TEST_P(AsioSelect, RecvCaseOnAClosedChannelFiresWithNulloptAfterTheBufferedValue
     auto f = ex_.spawn([ch = ch, n = cap()]() -> asio::awaitable<std::vector<std::optional<int>>> {
         std::vector<std::optional<int>> got;
         for (std::size_t k = 0; k <= n; ++k) {
-            co_await select_of(zchan::recv_case(ch, [&](std::optional<int> v) { got.push_back(v); }));
+            co_await select_of(
+                zchan::recv_case(ch, [&](std::optional<int> v) { got.push_back(v); }));
         }
         co_return got;
     });
@@ -129,9 +130,8 @@ TEST_P(AsioSelect, SendCaseOnAClosedChannelFailsWithChannelClosed) {
     auto [home, ch] = make();
     for (std::size_t i = 0; i < cap(); ++i) home.send(static_cast<int>(i));
     zchan::channel<int> idle;
-    auto f = ex_.spawn([ch = ch, idle] {
-        return select_of(zchan::recv_case(idle), zchan::send_case(ch, 1));
-    });
+    auto f = ex_.spawn(
+        [ch = ch, idle] { return select_of(zchan::recv_case(idle), zchan::send_case(ch, 1)); });
     EXPECT_TRUE(still_pending_after(f));
     home.close();
     ASSERT_TRUE(completes_within(f));
@@ -155,10 +155,11 @@ TEST_P(AsioSelect, ExactlyOneOfTwoReadyCasesRunsAndBothAreChosen) {
         int from_a = 0, from_b = 0, bad = 0;
         for (int i = 0; i < rounds; ++i) {
             int ran = 0;
-            co_await select_of(zchan::recv_case(a, [&] {
-                                   ++ran;
-                                   ++from_a;
-                               }),
+            co_await select_of(zchan::recv_case(a,
+                                                [&] {
+                                                    ++ran;
+                                                    ++from_a;
+                                                }),
                                zchan::recv_case(b, [&] {
                                    ++ran;
                                    ++from_b;
@@ -303,31 +304,34 @@ TEST_P(AsioSelect, SendCaseAgainstARecvCaseElsewhereRunsExactlyOneCaseEachTime) 
     std::thread drainer([&, h = home] {
         for (int v : h) drained.insert(v);
     });
-    auto f = ex_.spawn([ch = ch, local, n]() -> asio::awaitable<std::pair<std::multiset<int>, int>> {
-        std::multiset<int> sent;
-        int bad = 0, fed = 0;
-        bool local_open = true;
-        for (int i = 0; i < n || local_open; ++i) {
-            int ran = 0;
-            auto l = local_open ? local : zchan::channel<int>::nil();
-            auto c = i < n ? ch : zchan::channel<int>::nil();
-            co_await zchan::async_select(use_awaitable, zchan::send_case(c, i, [&, i] {
-                                             ++ran;
-                                             sent.insert(i);
-                                         }),
-                                         zchan::recv_case(l, [&](std::optional<int> v) {
-                                             ++ran;
-                                             if (v) {
-                                                 ++fed;
-                                             } else {
-                                                 local_open = false;
-                                             }
-                                         }));
-            if (ran != 1) ++bad;
-        }
-        ch.close();
-        co_return std::pair{sent, bad * 1'000'000 + fed};
-    });
+    auto f =
+        ex_.spawn([ch = ch, local, n]() -> asio::awaitable<std::pair<std::multiset<int>, int>> {
+            std::multiset<int> sent;
+            int bad = 0, fed = 0;
+            bool local_open = true;
+            for (int i = 0; i < n || local_open; ++i) {
+                int ran = 0;
+                auto l = local_open ? local : zchan::channel<int>::nil();
+                auto c = i < n ? ch : zchan::channel<int>::nil();
+                co_await zchan::async_select(use_awaitable,
+                                             zchan::send_case(c, i,
+                                                              [&, i] {
+                                                                  ++ran;
+                                                                  sent.insert(i);
+                                                              }),
+                                             zchan::recv_case(l, [&](std::optional<int> v) {
+                                                 ++ran;
+                                                 if (v) {
+                                                     ++fed;
+                                                 } else {
+                                                     local_open = false;
+                                                 }
+                                             }));
+                if (ran != 1) ++bad;
+            }
+            ch.close();
+            co_return std::pair{sent, bad * 1'000'000 + fed};
+        });
     ASSERT_TRUE(completes_within(f));
     feeder.join();
     drainer.join();

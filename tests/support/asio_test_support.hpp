@@ -65,7 +65,8 @@ template <class R>
     return f.wait_for(window) == std::future_status::ready;
 }
 template <class R>
-[[nodiscard]] bool still_pending_after(std::future<R>& f, std::chrono::milliseconds window = ample) {
+[[nodiscard]] bool still_pending_after(std::future<R>& f,
+                                       std::chrono::milliseconds window = ample) {
     return f.wait_for(window) != std::future_status::ready;
 }
 
@@ -81,9 +82,8 @@ inline std::string kind_name(const ::testing::TestParamInfo<chan_kind>& info) {
 }
 
 inline const chan_kind kinds[] = {
-    {"InProcUnbuffered", 0, false}, {"InProcBuffered1", 1, false},
-    {"InProcBuffered3", 3, false},  {"RemoteUnbuffered", 0, true},
-    {"RemoteBuffered3", 3, true},
+    {"InProcUnbuffered", 0, false}, {"InProcBuffered1", 1, false}, {"InProcBuffered3", 3, false},
+    {"RemoteUnbuffered", 0, true},  {"RemoteBuffered3", 3, true},
 };
 
 /// Options for the remote kinds: no loss detection in these tests.
@@ -108,7 +108,8 @@ protected:
     chan_pair<T> make() {
         zchan::channel<T> home(GetParam().capacity);
         if (!GetParam().remote) return {home, home};
-        if (!server_) server_ = std::make_unique<zchan::server>("tcp://127.0.0.1:*", asio_net_options());
+        if (!server_)
+            server_ = std::make_unique<zchan::server>("tcp://127.0.0.1:*", asio_net_options());
         const std::string name = "c" + std::to_string(served_++);
         server_->serve(name, home);
         return {home, zchan::dial<T>(server_->endpoint(), name, asio_net_options())};
