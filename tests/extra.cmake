@@ -23,3 +23,9 @@ endif()
 if(TARGET integration_zchan_tool_test AND TARGET zchan_tool)
   add_dependencies(integration_zchan_tool_test zchan_tool)
 endif()
+
+# tests/integration/asio_examples_test.cpp runs the zchan::asio examples (examples/asio/).
+if(TARGET integration_asio_examples_test AND ZCHAN_BUILD_EXAMPLES)
+  add_dependencies(integration_asio_examples_test
+    asio_producer_consumer asio_worker_pool asio_echo_server)
+endif()

@@ -32,6 +32,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+
 #include <zchan/asio.hpp>
 #include <zchan/zchan.hpp>
 #include "cli_args/cli_args.hpp"

@@ -31,6 +31,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+
 #include <zchan/asio.hpp>
 #include <zchan/zchan.hpp>
 #include "../go_log.hpp"
@@ -77,8 +78,8 @@ asio::awaitable<void> main_coroutine(std::chrono::milliseconds delay) {
     zchan::channel<int> ch(2);                 // ch := make(chan int, 2)
     zchan::channel<std::monostate> exit_chan;  // exit := make(chan struct{})
     auto ex = co_await asio::this_coro::executor;
-    asio::co_spawn(ex, producer(ch, delay), asio::detached);             // go producer()
-    asio::co_spawn(ex, consumer(ch, exit_chan), asio::detached);         // go consumer()
+    asio::co_spawn(ex, producer(ch, delay), asio::detached);      // go producer()
+    asio::co_spawn(ex, consumer(ch, exit_chan), asio::detached);  // go consumer()
     log_println("Waiting for everything to complete");
     (void)co_await zchan::async_recv(exit_chan, use_awaitable);  // <-exit
     log_println("All done, exiting!");

@@ -22,6 +22,7 @@
 #include <asio/io_context.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+
 #include <zchan/asio.hpp>
 #include <zchan/zchan.hpp>
 #include "cli_args/cli_args.hpp"
@@ -46,7 +47,8 @@ struct options {
     int jobs;
 };
 
-asio::awaitable<void> worker(int id, zchan::channel<int> jobs, zchan::channel<std::int64_t> results) {
+asio::awaitable<void> worker(int id, zchan::channel<int> jobs,
+                             zchan::channel<std::int64_t> results) {
     while (auto job = co_await zchan::async_recv(jobs, use_awaitable)) {  // for j := range jobs
         const std::int64_t r = std::int64_t{*job} * *job;
         std::cout << "worker " << id << ": job " << *job << " -> " << r << '\n';
@@ -55,21 +57,21 @@ asio::awaitable<void> worker(int id, zchan::channel<int> jobs, zchan::channel<st
 }
 
 asio::awaitable<void> dispatcher(options o) {
-    zchan::channel<int> jobs;                  // unbuffered: a hand-off per job
-    zchan::channel<std::int64_t> results;      // unbuffered too
+    zchan::channel<int> jobs;              // unbuffered: a hand-off per job
+    zchan::channel<std::int64_t> results;  // unbuffered too
     auto ex = co_await asio::this_coro::executor;
-    for (int w = 1; w <= o.workers; ++w) asio::co_spawn(ex, worker(w, jobs, results), asio::detached);
+    for (int w = 1; w <= o.workers; ++w)
+        asio::co_spawn(ex, worker(w, jobs, results), asio::detached);
 
     std::int64_t sum = 0;
     for (int next = 1, got = 0; got < o.jobs;) {
         // A nil channel's case never fires: once every job is out, only collect.
         auto out = next <= o.jobs ? jobs : zchan::channel<int>::nil();
-        co_await zchan::async_select(
-            use_awaitable, zchan::send_case(out, next, [&] { ++next; }),
-            zchan::recv_case(results, [&](std::optional<std::int64_t> r) {
-                sum += *r;
-                ++got;
-            }));
+        co_await zchan::async_select(use_awaitable, zchan::send_case(out, next, [&] { ++next; }),
+                                     zchan::recv_case(results, [&](std::optional<std::int64_t> r) {
+                                         sum += *r;
+                                         ++got;
+                                     }));
     }
     jobs.close();  // the workers' ranges end
     std::cout << "sum " << sum << std::endl;

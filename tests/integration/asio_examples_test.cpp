@@ -99,8 +99,8 @@ TEST(AsioExamplesIntegration, EchoServerAnswersEveryLineThroughItsHandlerThreads
     std::vector<asio::ip::tcp::socket> sockets;
     for (int c = 0; c < clients; ++c) {
         sockets.emplace_back(io);
-        sockets.back().connect({asio::ip::make_address("127.0.0.1"),
-                                static_cast<unsigned short>(std::stoi(*port))});
+        sockets.back().connect(
+            {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(std::stoi(*port))});
     }
     // Interleave the clients line by line, so their requests share the channel.
     std::vector<std::string> buffers(clients);
@@ -110,8 +110,8 @@ TEST(AsioExamplesIntegration, EchoServerAnswersEveryLineThroughItsHandlerThreads
                 "client " + std::to_string(c) + " line " + std::to_string(i) + "\n";
             asio::write(sockets[static_cast<std::size_t>(c)], asio::buffer(line));
             auto& buf = buffers[static_cast<std::size_t>(c)];
-            const std::size_t n =
-                asio::read_until(sockets[static_cast<std::size_t>(c)], asio::dynamic_buffer(buf), '\n');
+            const std::size_t n = asio::read_until(sockets[static_cast<std::size_t>(c)],
+                                                   asio::dynamic_buffer(buf), '\n');
             EXPECT_EQ(buf.substr(0, n), line);
             buf.erase(0, n);
         }
