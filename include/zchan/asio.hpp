@@ -60,6 +60,7 @@
 #include <type_traits>
 #include <utility>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
@@ -67,6 +68,7 @@
 #include <asio/defer.hpp>
 #include <asio/error.hpp>
 #include <asio/execution/outstanding_work.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 #include <asio/recycling_allocator.hpp>
@@ -118,6 +120,8 @@ class async_op final {
     using executor_type = asio::associated_executor_t<Handler, asio::system_executor>;
     using work_type = std::decay_t<decltype(asio::prefer(
         std::declval<const executor_type&>(), asio::execution::outstanding_work.tracked))>;
+    using post_type = std::decay_t<decltype(asio::prefer(
+        std::declval<const executor_type&>(), asio::execution::outstanding_work.untracked))>;
     using engine = async_select<n>;
 
 public:
@@ -140,8 +144,9 @@ private:
     template <class H, class F, class Make>
     async_op(H&& handler, F&& finish, Make&& make, bool has_default)
         : handler_(std::forward<H>(handler)),
-          work_(asio::prefer(asio::get_associated_executor(handler_, asio::system_executor()),
-                             asio::execution::outstanding_work.tracked)),
+          ex_(asio::prefer(asio::get_associated_executor(handler_, asio::system_executor()),
+                           asio::execution::outstanding_work.untracked)),
+          work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
           finish_(std::forward<F>(finish)),
           cases_(make(finish_)),
           ops_(std::apply([](auto&... c) { return std::array<select_op*, n>{&c...}; }, cases_)),
@@ -181,13 +186,14 @@ private:
 
     /// Completes on the handler's executor from another thread. The
     /// handler may run, and its owner tear the executor's context down,
-    /// before post() has returned here, and post() still holds copies of
-    /// work_ that count as work on that context. So complete() first waits
-    /// until post() has returned (posted_), as context::wait_released
-    /// does for unpark(): a few instructions, unless this thread lost its
-    /// core in between.
+    /// before post() has returned here, and post() still touches that
+    /// context after queueing (it unlocks and wakes its thread; copies of a
+    /// tracked executor would also count down its work). So complete()
+    /// first waits until post() has returned (posted_), as
+    /// context::wait_released does for unpark(): a few instructions, unless
+    /// this thread lost its core in between.
     void post_complete() {
-        asio::post(work_, [this] {
+        post_to_handler(false, [this] {
             for (unsigned i = 0; !posted_.load(std::memory_order_acquire); ++i) {
                 if (i < 1024) {
                     cpu_relax();
@@ -208,7 +214,32 @@ private:
         } else {
             // defer: from a coroutine on the same thread (the common
             // hand-off) this queues privately, with no lock and no wake-up.
-            asio::defer(op->work_, [op] { op->step(false); });
+            op->post_to_handler(true, [op] { op->step(false); });
+        }
+    }
+
+    /// Posts (or defers) `f` to the handler's executor. Through the untracked
+    /// executor: a queued function counts as work by itself, and every copy
+    /// of a tracked executor would cost two atomic updates of the context's
+    /// work count. An io_context's executor behind an any_io_executor (every
+    /// coroutine's) is used directly: Asio's type-erased post costs several
+    /// indirect calls per property.
+    template <class F>
+    void post_to_handler(bool continuation, F&& f) {
+        if constexpr (std::is_same_v<post_type, asio::any_io_executor>) {
+            if (auto* io = ex_.template target<asio::io_context::executor_type>()) {
+                if (continuation) {
+                    asio::defer(*io, std::forward<F>(f));
+                } else {
+                    asio::post(*io, std::forward<F>(f));
+                }
+                return;
+            }
+        }
+        if (continuation) {
+            asio::defer(ex_, std::forward<F>(f));
+        } else {
+            asio::post(ex_, std::forward<F>(f));
         }
     }
 
@@ -226,7 +257,8 @@ private:
     }
 
     Handler handler_;
-    work_type work_;
+    post_type ex_;    // the handler's executor, for posting
+    work_type work_;  // keeps its context running while this op waits
     Finish finish_;
     CaseTuple cases_;
     std::array<select_op*, n> ops_;
