@@ -46,15 +46,12 @@ asio::awaitable<std::optional<int>> recv_one(zchan::channel<int> ch) {
 asio::awaitable<void> send_one(zchan::channel<int> ch, int v) {
     co_await zchan::async_send(ch, v, use_awaitable);
 }
-/// The error an awaitable's future throws, or none.
-template <class R>
-std::error_code error_of(std::future<R>& f) {
-    try {
-        f.get();
-    } catch (const std::system_error& e) {
-        return e.code();
-    }
-    return {};
+/// async_send's error as a value. Errors stay inside the coroutine: an exception carried
+/// through a std::future to another thread is released in uninstrumented libstdc++ code,
+/// which ThreadSanitizer reports as a race.
+asio::awaitable<std::error_code> send_error(zchan::channel<int> ch, int v) {
+    auto [ec] = co_await zchan::async_send(ch, v, asio::experimental::as_tuple(use_awaitable));
+    co_return ec;
 }
 /// A receive raced against a timer: the value, or nullopt if the timer won.
 asio::awaitable<std::optional<std::optional<int>>> recv_or_timeout(zchan::channel<int> ch,
@@ -170,18 +167,18 @@ TEST_P(AsioChannel, CloseWakesAWaitingRecvWithNullopt) {
 TEST_P(AsioChannel, SendOnAClosedChannelFailsWithChannelClosed) {
     auto [home, ch] = make();
     home.close();
-    auto f = ex_.spawn([ch = ch] { return send_one(ch, 1); });
-    EXPECT_EQ(error_of(f), zchan::async_errc::channel_closed);
+    auto f = ex_.spawn([ch = ch] { return send_error(ch, 1); });
+    EXPECT_EQ(f.get(), zchan::async_errc::channel_closed);
 }
 
 TEST_P(AsioChannel, CloseWakesAWaitingSendWhichFailsWithChannelClosed) {
     auto [home, ch] = make();
     for (std::size_t i = 0; i < cap(); ++i) home.send(static_cast<int>(i));
-    auto f = ex_.spawn([ch = ch] { return send_one(ch, 100); });
+    auto f = ex_.spawn([ch = ch] { return send_error(ch, 100); });
     EXPECT_TRUE(still_pending_after(f));
     home.close();
     ASSERT_TRUE(completes_within(f));
-    EXPECT_EQ(error_of(f), zchan::async_errc::channel_closed);
+    EXPECT_EQ(f.get(), zchan::async_errc::channel_closed);
     for (std::size_t i = 0; i < cap(); ++i) EXPECT_EQ(home.recv(), static_cast<int>(i));
     EXPECT_EQ(home.recv(), std::nullopt);  // the failed send left nothing behind
 }
@@ -386,19 +383,18 @@ TEST(AsioChannelNil, OperationsOnANilChannelWaitUntilCancelled) {
     EXPECT_FALSE(s.get());
 }
 
-TEST(AsioChannelTokens, UseFutureCompletesOnAsiosSystemExecutor) {
+TEST(AsioChannelTokens, UseFutureAndAPlainCallbackCompleteOnAsiosSystemExecutor) {
     zchan::channel<int> ch(1);
     auto s = zchan::async_send(ch, 4, asio::use_future);
     s.get();
     auto r = zchan::async_recv(ch, asio::use_future);
     EXPECT_EQ(r.get(), 4);
-    auto closed = (ch.close(), zchan::async_send(ch, 1, asio::use_future));
-    try {
-        closed.get();
-        ADD_FAILURE() << "send on a closed channel succeeded";
-    } catch (const std::system_error& e) {
-        EXPECT_EQ(e.code(), zchan::async_errc::channel_closed);
-    }
+    // The error through a callback, as a value: use_future would carry it as an exception
+    // across threads, which ThreadSanitizer cannot follow into libstdc++.
+    ch.close();
+    std::promise<std::error_code> closed;
+    zchan::async_send(ch, 1, [&closed](std::error_code ec) { closed.set_value(ec); });
+    EXPECT_EQ(closed.get_future().get(), zchan::async_errc::channel_closed);
 }
 
 TEST(AsioChannelTokens, APlainCallbackRunsOnItsBoundExecutorNeverInsideTheCall) {
