@@ -4,7 +4,7 @@ FROM debian:bookworm
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        build-essential cmake pkg-config libzmq3-dev cppzmq-dev libcereal-dev \
+        build-essential cmake pkg-config libzmq3-dev cppzmq-dev libcereal-dev libasio-dev \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

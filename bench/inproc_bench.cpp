@@ -35,6 +35,10 @@
 //                        iteration, each timed on its own: reports p50_us/p90_us/p99_us
 //                        counters (latency_counters.hpp) besides items_per_second.
 //
+// Coroutine cases (where zchan::asio is built; bench/asio_cases.hpp): zchan_coro/<case> and
+// asio_channel/<case> for spsc_unbuffered, spsc_cap1 and pingpong_unbuffered, as coroutines on
+// one io_context thread; bench/run_inproc compares them with Go's same cases.
+//
 // Select cases (zchan only; for A/B runs of select changes, not in bench/run_inproc):
 //   select_default_idle_<kind>   one thread: select {<-a, <-b, default} with a and b empty
 //                        (kind: cap1 = capacity 1, unbuffered): the default path
@@ -83,6 +87,9 @@
 #include <zchan/zchan.hpp>
 #include "baseline_queue.hpp"
 #include "latency_counters.hpp"
+#ifdef ZCHAN_BENCH_ASIO
+#include "asio_cases.hpp"
+#endif
 
 namespace {
 
@@ -697,6 +704,14 @@ void register_all() {
         })->Unit(benchmark::kNanosecond);
     }
     register_case("zchan", "select_pingpong_unbuffered", &with_line_probe<&bm_select_pingpong>);
+#ifdef ZCHAN_BENCH_ASIO
+    // The hand-off cases as coroutines on one io_context thread (bench/asio_cases.hpp).
+    coro_bench::register_all([](int kind) {
+        const bench_case cases[] = {bench_case::spsc_unbuffered, bench_case::spsc_cap1,
+                                    bench_case::pingpong};
+        return case_items(cases[kind]);
+    });
+#endif
 }
 
 // Removes --zchan_items_scale=F and --zchan_pin from argv (Google Benchmark rejects flags it

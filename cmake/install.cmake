@@ -1,4 +1,5 @@
-# Install rules, the exported package (zchan::zchan, zchan::core) and a pkg-config file.
+# Install rules, the exported package (zchan::zchan, zchan::core, zchan::asio) and a pkg-config
+# file.
 # Included by the top-level CMakeLists.txt when ZCHAN_INSTALL is on (default: top-level only).
 # GNUInstallDirs is included at the top of CMakeLists.txt, because the targets' include
 # directories already use CMAKE_INSTALL_INCLUDEDIR.
@@ -30,6 +31,18 @@ install(EXPORT zchanTargets
   FILE zchanTargets.cmake
   DESTINATION ${ZCHAN_CMAKE_INSTALL_DIR})
 
+# zchan::asio in an export of its own: the package config loads it only where Asio is found
+# (with the Findasio.cmake installed next to it), so zchan::zchan never needs Asio.
+install(FILES ${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake DESTINATION ${ZCHAN_CMAKE_INSTALL_DIR})
+if(TARGET zchan_asio)
+  set_target_properties(zchan_asio PROPERTIES EXPORT_NAME asio)
+  install(TARGETS zchan_asio EXPORT zchanAsioTargets)
+  install(EXPORT zchanAsioTargets
+    NAMESPACE zchan::
+    FILE zchanAsioTargets.cmake
+    DESTINATION ${ZCHAN_CMAKE_INSTALL_DIR})
+endif()
+
 # The config only refers to files next to itself, so the same file serves the install tree and
 # the build tree (find_package(zchan) with zchan_DIR=<build dir>).
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/zchanConfig.cmake.in
@@ -47,6 +60,13 @@ install(FILES
 export(EXPORT zchanTargets
   NAMESPACE zchan::
   FILE ${PROJECT_BINARY_DIR}/zchanTargets.cmake)
+configure_file(${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake ${PROJECT_BINARY_DIR}/Findasio.cmake
+  COPYONLY)
+if(TARGET zchan_asio)
+  export(EXPORT zchanAsioTargets
+    NAMESPACE zchan::
+    FILE ${PROJECT_BINARY_DIR}/zchanAsioTargets.cmake)
+endif()
 
 # pkg-config: relocatable (prefix is found from the .pc file's own location), so that
 # `cmake --install --prefix X` yields a working file for any X.

@@ -11,7 +11,8 @@ ZCHAN_JOBS="${ZCHAN_JOBS:-2}"
 ZCHAN_PRESETS=(dev release asan tsan tidy)
 # What a fresh Debian 12 machine lacks to configure, build and test every preset but tidy.
 ZCHAN_PACKAGES=(build-essential cmake g++ pkg-config libzmq3-dev cppzmq-dev libcereal-dev
-    libgtest-dev libbenchmark-dev iproute2 nftables python3 python3-zmq python3-pytest)
+    libgtest-dev libbenchmark-dev libasio-dev iproute2 nftables python3 python3-zmq
+    python3-pytest)
 
 zchan_log() { printf '==> %s\n' "$*" >&2; }
 zchan_die() {

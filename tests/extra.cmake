@@ -54,3 +54,9 @@ if(ZCHAN_BUILD_TOOLS AND ZCHAN_BUILD_EXAMPLES)
   target_link_libraries(python_codec_echo PRIVATE zchan::zchan)
   zchan_set_warnings(python_codec_echo)
 endif()
+
+# tests/integration/asio_examples_test.cpp runs the zchan::asio examples (examples/asio/).
+if(TARGET integration_asio_examples_test AND ZCHAN_BUILD_EXAMPLES)
+  add_dependencies(integration_asio_examples_test
+    asio_producer_consumer asio_worker_pool asio_echo_server)
+endif()

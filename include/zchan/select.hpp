@@ -78,6 +78,13 @@ public:
     /// handoff (the value moved through the packet).
     virtual bool handed_off() = 0;
     virtual void run() = 0;
+    /// After the operation completed but before run(): undoes it if that
+    /// is possible, so that nothing is lost when its result cannot be
+    /// delivered (an asynchronous select cancelled too late, zchan/asio.hpp).
+    /// A receive case puts its value back at the head of an in-process
+    /// channel (servable::requeue_front); a send case, or a receive from a
+    /// remote channel, cannot: false.
+    virtual bool give_back() = 0;
     /// The channel's atomic poll hooks (chan_base.hpp); nullptr if nil.
     [[nodiscard]] virtual const chan_poll* poll_channel() const noexcept = 0;
     /// The channel's send_ready or recv_ready, as the case is.
@@ -116,6 +123,13 @@ public:
     [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
     [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
         return ch_->recv_ready(stamp);
+    }
+    bool give_back() override {
+        auto* home = dynamic_cast<detail::servable<T>*>(ch_);
+        if (!result_ || home == nullptr) return false;
+        home->requeue_front(std::move(*result_));
+        result_.reset();
+        return true;
     }
     void run() override {
         if constexpr (std::is_invocable_v<F&, std::optional<T>&&>) {
@@ -162,6 +176,7 @@ public:
     void delist(detail::wait_entry& e) override { ch_->unregister_send(e); }
     bool handed_off() override { return packet_.done; }
     void run() override { std::invoke(fn_); }
+    bool give_back() override { return false; }  // a receiver has the value
     [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
     [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
         return ch_->send_ready(stamp);

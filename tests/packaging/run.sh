@@ -67,6 +67,13 @@ cmake_consumer() {
         { echo "FAIL ($name): found zchan in '$found', expected '$expect_dir'" >&2; return 1; }
     "$cmake" --build "$bin" --config "$config"
     check_output "$name" "$bin/consumer"
+    # zchan::asio: built by the consumer when the package provides it, which it must when this
+    # build tree has it.
+    if [[ -f $build/zchanAsioTargets.cmake ]]; then
+        [[ -x $bin/consumer_asio ]] ||
+            { echo "FAIL ($name): the package did not provide zchan::asio" >&2; return 1; }
+        check_output "$name, zchan::asio" "$bin/consumer_asio"
+    fi
 }
 
 config_file="$(find "$prefix" -name zchanConfig.cmake -print -quit)"

@@ -137,11 +137,39 @@ inline void futex_wake_one(std::atomic<std::uint32_t>& word) noexcept {
             nullptr, 0);
 }
 
-/// Identity of the calling thread, cheap to read (no syscall).
+/// The identity an asynchronous operation lends to the thread that runs its
+/// steps (identity_scope); nullptr when none does.
+inline const void*& lent_identity() noexcept {
+    static thread_local const void* identity = nullptr;
+    return identity;
+}
+
+/// Identity of the calling thread, cheap to read (no syscall), or of the
+/// asynchronous operation it is running a step of. Wait lists use it so
+/// that a select never pairs with itself: for a blocking select that is
+/// its thread; for an asynchronous one (zchan/asio.hpp) it is the
+/// operation, since many of them share one thread and must pair with
+/// each other, and one may run its steps on different threads in turn.
 inline const void* current_thread_id() noexcept {
     static thread_local char tag;
-    return &tag;
+    const void* lent = lent_identity();
+    return lent != nullptr ? lent : &tag;
 }
+
+/// Lends `identity` to the calling thread for the scope's lifetime.
+/// Thread safety: affects the calling thread only.
+class identity_scope {
+public:
+    explicit identity_scope(const void* identity) noexcept : saved_(lent_identity()) {
+        lent_identity() = identity;
+    }
+    identity_scope(const identity_scope&) = delete;
+    identity_scope& operator=(const identity_scope&) = delete;
+    ~identity_scope() { lent_identity() = saved_; }
+
+private:
+    const void* saved_;
+};
 
 /// Values of context::select_.
 inline constexpr std::uintptr_t sel_waiting = 0;  ///< nobody has decided yet
@@ -175,6 +203,11 @@ public:
     // included, may be its counterpart.
     context(notify_fn fn, void* arg) noexcept
         : thread_id_(nullptr), notify_(fn), notify_arg_(arg) {}
+    // An asynchronous operation's context: woken through `fn` like an event
+    // loop's, but with an identity of its own (see current_thread_id), so
+    // that it counts as a waiter that acts on a wake-up (sync_waker::notify).
+    context(notify_fn fn, void* arg, const void* identity) noexcept
+        : thread_id_(identity), notify_(fn), notify_arg_(arg) {}
     context(const context&) = delete;
     context& operator=(const context&) = delete;
 
