@@ -106,9 +106,8 @@ TEST(PrefetchQueue, ShutdownGivesBackNewestFirstAndLossForgetsRequests) {
     EXPECT_EQ(q.queued(), 0u);
     EXPECT_EQ(q.outstanding(), 1u);
     std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
-    q.for_each_range([&](std::uint64_t first, std::uint64_t count) {
-        ranges.emplace_back(first, count);
-    });
+    q.for_each_range(
+        [&](std::uint64_t first, std::uint64_t count) { ranges.emplace_back(first, count); });
     EXPECT_EQ(ranges, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{4, 1}}));
     q.forget_outstanding();
     EXPECT_EQ(q.outstanding(), 0u);
