@@ -266,6 +266,16 @@ void peer_connection::need_poller_locked() {
     if (!leader_ && !bg_polls_sock_) wake();
 }
 
+/// Calls `f` on every attached session, from a copy of the list: a call may
+/// detach or attach sessions.
+template <class F>
+void peer_connection::for_each_client_locked(F&& f) {
+    std::vector<connection_client*> all;
+    all.reserve(clients_.size());
+    for (auto& [ch, c] : clients_) all.push_back(c);
+    for (connection_client* c : all) f(c);
+}
+
 bool peer_connection::send_locked(const std::string& frame) {
     kick_leader_locked();
     // A thread stopped after its last check must not refresh the stamp by
@@ -464,10 +474,7 @@ void peer_connection::read_monitor_locked() {
         return;
     }
     if (broke) {  // §12.2: every session resumes
-        std::vector<connection_client*> all;
-        all.reserve(clients_.size());
-        for (auto& [ch, c] : clients_) all.push_back(c);
-        for (connection_client* c : all) c->on_reset_locked();
+        for_each_client_locked([](connection_client* c) { c->on_reset_locked(); });
     }
 }
 
@@ -494,10 +501,7 @@ void peer_connection::run(const std::stop_token& st) {
             drain_locked();
             heartbeat_locked();
             if (!dead()) {
-                std::vector<connection_client*> all;
-                all.reserve(clients_.size());
-                for (auto& [ch, c] : clients_) all.push_back(c);
-                for (connection_client* c : all) c->on_tick_locked();
+                for_each_client_locked([](connection_client* c) { c->on_tick_locked(); });
                 drain_locked();  // a PING or ACK sent may have consumed the edge
             }
             // While a user thread leads, polling the socket too would only

@@ -739,10 +739,8 @@ private:
             capacity_ = f.welcome.capacity;
             prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);  // §9.2: P' <= P
             home_instance_ = f.welcome.instance;
-            max_value_ =
-                std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame) -
-                std::min<std::size_t>(w::value_prefix_size,
-                                      std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame));
+            const std::size_t frame = std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame);
+            max_value_ = frame - std::min(w::value_prefix_size, frame);
             conn_->set_timing_locked(std::chrono::milliseconds(f.welcome.heartbeat_ms),
                                      std::chrono::milliseconds(f.welcome.timeout_ms));
             conn_->attach_locked(channel_, this);  // its next frame may be in this drain
