@@ -66,7 +66,25 @@ struct request {
     zchan::channel<std::string> reply;
 };
 
-asio::awaitable<void> connection(tcp::socket socket, zchan::channel<request> requests) {
+/// What the connections share; touched only on the io_context's thread.
+struct server_state {
+    asio::io_context& io;
+    tcp::acceptor acceptor;
+    zchan::channel<request> requests;
+    std::uint64_t stop_after;  // answers; 0: never stop
+    std::uint64_t answered = 0;
+
+    /// Counts one answer written; the last one (with --requests) stops the
+    /// server: the handlers finish their range and open connections see closed.
+    void answer_written() {
+        if (++answered != stop_after) return;
+        requests.close();
+        acceptor.close();
+        io.stop();
+    }
+};
+
+asio::awaitable<void> connection(tcp::socket socket, server_state& state) {
     zchan::channel<std::string> reply(1);  // this connection's answers
     std::string buffer;
     for (;;) {
@@ -76,22 +94,25 @@ asio::awaitable<void> connection(tcp::socket socket, zchan::channel<request> req
         if (ec) co_return;  // the client went away
         request req{buffer.substr(0, n), reply};
         buffer.erase(0, n);
-        auto [sent] = co_await zchan::async_send(requests, std::move(req),
+        auto [sent] = co_await zchan::async_send(state.requests, std::move(req),
                                                  asio::experimental::as_tuple(use_awaitable));
         if (sent) co_return;  // closed: the server is stopping
         std::optional<std::string> answer = co_await zchan::async_recv(reply, use_awaitable);
         if (!answer) co_return;
         co_await asio::async_write(socket, asio::buffer(*answer), use_awaitable);
+        // Counted once written, not when a handler answered: stopping earlier
+        // would drop the last answer on its way to the client.
+        state.answer_written();
     }
 }
 
-asio::awaitable<void> listener(tcp::acceptor& acceptor, zchan::channel<request> requests) {
+asio::awaitable<void> listener(server_state& state) {
     for (;;) {
         std::error_code ec;
         tcp::socket socket =
-            co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
+            co_await state.acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
         if (ec) co_return;  // the acceptor was closed: stopping
-        asio::co_spawn(acceptor.get_executor(), connection(std::move(socket), requests),
+        asio::co_spawn(state.acceptor.get_executor(), connection(std::move(socket), state),
                        asio::detached);
     }
 }
@@ -105,38 +126,24 @@ int main(int argc, char** argv) {
     });
 
     asio::io_context io(1);
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), o.port));
-    zchan::channel<request> requests(16);
+    server_state state{
+        io, tcp::acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), o.port)),
+        zchan::channel<request>(16), o.requests};
 
-    // The handlers: plain threads with the blocking API. The last answer
-    // (with --requests) stops the server from the io_context's thread.
-    zchan::channel<std::uint64_t> answered(64);
+    // The handlers: plain threads with the blocking API.
     std::vector<std::jthread> handlers;
     for (int h = 0; h < o.handlers; ++h) {
-        handlers.emplace_back([requests, answered] {
+        handlers.emplace_back([requests = state.requests] {
             for (request& r : requests) {  // for r := range requests
                 r.reply.send(std::move(r.line));
-                answered.send(1);
             }
         });
     }
-    asio::co_spawn(io, listener(acceptor, requests), asio::detached);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            if (o.requests == 0) co_return;
-            for (std::uint64_t n = 0; n < o.requests; ++n) {
-                (void)co_await zchan::async_recv(answered, use_awaitable);
-            }
-            requests.close();  // handlers finish; connections see closed
-            acceptor.close();
-            io.stop();
-        },
-        asio::detached);
+    asio::co_spawn(io, listener(state), asio::detached);
 
-    std::cout << "listening on 127.0.0.1:" << acceptor.local_endpoint().port() << std::endl;
+    std::cout << "listening on 127.0.0.1:" << state.acceptor.local_endpoint().port() << std::endl;
     io.run();
-    if (!requests.is_closed()) requests.close();
+    if (!state.requests.is_closed()) state.requests.close();
     handlers.clear();  // joins
     std::cout << "stopped" << std::endl;
 }

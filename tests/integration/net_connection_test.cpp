@@ -149,6 +149,12 @@ int child_main() {
 }
 
 TEST(NetConnection, RunningOutOfDescriptorsIsAConnectError) {
+#if defined(__SANITIZE_ADDRESS__)
+    // UBSan (built with ASan here) checks a thrown zmq::error_t's vptr by
+    // probing memory through a pipe(); with no descriptor left it reports the
+    // object as invalid and halts. The dev and tsan runs cover this test.
+    GTEST_SKIP() << "UBSan's vptr check needs free file descriptors";
+#endif
     zchan::channel<long> home(4);
     zchan::server srv("tcp://127.0.0.1:*");
     srv.serve("ch", home);
