@@ -60,7 +60,10 @@ constexpr std::array<rule, 256> make_rules() {
     set(send_closed, P, 0, 0, NZ, POS);
     set(send_full, P, 0, 0, NZ, POS);
     set(send_cancelled, P, 0, 0, NZ, POS);
-    set(credit, P, 0, 0, NZ, POS);
+    set(credit, P, 0, credit_size - header_size, NZ, id_rule::any);  // id = total granted
+    set(send_many, H, 0, special, NZ, POS);
+    set(revoke, P, 0, 0, NZ, id_rule::zero);
+    set(revoked, H, 0, 0, NZ, id_rule::zero);
     set(watch_send, H, 0, 0, NZ, POS);
     set(cancel_watch, H, 0, 0, NZ, POS);
     set(ready, P, 0, 0, NZ, POS);
@@ -92,6 +95,34 @@ bool all_zero(const instance_id& id) noexcept {
 }
 
 std::error_code err(codec_errc e) noexcept { return make_error_code(e); }
+
+/// The entries of VALUES (§8.8) and SEND_MANY (§9.1): a u32 count at
+/// `count_at`, four zero octets, then from `first` the entries, each a u32
+/// length and that many octets. Every entry must fit, and together they must
+/// fill the frame exactly: values_reader then walks them without checks.
+std::error_code decode_entries(bytes in, std::size_t count_at, std::size_t first,
+                               frame& out) noexcept {
+    const unsigned char* p = in.data();
+    const std::size_t n = in.size();
+    const auto count = load_le<std::uint32_t>(p + count_at);
+    if (load_le<std::uint32_t>(p + count_at + 4) != 0) return err(codec_errc::bad_reserved);
+    if (count == 0 || count > max_batch) return err(codec_errc::bad_batch);
+    if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1)) {
+        return err(codec_errc::bad_batch);
+    }
+    std::size_t at = first;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        if (n - at < 4) return err(codec_errc::bad_batch);
+        const auto len = load_le<std::uint32_t>(p + at);
+        at += 4;
+        if (len > n - at) return err(codec_errc::bad_batch);
+        at += len;
+    }
+    if (at != n) return err(codec_errc::bad_batch);
+    out.count = count;
+    out.entries = in.subspan(first);
+    return {};
+}
 
 // HELLO body (protocol.md §5.2 table); `p` is the whole frame.
 std::error_code decode_hello(const unsigned char* p, std::size_t n, frame& f) noexcept {
@@ -182,6 +213,12 @@ const char* to_string(msg m) noexcept {
             return "SEND_CANCELLED";
         case msg::credit:
             return "CREDIT";
+        case msg::send_many:
+            return "SEND_MANY";
+        case msg::revoke:
+            return "REVOKE";
+        case msg::revoked:
+            return "REVOKED";
         case msg::watch_send:
             return "WATCH_SEND";
         case msg::cancel_watch:
@@ -369,29 +406,19 @@ std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_fram
         case msg::values: {  // §8.8
             if (n < values_prefix_size) return err(codec_errc::truncated);
             out.delivery_seq = load_le<std::uint64_t>(p + 16);
-            const auto count = load_le<std::uint32_t>(p + 24);
-            if (load_le<std::uint32_t>(p + 28) != 0) return err(codec_errc::bad_reserved);
             if (out.delivery_seq == 0) return err(codec_errc::zero_id);
-            if (count == 0 || count > max_batch) return err(codec_errc::bad_batch);
-            if (out.h.id > std::numeric_limits<std::uint64_t>::max() - (count - 1) ||
-                out.delivery_seq > std::numeric_limits<std::uint64_t>::max() - (count - 1)) {
+            if (auto ec = decode_entries(in, 24, values_prefix_size, out)) return ec;
+            if (out.delivery_seq > std::numeric_limits<std::uint64_t>::max() - (out.count - 1)) {
                 return err(codec_errc::bad_batch);
             }
-            // Every entry must fit, and together they must fill the frame
-            // exactly: values_reader then walks them without checks.
-            std::size_t at = values_prefix_size;
-            for (std::uint32_t i = 0; i < count; ++i) {
-                if (n - at < 4) return err(codec_errc::bad_batch);
-                const auto len = load_le<std::uint32_t>(p + at);
-                at += 4;
-                if (len > n - at) return err(codec_errc::bad_batch);
-                at += len;
-            }
-            if (at != n) return err(codec_errc::bad_batch);
-            out.count = count;
-            out.entries = in.subspan(values_prefix_size);
             return {};
         }
+        case msg::send_many:  // §9.1
+            if (n < send_many_prefix_size) return err(codec_errc::truncated);
+            return decode_entries(in, 16, send_many_prefix_size, out);
+        case msg::credit:  // §9.1
+            out.confirmed = load_le<std::uint64_t>(p + 16);
+            return {};
         case msg::status:
             out.status.length = load_le<std::uint64_t>(p + 16);
             out.status.capacity = load_le<std::uint64_t>(p + 24);
@@ -494,6 +521,24 @@ void begin_values(std::string& out, std::uint32_t channel, std::uint64_t first_r
     put_le(out, first_delivery);
     put_le(out, std::uint32_t{0});  // count, patched by finish_values
     put_le(out, std::uint32_t{0});
+}
+
+void encode_credit(std::string& out, std::uint32_t channel, std::uint64_t granted,
+                   std::uint64_t confirmed) {
+    encode_header(out, header{version, msg::credit, 0, channel, granted});
+    put_le(out, confirmed);
+}
+
+void begin_send_many(std::string& out, std::uint32_t channel, std::uint64_t first) {
+    encode_header(out, header{version, msg::send_many, 0, channel, first});
+    put_le(out, std::uint32_t{0});  // count, patched by finish_send_many
+    put_le(out, std::uint32_t{0});
+}
+
+void finish_send_many(std::string& out, std::size_t start, std::uint32_t count) {
+    for (std::size_t i = 0; i < 4; ++i) {
+        out[start + 16 + i] = static_cast<char>(static_cast<unsigned char>(count >> (8 * i)));
+    }
 }
 
 void finish_values(std::string& out, std::size_t start, std::uint32_t count) {

@@ -42,6 +42,8 @@ inline constexpr std::size_t max_acks = 1024;                // §6.4
 inline constexpr std::size_t max_batch = 65536;              // §6.4: RECV_MANY count, VALUES count
 inline constexpr std::size_t recv_many_size = 24;            // header + count + reserved
 inline constexpr std::size_t values_prefix_size = 32;        // header + delivery + count + reserved
+inline constexpr std::size_t send_many_prefix_size = 24;     // header + count + reserved (§9.1)
+inline constexpr std::size_t credit_size = 24;               // header + confirmed (§9.1)
 inline constexpr std::size_t default_max_frame = 64u << 20;  // §6.4
 
 [[nodiscard]] const char* to_string(msg m) noexcept;
@@ -140,8 +142,9 @@ struct frame {
     std::uint64_t delivery_seq = 0;  ///< VALUE
     bytes payload;                   ///< SEND, VALUE: the cereal value bytes
     bytes ack_seqs;                  ///< ACK: h.id little-endian u64 delivery seqs
-    std::uint32_t count = 0;         ///< RECV_MANY, VALUES: number of requests / entries
-    bytes entries;                   ///< VALUES: `count` (u32 length, payload) entries, validated
+    std::uint32_t count = 0;         ///< RECV_MANY, VALUES, SEND_MANY: requests / entries
+    bytes entries;                   ///< VALUES, SEND_MANY: `count` (u32 length, payload) entries
+    std::uint64_t confirmed = 0;     ///< CREDIT: highest credited number accepted (h.id: granted)
 
     /// ACK: the i-th delivery seq (i < h.id).
     [[nodiscard]] std::uint64_t ack(std::size_t i) const noexcept;
@@ -184,6 +187,14 @@ void encode_recv_many(std::string& out, std::uint32_t channel, std::uint64_t fir
 void begin_values(std::string& out, std::uint32_t channel, std::uint64_t first_request,
                   std::uint64_t first_delivery);
 void finish_values(std::string& out, std::size_t start, std::uint32_t count);
+/// CREDIT (§9.1): `granted` credits in total so far, credited values up to
+/// number `confirmed` accepted.
+void encode_credit(std::string& out, std::uint32_t channel, std::uint64_t granted,
+                   std::uint64_t confirmed);
+/// SEND_MANY (§9.1), built in place as VALUES is: begin_send_many, then per
+/// value a u32 length and the payload, then finish_send_many(out, start, n).
+void begin_send_many(std::string& out, std::uint32_t channel, std::uint64_t first);
+void finish_send_many(std::string& out, std::size_t start, std::uint32_t count);
 
 /// Walks a validated VALUES frame's entries in order.
 class values_reader {

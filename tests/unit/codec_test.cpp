@@ -223,8 +223,8 @@ TEST(CodecUnit, EveryBodylessTypeRoundTripsOnItsSide) {
         EXPECT_FALSE(decode_at(simple(m), wire::side::home, f)) << wire::to_string(m);
         EXPECT_EQ(f.h.type, m);
     }
-    for (auto m : {send_ok, send_closed, send_full, send_cancelled, credit, recv_cancelled, closed,
-                   empty, close_ok, ready, watch_cancelled}) {
+    for (auto m : {send_ok, send_closed, send_full, send_cancelled, recv_cancelled, closed, empty,
+                   close_ok, ready, watch_cancelled}) {
         wire::frame f;
         EXPECT_FALSE(decode_at(simple(m), wire::side::peer, f)) << wire::to_string(m);
     }
@@ -235,6 +235,51 @@ TEST(CodecUnit, EveryBodylessTypeRoundTripsOnItsSide) {
     }
     wire::frame f;
     EXPECT_FALSE(decode_at(simple(bye, 3, 0), wire::side::home, f));
+    EXPECT_FALSE(decode_at(simple(revoked, 3, 0), wire::side::home, f));
+    EXPECT_FALSE(decode_at(simple(revoke, 3, 0), wire::side::peer, f));
+    EXPECT_TRUE(decode_at(simple(revoke, 3, 1), wire::side::peer, f)) << "REVOKE's id is 0";
+}
+
+std::string as_string(wire::bytes b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+TEST(CodecUnit, CreditAndSendManyRoundTrip) {  // protocol.md §9.1
+    std::string c;
+    wire::encode_credit(c, 3, 0, 0);  // nothing granted yet, nothing confirmed: valid
+    wire::frame f;
+    ASSERT_FALSE(decode_at(c, wire::side::peer, f));
+    EXPECT_EQ(c.size(), wire::credit_size);
+    c.clear();
+    wire::encode_credit(c, 3, 1024, 77);
+    ASSERT_FALSE(decode_at(c, wire::side::peer, f));
+    EXPECT_EQ(f.h.type, wire::msg::credit);
+    EXPECT_EQ(f.h.id, 1024U);
+    EXPECT_EQ(f.confirmed, 77U);
+    EXPECT_TRUE(decode_at(c, wire::side::home, f)) << "CREDIT goes home -> peer only";
+    EXPECT_TRUE(decode_at(c.substr(0, 16), wire::side::peer, f)) << "CREDIT without its body";
+
+    std::string m;
+    wire::begin_send_many(m, 3, 41);
+    for (const std::string p : {"a", "", "xyz"}) {
+        const std::size_t at = zchan::detail::reply_sink::values_entry_begin(m);
+        m += p;
+        zchan::detail::reply_sink::values_entry_end(m, at);
+    }
+    wire::finish_send_many(m, 0, 3);
+    ASSERT_FALSE(decode_at(m, wire::side::home, f));
+    EXPECT_EQ(f.h.type, wire::msg::send_many);
+    EXPECT_EQ(f.h.id, 41U);
+    ASSERT_EQ(f.count, 3U);
+    wire::values_reader r(f);
+    EXPECT_EQ(as_string(r.next()), "a");
+    EXPECT_EQ(as_string(r.next()), "");
+    EXPECT_EQ(as_string(r.next()), "xyz");
+    EXPECT_TRUE(decode_at(m, wire::side::peer, f)) << "SEND_MANY goes peer -> home only";
+    EXPECT_TRUE(decode_at(m.substr(0, m.size() - 1), wire::side::home, f)) << "an entry cut short";
+    std::string zero = m;
+    wire::finish_send_many(zero, 0, 0);
+    EXPECT_TRUE(decode_at(zero, wire::side::home, f)) << "a SEND_MANY of no values";
 }
 
 /// A VALUES frame (protocol.md §8.8) carrying `payloads`, built the way the home builds it.
@@ -398,7 +443,7 @@ TEST(CodecUnit, UnknownTypesAndWrongDirectionsAreRejected) {
             ++unknown;
         }
     }
-    EXPECT_EQ(unknown, 256 - 31);  // §5.2 defines 31 types
+    EXPECT_EQ(unknown, 256 - 34);  // §5.2 defines 34 types
     wire::frame f;
     EXPECT_EQ(decode_at(simple(wire::msg::send_ok), wire::side::home, f),
               codec_errc::wrong_direction);

@@ -660,7 +660,16 @@ TEST(SelectUnit, SelectsTakingOppositeLockOrdersNeverDeadlock) {
         }
     });
     gate.open();
-    const bool finished = a.wait_done() && b.wait_done();
+    // A deadlock is no progress at all; a loaded machine is slow progress,
+    // so wait as long as the rounds keep advancing.
+    bool finished = false;
+    for (int seen = -1; !finished;) {
+        finished = a.wait_done(zchan_test::deadline_after(zchan_test::generous)) &&
+                   b.wait_done(zchan_test::deadline_after(zchan_test::generous));
+        const int now = a_done.load() + b_done.load();
+        if (finished || now == seen) break;
+        seen = now;
+    }
     ASSERT_TRUE(finished) << "deadlock: a " << a_done.load() << " b " << b_done.load() << " of "
                           << rounds;
 }

@@ -17,6 +17,16 @@
 //     (seq_cst on both sides), and every successful operation calls notify()
 //     on the opposite list, so a wake-up cannot be lost. A wake-up is a hint:
 //     the woken operation retries.
+//   * Reservations (servable::reserve, protocol.md §9.1): tail_ also holds
+//     R, the slots reserved for a remote sender's window, in a field between
+//     the mark and the lap (tail_ = lap | R | mark | index; head_ and the
+//     stamps hold positions, lap | index, with R and the mark zero). Keeping
+//     R in tail_'s word makes "count + R <= capacity" one CAS: a send claims
+//     a slot only if the slot R positions further on is free too, and
+//     reserve/release/send_reserved change R by CAS on the same word, so no
+//     send can slip between a reservation's check and its claim. With R == 0
+//     (no window) every path is the plain ring. A closed channel with R > 0
+//     is not drained: a reserved value was sent before the close.
 //   * Atomic poll (chan_base.hpp): a stamped channel. head_ and tail_ only
 //     grow (the lap sits above the index and the mark), so re-reading the
 //     same values proves they held still in between. The requeued values
@@ -28,6 +38,7 @@
 // closers and selects.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstddef>
@@ -49,7 +60,12 @@ public:
     explicit buffered_chan(std::size_t capacity)
         : cap_(capacity),
           mark_bit_(std::bit_ceil(capacity + 1)),
-          one_lap_(mark_bit_ * 2),
+          r_shift_(static_cast<unsigned>(std::countr_zero(mark_bit_)) + 1),
+          // R takes as many bits as the index (R <= capacity). Beyond 2^22
+          // slots that would leave too few lap bits: no reservations there.
+          r_mask_(capacity <= max_reservable ? (mark_bit_ - 1) << r_shift_ : 0),
+          one_lap_(r_mask_ != 0 ? mark_bit_ << r_shift_ : mark_bit_ * 2),
+          pos_mask_(~(r_mask_ | mark_bit_)),
           slots_(new slot[capacity]) {
         for (std::size_t i = 0; i < cap_; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
     }
@@ -57,7 +73,7 @@ public:
     ~buffered_chan() override {
         // Destroy the values still buffered: every slot from head to tail.
         std::size_t head = head_.load(std::memory_order_relaxed);
-        std::size_t tail = tail_.load(std::memory_order_relaxed) & ~mark_bit_;
+        std::size_t tail = pos(tail_.load(std::memory_order_relaxed));
         std::size_t n = count(head, tail);
         std::size_t index = head & (mark_bit_ - 1);
         for (std::size_t i = 0; i < n; ++i) {
@@ -85,14 +101,16 @@ public:
                     return send_status::ok;
                 }
                 if (b.is_completed()) break;
-                // Full: watch only the slot we would write next until its
-                // receiver frees it. Re-running start_send would also read
-                // head_, stealing that cache line from the receiver.
-                std::size_t tail = tail_.load(std::memory_order_relaxed);
-                const slot& s = slots_[tail & (mark_bit_ - 1)];
+                // Full: watch only the slot that must free up (the one we
+                // would write next, or R further on) until its receiver
+                // frees it. Re-running start_send would also read head_,
+                // stealing that cache line from the receiver.
+                const std::size_t tail = tail_.load(std::memory_order_relaxed);
+                const std::size_t q = advance(pos(tail), std::min(reserved(tail), cap_ - 1));
+                const slot& s = slots_[q & (mark_bit_ - 1)];
                 do {
                     b.snooze();
-                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != tail);
+                } while (!b.is_completed() && s.stamp.load(std::memory_order_relaxed) != q);
             }
             if (deadline != no_deadline && clock::now() >= deadline) return send_status::timeout;
             context cx;
@@ -151,6 +169,7 @@ public:
         closed_.store(true, std::memory_order_seq_cst);
         senders_.close_all();
         receivers_.close_all();
+        closers_.close_all();
     }
 
     bool is_closed() const override {
@@ -163,8 +182,7 @@ public:
             std::size_t head = head_.load(std::memory_order_seq_cst);
             // A consistent pair: tail did not move while we read head.
             if (tail_.load(std::memory_order_seq_cst) == tail) {
-                return count(head, tail & ~mark_bit_) +
-                       requeued_count_.load(std::memory_order_seq_cst);
+                return count(head, pos(tail)) + requeued_count_.load(std::memory_order_seq_cst);
             }
         }
     }
@@ -178,7 +196,8 @@ public:
     void unregister_send(wait_entry& e) override { senders_.unregister_entry(e); }
     bool register_recv(wait_entry& e) override {
         receivers_.register_entry(e);
-        return !is_empty() || is_closed() || requeued_count_.load(std::memory_order_seq_cst) != 0;
+        return !is_empty() || is_drained_closed() ||
+               requeued_count_.load(std::memory_order_seq_cst) != 0;
     }
 
     void requeue_front(T&& v) override {
@@ -193,20 +212,95 @@ public:
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
 
+    std::size_t reserve(std::size_t n) override {
+        if (r_mask_ == 0 || n == 0) return 0;
+        std::size_t tail = tail_.load(std::memory_order_seq_cst);
+        for (;;) {
+            if ((tail & mark_bit_) != 0) return 0;
+            const std::size_t p = pos(tail);
+            const std::size_t r = reserved(tail);
+            // head_ only grows, and is read after tail: the count is at least
+            // the true one when the CAS below succeeds (conservative). If
+            // head_ passed p, tail_ moved on and the CAS fails.
+            const std::size_t head = head_.load(std::memory_order_seq_cst);
+            const std::size_t used = head <= p ? count(head, p) : cap_;
+            if (used + r >= cap_) {
+                if (tail_.load(std::memory_order_seq_cst) == tail) return 0;
+                tail = tail_.load(std::memory_order_seq_cst);
+                continue;
+            }
+            const std::size_t k = std::min(n, cap_ - used - r);
+            if (tail_.compare_exchange_weak(tail, tail + k * r_unit(), std::memory_order_seq_cst,
+                                            std::memory_order_seq_cst)) {
+                return k;
+            }
+        }
+    }
+
+    void release(std::size_t n) override {
+        if (n == 0) return;
+        const std::size_t tail =
+            tail_.fetch_sub(n * r_unit(), std::memory_order_seq_cst) - n * r_unit();
+        // A non-monotonic change: the atomic poll's stamp must see it (see
+        // poll_unchanged), as it sees requeues.
+        requeued_total_.fetch_add(1, std::memory_order_seq_cst);
+        // Space for n senders: wake them all to re-examine (sel_closed is
+        // "re-examine" here); on a closed channel the last release may end
+        // the drain, which every receiver must see.
+        senders_.close_all();
+        if ((tail & mark_bit_) != 0 && reserved(tail) == 0) receivers_.close_all();
+    }
+
+    void send_reserved(T&& v) override {
+        backoff b;
+        std::size_t tail = tail_.load(std::memory_order_relaxed);
+        for (;;) {
+            const std::size_t p = pos(tail);
+            slot& s = slots_[p & (mark_bit_ - 1)];
+            // count + R <= capacity with R >= 1: the receiver of this slot's
+            // previous lap has claimed it and is at most finishing its read.
+            if (s.stamp.load(std::memory_order_acquire) == p) {
+                const std::size_t next = advance(p, 1) | ((tail & ~pos_mask_) - r_unit());
+                if (tail_.compare_exchange_weak(tail, next, std::memory_order_seq_cst,
+                                                std::memory_order_relaxed)) {
+                    ::new (static_cast<void*>(s.storage)) T(std::move(v));
+                    s.stamp.store(p + 1, std::memory_order_release);
+                    if ((next & mark_bit_) != 0 && reserved(next) == 0) {
+                        receivers_.close_all();  // the drain can end now
+                    } else {
+                        receivers_.notify();
+                    }
+                    return;
+                }
+                b.spin();
+            } else {
+                b.snooze();
+                tail = tail_.load(std::memory_order_relaxed);
+            }
+        }
+    }
+
+    bool watch_close(wait_entry& e) override {
+        closers_.register_entry(e);
+        return is_closed();
+    }
+    void unwatch_close(wait_entry& e) override { closers_.unregister_entry(e); }
+
     [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::stamped; }
     /// As try_send: a free slot, or closed.
     [[nodiscard]] bool send_ready(poll_stamp& stamp) const override {
         read_stamp(stamp, false);
         const std::size_t head = stamp.words[1];
         const std::size_t tail = stamp.words[2];
-        return (tail & mark_bit_) != 0 || head + one_lap_ != tail;
+        return (tail & mark_bit_) != 0 || count(head, pos(tail)) + reserved(tail) < cap_;
     }
     /// As try_recv: a requeued value, a value in the ring, or closed.
     [[nodiscard]] bool recv_ready(poll_stamp& stamp) const override {
         read_stamp(stamp, true);
         const std::size_t head = stamp.words[1];
         const std::size_t tail = stamp.words[2];
-        return requeued_count_.load(std::memory_order_seq_cst) != 0 || tail != head;
+        return requeued_count_.load(std::memory_order_seq_cst) != 0 || pos(tail) != head ||
+               ((tail & mark_bit_) != 0 && reserved(tail) == 0);
     }
     /// Called after recv_ready (or send_ready) read `stamp` and found nothing.
     /// head_ and tail_ equal to their stamp held still in between (they only
@@ -259,6 +353,20 @@ private:
         std::size_t stamp = 0;
     };
 
+    /// tail_'s position (lap | index), without R and the mark.
+    [[nodiscard]] std::size_t pos(std::size_t tail) const noexcept { return tail & pos_mask_; }
+    /// tail_'s R field: slots reserved (see the top).
+    [[nodiscard]] std::size_t reserved(std::size_t tail) const noexcept {
+        return (tail & r_mask_) >> r_shift_;
+    }
+    [[nodiscard]] std::size_t r_unit() const noexcept { return std::size_t{1} << r_shift_; }
+    /// Position `p` moved on by n <= capacity slots.
+    [[nodiscard]] std::size_t advance(std::size_t p, std::size_t n) const noexcept {
+        const std::size_t index = p & (mark_bit_ - 1);
+        if (index + n < cap_) return p + n;
+        return (p & ~(one_lap_ - 1)) + one_lap_ + (index + n - cap_);
+    }
+
     std::size_t count(std::size_t head, std::size_t tail) const noexcept {
         std::size_t hix = head & (mark_bit_ - 1);
         std::size_t tix = tail & (mark_bit_ - 1);
@@ -270,13 +378,19 @@ private:
     bool is_full() const noexcept {
         std::size_t tail = tail_.load(std::memory_order_seq_cst);
         std::size_t head = head_.load(std::memory_order_seq_cst);
-        return head + one_lap_ == (tail & ~mark_bit_);
+        return count(head, pos(tail)) + reserved(tail) >= cap_;
     }
 
     bool is_empty() const noexcept {
         std::size_t head = head_.load(std::memory_order_seq_cst);
         std::size_t tail = tail_.load(std::memory_order_seq_cst);
-        return (tail & ~mark_bit_) == head;
+        return pos(tail) == head;
+    }
+
+    /// Closed, and no reserved value can still arrive (see the top).
+    bool is_drained_closed() const noexcept {
+        const std::size_t tail = tail_.load(std::memory_order_seq_cst);
+        return (tail & mark_bit_) != 0 && reserved(tail) == 0;
     }
 
     /// Claims a slot to write. false: full. true with slot == nullptr: closed.
@@ -297,30 +411,36 @@ private:
                 t.where = nullptr;
                 return true;
             }
-            std::size_t index = tail & (mark_bit_ - 1);
-            std::size_t lap = tail & ~(one_lap_ - 1);
-            slot& s = slots_[index];
-            std::size_t stamp = s.stamp.load(std::memory_order_acquire);
-            if (tail == stamp) {
-                std::size_t next = index + 1 < cap_ ? tail + 1 : lap + one_lap_;
+            const std::size_t p = pos(tail);
+            const std::size_t r = reserved(tail);
+            slot& s = slots_[p & (mark_bit_ - 1)];
+            // With R slots reserved, the slot R positions on must be free too
+            // (see the top); R == capacity leaves no slot at all.
+            const std::size_t q = r == 0 ? p : advance(p, std::min(r, cap_ - 1));
+            const slot& f = r == 0 ? s : slots_[q & (mark_bit_ - 1)];
+            std::size_t stamp = f.stamp.load(std::memory_order_acquire);
+            if (r < cap_ && stamp == q &&
+                (r == 0 || s.stamp.load(std::memory_order_acquire) == p)) {
+                const std::size_t next = advance(p, 1) | (tail & ~pos_mask_);
                 if (tail_.compare_exchange_weak(tail, next, std::memory_order_seq_cst,
                                                 std::memory_order_relaxed)) {
                     t.where = &s;
-                    t.stamp = tail + 1;
+                    t.stamp = p + 1;
                     return true;
                 }
                 b.spin();
-            } else if (stamp + one_lap_ == tail + 1) {
+            } else if (r >= cap_ || stamp + one_lap_ == q + 1) {
                 // The slot still holds last lap's value: full, unless a
                 // receiver is between its CAS and its stamp store.
                 if constexpr (!Precise) return false;
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 std::size_t head = head_.load(std::memory_order_relaxed);
-                if (head + one_lap_ == tail) return false;
+                if (head <= p && count(head, p) + r >= cap_) return false;
                 b.spin();
                 tail = tail_.load(std::memory_order_relaxed);
             } else {
-                // Another sender claimed this slot and has not moved tail on.
+                // Another sender claimed this slot and has not moved tail on
+                // (or a receiver is finishing the slot R on).
                 b.snooze();
                 tail = tail_.load(std::memory_order_relaxed);
             }
@@ -366,8 +486,10 @@ private:
                 }
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 std::size_t tail = tail_.load(std::memory_order_relaxed);
-                if ((tail & ~mark_bit_) == head) {
-                    if ((tail & mark_bit_) != 0) {
+                if (pos(tail) == head) {
+                    // Closed and drained, unless a reserved value may still
+                    // arrive (see the top).
+                    if ((tail & mark_bit_) != 0 && reserved(tail) == 0) {
                         t.where = nullptr;
                         return true;
                     }
@@ -392,9 +514,14 @@ private:
 
     alignas(cache_line) std::atomic<std::size_t> head_{0};
     alignas(cache_line) std::atomic<std::size_t> tail_{0};
+    /// Largest capacity with reservations (see the constructor).
+    static constexpr std::size_t max_reservable = std::size_t{1} << 22;
     alignas(cache_line) const std::size_t cap_;
     const std::size_t mark_bit_;
-    const std::size_t one_lap_;
+    const unsigned r_shift_;      // R's lowest bit in tail_ (just above the mark)
+    const std::size_t r_mask_;    // R's bits in tail_; 0: no reservations
+    const std::size_t one_lap_;   // one lap in a position (above R)
+    const std::size_t pos_mask_;  // a position's bits in tail_
     std::unique_ptr<slot[]> slots_;
     // Set by close() after tail_'s mark: a hint for blocking receives
     // (start_recv), on this read-mostly line. The mark is the truth.
@@ -403,6 +530,8 @@ private:
     // read-mostly fields above, which every operation reads.
     alignas(cache_line) sync_waker senders_;
     alignas(cache_line) sync_waker receivers_;
+    // Watchers of close (watch_close): the server, to revoke reservations.
+    sync_waker closers_;
     // Values given back by the transport (requeue_front), received before
     // the ring. Rare, so a lock is fine.
     alignas(cache_line) std::atomic<std::size_t> requeued_count_{0};

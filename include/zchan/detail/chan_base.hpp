@@ -140,6 +140,28 @@ public:
     /// before the close). See docs/protocol.md §8.4 for the redelivery rules.
     virtual void requeue_front(T&& v) = 0;
 
+    /// Send window (docs/protocol.md §9.1): slots reserved for values a
+    /// remote sender will send without waiting. Reserved slots count against
+    /// the capacity: local senders see them as full, so capacity stays exact
+    /// end to end. A closed channel with reservations outstanding is not yet
+    /// drained: receivers wait (a reserved value was sent before the close)
+    /// until each reservation is used or released. Channels that cannot
+    /// reserve (unbuffered ones, on which the rendezvous needs the round
+    /// trip) reserve nothing.
+    ///
+    /// Reserves up to `n` free slots of an open channel; returns how many.
+    virtual std::size_t reserve(std::size_t /*n*/) { return 0; }
+    /// Gives back `n` reserved slots unused.
+    virtual void release(std::size_t /*n*/) {}
+    /// Writes `v` into a reserved slot (one reservation fewer). Never waits
+    /// for space; works on a closed channel too. Requires a reservation.
+    virtual void send_reserved(T&& /*v*/) {}
+    /// Registers a watcher (an entry without a packet) woken when the channel
+    /// is closed; returns true if it is closed already. The server revokes
+    /// reservations at a close (protocol.md §9.1).
+    virtual bool watch_close(wait_entry& /*e*/) { return false; }
+    virtual void unwatch_close(wait_entry& /*e*/) {}
+
 protected:
     ~servable() = default;
 };

@@ -26,6 +26,9 @@ enum class msg : std::uint8_t {
     cancel_watch = 0x18,     // §8.6
     ready = 0x19,            // §8.6
     watch_cancelled = 0x1a,  // §8.6
+    send_many = 0x1b,        // §9.1: credited values, batched
+    revoke = 0x1c,           // §9.1: the channel closed, credits end
+    revoked = 0x1d,          // §9.1: the peer's answer to REVOKE
     recv = 0x20,
     cancel_recv = 0x21,
     ack = 0x22,
