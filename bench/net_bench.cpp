@@ -48,6 +48,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "net_fanin.hpp"
 #include "net_harness.hpp"
 #include "net_message_server.hpp"
 #include "net_raw.hpp"
@@ -89,6 +90,11 @@ void register_all() {
         // (net_zchan.hpp explains the choice); exact Go semantics, no window.
         add("zchan", name, kMillisecond,
             [size](benchmark::State& s) { zc::throughput(s, transport::tcp, size); });
+        // The same producer with a send window of the capacity (protocol.md §9.1): its sends
+        // return without a round trip. Bar (64 B): >= 0.5x raw/throughput_64.
+        add("zchan", name + "_window", kMillisecond, [size](benchmark::State& s) {
+            zc::throughput(s, transport::tcp, size, zc::bench_capacity);
+        });
         // The same with the prefetch window (protocol.md §9.2; the producer's process is
         // home, the consumer dials with a window of the capacity). Compared with the same raw
         // case; the bar applies to the exact-semantics case above.
@@ -152,6 +158,15 @@ void register_all() {
     // raw/roundtrip_150. Bar: >= 0.667x raw/roundtrip_150 (within 1.5x).
     add("zchan", "unbuffered_send_150", kMicrosecond,
         [](benchmark::State& s) { zc::unbuffered_send(s, 150); });
+
+    // Many clients through one middle (bench/net_fanin.hpp): 32 producers and 32 consumers,
+    // 24-byte values. Bar: zchan/server_32x32_window >= 0.5x raw/broker_32x32.
+    benchmark::RegisterBenchmark("zchan/server_32x32_window", &fanin::zchan_server)
+        ->UseManualTime()
+        ->Unit(kMillisecond);
+    benchmark::RegisterBenchmark("raw/broker_32x32", &fanin::raw_broker)
+        ->UseManualTime()
+        ->Unit(kMillisecond);
 
     // zchan/message_server_150[_w100] (issue 5 section 2): raw::seed_server's benchmark through
     // examples/message_server (bench/net_message_server.hpp). Compared with

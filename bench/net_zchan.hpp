@@ -164,7 +164,9 @@ inline int sender_main(const child_args& args) {
     if (size < sizeof(std::uint64_t)) {
         throw bench_error("--size must be at least 8");
     }
-    auto ch = zchan::dial<std::string>(args.str("connect"), args.str("name"), client_options());
+    zchan::net_options opts = client_options();
+    opts.send_window = static_cast<std::uint32_t>(args.num("window"));
+    auto ch = zchan::dial<std::string>(args.str("connect"), args.str("name"), opts);
     std::uint64_t seq = 0;
     control_pipe ctl;
     control_pipe::reply("ready");
@@ -178,6 +180,7 @@ inline int sender_main(const child_args& args) {
             send_or_throw(ch, make_value(size, seq++), "a value");
         }
     }
+    if (ch.flush() != zchan::send_status::ok) throw bench_error("values not confirmed");
     return 0;
 }
 
@@ -303,7 +306,9 @@ inline void add_child_roles(std::vector<child_role>& roles) {
 
 // ---- cases (parent side) --------------------------------------------------------------------
 
-inline void throughput(benchmark::State& state, transport t, std::size_t size) {
+/// `window`: the producer's send window (protocol.md §9.1); 0: exact semantics.
+inline void throughput(benchmark::State& state, transport t, std::size_t size,
+                       std::uint32_t window = 0) {
     run_case(state, [&] {
         const std::int64_t n = scaled_items(throughput_items);
         const bind_address where(t, "throughput");  // outlives the server (ipc directory)
@@ -311,7 +316,8 @@ inline void throughput(benchmark::State& state, transport t, std::size_t size) {
         zchan::server srv(where.str(), server_options());
         srv.serve("bench", ch);
         child_process sender("zchan_sender", {"--connect=" + srv.endpoint(), "--name=bench",
-                                              "--size=" + std::to_string(size)});
+                                              "--size=" + std::to_string(size),
+                                              "--window=" + std::to_string(window)});
         sender.expect("ready");
         std::uint64_t seq = 0;
         // One value before the clock starts, so that the session is up.

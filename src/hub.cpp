@@ -111,6 +111,20 @@ public:
     bool on_close() override { return inner_.on_close(); }
     void on_query(std::uint64_t& length, bool& closed) override { inner_.on_query(length, closed); }
     void settle(detail::reply_sink& out) override { inner_.settle(out); }
+    std::uint32_t grant_window(std::uint32_t session, std::uint32_t requested) override {
+        return inner_.grant_window(session, requested);
+    }
+    void welcomed(detail::reply_sink& out, std::uint32_t session) override {
+        inner_.welcomed(out, session);
+    }
+    std::uint32_t on_credited(detail::reply_sink& out, std::uint32_t session, std::uint64_t first,
+                              std::uint32_t count, const unsigned char* entries,
+                              std::size_t size) override {
+        return inner_.on_credited(out, session, first, count, entries, size);
+    }
+    void on_revoked(detail::reply_sink& out, std::uint32_t session) override {
+        inner_.on_revoked(out, session);
+    }
     // Operations register the inner channel with the notifier, so the server
     // calls the inner one's on_ready directly; this is never reached.
     void on_ready(detail::reply_sink& out, std::uint64_t op_id) override {

@@ -19,6 +19,15 @@
 // (protocol.md §12.4). Refills happen when the window is half used, so that
 // ACKs and the RECV_MANY leave together.
 //
+// Send window (protocol.md §9.1, opt-in: net_options::send_window, granted
+// in WELCOME). A send that finds a credit appends its value to sw_'s batch
+// (src/send_window.hpp) and returns; batches leave as SEND_MANY frames and
+// stay in sw_ until the home's CREDIT confirms them (a resume re-sends them
+// first, before any request, so one sender's values keep their order). Any
+// request flushes the batch before it leaves, for the same reason. flush()
+// waits in flushers_ for the confirmation of the last value sent; REVOKE (the
+// channel closed) ends the window: the batch leaves, then REVOKED.
+//
 // Resume (protocol.md §12.2, §12.3, §12.5). The connection keeps one routing
 // id across reconnects and libzmq reconnects it by itself; frames queued in
 // the DEALER wait for the new connection, frames already on the broken one
@@ -51,6 +60,7 @@
 #include "net_context.hpp"
 #include "peer_connection.hpp"
 #include "prefetch_queue.hpp"
+#include "send_window.hpp"
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/detail/net_link.hpp"
 #include "zchan/detail/thread_annotations.hpp"
@@ -69,6 +79,19 @@ public:
 
     ~peer_session() override {
         lock_guard g(conn_->mu);
+        // Credited values are the user's sent values: wait (bounded) for the
+        // home to confirm them before saying BYE, and say what was lost.
+        if (!lost_ && channel_ != 0 && sw_.unconfirmed() != 0) {
+            net_request r;
+            (void)flush_locked(r, steady::now() + conn_->timeout());
+        }
+        if (sw_.unconfirmed() != 0) {
+            std::fprintf(stderr,
+                         "zchan: a handle of \"%s\" was destroyed with %llu sent values not "
+                         "confirmed by the home (%s)\n",
+                         name_.c_str(), static_cast<unsigned long long>(sw_.unconfirmed()),
+                         lost_ ? lost_what().c_str() : "no confirmation in time");
+        }
         if (!lost_ && channel_ != 0) {
             tx_.clear();
             w::encode_header(tx_, w::header{w::version, w::msg::bye, 0, channel_, 0});
@@ -106,6 +129,7 @@ public:
         w::hello_body h;
         h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
         h.prefetch = opts_.prefetch;
+        h.send_window = opts_.send_window;
         h.instance = instance_;
         h.name = name_;
         h.type_name = type_name_;
@@ -208,6 +232,7 @@ public:
                                       std::to_string(max_value_) +
                                       " (net_options::max_frame and the home's, minus 24)");
         }
+        if (!sw_.batch_empty()) flush_batch_locked();  // one sender's values in order
         r->id = next_id_++;
         r->try_now = try_now;
         if (op == net_op::send) r->payload = std::move(payload);  // a resume re-sends it (§12.2)
@@ -266,6 +291,46 @@ public:
         ack_locked(delivery);
     }
 
+    bool has_window() const noexcept override { return window_.load(std::memory_order_relaxed); }
+    bool has_credit() const override {
+        lock_guard g(conn_->mu);
+        return sw_.has_credit();
+    }
+
+    credited send_credited(void (*encode)(std::string& out, void* value), void* value) override {
+        lock_guard g(conn_->mu);
+        conn_->expire_if_silent_locked();
+        if (lost_) return credited::lost;
+        if (!sw_.has_credit()) return credited::no_credit;
+        std::string& buf = sw_.begin_value(channel_);
+        try {
+            encode(buf, value);
+        } catch (...) {
+            sw_.drop_value();
+            throw;
+        }
+        // §6.4: a value must fit a VALUE frame to its receiver; one that is
+        // too large goes the exact way, which says so.
+        if (sw_.value_size() > max_value_) {
+            sw_.drop_value();
+            return credited::no_credit;
+        }
+        sw_.end_value();
+        if (sw_.should_flush()) flush_batch_locked();
+        return credited::sent;
+    }
+
+    net_answer flush(deadline_t deadline) override {
+        lock_guard g(conn_->mu);
+        net_request r;
+        return flush_locked(r, deadline);
+    }
+
+    std::uint64_t unconfirmed() const override {
+        lock_guard g(conn_->mu);
+        return sw_.unconfirmed();
+    }
+
     /// ACKs are batched (protocol.md §8.4): queued here, they leave in one
     /// frame just ahead of the next frame this link sends (typically the
     /// caller's next request, a few microseconds later) or at the
@@ -299,6 +364,59 @@ public:
     }
 
 private:
+    /// flush(): sends the batch and waits in flushers_ (r.id: the number to
+    /// be confirmed) for the CREDIT that confirms it.
+    net_answer flush_locked(net_request& r, deadline_t deadline) ZCHAN_REQUIRES(conn_->mu) {
+        if (sw_.unconfirmed() == 0) return net_answer::ok;
+        if (lost_) return net_answer::lost;
+        if (!sw_.batch_empty()) flush_batch_locked();
+        r.id = sw_.last_number();
+        flushers_.push_back(&r);
+        ++conn_->requests_pending;
+        conn_->await_locked(r, deadline);
+        if (r.result == net_answer::none) {
+            flushers_.erase(std::find(flushers_.begin(), flushers_.end(), &r));
+            --conn_->requests_pending;
+        }
+        return r.result;
+    }
+
+    /// Sends the batch of credited values as one SEND_MANY (§9.1).
+    void flush_batch_locked() ZCHAN_REQUIRES(conn_->mu) {
+        const std::string& frame = sw_.take_batch();
+        flush_acks_locked();
+        send_buf_locked(frame);
+        conn_->drain_locked();  // the send may have consumed the socket's edge
+    }
+
+    /// CREDIT: new credits and confirmations; a waiting batch leaves now.
+    void on_credit_locked(const w::frame& f) ZCHAN_REQUIRES(conn_->mu) {
+        sw_.on_credit(f.h.id, f.confirmed);
+        if (sw_.should_flush()) flush_batch_locked();
+        for (auto it = flushers_.begin(); it != flushers_.end();) {
+            net_request* r = *it;
+            if (r->id > sw_.confirmed()) {
+                ++it;
+                continue;
+            }
+            it = flushers_.erase(it);
+            --conn_->requests_pending;
+            r->result = net_answer::ok;
+            if (r->cx.try_select(sel_first_op)) r->cx.unpark();
+        }
+    }
+
+    /// REVOKE: the channel closed. The batch leaves (its values were sent
+    /// before the close), then REVOKED; later sends are offers.
+    void on_revoke_locked() ZCHAN_REQUIRES(conn_->mu) {
+        if (!sw_.batch_empty()) flush_batch_locked();
+        sw_.revoke();
+        window_.store(false, std::memory_order_relaxed);
+        tx_.clear();
+        w::encode_header(tx_, w::header{w::version, w::msg::revoked, 0, channel_, 0});
+        send_raw_locked();
+    }
+
     /// A recv on a prefetching link (see the top): served from
     /// pq_, or queued in pwaiters_; never a request of its own.
     void start_prefetched_locked(const std::shared_ptr<net_request>& r, bool try_now)
@@ -549,6 +667,10 @@ private:
                 welcome_locked(f);
                 return;
             case w::msg::credit:
+                on_credit_locked(f);
+                return;
+            case w::msg::revoke:
+                on_revoke_locked();
                 return;
             case w::msg::send_ok:
             case w::msg::close_ok:
@@ -685,6 +807,13 @@ private:
         for (auto& r : pwaiters_) waiting.push_back(std::move(r));
         pwaiters_.clear();
         pq_.forget_outstanding();
+        window_.store(false, std::memory_order_relaxed);
+        for (net_request* r : flushers_) {
+            r->result = net_answer::lost;
+            if (r->cx.try_select(sel_first_op)) r->cx.unpark();
+        }
+        conn_->requests_pending -= flushers_.size();
+        flushers_.clear();
         unconf_.clear();
         conf_marks_.clear();
         resent_.clear();
@@ -737,7 +866,9 @@ private:
         if (f.h.type == w::msg::welcome) {
             channel_ = f.welcome.channel;
             capacity_ = f.welcome.capacity;
-            prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);  // §9.2: P' <= P
+            prefetch_ = std::min(f.welcome.prefetch, opts_.prefetch);      // §9.2: P' <= P
+            sw_.open(std::min(f.welcome.send_window, opts_.send_window));  // §9.1: W' <= W
+            window_.store(sw_.enabled(), std::memory_order_relaxed);
             home_instance_ = f.welcome.instance;
             const std::size_t frame = std::min<std::size_t>(opts_.max_frame, f.welcome.max_frame);
             max_value_ = frame - std::min(w::value_prefix_size, frame);
@@ -789,6 +920,7 @@ private:
         w::hello_body h;
         h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
         h.prefetch = opts_.prefetch;
+        h.send_window = opts_.send_window;
         h.instance = instance_;
         h.name = name_;
         h.type_name = type_name_;
@@ -851,6 +983,10 @@ private:
             send_buf_locked(tx_);
         }
         flush();
+        // Credited values first: they were sent before any request still
+        // pending (start flushes the batch before a request leaves).
+        sw_.for_each_inflight([&](const std::string& frame)
+                                  ZCHAN_NO_THREAD_SAFETY_ANALYSIS { send_buf_locked(frame); });
         resent_.clear();
         std::vector<net_request*> reqs;
         reqs.reserve(pending_.size());
@@ -944,6 +1080,11 @@ private:
         ZCHAN_GUARDED_BY(conn_->mu);  // recvs waiting for pq_, in arrival order
     std::vector<std::uint64_t> acks_
         ZCHAN_GUARDED_BY(conn_->mu);  // deliveries taken, not yet ACKed
+    // Send window (see the top).
+    send_window sw_ ZCHAN_GUARDED_BY(conn_->mu);
+    std::atomic<bool> window_{false};  // sw_.enabled(), read without the lock (has_window)
+    std::vector<net_request*> flushers_
+        ZCHAN_GUARDED_BY(conn_->mu);  // flush() callers, waiting for a confirmation
 };
 
 }  // namespace

@@ -193,6 +193,12 @@ public:
         w::begin_values(vtx_, session, first_request, first_delivery);
         return vtx_;
     }
+    void reply_credit(std::uint32_t session, std::uint64_t granted,
+                      std::uint64_t confirmed) override {
+        tx_.clear();
+        w::encode_credit(tx_, session, granted, confirmed);
+        send_to(session);
+    }
     void values_end(std::uint32_t count) override {
         bump(values_session_, &counters::values_out, count);
         w::finish_values(vtx_, 0, count);
@@ -221,11 +227,12 @@ private:
         std::string routing_id;
         connection_info* conn = nullptr;  // conns_[routing_id] (node-based: stable)
         detail::served_base* ch = nullptr;
-        counters* stats = nullptr;   // counters_[ch]
-        bool sends = false;          // has sent SEND or WATCH_SEND (a sender, for "$stat")
-        bool recvs = false;          // has sent RECV (a receiver)
-        w::instance_id instance{};   // the peer's, from HELLO: HELLO RESUME finds it (§12.2)
-        std::uint32_t prefetch = 0;  // granted in WELCOME, granted again on resume
+        counters* stats = nullptr;      // counters_[ch]
+        bool sends = false;             // has sent SEND or WATCH_SEND (a sender, for "$stat")
+        bool recvs = false;             // has sent RECV (a receiver)
+        w::instance_id instance{};      // the peer's, from HELLO: HELLO RESUME finds it (§12.2)
+        std::uint32_t prefetch = 0;     // granted in WELCOME, granted again on resume
+        std::uint32_t send_window = 0;  // likewise (§9.1)
         /// CLOSE request ids this session executed (§12.3: a re-send gets
         /// CLOSE_OK again, not already_closed). A peer closes once or twice.
         std::vector<std::uint64_t> closed_by;
@@ -555,12 +562,31 @@ private:
         switch (f.h.type) {  // roles and RETURNs are counted for "$stat" (§17.2)
             case w::msg::send:
                 s.sends = true;
+                if ((f.h.flags & w::flag::credited) != 0) {  // §9.1: one value, numbered
+                    entry_.assign(4, '\0');
+                    const auto len = static_cast<std::uint32_t>(f.payload.size());
+                    for (std::size_t i = 0; i < 4; ++i)
+                        entry_[i] = static_cast<char>(len >> (8 * i));
+                    entry_.append(reinterpret_cast<const char*>(f.payload.data()),
+                                  f.payload.size());
+                    credited(sid, s, f.h.id, 1, entry_);
+                    return;
+                }
                 if (!ch.on_send(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0,
                                 f.payload.data(), f.payload.size())) {
                     count_malformed("SEND payload does not decode");
                     reply_error(sid, f.h.id, w::error_code::decode_error,
                                 "value does not decode as " + ch.type_name());
                 }
+                return;
+            case w::msg::send_many:  // §9.1
+                s.sends = true;
+                credited(sid, s, f.h.id, f.count,
+                         std::string_view(reinterpret_cast<const char*>(f.entries.data()),
+                                          f.entries.size()));
+                return;
+            case w::msg::revoked:  // §9.1
+                ch.on_revoked(*this, sid);
                 return;
             case w::msg::cancel_send:
                 ch.on_cancel_send(*this, sid, f.h.id);
@@ -625,6 +651,15 @@ private:
                 count_malformed("unexpected message type");
                 return;
         }
+    }
+
+    /// Credited values of session `sid` (protocol.md §9.1), counted in for "$stat".
+    void credited(std::uint32_t sid, session_info& s, std::uint64_t first, std::uint32_t count,
+                  std::string_view entries) {
+        const std::uint32_t in = s.ch->on_credited(
+            *this, sid, first, count, reinterpret_cast<const unsigned char*>(entries.data()),
+            entries.size());
+        if (s.stats != nullptr) s.stats->values_in += in;
     }
 
     void on_hello(const std::string& rid, const w::frame& f) {
@@ -699,6 +734,7 @@ private:
             sessions_.emplace(sid, std::move(si));
             session_count_.store(sessions_.size());
             ch->open_session(sid);
+            sessions_.at(sid).send_window = ch->grant_window(sid, f.hello.send_window);
         }
         w::welcome_body b;
         b.channel = sid;
@@ -708,9 +744,11 @@ private:
         b.max_frame = static_cast<std::uint32_t>(opts_.max_frame);
         b.instance = instance_;
         b.prefetch = sessions_.at(sid).prefetch;
+        b.send_window = sessions_.at(sid).send_window;
         tx_.clear();
         w::encode_welcome(tx_, nonce, welcome_flags, b);
         send_to(sid);
+        ch->welcomed(*this, sid);  // its credits follow the WELCOME (§9.1)
     }
 
     /// Ends a session (lost, BYE, unroutable, shutdown): protocol.md §12.4.
@@ -855,7 +893,8 @@ private:
     std::uint64_t refused_dials_ = 0;  // "$stat" (§17.2)
     std::uint64_t ping_nonce_ = 0;
     std::string tx_;
-    std::string vtx_;  // a VALUES frame being built (values_begin/values_end)
+    std::string vtx_;    // a VALUES frame being built (values_begin/values_end)
+    std::string entry_;  // a credited SEND's value as a SEND_MANY entry
     std::uint32_t values_session_ = 0;
     // The time at the start of this poll iteration (refreshed before
     // housekeeping): frames are stamped with it instead of reading the clock

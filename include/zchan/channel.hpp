@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -164,6 +165,28 @@ public:
         const requires std::is_copy_constructible_v<T> {
         T copy(v);
         return send_deadline(copy, detail::to_deadline(t));
+    }
+
+    /// Send window (net_options::send_window, protocol.md §9.1): blocks until
+    /// the home has confirmed every value this handle sent with a credit,
+    /// i.e. each is in the channel (or already received). Returns ok, or
+    /// peer_lost: then unconfirmed_sends() values may be lost. Local channels
+    /// and handles without a window return ok at once.
+    ///
+    /// Example:
+    ///   for (auto& line : lines) jobs << line;   // returns without a round trip
+    ///   if (jobs.flush() != zchan::send_status::ok) report(jobs.unconfirmed_sends());
+    send_status flush() const {
+        return impl_ ? impl_->flush(detail::no_deadline) : send_status::ok;
+    }
+    /// flush(), giving up at the deadline (timeout; the values are still on their way).
+    template <class Rep, class Period>
+    [[nodiscard]] send_status flush_for(std::chrono::duration<Rep, Period> d) const {
+        return impl_ ? impl_->flush(detail::deadline_after(d)) : send_status::ok;
+    }
+    /// Values sent with a credit and not yet confirmed by the home.
+    [[nodiscard]] std::uint64_t unconfirmed_sends() const {
+        return impl_ ? impl_->unconfirmed_sends() : 0;
     }
 
     // --- receive ----------------------------------------------------------

@@ -29,6 +29,20 @@ struct net_options {
     /// channel when the handle is destroyed. Server: ignored (the home grants
     /// up to 65536).
     std::uint32_t prefetch = 0;
+    /// dial(): send window W to ask for (protocol.md §9.1); 0 (the default)
+    /// keeps exact Go semantics: a remote send returns once the home has the
+    /// value, one round trip each. With W > 0 the home reserves up to W free
+    /// slots for this handle (they count against the capacity: local senders
+    /// see them as full) and a send that finds a credit returns as soon as
+    /// its value is handed to the socket, without a round trip; values travel
+    /// batched. A send that finds no credit is an exact send. What "send
+    /// returned" then means: the value will be in the channel unless this
+    /// process dies or the session is lost first; channel::flush() waits
+    /// until the home has confirmed every such value, and close() and the
+    /// handle's destructor flush first. No window on unbuffered channels
+    /// (the rendezvous needs the round trip). Server: ignored (the home
+    /// grants up to min(W, capacity, 65536)).
+    std::uint32_t send_window = 0;
     /// dial(): if the home is a hub (zchan::hub) and no channel of that name
     /// exists yet, create it with this capacity (protocol.md §17, HELLO's
     /// CREATE flag). Unset (the default): only dial an existing channel. An

@@ -339,7 +339,8 @@ TEST(FaultNetworkProxy, ConnectionsResetAndRefusedPastTheTimeoutPeersLearnItNoth
 /// `prefetch`) while the proxy resets every connection `resets` times; each
 /// time both peers reconnect and resume. Every value arrives exactly once, in
 /// order, and nobody reports peer lost.
-void reset_stream_resumes(const std::string& prefetch, int resets) {
+void reset_stream_resumes(const std::string& prefetch, int resets,
+                          const std::string& send_window = "0") {
     const env_map hb{{"ZCHAN_HB", "100"}, {"ZCHAN_TIMEOUT", "1500"}};
     const long n = 3000;
     path p("proxy");
@@ -348,9 +349,10 @@ void reset_stream_resumes(const std::string& prefetch, int resets) {
     std::vector<std::unique_ptr<fault_child>> consumers;
     consumers.push_back(
         p.peer("consume", with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_PREFETCH", prefetch}})));
-    auto producer =
-        p.peer("produce",
-               with(hb, {{"ZCHAN_EP", *ep}, {"ZCHAN_N", std::to_string(n)}, {"ZCHAN_ID", "1"}}));
+    auto producer = p.peer("produce", with(hb, {{"ZCHAN_EP", *ep},
+                                                {"ZCHAN_N", std::to_string(n)},
+                                                {"ZCHAN_ID", "1"},
+                                                {"ZCHAN_SEND_WINDOW", send_window}}));
     std::vector<std::size_t> at;
     for (int k = 1; k <= resets; ++k) {
         ASSERT_TRUE(
@@ -380,6 +382,14 @@ TEST(FaultNetworkProxy, ConnectionsResetMidStreamTheStreamResumes) { reset_strea
 
 TEST(FaultNetworkProxy, ConnectionsResetDuringAPrefetchingConsumersStreamItResumes) {
     reset_stream_resumes("32", 1);
+}
+
+// A producer with a send window (protocol.md §9.1): its credited values in
+// flight at a reset are re-sent after the resume, none lost or doubled, and
+// its order holds.
+TEST(FaultNetworkProxy, ConnectionsResetDuringAWindowedProducersStreamItResumes) {
+    reset_stream_resumes("0", 2, "8");
+    reset_stream_resumes("32", 2, "16");
 }
 
 TEST(FaultNetworkProxy, SeveralResetsInARowTheStreamResumesEachTime) {

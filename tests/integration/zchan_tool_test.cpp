@@ -236,21 +236,32 @@ TEST(ZchanToolIntegration, RecvIntoHeadLosesAtMostTheValueBeingWritten) {
     }
 }
 
-TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
+// `window`: --window; with one (the default) the third send returns at once,
+// and the loss shows when the input ends and send waits for its confirmations.
+void send_that_loses_the_hub(const std::string& window) {
     hub_process hub({"--channel", "jobs:16"});
     ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
     zchan_test::child_options o;
     o.stdin_pipe = true;
-    child_process send({tool, "send", hub.endpoint, "jobs"}, o);
+    child_process send({tool, "send", hub.endpoint, "jobs", "--window", window}, o);
     send.tell("a");
     send.tell("b");
     ASSERT_TRUE(stat_until(hub.endpoint, "jobs", [](auto& c) { return c.values_in == 2; }))
         << send.output();
     hub.proc.kill_now();
     send.tell("c");
+    if (window != "0") send.close_stdin();
     EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
     EXPECT_TRUE(contains(send, "lost the hub (peer lost: ")) << send.output();
     EXPECT_TRUE(contains(send, "; 2 value(s) from here were accepted")) << send.output();
+}
+
+TEST(ZchanToolIntegration, SendThatLosesTheHubSaysHowManyValuesWereAccepted) {
+    send_that_loses_the_hub("0");
+}
+
+TEST(ZchanToolIntegration, SendWithAWindowThatLosesTheHubSaysHowManyWereConfirmed) {
+    send_that_loses_the_hub("1024");
 }
 
 TEST(ZchanToolIntegration, SigintEndsHubRecvAndABlockedSendCleanly) {

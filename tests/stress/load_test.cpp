@@ -10,7 +10,8 @@
 //
 // Size: ZCHAN_LOAD_VALUES values in total (default 100000, a tenth of that
 // under sanitizers); ZCHAN_LOAD_PREFETCH=P makes the consumers dial with a
-// prefetch window of P (protocol.md §9.2; default 0, exact semantics). Each run
+// prefetch window of P (protocol.md §9.2; default 0, exact semantics), and
+// ZCHAN_LOAD_WINDOW=W the producers with a send window of W (§9.1). Each run
 // prints one line with throughput, p50/p99 latency (send to receive, from the
 // timestamp in the value) and this process's peak RSS (server and all 64
 // clients together). The second test runs the same with CurveZMQ on, for its
@@ -69,6 +70,7 @@ struct consumer_result {
 void run_load(bool curve) {
     const std::size_t total = env_size("ZCHAN_LOAD_VALUES", zchan_test::scale(100'000));
     const auto prefetch = static_cast<std::uint32_t>(env_size("ZCHAN_LOAD_PREFETCH", 0));
+    const auto window = static_cast<std::uint32_t>(env_size("ZCHAN_LOAD_WINDOW", 0));
     zchan::net_options opts;
     opts.connect_timeout = 20s;  // 64 dials at once on a busy 2-core machine
 
@@ -86,6 +88,7 @@ void run_load(bool curve) {
         server_opts.curve_server = zchan::curve::server_options{home_keys.secret_key, allowed};
     }
     for (std::size_t i = producers; i < client_opts.size(); ++i) client_opts[i].prefetch = prefetch;
+    for (std::size_t i = 0; i < producers; ++i) client_opts[i].send_window = window;
 
     zchan::channel<value> home(1024);
     zchan::server srv("tcp://127.0.0.1:*", server_opts);
@@ -179,9 +182,9 @@ void run_load(bool curve) {
         return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
     };
     std::printf(
-        "load%s: %zu values, %zu producers + %zu consumers (prefetch %u), %.2f s, %.0f values/s, "
-        "latency p50 %u us, p99 %u us, peak RSS %ld kB\n",
-        curve ? " (CURVE)" : "", total, producers, consumers, prefetch, secs,
+        "load%s: %zu values, %zu producers + %zu consumers (prefetch %u, send window %u), %.2f s, "
+        "%.0f values/s, latency p50 %u us, p99 %u us, peak RSS %ld kB\n",
+        curve ? " (CURVE)" : "", total, producers, consumers, prefetch, window, secs,
         static_cast<double>(total) / secs, pct(0.50), pct(0.99), zchan_test::status_kb("VmHWM"));
 }
 

@@ -11,6 +11,8 @@
 //            "rss <peak KiB>"); exits 0 at EOF.
 //   produce  dials "ch", sends ZCHAN_N values ZCHAN_ID*value_base+i of ZCHAN_SIZE
 //            pattern bytes, printing "sent <i>" after each send returned; "done".
+//            With a send window (ZCHAN_SEND_WINDOW) it flushes before "done" and
+//            prints "flushed", or "unconfirmed <n>" (exit 4) if the session is lost.
 //   consume  dials "ch" (prefetch ZCHAN_PREFETCH) and ranges, printing "got <n>"
 //            per value and "end" when the range ends. ZCHAN_STALL_AFTER=k: after k
 //            values, makes its ACKs reach the home (a QUERY round trip: frames of
@@ -47,6 +49,7 @@ namespace zchan_test {
     o.heartbeat = std::chrono::milliseconds(std::stol(env_or("ZCHAN_HB", "100")));
     o.heartbeat_timeout = std::chrono::milliseconds(std::stol(env_or("ZCHAN_TIMEOUT", "500")));
     o.prefetch = static_cast<std::uint32_t>(std::stoul(env_or("ZCHAN_PREFETCH", "0")));
+    o.send_window = static_cast<std::uint32_t>(std::stoul(env_or("ZCHAN_SEND_WINDOW", "0")));
     return o;
 }
 
@@ -105,6 +108,11 @@ inline int role_produce() {
         ch.send(make_value(id * value_base + i, size));
         say("sent " + std::to_string(i));
     }
+    if (ch.flush() != zchan::send_status::ok) {
+        say("unconfirmed " + std::to_string(ch.unconfirmed_sends()));
+        return 4;
+    }
+    if (fault_options().send_window != 0) say("flushed");
     say("done rss " + std::to_string(peak_rss_kib()));
     return 0;
 }

@@ -107,6 +107,9 @@ const command_spec send_spec{
          "one of N producers: close the channel once all N have reached the end of their input "
          "(counted in channel NAME.done)"},
         {"cap", 0, true, false, "N", "on a hub: create the channel with capacity N if missing"},
+        {"window", 0, true, false, "W",
+         "send up to W values ahead of the home's confirmation (default 1024; 0: one round trip "
+         "per value). Exit 0 still means every value is in the channel"},
         {"framing", 0, true, false, "F",
          "how values are delimited: line (default), nul or netstring (LEN:BYTES,)"},
         {"null", '0', false, false, "", "same as --framing nul: each value ends with a NUL byte"},
@@ -334,7 +337,8 @@ int run_hub(const args& a) {
 // ---- send --------------------------------------------------------------------
 
 int run_send(const args& a) {
-    const auto opts = dial_options(a);
+    auto opts = dial_options(a);
+    opts.send_window = static_cast<std::uint32_t>(a.number("window", 1024, 65536));
     const framing fr = framing_of(a);
     const auto timeout = timeout_of(a);
     std::optional<std::uint32_t> close_after;
@@ -348,10 +352,14 @@ int run_send(const args& a) {
     auto ch = zchan::dial<std::string>(a.positional()[0], name, opts);
     note_capacity("zchan send", name, ch, opts);
     value_reader in(STDIN_FILENO, intr.fd(), fr, opts.max_frame);
-    std::uint64_t sent = 0;
-    std::size_t size = 0;  // of the value being sent
+    std::uint64_t sent = 0;  // sends that returned ok
+    std::size_t size = 0;    // of the value being sent
+    // With a window a send returns before the home has the value; these are
+    // the ones it confirmed (protocol.md §9.1).
+    auto accepted = [&] { return sent - std::min<std::uint64_t>(sent, ch.unconfirmed_sends()); };
     auto fail = [&](const std::string& why) {
-        std::cerr << "zchan send: " << why << "; " << sent
+        (void)ch.flush_for(opts.heartbeat_timeout);  // confirmed, or lost (then at once)
+        std::cerr << "zchan send: " << why << "; " << accepted()
                   << " value(s) from here were accepted before" << std::endl;
         return exit_failure;
     };
@@ -402,10 +410,13 @@ int run_send(const args& a) {
                     " bytes (the hub's may be lower)");
     }
     if (intr.signal() != 0) {
-        std::cerr << "zchan send: interrupted after " << sent << " value(s); channel left open"
-                  << std::endl;
+        (void)ch.flush_for(opts.heartbeat_timeout);  // what was sent is confirmed, or not
+        std::cerr << "zchan send: interrupted after " << accepted()
+                  << " value(s); channel left open" << std::endl;
         return exit_interrupted;
     }
+    // Exit 0 means every value is in the channel: wait for the confirmations.
+    if (ch.flush() != zchan::send_status::ok) return fail(lost_text(ch));
     if (a.flag("close")) {
         try {
             ch.close();

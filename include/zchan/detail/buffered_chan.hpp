@@ -212,6 +212,8 @@ public:
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
 
+    [[nodiscard]] bool can_reserve() const noexcept override { return r_mask_ != 0; }
+
     std::size_t reserve(std::size_t n) override {
         if (r_mask_ == 0 || n == 0) return 0;
         std::size_t tail = tail_.load(std::memory_order_seq_cst);

@@ -149,6 +149,8 @@ public:
     /// reserve (unbuffered ones, on which the rendezvous needs the round
     /// trip) reserve nothing.
     ///
+    /// Whether reserve() can ever grant a slot.
+    [[nodiscard]] virtual bool can_reserve() const noexcept { return false; }
     /// Reserves up to `n` free slots of an open channel; returns how many.
     virtual std::size_t reserve(std::size_t /*n*/) { return 0; }
     /// Gives back `n` reserved slots unused.
@@ -188,6 +190,12 @@ public:
     virtual std::size_t cap() const = 0;
     /// The error a peer_lost status stands for (remote channels say why).
     [[nodiscard]] virtual peer_lost lost_error() const { return peer_lost(); }
+    /// Send window (protocol.md §9.1): waits until every value this handle
+    /// sent with a credit is in the channel: ok, timeout or peer_lost. Local
+    /// channels and handles without a window have nothing to wait for.
+    virtual send_status flush(deadline_t /*deadline*/) { return send_status::ok; }
+    /// Values sent with a credit and not yet confirmed by the home.
+    [[nodiscard]] virtual std::uint64_t unconfirmed_sends() const { return 0; }
 
     /// Select hooks; see the protocol above. The entry's packet is a
     /// send_packet<T>* / recv_packet<T>*. Returns true if the operation may

@@ -124,6 +124,22 @@ public:
     /// for a watch, §8.6) and orphaned.
     virtual void detach(net_request& r) = 0;
 
+    /// Send window (protocol.md §9.1). Whether the home granted one (and has
+    /// not revoked it): a cheap check before send_credited.
+    [[nodiscard]] virtual bool has_window() const noexcept = 0;
+    /// Whether a credit is free now.
+    [[nodiscard]] virtual bool has_credit() const = 0;
+    enum class credited : std::uint8_t { sent, no_credit, lost };
+    /// Sends a value with a credit if one is free: `encode(out, value)`
+    /// appends its encoding to `out`. no_credit: send it as an offer instead
+    /// (start). Throws what encode throws (nothing was sent).
+    virtual credited send_credited(void (*encode)(std::string& out, void* value), void* value) = 0;
+    /// Waits until the home has confirmed every credited value sent so far:
+    /// ok, none (the deadline passed) or lost.
+    virtual net_answer flush(deadline_t deadline) = 0;
+    /// Credited values sent and not yet confirmed.
+    [[nodiscard]] virtual std::uint64_t unconfirmed() const = 0;
+
     /// Resolves a delivery (protocol.md §8.4).
     virtual void ack(std::uint64_t delivery) = 0;
     virtual void ack_locked(std::uint64_t delivery) = 0;
@@ -151,6 +167,10 @@ public:
     virtual std::string& values_begin(std::uint32_t session, std::uint64_t first_request,
                                       std::uint64_t first_delivery) = 0;
     virtual void values_end(std::uint32_t count) = 0;
+    /// CREDIT (protocol.md §9.1): `granted` credits in total, credited values
+    /// up to number `confirmed` accepted.
+    virtual void reply_credit(std::uint32_t session, std::uint64_t granted,
+                              std::uint64_t confirmed) = 0;
     /// Starts an entry: its u32 length field, patched by values_entry_end.
     static std::size_t values_entry_begin(std::string& buf) {
         const std::size_t at = buf.size();
@@ -235,6 +255,27 @@ public:
     virtual bool adopt_type(std::string_view /*type*/) { return false; }
     /// A registered operation's context was notified.
     virtual void on_ready(reply_sink& out, std::uint64_t op_id) = 0;
+
+    /// Send window (protocol.md §9.1). The window W' granted to a new session
+    /// that asked for `requested` (0: none); a channel that cannot reserve
+    /// slots grants 0.
+    virtual std::uint32_t grant_window(std::uint32_t /*session*/, std::uint32_t /*requested*/) {
+        return 0;
+    }
+    /// After the session's WELCOME (fresh or resume): its CREDIT, if it has a window.
+    virtual void welcomed(reply_sink& /*out*/, std::uint32_t /*session*/) {}
+    /// Credited values numbered first, first+1, ...: `entries` holds `count`
+    /// validated entries (u32 length, then the payload), as SEND_MANY carries
+    /// them. Returns how many values entered the channel.
+    virtual std::uint32_t on_credited(reply_sink& out, std::uint32_t session, std::uint64_t first,
+                                      std::uint32_t /*count*/, const unsigned char* /*entries*/,
+                                      std::size_t /*size*/) {
+        out.reply_error(session, first, wire::error_code::protocol_error,
+                        "credited SEND without a send window");
+        return 0;
+    }
+    /// REVOKED: the session sends no more credited values.
+    virtual void on_revoked(reply_sink& /*out*/, std::uint32_t /*session*/) {}
 };
 
 }  // namespace zchan::detail

@@ -103,7 +103,46 @@ private:
         }
     }
 
+    send_status flush(deadline_t deadline) override {
+        switch (link_->flush(deadline)) {
+            case net_answer::ok:
+                return send_status::ok;
+            case net_answer::lost:
+                return send_status::peer_lost;
+            default:
+                return send_status::timeout;
+        }
+    }
+    std::uint64_t unconfirmed_sends() const override { return link_->unconfirmed(); }
+
+    static void encode_into(std::string& out, void* v) { encode_value(*static_cast<T*>(v), out); }
+
     send_status do_send(T& v, bool try_now, deadline_t deadline) {
+        for (;;) {
+            // Send window (protocol.md §9.1): with a credit the value is sent
+            // without a round trip; without one it is an offer.
+            if (link_->has_window()) {
+                switch (link_->send_credited(&encode_into, &v)) {
+                    case net_link::credited::sent: {
+                        T gone = std::move(v);  // moved from on ok, as in-process
+                        (void)gone;
+                        return send_status::ok;
+                    }
+                    case net_link::credited::lost:
+                        return send_status::peer_lost;
+                    case net_link::credited::no_credit:
+                        break;
+                }
+            }
+            const send_status s = offer(v, try_now, deadline);
+            // SEND_FULL to an offer while a window is open: the offer crossed
+            // a CREDIT, which has arrived before this answer; use it.
+            if (s != send_status::full || !link_->has_window()) return s;
+            if (try_now && !link_->has_credit()) return s;
+        }
+    }
+
+    send_status offer(T& v, bool try_now, deadline_t deadline) {
         std::string payload;
         encode_value(v, payload);
         auto r = link_->start(net_op::send, try_now, std::move(payload));

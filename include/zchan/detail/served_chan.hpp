@@ -52,6 +52,14 @@
 // RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs
 // again (it answers at once either way).
 //
+// Send window (protocol.md §9.1): a session granted a window gets credits,
+// each a slot reserved in the channel (servable::reserve), topped up in
+// batches (send_credits.hpp); its credited values go straight into their
+// slots (send_reserved) with no op, in number order, and one CREDIT per frame
+// confirms them. At a close (the close watcher, one op) every session still
+// holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
+// it did not fill, and until then the closed channel is not drained.
+//
 // Close (protocol.md §10 item 3): a receiver learns CLOSED only when the
 // channel is closed, empty, and no *other* session holds an unresolved
 // delivery: such a value may still come back (RETURN, loss) and must then
@@ -90,6 +98,7 @@
 #include "zchan/detail/chan_base.hpp"
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/detail/net_link.hpp"
+#include "zchan/detail/send_credits.hpp"
 #include "zchan/serialize.hpp"
 
 namespace zchan::detail {
@@ -117,6 +126,11 @@ public:
         std::vector<std::uint32_t> ids;
         for (auto& [id, s] : sessions_) ids.push_back(id);
         for (auto id : ids) drop_session(id);
+        if (close_watch_ != 0) {
+            auto& o = *ops_.at(close_watch_);
+            if (o.registered) unregister(o);
+            erase(o);
+        }
     }
 
     const std::string& type_name() const noexcept override { return type_; }
@@ -145,6 +159,7 @@ public:
         }
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
+        release_credits(it->second.credits);  // protocol.md §12.4
         // protocol.md §12.4: unacknowledged deliveries go back to the head,
         // in delivery order (so requeue the newest first).
         auto& unacked = it->second.unacked;
@@ -198,6 +213,14 @@ public:
         }
         std::optional<T> v;
         if (decode_value(data, size, v)) return false;  // protocol.md §8.2 rule 1
+        // §9.1: an offer from a session holding credits crossed their CREDIT
+        // on the wire; as an offer it would wait for a slot its own credits
+        // keep reserved. SEND_FULL sends it back to use them.
+        if (auto it = sessions_.find(session);
+            it != sessions_.end() && it->second.credits.held() != 0 && !impl_->is_closed()) {
+            answer_send(out, session, seq, wire::msg::send_full);
+            return true;
+        }
         if (try_now) {
             switch (impl_->try_send(*v)) {
                 case send_status::ok:
@@ -378,6 +401,10 @@ public:
         if (it == ops_.end()) return;  // cancelled or dropped since
         auto& o = *it->second;
         if (!o.registered) return;
+        if (o.kind == op_kind::close_watch) {
+            revoke_all(out);
+            return;
+        }
         if (o.kind == op_kind::stream) {
             serve_woken_streams(out);
             return;
@@ -394,13 +421,83 @@ public:
                 fire_watch(out, o);
                 break;
             case op_kind::stream:
+            case op_kind::close_watch:
                 break;  // above
         }
     }
 
+    std::uint32_t grant_window(std::uint32_t session, std::uint32_t requested) override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end() || requested == 0 || !back_->can_reserve()) return 0;
+        const auto w = static_cast<std::uint32_t>(
+            std::min<std::uint64_t>({requested, impl_->cap(), max_send_window}));
+        it->second.credits.window = w;
+        return w;
+    }
+
+    void welcomed(reply_sink& out, std::uint32_t session) override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end() || it->second.credits.window == 0) return;
+        send_credits& c = it->second.credits;
+        c.owed = true;  // a resume: what it had may have been lost
+        top_up(out, session, c);
+        // A REVOKE lost with the old connection: the closed channel waits
+        // for its REVOKED, so ask again.
+        if (c.revoked && c.held() != 0) out.reply(session, wire::msg::revoke, 0);
+    }
+
+    std::uint32_t on_credited(reply_sink& out, std::uint32_t session, std::uint64_t first,
+                              std::uint32_t count, const unsigned char* entries,
+                              std::size_t size) override {
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) return 0;
+        send_credits& c = it->second.credits;
+        std::uint32_t accepted = 0;
+        std::size_t at = 0;
+        for (std::uint32_t i = 0; i < count && at + 4 <= size; ++i) {
+            const std::uint64_t number = first + i;
+            std::uint32_t len = 0;
+            for (std::size_t b = 0; b < 4; ++b) len |= std::uint32_t{entries[at + b]} << (8 * b);
+            const unsigned char* data = entries + at + 4;
+            at += 4 + len;
+            const send_credits::verdict v = c.check(number);
+            if (v == send_credits::verdict::duplicate) {
+                c.owed = true;  // its confirmation was lost: confirm again
+                continue;
+            }
+            if (v == send_credits::verdict::gap) break;  // the resume re-sends it in order
+            if (v == send_credits::verdict::over) {
+                out.reply_error(session, number, wire::error_code::protocol_error,
+                                "credited value beyond the credits granted");
+                break;
+            }
+            c.upto = number;
+            c.owed = true;
+            std::optional<T> value;
+            if (decode_value(data, len, value)) {
+                // Sent, but not a T: it cannot enter the channel. Its slot is
+                // free again; the peer reports the ERROR.
+                back_->release(1);
+                out.reply_error(session, number, wire::error_code::decode_error,
+                                "credited value does not decode as " + type_);
+                continue;
+            }
+            back_->send_reserved(std::move(*value));
+            ++accepted;
+        }
+        top_up(out, session, c);
+        return accepted;
+    }
+
+    void on_revoked(reply_sink& /*out*/, std::uint32_t session) override {
+        auto it = sessions_.find(session);
+        if (it != sessions_.end()) release_credits(it->second.credits);
+    }
+
 private:
     /// stream: a session's one receive entry for its RECV_MANY requests (§8.8).
-    enum class op_kind : std::uint8_t { send, recv, watch, stream };
+    /// close_watch: the one watcher of the channel's close (send windows, §9.1).
+    enum class op_kind : std::uint8_t { send, recv, watch, stream, close_watch };
 
     /// Largest VALUES frame pump() builds before starting another: big enough
     /// to amortize the per-frame cost, small enough to keep latency and the
@@ -415,6 +512,8 @@ private:
     static constexpr std::size_t stream_turn_bytes = 8u << 20;
     /// on_ready's op id for "continue the rotation"; make_op's ids start at 1.
     static constexpr std::uint64_t turn_op = 0;
+    /// The largest send window granted (protocol.md §9.1).
+    static constexpr std::uint64_t max_send_window = 65536;
 
     struct op {
         op_hook hook;
@@ -464,6 +563,8 @@ private:
         /// When the stream started waiting (wait_clock_), kept while it is
         /// woken and finds nothing; 0 while it wants nothing. See the top.
         std::uint64_t waiting_since = 0;
+        /// The session's send window (protocol.md §9.1).
+        send_credits credits;
 
         /// The final answers of the last send_records resolved SEND seqs, a ring
         /// (protocol.md §12.3). Bounded by count rather than by time: a peer
@@ -559,6 +660,9 @@ private:
                 break;
             case op_kind::stream:
                 break;
+            case op_kind::close_watch:
+                close_watch_ = 0;
+                break;
         }
         ops_.erase(o.hook.op_id);
     }
@@ -566,6 +670,8 @@ private:
     void unregister(op& o) {
         if (o.kind == op_kind::recv || o.kind == op_kind::stream) {
             impl_->unregister_recv(o.entry);
+        } else if (o.kind == op_kind::close_watch) {
+            back_->unwatch_close(o.entry);
         } else {
             impl_->unregister_send(o.entry);  // offers and watchers wait as senders
         }
@@ -582,11 +688,65 @@ private:
     }
 
     /// Sends the final answer to SEND `seq` and records it for replays (§12.3).
+    /// A sender with a window that had to offer (out of credits) gets new
+    /// credits once its offer went in, if the channel has room (§9.1).
     void answer_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, wire::msg answer) {
-        if (auto it = sessions_.find(session); it != sessions_.end()) {
-            it->second.record(seq, answer);
-        }
+        auto it = sessions_.find(session);
+        if (it != sessions_.end()) it->second.record(seq, answer);
         out.reply(session, answer, seq);
+        if (it != sessions_.end() && answer == wire::msg::send_ok &&
+            it->second.credits.wanted() != 0) {
+            top_up(out, session, it->second.credits);
+        }
+    }
+
+    /// Reserves what the session's window wants (send_credits::wanted) and
+    /// sends its CREDIT if it gained credits or is owed a confirmation.
+    void top_up(reply_sink& out, std::uint32_t session, send_credits& c) {
+        if (const std::uint64_t want = c.wanted(); want != 0) {
+            const std::size_t got = back_->reserve(static_cast<std::size_t>(want));
+            if (got != 0) {
+                c.granted += got;
+                c.owed = true;
+                watch_close(out);
+            }
+        }
+        if (!c.owed) return;
+        c.owed = false;
+        out.reply_credit(session, c.granted, c.upto);
+    }
+
+    /// Registers the close watcher once credits exist (see the top).
+    void watch_close(reply_sink& out) {
+        if (close_watch_ != 0) return;
+        auto& o = make_op(0, 0, op_kind::close_watch);
+        o.entry = wait_entry{&o.cx, sel_first_op, nullptr};
+        o.registered = true;
+        close_watch_ = o.hook.op_id;
+        if (back_->watch_close(o.entry)) revoke_all(out);  // closed already
+    }
+
+    /// The channel closed: no more grants; every session still holding
+    /// credits is told to stop (REVOKE) and releases them with REVOKED.
+    void revoke_all(reply_sink& out) {
+        if (close_watch_ != 0) {
+            auto& o = *ops_.at(close_watch_);
+            if (o.registered) unregister(o);
+            erase(o);
+        }
+        for (auto& [id, st] : sessions_) {
+            send_credits& c = st.credits;
+            if (c.window == 0 || c.revoked) continue;
+            c.revoked = true;
+            if (c.held() != 0) out.reply(id, wire::msg::revoke, 0);
+        }
+    }
+
+    /// Gives the session's unfilled reserved slots back to the channel.
+    void release_credits(send_credits& c) {
+        if (c.held() != 0) back_->release(static_cast<std::size_t>(c.held()));
+        c.granted = c.upto;
+        c.revoked = true;
     }
 
     /// `o` is not registered. Tries the send, else registers the offer.
@@ -941,6 +1101,7 @@ private:
     std::vector<std::uint64_t> held_;
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
+    std::uint64_t close_watch_ = 0;    // the close watcher's op id, 0: none
     std::uint64_t wait_clock_ = 0;     // orders waiting streams (session_state::waiting_since)
 };
 

@@ -1,0 +1,57 @@
+// One session's send window at the home (docs/protocol.md §9.1): the
+// bookkeeping of the credits granted to a remote sender, apart from the
+// channel and its value type, so that served_chan<T> only moves values.
+//
+// Numbers: credited values carry their own numbers, 1, 2, 3, ... per session
+// (not the request ids of §8.1), so the home can tell a value it already has
+// (a re-send after a resume) from the next one and from a gap (frames lost
+// with a broken connection, which the peer re-sends after its resume).
+//
+// Invariants:
+//   * upto <= granted: a session never holds more than it was granted;
+//   * granted - upto slots are reserved in the channel for this session
+//     (servable::reserve) until the values arrive or the session releases
+//     them (REVOKED, BYE, loss);
+//   * once revoked, granted == upto after the release: no more grants.
+//
+// Thread safety: none; it lives in served_chan's session state (server
+// thread only).
+#pragma once
+
+#include <cstdint>
+
+namespace zchan::detail {
+
+struct send_credits {
+    std::uint32_t window = 0;   ///< W' granted in WELCOME; 0: no window
+    std::uint64_t granted = 0;  ///< credits granted so far (CREDIT's total)
+    std::uint64_t upto = 0;     ///< every credited number up to this one was accepted
+    bool revoked = false;       ///< the channel closed (REVOKE sent) or the session ended
+    bool owed = false;          ///< a CREDIT frame should go out (new grant or confirmation)
+
+    /// Slots reserved for this session and not yet filled.
+    [[nodiscard]] std::uint64_t held() const noexcept { return granted - upto; }
+
+    /// How many more credits to ask the channel for now: the window is
+    /// topped up once half of it is used, so that grants go out in batches
+    /// (one CREDIT per half window, never one per value).
+    [[nodiscard]] std::uint64_t wanted() const noexcept {
+        if (window == 0 || revoked) return 0;
+        return held() <= window / 2 ? window - held() : 0;
+    }
+
+    enum class verdict : std::uint8_t {
+        accept,     ///< the next value: take it into its reserved slot
+        duplicate,  ///< already accepted (a re-send after a resume): confirm again
+        gap,        ///< an earlier one is missing (lost with a connection): drop it
+        over,       ///< beyond the credits granted: a protocol error
+    };
+    [[nodiscard]] verdict check(std::uint64_t number) const noexcept {
+        if (number <= upto) return verdict::duplicate;
+        if (number != upto + 1) return verdict::gap;
+        if (number > granted) return verdict::over;
+        return verdict::accept;
+    }
+};
+
+}  // namespace zchan::detail

@@ -1,0 +1,221 @@
+// The send window (protocol.md §9.1, net_options::send_window), over real
+// sockets: credited sends return without a round trip, yet the capacity stays
+// exact end to end, a close revokes idle credits so that receivers see the
+// end, values sent before a close are all received, a killed producer loses
+// at most its window and its reserved slots come back, CURVE works, and a
+// producer in another process delivers every value once, in order.
+// (Resets mid-stream: fault_network_test, ConnectionsResetDuringAWindowedProducersStreamItResumes.)
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "child_process.hpp"
+#include "zchan/channel.hpp"
+#include "zchan/net.hpp"
+#include "zchan_test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using zchan::send_status;
+using zchan_test::env_or;
+using zchan_test::say;
+
+zchan::net_options opts(std::uint32_t window) {
+    zchan::net_options o;
+    o.send_window = window;
+    o.heartbeat = 100ms;
+    o.heartbeat_timeout = zchan_test::sanitized ? 4000ms : 1000ms;
+    return o;
+}
+
+TEST(NetSendWindow, CreditedSendsReturnAtOnceAndTheCapacityStaysExact) {
+    zchan::channel<int> home(8);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(8));
+    (void)peer.len();  // a round trip: the home has handled the HELLO and granted the window
+    EXPECT_EQ(home.try_send(99), send_status::full) << "8 slots, all reserved for the peer";
+    for (int i = 0; i < 8; ++i) ASSERT_EQ(peer.try_send(i), send_status::ok) << i;
+    ASSERT_EQ(peer.flush(), send_status::ok);
+    EXPECT_EQ(peer.unconfirmed_sends(), 0U);
+    EXPECT_EQ(home.len(), 8U);
+    EXPECT_EQ(peer.try_send(8), send_status::full) << "capacity 8, no receiver: the 9th blocks";
+    EXPECT_EQ(peer.send_for(8, 50ms), send_status::timeout);
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(home.recv().value_or(-1), i);
+}
+
+TEST(NetSendWindow, TheWindowRefillsAsTheChannelDrains) {
+    zchan::channel<int> home(4);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(4));
+    constexpr int n = 2000;
+    std::thread consumer([&] {
+        for (int i = 0; i < n; ++i) EXPECT_EQ(home.recv().value_or(-1), i);
+    });
+    for (int i = 0; i < n; ++i) peer << i;  // credited, or an exact send while out of credits
+    EXPECT_EQ(peer.flush(), send_status::ok);
+    consumer.join();
+    EXPECT_EQ(home.len(), 0U);
+}
+
+TEST(NetSendWindow, NoWindowOnAnUnbufferedChannel) {
+    zchan::channel<int> home;
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(64));
+    EXPECT_EQ(peer.send_for(1, 50ms), send_status::timeout) << "a rendezvous needs a receiver";
+    std::thread r([&] { EXPECT_EQ(home.recv().value_or(-1), 2); });
+    EXPECT_EQ(peer.send_for(2, zchan_test::generous), send_status::ok);
+    r.join();
+}
+
+// An idle handle holds credits (reserved slots); a close revokes them, so a
+// receiver ranging over the closed channel still reaches the end.
+TEST(NetSendWindow, ACloseRevokesIdleCreditsSoReceiversSeeTheEnd) {
+    zchan::channel<int> home(100);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(50));
+    (void)peer.len();  // the window is granted
+    int local = 0;
+    while (home.try_send(local) == send_status::ok) ++local;
+    EXPECT_EQ(local, 50) << "50 of 100 slots are the peer's";
+    home.close();
+    int seen = 0;
+    for (int v : home) EXPECT_EQ(v, seen++);  // ends once the peer answered REVOKE
+    EXPECT_EQ(seen, 50);
+    EXPECT_THROW(peer.send(1), zchan::channel_closed);
+}
+
+// Child roles (the test binary re-runs itself with ZCHAN_CHILD_ROLE set).
+int child_main() {
+    return zchan_test::run_role([] {
+        const std::string role = env_or("ZCHAN_CHILD_ROLE");
+        const auto window = static_cast<std::uint32_t>(std::stoul(env_or("ZCHAN_WINDOW", "0")));
+        auto ch = zchan::dial<long>(env_or("ZCHAN_CHILD_ENDPOINT"), "ch", opts(window));
+        say("dialed");
+        if (role == "produce") {  // ZCHAN_N values 0.., then flush
+            const long n = std::stol(env_or("ZCHAN_N", "0"));
+            for (long i = 0; i < n; ++i) ch << i;
+            say(ch.flush() == send_status::ok ? "flushed" : "unconfirmed");
+            return 0;
+        }
+        if (role == "until-closed") {  // sends 0.. until the channel is closed
+            long ok = 0;
+            for (;;) {
+                try {
+                    ch << ok;
+                } catch (const zchan::channel_closed&) {
+                    break;
+                }
+                ++ok;
+            }
+            say("sent " + std::to_string(ok));
+            return 0;
+        }
+        if (role == "produce-forever") {  // prints each send that returned
+            for (long i = 0;; ++i) {
+                ch << i;
+                say("sent " + std::to_string(i));
+            }
+        }
+        return 2;
+    });
+}
+
+zchan_test::child_process child(const std::string& role, const std::string& endpoint,
+                                std::uint32_t window, long n = 0) {
+    return zchan_test::child_process({zchan_test::self_exe()},
+                                     {.env = {{"ZCHAN_CHILD_ROLE", role},
+                                              {"ZCHAN_CHILD_ENDPOINT", endpoint},
+                                              {"ZCHAN_WINDOW", std::to_string(window)},
+                                              {"ZCHAN_N", std::to_string(n)}}});
+}
+
+TEST(NetSendWindow, AProducerProcessDeliversEveryValueOnceInOrder) {
+    zchan::channel<long> home(64);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    const long n = static_cast<long>(zchan_test::scale(20000));
+    auto p = child("produce", srv.endpoint(), 256, n);
+    for (long i = 0; i < n; ++i) ASSERT_EQ(home.recv().value_or(-1), i);
+    ASSERT_EQ(p.wait_exit(zchan_test::deadline_after(zchan_test::generous)), 0) << p.tail();
+    EXPECT_TRUE(p.has_line("flushed")) << p.tail();
+    EXPECT_EQ(home.len(), 0U);
+}
+
+// A value whose send returned was sent before the close: the receiver that
+// ranges to the end gets every one of them, and nothing else.
+TEST(NetSendWindow, EveryValueSentBeforeACloseIsReceived) {
+    zchan::channel<long> home(32);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto p = child("until-closed", srv.endpoint(), 32);
+    long got = 0;
+    for (; got < 1000; ++got) ASSERT_EQ(home.recv().value_or(-1), got);
+    home.close();
+    for (long v : home) EXPECT_EQ(v, got++);
+    ASSERT_EQ(p.wait_exit(zchan_test::deadline_after(zchan_test::generous)), 0) << p.tail();
+    const auto sent = p.values("sent ");
+    ASSERT_EQ(sent.size(), 1U) << p.tail();
+    EXPECT_EQ(got, sent[0]) << "received vs sends that returned ok";
+}
+
+// A producer killed with values in its window loses at most those; the home
+// reclaims the slots it had reserved for it, and what arrived is in order.
+TEST(NetSendWindow, AKilledProducerLosesAtMostItsWindowAndItsSlotsComeBack) {
+    constexpr std::size_t cap = 128;
+    constexpr long window = 64;
+    zchan::channel<long> home(cap);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto p = child("produce-forever", srv.endpoint(), window);
+    // Take some values while the producer streams, then kill it.
+    for (long i = 0; i < 300; ++i) ASSERT_EQ(home.recv().value_or(-1), i);
+    ASSERT_TRUE(p.wait_count("sent ", 300)) << p.tail();
+    p.kill_now();
+    const auto sent = p.values("sent ");
+    ASSERT_TRUE(zchan_test::wait_until([&] { return srv.sessions() == 0; },
+                                       zchan_test::deadline_after(zchan_test::generous)));
+    long got = 300;
+    for (auto r = home.try_recv(); r; r = home.try_recv()) ASSERT_EQ(*r, got++);
+    EXPECT_GE(got, static_cast<long>(sent.size()) - window) << "lost more than the window";
+    // Every slot is free again: the reservation died with the session.
+    for (std::size_t i = 0; i < cap; ++i) ASSERT_EQ(home.try_send(-1), send_status::ok) << i;
+    EXPECT_EQ(home.try_send(-1), send_status::full);
+}
+
+TEST(NetSendWindow, WorksWithCurve) {
+    namespace curve = zchan::curve;
+    const auto home_keys = curve::generate();
+    const auto me = curve::generate();
+    auto so = opts(0);
+    so.curve_server = curve::server_options{home_keys.secret_key, curve::allow_list{me.public_key}};
+    zchan::channel<std::string> home(16);
+    zchan::server srv("tcp://127.0.0.1:*", so);
+    srv.serve("ch", home);
+    auto co = opts(16);
+    co.curve_client = curve::client_options{me.secret_key, home_keys.public_key};
+    auto peer = zchan::dial<std::string>(srv.endpoint(), "ch", co);
+    std::thread consumer([&] {
+        for (int i = 0; i < 1000; ++i) EXPECT_EQ(home.recv().value_or(""), std::to_string(i));
+    });
+    for (int i = 0; i < 1000; ++i) peer << std::to_string(i);
+    EXPECT_EQ(peer.flush(), send_status::ok);
+    consumer.join();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (!env_or("ZCHAN_CHILD_ROLE").empty()) return child_main();
+    ::testing::InitGoogleTest(&argc, argv);
+    return RUN_ALL_TESTS();
+}
