@@ -316,7 +316,13 @@ public:
             return credited::no_credit;
         }
         sw_.end_value();
-        if (sw_.should_flush()) flush_batch_locked();
+        if (sw_.should_flush()) {
+            flush_batch_locked();
+        } else {
+            // The batch waits for a CREDIT that nobody's thread may read
+            // (this one returns to its user): make sure the socket is polled.
+            conn_->need_poller_locked();
+        }
         return credited::sent;
     }
 

@@ -18,6 +18,7 @@
 // thread only).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace zchan::detail {
@@ -32,12 +33,15 @@ struct send_credits {
     /// Slots reserved for this session and not yet filled.
     [[nodiscard]] std::uint64_t held() const noexcept { return granted - upto; }
 
-    /// How many more credits to ask the channel for now: the window is
-    /// topped up once half of it is used, so that grants go out in batches
-    /// (one CREDIT per half window, never one per value).
-    [[nodiscard]] std::uint64_t wanted() const noexcept {
+    /// How many more credits to ask the channel for now: the window (at most
+    /// `share`, this session's part of the channel when several senders have
+    /// windows) is topped up once half of it is used, so that grants go out
+    /// in batches (one CREDIT per half window, never one per value).
+    [[nodiscard]] std::uint64_t wanted(std::uint64_t share) const noexcept {
         if (window == 0 || revoked) return 0;
-        return held() <= window / 2 ? window - held() : 0;
+        const std::uint64_t target =
+            std::max<std::uint64_t>(1, std::min<std::uint64_t>(window, share));
+        return held() <= target / 2 ? target - held() : 0;
     }
 
     enum class verdict : std::uint8_t {

@@ -432,6 +432,7 @@ public:
         const auto w = static_cast<std::uint32_t>(
             std::min<std::uint64_t>({requested, impl_->cap(), max_send_window}));
         it->second.credits.window = w;
+        if (w != 0) ++windowed_;
         return w;
     }
 
@@ -695,7 +696,7 @@ private:
         if (it != sessions_.end()) it->second.record(seq, answer);
         out.reply(session, answer, seq);
         if (it != sessions_.end() && answer == wire::msg::send_ok &&
-            it->second.credits.wanted() != 0) {
+            it->second.credits.wanted(share()) != 0) {
             top_up(out, session, it->second.credits);
         }
     }
@@ -703,7 +704,7 @@ private:
     /// Reserves what the session's window wants (send_credits::wanted) and
     /// sends its CREDIT if it gained credits or is owed a confirmation.
     void top_up(reply_sink& out, std::uint32_t session, send_credits& c) {
-        if (const std::uint64_t want = c.wanted(); want != 0) {
+        if (const std::uint64_t want = c.wanted(share()); want != 0) {
             const std::size_t got = back_->reserve(static_cast<std::size_t>(want));
             if (got != 0) {
                 c.granted += got;
@@ -738,6 +739,7 @@ private:
             send_credits& c = st.credits;
             if (c.window == 0 || c.revoked) continue;
             c.revoked = true;
+            --windowed_;
             if (c.held() != 0) out.reply(id, wire::msg::revoke, 0);
         }
     }
@@ -746,7 +748,15 @@ private:
     void release_credits(send_credits& c) {
         if (c.held() != 0) back_->release(static_cast<std::size_t>(c.held()));
         c.granted = c.upto;
+        if (c.window != 0 && !c.revoked) --windowed_;
         c.revoked = true;
+    }
+
+    /// A windowed session's part of the capacity: with many senders, each
+    /// gets credits instead of a few taking the whole channel while the
+    /// others fall back to a round trip per value.
+    [[nodiscard]] std::uint64_t share() const noexcept {
+        return impl_->cap() / std::max<std::uint64_t>(1, windowed_);
     }
 
     /// `o` is not registered. Tries the send, else registers the offer.
@@ -1102,6 +1112,7 @@ private:
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
     std::uint64_t close_watch_ = 0;    // the close watcher's op id, 0: none
+    std::uint64_t windowed_ = 0;       // sessions with a send window, not revoked
     std::uint64_t wait_clock_ = 0;     // orders waiting streams (session_state::waiting_since)
 };
 
