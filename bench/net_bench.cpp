@@ -161,10 +161,17 @@ void register_all() {
 
     // Many clients through one middle (bench/net_fanin.hpp): 32 producers and 32 consumers,
     // 24-byte values. Bar: zchan/server_32x32_window >= 0.5x raw/broker_32x32.
-    benchmark::RegisterBenchmark("zchan/server_32x32_window", &fanin::zchan_server)
+    // raw/broker_1x1: the baseline of the CLI's bar (`seq | zchan send`, `zchan recv | wc -l`).
+    benchmark::RegisterBenchmark("zchan/server_32x32_window", &fanin::zchan_server, 32)
         ->UseManualTime()
         ->Unit(kMillisecond);
-    benchmark::RegisterBenchmark("raw/broker_32x32", &fanin::raw_broker)
+    benchmark::RegisterBenchmark("raw/broker_32x32", &fanin::raw_broker, 32)
+        ->UseManualTime()
+        ->Unit(kMillisecond);
+    benchmark::RegisterBenchmark("zchan/server_1x1_window", &fanin::zchan_server, 1)
+        ->UseManualTime()
+        ->Unit(kMillisecond);
+    benchmark::RegisterBenchmark("raw/broker_1x1", &fanin::raw_broker, 1)
         ->UseManualTime()
         ->Unit(kMillisecond);
 

@@ -1,6 +1,7 @@
 // Many clients through one server (issue 11's second bar): 32 producer threads
 // and 32 consumer threads in one process, each with its own connection, moving
-// 24-byte values through one middle over tcp loopback.
+// 24-byte values through one middle over tcp loopback; and 1 -> 1 (the broker
+// baseline of `seq | zchan send` into a hub, `zchan recv`).
 //
 //   raw/broker_32x32   a zmq::proxy PULL -> PUSH broker: producers PUSH to its
 //                      frontend, consumers PULL from its backend (what a user
@@ -34,7 +35,7 @@
 
 namespace zchan_bench::fanin {
 
-inline constexpr int clients = 32;  // producers, and as many consumers
+inline constexpr int max_clients = 32;  // producers, and as many consumers
 inline constexpr std::int64_t fanin_items = 320'000;
 
 /// (producer, seq, payload): 24 bytes.
@@ -44,23 +45,25 @@ using item = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
 /// each producer's values in order.
 struct tally {
     std::vector<std::atomic<std::int64_t>> per_producer =
-        std::vector<std::atomic<std::int64_t>>(clients);
+        std::vector<std::atomic<std::int64_t>>(max_clients);
     std::atomic<bool> out_of_order{false};
     std::atomic<std::int64_t> total{0};
+
+    std::size_t clients = 0;
 
     void check(std::int64_t per) const {
         if (out_of_order.load())
             throw bench_error("a consumer saw a producer's values out of order");
-        for (const auto& c : per_producer) {
-            if (c.load() != per) {
-                throw bench_error("a producer's values arrived " + std::to_string(c.load()) +
+        for (std::size_t p = 0; p < clients; ++p) {
+            if (const std::int64_t c = per_producer[p].load(); c != per) {
+                throw bench_error("a producer's values arrived " + std::to_string(c) +
                                   " times, want " + std::to_string(per));
             }
         }
     }
 };
 
-inline void raw_broker(benchmark::State& state) {
+inline void raw_broker(benchmark::State& state, int clients) {
     const std::int64_t per = scaled_items(fanin_items) / clients;
     for (auto _ : state) {
         zmq::context_t ctx;
@@ -77,6 +80,7 @@ inline void raw_broker(benchmark::State& state) {
             }
         });
         tally t;
+        t.clients = static_cast<std::size_t>(clients);
         std::atomic<int> ready{0};
         std::atomic<bool> go{false};
         std::vector<std::thread> threads;
@@ -85,7 +89,7 @@ inline void raw_broker(benchmark::State& state) {
                 zmq::socket_t pull(ctx, zmq::socket_type::pull);
                 pull.set(zmq::sockopt::rcvtimeo, 20);  // to notice the end
                 pull.connect(be);
-                std::vector<std::int64_t> last(clients, -1);
+                std::vector<std::int64_t> last(static_cast<std::size_t>(clients), -1);
                 ++ready;
                 while (t.total.load() != per * clients) {
                     zmq::message_t m;
@@ -131,7 +135,7 @@ inline void raw_broker(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * per * clients);
 }
 
-inline void zchan_server(benchmark::State& state) {
+inline void zchan_server(benchmark::State& state, int clients) {
     const std::int64_t per = scaled_items(fanin_items) / clients;
     for (auto _ : state) {
         zchan::channel<item> ch(1024);
@@ -148,12 +152,13 @@ inline void zchan_server(benchmark::State& state) {
             ins.push_back(zchan::dial<item>(srv.endpoint(), "load", co));
         }
         tally t;
+        t.clients = static_cast<std::size_t>(clients);
         std::atomic<bool> go{false};
         std::atomic<int> flushed{0};
         std::vector<std::thread> threads;
         for (int c = 0; c < clients; ++c) {
             threads.emplace_back([&, c] {
-                std::vector<std::int64_t> last(clients, -1);
+                std::vector<std::int64_t> last(static_cast<std::size_t>(clients), -1);
                 for (const item& v : ins[static_cast<std::size_t>(c)]) {
                     const auto p = static_cast<std::size_t>(std::get<0>(v));
                     const auto seq = static_cast<std::int64_t>(std::get<1>(v));
