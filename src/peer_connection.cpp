@@ -29,6 +29,9 @@ namespace {
 /// Longest single poll of a leader (a backstop; it is kicked when needed).
 constexpr long long leader_poll_max_ms = 100;
 
+/// How long a failed send waits for the monitor to report a refusal.
+constexpr int refusal_wait_ms = 200;
+
 /// CLOCK_MONOTONIC_COARSE reads up to one tick (1-10 ms with common HZ)
 /// behind the real clock; the silence check allows for it.
 constexpr std::int64_t coarse_slack_ms = 20;
@@ -290,16 +293,28 @@ bool peer_connection::send_locked(const std::string& frame) {
     try {
         if (!sock_.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
             // HWM is unlimited; EAGAIN means the socket cannot queue at all.
-            lose_locked(lost_why::socket_failed);
+            socket_failed_locked();
             return false;
         }
         tx_seen_ = true;  // stamped at the next heartbeat tick
         last_send_ms_ = checked_ms;
         return true;
     } catch (const zmq::error_t&) {
-        lose_locked(lost_why::socket_failed);
+        socket_failed_locked();
         return false;
     }
+}
+
+/// libzmq refused a send: its pipe is gone, which a refused security
+/// handshake also does (§14.3), and then the monitor's event says why, a
+/// moment later. Wait briefly for it, so that a refused dial reports
+/// access_denied rather than a failed socket (a heartbeat's PING can hit the
+/// missing pipe first on a loaded machine).
+void peer_connection::socket_failed_locked() {
+    pollfd p{mon_fd_, POLLIN, 0};
+    (void)::poll(&p, 1, refusal_wait_ms);
+    read_monitor_locked();
+    lose_locked(lost_why::socket_failed);  // no-op if the monitor found a refusal
 }
 
 void peer_connection::drain_locked() {

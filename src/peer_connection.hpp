@@ -158,6 +158,7 @@ private:
     void send_ping_locked() ZCHAN_REQUIRES(mu);
     void read_monitor_locked() ZCHAN_REQUIRES(mu);
     void lose_locked(lost_why why) ZCHAN_REQUIRES(mu);
+    void socket_failed_locked() ZCHAN_REQUIRES(mu);
     template <class F>
     void for_each_client_locked(F&& f) ZCHAN_REQUIRES(mu);
     void run(const std::stop_token& st);
