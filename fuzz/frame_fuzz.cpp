@@ -58,6 +58,23 @@ std::string reencode(const wire::frame& f) {
             wire::finish_values(out, start, f.count);
             break;
         }
+        case wire::msg::send_many: {  // §9.1: entries as in VALUES
+            const std::size_t start = out.size();
+            wire::begin_send_many(out, f.h.channel, f.h.id);
+            wire::values_reader r(f);
+            for (std::uint32_t i = 0; i < f.count; ++i) {
+                const auto v = r.next();
+                const auto len = static_cast<std::uint32_t>(v.size());
+                for (int b = 0; b < 4; ++b)
+                    out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
+                out.append(reinterpret_cast<const char*>(v.data()), v.size());
+            }
+            wire::finish_send_many(out, start, f.count);
+            break;
+        }
+        case wire::msg::credit:  // §9.1
+            wire::encode_credit(out, f.h.channel, f.h.id, f.confirmed);
+            break;
         default:
             wire::encode_header(out, f.h);
             break;

@@ -151,7 +151,14 @@ void check_server(fixture& f, const std::uint8_t* data, std::size_t size) {
     f.dealer.send(zmq::buffer(data, size), zmq::send_flags::none);
     int answers = 0;
     std::uint32_t session = 0;
+    bool window = false;  // a send window was granted: its CREDIT follows the WELCOME (§9.1)
     ping_and_collect(f, [&](const w::frame& r) {
+        if (window && r.h.type == w::msg::credit) {
+            if (r.h.channel != session) fail("CREDIT on another channel than the session's");
+            if (r.h.id > in.hello.send_window) fail("CREDIT beyond the window granted");
+            window = false;
+            return;
+        }
         ++answers;
         if (!valid) fail("the server answered an invalid frame");
         if (in.h.type == w::msg::hello) {
@@ -162,7 +169,10 @@ void check_server(fixture& f, const std::uint8_t* data, std::size_t size) {
             if (want == w::msg::welcome) {
                 if (r.welcome.capacity != 4) fail("WELCOME capacity");
                 if (r.welcome.prefetch > in.hello.prefetch) fail("WELCOME granted > requested");
+                if (r.welcome.send_window > in.hello.send_window)
+                    fail("window granted > requested");
                 session = r.welcome.channel;
+                window = r.welcome.send_window != 0;
             }
         } else if (r.h.type != w::msg::error || r.error.code != w::error_code::unknown_session) {
             fail("a frame outside a session got an answer other than unknown_session");
