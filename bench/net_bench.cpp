@@ -162,18 +162,16 @@ void register_all() {
     // Many clients through one middle (bench/net_fanin.hpp): 32 producers and 32 consumers,
     // 24-byte values. Bar: zchan/server_32x32_window >= 0.5x raw/broker_32x32.
     // raw/broker_1x1: the baseline of the CLI's bar (`seq | zchan send`, `zchan recv | wc -l`).
-    benchmark::RegisterBenchmark("zchan/server_32x32_window", &fanin::zchan_server, 32)
-        ->UseManualTime()
-        ->Unit(kMillisecond);
-    benchmark::RegisterBenchmark("raw/broker_32x32", &fanin::raw_broker, 32)
-        ->UseManualTime()
-        ->Unit(kMillisecond);
-    benchmark::RegisterBenchmark("zchan/server_1x1_window", &fanin::zchan_server, 1)
-        ->UseManualTime()
-        ->Unit(kMillisecond);
-    benchmark::RegisterBenchmark("raw/broker_1x1", &fanin::raw_broker, 1)
-        ->UseManualTime()
-        ->Unit(kMillisecond);
+    for (const int n : {32, 1}) {
+        const std::string shape = std::to_string(n) + "x" + std::to_string(n);
+        benchmark::RegisterBenchmark(("zchan/server_" + shape + "_window").c_str(),
+                                     &fanin::zchan_server, n)
+            ->UseManualTime()
+            ->Unit(kMillisecond);
+        benchmark::RegisterBenchmark(("raw/broker_" + shape).c_str(), &fanin::raw_broker, n)
+            ->UseManualTime()
+            ->Unit(kMillisecond);
+    }
 
     // zchan/message_server_150[_w100] (issue 5 section 2): raw::seed_server's benchmark through
     // examples/message_server (bench/net_message_server.hpp). Compared with

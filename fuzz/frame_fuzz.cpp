@@ -14,6 +14,17 @@
 namespace wire = zchan::detail::wire;
 
 namespace {
+/// The entries of VALUES or SEND_MANY, walked with values_reader.
+void append_entries(std::string& out, const wire::frame& f) {
+    wire::values_reader r(f);
+    for (std::uint32_t i = 0; i < f.count; ++i) {
+        const auto v = r.next();
+        const auto len = static_cast<std::uint32_t>(v.size());
+        for (int b = 0; b < 4; ++b) out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
+        out.append(reinterpret_cast<const char*>(v.data()), v.size());
+    }
+}
+
 std::string reencode(const wire::frame& f) {
     std::string out;
     switch (f.h.type) {
@@ -47,28 +58,14 @@ std::string reencode(const wire::frame& f) {
         case wire::msg::values: {  // §8.8: entries walked with values_reader
             const std::size_t start = out.size();
             wire::begin_values(out, f.h.channel, f.h.id, f.delivery_seq);
-            wire::values_reader r(f);
-            for (std::uint32_t i = 0; i < f.count; ++i) {
-                const auto v = r.next();
-                const auto len = static_cast<std::uint32_t>(v.size());
-                for (int b = 0; b < 4; ++b)
-                    out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
-                out.append(reinterpret_cast<const char*>(v.data()), v.size());
-            }
+            append_entries(out, f);
             wire::finish_values(out, start, f.count);
             break;
         }
         case wire::msg::send_many: {  // §9.1: entries as in VALUES
             const std::size_t start = out.size();
             wire::begin_send_many(out, f.h.channel, f.h.id);
-            wire::values_reader r(f);
-            for (std::uint32_t i = 0; i < f.count; ++i) {
-                const auto v = r.next();
-                const auto len = static_cast<std::uint32_t>(v.size());
-                for (int b = 0; b < 4; ++b)
-                    out.push_back(static_cast<char>((len >> (8 * b)) & 0xff));
-                out.append(reinterpret_cast<const char*>(v.data()), v.size());
-            }
+            append_entries(out, f);
             wire::finish_send_many(out, start, f.count);
             break;
         }

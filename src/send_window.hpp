@@ -29,6 +29,7 @@
 #include <string>
 
 #include "codec.hpp"
+#include "zchan/detail/net_link.hpp"
 
 namespace zchan::detail {
 
@@ -52,17 +53,13 @@ public:
             batch_.clear();
             wire::begin_send_many(batch_, channel, next_);
         }
-        entry_at_ = batch_.size();
-        batch_.append(4, '\0');
+        entry_at_ = reply_sink::values_entry_begin(batch_);
         return batch_;
     }
     /// The payload appended since begin_value, in octets.
     [[nodiscard]] std::size_t value_size() const noexcept { return batch_.size() - entry_at_ - 4; }
     void end_value() noexcept {
-        const auto len = static_cast<std::uint32_t>(value_size());
-        for (std::size_t i = 0; i < 4; ++i) {
-            batch_[entry_at_ + i] = static_cast<char>(static_cast<unsigned char>(len >> (8 * i)));
-        }
+        reply_sink::values_entry_end(batch_, entry_at_);  // the entry layout VALUES uses too
         ++count_;
         ++next_;
     }
