@@ -1,6 +1,7 @@
 // Drives the real `zchan hub` (tools/zchan) as a child process: the limits
 // that bound a default hub's memory against dialers that create channels,
-// removal of idle channels created on dial, and endpoints refused at once.
+// removal of idle channels created on dial, a hub that creates none
+// (--no-create), and endpoints refused at once.
 // Dialers are this test process (zchan::dial with a create capacity), as an
 // unauthenticated stranger would be.
 #include <chrono>
@@ -144,6 +145,55 @@ TEST(ZchanToolHub, AnIdleEmptyChannelCreatedOnDialIsRemovedAndOneHoldingValuesIs
     ASSERT_TRUE(zchan_test::wait_until([&] { return !row_of(zchan::stats(hub.endpoint), "empty"); },
                                        deadline_after(generous)));
     EXPECT_TRUE(row_of(zchan::stats(hub.endpoint), "held"));
+}
+
+TEST(ZchanToolHub, NoCreateRefusesDialsForUnknownChannelsAndServesItsDeclaredOnes) {
+    hub_process hub({"--no-create", "--channel", "jobs:4"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    const std::string refused = "no channel \"other\" is served at " + hub.endpoint;
+
+    // A capacity does not create a channel on this hub: send, recv and the library are refused
+    // at once (exit 1, as any refused dial), naming the channel and the hub.
+    {
+        child_process send(
+            bash("echo a | " + shell_quote(tool) + " send " + hub.endpoint + " other --cap 4"));
+        EXPECT_EQ(send.wait_exit(deadline_after(generous)), 1) << send.output();
+        EXPECT_TRUE(contains(send, "zchan send: " + refused)) << send.output();
+    }
+    {
+        child_process recv({tool, "recv", hub.endpoint, "other", "--cap", "4"});
+        EXPECT_EQ(recv.wait_exit(deadline_after(generous)), 1) << recv.output();
+        EXPECT_TRUE(contains(recv, "zchan recv: " + refused)) << recv.output();
+    }
+    {
+        zchan::net_options o;
+        o.create_capacity = 4;
+        o.connect_timeout = generous;
+        try {
+            (void)zchan::dial<std::string>(hub.endpoint, "other", o);
+            ADD_FAILURE() << "a --no-create hub created \"other\" on dial";
+        } catch (const zchan::connect_error& e) {
+            EXPECT_EQ(e.code(), zchan::errc::unknown_channel) << e.what();
+            EXPECT_NE(std::string(e.what()).find(refused), std::string::npos) << e.what();
+        }
+    }
+
+    // The channel given with --channel works as on any hub, --cap included (it exists).
+    {
+        child_process send(bash("printf 'a\\nb\\n' | " + shell_quote(tool) + " send " +
+                                hub.endpoint + " jobs --cap 4 --close"));
+        EXPECT_EQ(send.wait_exit(deadline_after(generous)), 0) << send.output();
+    }
+    child_process recv({tool, "recv", hub.endpoint, "jobs"});
+    EXPECT_EQ(recv.wait_exit(deadline_after(generous)), 0) << recv.output();
+    EXPECT_EQ(recv.lines(), (std::vector<std::string>{"a", "b"}));
+
+    // Nothing was created, and `stat` counts the three refusals.
+    const auto s = zchan::stats(hub.endpoint);
+    EXPECT_FALSE(row_of(s, "other"));
+    ASSERT_TRUE(row_of(s, "jobs"));
+    EXPECT_EQ(row_of(s, "jobs")->values_in, 2U);
+    EXPECT_EQ(s.refused_dials, 3U);
 }
 
 TEST(ZchanToolHub, InvalidEndpointsAreRefusedAtOnceByTheToolAndTheLibrary) {
