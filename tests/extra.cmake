@@ -19,10 +19,14 @@ if(ZCHAN_INSTALL)
     SKIP_RETURN_CODE 77)
 endif()
 
-# tests/integration/zchan_tool_test.cpp drives the real command-line tool.
-if(TARGET integration_zchan_tool_test AND TARGET zchan_tool)
-  add_dependencies(integration_zchan_tool_test zchan_tool)
-endif()
+# tests/integration/zchan_tool_test.cpp and the zchan_tool_*_test.cpp files beside it drive the
+# real command-line tool.
+foreach(zchan_tool_test_target integration_zchan_tool_test integration_zchan_tool_hub_test
+    integration_zchan_tool_cli_test integration_zchan_tool_features_test)
+  if(TARGET ${zchan_tool_test_target} AND TARGET zchan_tool)
+    add_dependencies(${zchan_tool_test_target} zchan_tool)
+  endif()
+endforeach()
 
 # The Python peer (python/, issue 14) against this build's hub, tools and examples: one CTest
 # entry running its pytest suite. Runs under the sanitizer presets too: the C++ side is then
