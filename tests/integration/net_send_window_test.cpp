@@ -152,20 +152,27 @@ TEST(NetSendWindow, AProducerProcessDeliversEveryValueOnceInOrder) {
 }
 
 // A value whose send returned was sent before the close: the receiver that
-// ranges to the end gets every one of them, and nothing else.
+// ranges to the end gets every one of them, and nothing else. Several
+// rounds, since the close meets the window at a different point each time:
+// an offer answered SEND_FULL just as the REVOKE arrived once returned
+// "full" from a blocking send, which the sender counted as sent (about one
+// round in 30 lost its last value).
 TEST(NetSendWindow, EveryValueSentBeforeACloseIsReceived) {
-    zchan::channel<long> home(32);
-    zchan::server srv("tcp://127.0.0.1:*", opts(0));
-    srv.serve("ch", home);
-    auto p = child("until-closed", srv.endpoint(), 32);
-    long got = 0;
-    for (; got < 1000; ++got) ASSERT_EQ(home.recv().value_or(-1), got);
-    home.close();
-    for (long v : home) EXPECT_EQ(v, got++);
-    ASSERT_EQ(p.wait_exit(zchan_test::deadline_after(zchan_test::generous)), 0) << p.tail();
-    const auto sent = p.values("sent ");
-    ASSERT_EQ(sent.size(), 1U) << p.tail();
-    EXPECT_EQ(got, sent[0]) << "received vs sends that returned ok";
+    const int rounds = static_cast<int>(zchan_test::scale(40));
+    for (int round = 0; round < rounds; ++round) {
+        zchan::channel<long> home(32);
+        zchan::server srv("tcp://127.0.0.1:*", opts(0));
+        srv.serve("ch", home);
+        auto p = child("until-closed", srv.endpoint(), 32);
+        long got = 0;
+        for (; got < 200; ++got) ASSERT_EQ(home.recv().value_or(-1), got);
+        home.close();
+        for (long v : home) EXPECT_EQ(v, got++);
+        ASSERT_EQ(p.wait_exit(zchan_test::deadline_after(zchan_test::generous)), 0) << p.tail();
+        const auto sent = p.values("sent ");
+        ASSERT_EQ(sent.size(), 1U) << p.tail();
+        ASSERT_EQ(got, sent[0]) << "received vs sends that returned ok, round " << round;
+    }
 }
 
 // A producer killed with values in its window loses at most those; the home

@@ -135,10 +135,17 @@ private:
                 }
             }
             const send_status s = offer(v, try_now, deadline);
-            // SEND_FULL to an offer while a window is open: the offer crossed
-            // a CREDIT, which has arrived before this answer; use it.
-            if (s != send_status::full || !link_->has_window()) return s;
-            if (try_now && !link_->has_credit()) return s;
+            if (s != send_status::full) return s;
+            if (try_now) {
+                // A TRY that found no room; or it crossed a CREDIT, which
+                // has arrived before this answer: use it.
+                if (!link_->has_credit()) return s;
+                continue;
+            }
+            // SEND_FULL to a blocking offer: it crossed a CREDIT, as above,
+            // or the window ended meanwhile (REVOKE: the channel closed).
+            // Never "full" from a blocking send: offer again, which either
+            // uses the credit or learns of the close.
         }
     }
 
