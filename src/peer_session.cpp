@@ -358,7 +358,9 @@ public:
             return;
         }
         acks_.push_back(delivery);
-        if (acks_.size() >= w::max_acks) flush_acks_locked();
+        // On an unbuffered channel the value's sender waits for this ACK
+        // (the rendezvous, protocol.md §8.3): it leaves now.
+        if (acks_.size() >= w::max_acks || capacity_ == 0) flush_acks_locked();
     }
 
     void give_back_locked(std::uint64_t delivery) override ZCHAN_REQUIRES(conn_->mu) {

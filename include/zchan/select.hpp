@@ -77,6 +77,10 @@ public:
     /// After a wake-up for this case: true if the operation completed by
     /// handoff (the value moved through the packet).
     virtual bool handed_off() = 0;
+    /// After a wake-up for this case, before handed_off(): if a transport
+    /// claimed this send case's value (claim_word, protocol.md §8.3), waits
+    /// until the claim is settled and `cx` released.
+    virtual void await_claim(context& /*cx*/) noexcept {}
     virtual void run() = 0;
     /// After the operation completed but before run(): undoes it if that
     /// is possible, so that nothing is lost when its result cannot be
@@ -170,11 +174,17 @@ public:
     bool enlist(detail::wait_entry& e) override {
         packet_.value = &value_;
         packet_.done = false;
+        packet_.claim.reset();
         e.packet = &packet_;
         return ch_->register_send(e);
     }
     void delist(detail::wait_entry& e) override { ch_->unregister_send(e); }
     bool handed_off() override { return packet_.done; }
+    void await_claim(detail::context& cx) noexcept override {
+        if (!packet_.claim.armed()) return;
+        packet_.claim.wait();
+        cx.wait_released();
+    }
     void run() override { std::invoke(fn_); }
     bool give_back() override { return false; }  // a receiver has the value
     [[nodiscard]] const detail::chan_poll* poll_channel() const noexcept override { return ch_; }
@@ -351,6 +361,7 @@ std::size_t run_select(const std::array<select_op*, N>& ops, bool has_default,
         preferred = N;
         if (sel >= sel_first_op) {
             std::size_t i = sel - sel_first_op;
+            ops[i]->await_claim(cx);  // a claim was armed under the lock delist took
             if (ops[i]->handed_off()) return i;
             preferred = i;
         }

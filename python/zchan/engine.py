@@ -318,7 +318,9 @@ class Engine:
     def _resolve(self, type_: int, seq: int) -> None:
         if type_ == wire.ACK:
             self._acks.append(seq)
-            if len(self._acks) >= wire.MAX_ACKS:
+            # On an unbuffered channel the value's sender waits for this ACK
+            # (the rendezvous, protocol.md §8.3): it leaves now.
+            if len(self._acks) >= wire.MAX_ACKS or self.capacity == 0:
                 self._flush_acks()
         else:
             self._flush_acks()  # keep resolutions in order

@@ -82,6 +82,13 @@ public:
         }
     }
 
+    // A buffered channel has no rendezvous: nothing is ever claimed.
+    recv_status try_recv_claim(std::optional<T>& out, wait_entry*& claimed) override {
+        claimed = nullptr;
+        return try_recv(out);
+    }
+    send_status try_send_nowait(T& v) override { return try_send(v); }
+
     send_status try_send(T& v) override {
         token t;
         if (!start_send(t)) return send_status::full;

@@ -49,12 +49,89 @@
 
 namespace zchan::detail {
 
+/// A claim on a blocked sender's value (rendezvous with a remote receiver,
+/// docs/protocol.md §8.3). On an unbuffered channel a sender completes only
+/// when a receiver takes its value; a remote receiver takes it when its peer
+/// ACKs the delivery, a network round trip after the home moved the value
+/// out. Meanwhile the sender is *claimed*: its context is decided (nobody
+/// else can pair with it, its deadline no longer applies) and it waits,
+/// parked, for the claim to be settled: taken (done: the send completed) or
+/// given back (the value is moved back into the sender's variable and the
+/// sender offers it again, or reports its deadline).
+///
+/// States: none -> pending (armed by the claimant, under the channel lock)
+/// -> settled (by the settler, under the channel lock, after it wrote the
+/// outcome); the owner may move pending -> sleeping to park on the word.
+/// settle()'s exchange is the settler's last touch of the word, so the owner
+/// may leave once it saw `settled` (the futex wake-up only passes the
+/// address, as in context::unpark). The settler then unparks the owner's
+/// context, which the owner waits for (context::wait_released) before its
+/// frame goes.
+///
+/// Thread safety: arm/reset by whoever owns the packet under the channel
+/// lock; settle from any thread; wait by the owner only.
+class claim_word {
+public:
+    claim_word() noexcept = default;
+    // A packet is copied or moved only while no channel knows it (a select
+    // case built into a tuple): the copy starts unarmed.
+    claim_word(const claim_word& /*other*/) noexcept {}
+    claim_word& operator=(const claim_word& /*other*/) noexcept {
+        reset();
+        return *this;
+    }
+    ~claim_word() = default;
+
+    void reset() noexcept { state_.store(st_none, std::memory_order_relaxed); }
+    void arm() noexcept { state_.store(st_pending, std::memory_order_release); }
+    [[nodiscard]] bool armed() const noexcept {
+        return state_.load(std::memory_order_acquire) != st_none;
+    }
+    /// Armed and not yet settled.
+    [[nodiscard]] bool pending() const noexcept {
+        const std::uint32_t s = state_.load(std::memory_order_acquire);
+        return s == st_pending || s == st_sleeping;
+    }
+    void settle() noexcept {
+        if (state_.exchange(st_settled, std::memory_order_acq_rel) == st_sleeping) {
+            futex_wake_one(state_);
+        }
+    }
+    /// Owner: returns once settled. A claim lasts a network round trip, so
+    /// after a short spin this parks instead of polling.
+    void wait() noexcept {
+        for (unsigned i = 0; i < 64; ++i) {
+            if (state_.load(std::memory_order_acquire) == st_settled) return;
+            cpu_relax();
+        }
+        for (;;) {
+            std::uint32_t s = state_.load(std::memory_order_acquire);
+            if (s == st_settled) return;
+            if (s == st_pending &&
+                !state_.compare_exchange_strong(s, st_sleeping, std::memory_order_acq_rel)) {
+                continue;  // settled meanwhile
+            }
+            futex_wait(state_, st_sleeping, no_deadline);
+        }
+    }
+
+private:
+    static constexpr std::uint32_t st_none = 0;
+    static constexpr std::uint32_t st_pending = 1;
+    static constexpr std::uint32_t st_sleeping = 2;
+    static constexpr std::uint32_t st_settled = 3;
+    std::atomic<std::uint32_t> state_{st_none};
+};
+
 /// Handoff area of a blocked sender: the value to take, and whether a
 /// receiver took it.
 template <class T>
 struct send_packet {
+    send_packet() = default;
+    send_packet(T* v, bool d) noexcept : value(v), done(d) {}
     T* value = nullptr;
     bool done = false;  ///< written under the channel lock by the receiver
+    claim_word claim;   ///< see claim_word; armed only on an unbuffered channel
 };
 
 /// Handoff area of a blocked receiver.
@@ -62,7 +139,36 @@ template <class T>
 struct recv_packet {
     std::optional<T> value;
     bool done = false;  ///< written under the channel lock by the sender (or the transport)
+    /// A transport's stand-in for a remote receiver (served_chan's RECV): a
+    /// sender that hands it a value is claimed (claim_word) instead of done.
+    /// Its context is decided only under the channel's lock (it waits on one
+    /// channel), which lets a sender decide its own context first.
+    bool claiming = false;
+    /// The claimed sender whose value this is (nullptr: the value came from
+    /// no sender, e.g. one given back). The transport settles it
+    /// (servable::settle_claim) when the remote receiver ACKs or gives back.
+    wait_entry* claimed = nullptr;
 };
+
+/// Waits, after a plain send's context was selected by someone else, until
+/// that party is done with it: at once for a handoff, a round trip for a
+/// claim (claim_word). Then the packet's `done` is the outcome.
+template <class T>
+void await_handoff(context& cx, send_packet<T>& p) noexcept {
+    for (unsigned i = 0;; ++i) {
+        if (cx.released()) return;
+        if (p.claim.armed()) {
+            p.claim.wait();
+            break;
+        }
+        if (i < 1024) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+    cx.wait_released();
+}
 
 /// Everything a blocked plain send or receive shares with the party that
 /// completes it (its context, its packet and its wait-list entry), allocated
@@ -163,6 +269,25 @@ public:
     /// reservations at a close (protocol.md §9.1).
     virtual bool watch_close(wait_entry& /*e*/) { return false; }
     virtual void unwatch_close(wait_entry& /*e*/) {}
+
+    /// Rendezvous with remote receivers (protocol.md §8.3; claim_word). A
+    /// transport's receive for a remote receiver: as try_recv, but a blocked
+    /// sender's value is claimed, not taken; `claimed` then names the sender,
+    /// whose claim the transport settles when the remote receiver resolves
+    /// the delivery. A value from no sender (buffered, given back) leaves
+    /// `claimed` null.
+    virtual recv_status try_recv_claim(std::optional<T>& out, wait_entry*& claimed) = 0;
+    /// Settles a claim: taken, the sender's send completes; otherwise `v`
+    /// goes back to the sender, which offers it again (or reports its
+    /// deadline). Requires a claim from this channel, settled once.
+    virtual void settle_claim(wait_entry& /*claimed*/, bool /*taken*/, std::optional<T>& /*v*/) {}
+    /// A try_send that never waits for a claim (the transport's event loop
+    /// must not): a claiming receiver does not count.
+    virtual send_status try_send_nowait(T& v) = 0;
+    /// Hands e's value (e.packet: a send_packet) to a claiming receiver, if
+    /// one waits, and claims e (its context decided here); true if so: the
+    /// outcome arrives as a wake-up of e's context once settled.
+    virtual bool offer_to_claiming(wait_entry& /*e*/) { return false; }
 
 protected:
     ~servable() = default;

@@ -203,6 +203,16 @@ protected:
     ~op_notifier() = default;
 };
 
+/// A notifier that drops every notification: for operations whose channel
+/// is being destroyed.
+inline op_notifier& detached_notifier() noexcept {
+    struct detached final : op_notifier {
+        void post(served_base* /*ch*/, std::uint64_t /*op_id*/) noexcept override {}
+    };
+    static detached n;
+    return n;
+}
+
 /// The argument of a served operation's event-loop context.
 struct op_hook {
     op_notifier* notifier = nullptr;

@@ -3,62 +3,23 @@
 // channel, driven by the server thread.
 //
 // Model (the one the in-process core supports, protocol.md §8.4): a remote
-// RECV takes the value out of the channel (try_recv, or a handoff into a
-// registered receive entry) and the home keeps it until the peer ACKs it; a
-// RETURN or a lost peer puts it back at the head with requeue_front. A remote
-// SEND is a registered send entry holding the decoded value (an offer). A
+// RECV takes the value out of the channel (try_recv_claim, or a handoff into
+// a registered receive entry) and the home keeps it until the peer ACKs it; a
+// RETURN or a lost peer puts it back at the head with requeue_front. On an
+// unbuffered channel the RECV's entry is a claiming one (protocol.md §8.3,
+// claim_word): a value taken from a sender leaves that sender claimed, and
+// the delivery remembers it; ACK settles it as taken (the send completes),
+// RETURN or loss gives the value back to the sender, not to the channel. A
+// remote SEND is a registered send entry holding the decoded value (an offer). A
 // WATCH_SEND (a remote select's send case, protocol.md §8.6) is a registered
 // send entry without a packet (a watcher): it carries no value, and when it
 // is woken the home answers READY and forgets it; the peer's select then
 // retries with a TRY SEND, which is atomic here.
 //
-// Streams (protocol.md §8.8): a prefetching peer asks for many values at
-// once with RECV_MANY. Its requests wait per session in `stream_ranges`
-// (request-id ranges in arrival order), behind ONE registered receive entry
-// (the session's stream op) instead of one entry per request; whenever the
-// stream can make progress, pump() answers as many of them as the channel
-// has values for, packed into VALUES frames.
-//
-// Turns: streams are greedy (a pump takes every value it has requests for),
-// so while another session's stream also wants values, a pump takes at most
-// `stream_turn_values` (and in any case at most `stream_turn_bytes`, so that
-// large values cannot hold the server thread) and then yields: the session goes to the back of
-// `turns_` and the next one in turns_ pumps (its registered stream op, if
-// any, taken off the channel first). Waiting receivers are thus served in
-// turn, as Go's FIFO of blocked receivers does, instead of by whoever's
-// refill reaches the home first. A rotation runs at most one turn per
-// session and continues at the server's next pass (the notifier), so a
-// producer that keeps the buffer full cannot hold the server thread.
-// Streams that wait on an empty channel are served by seniority: a buffered
-// channel wakes every waiting stream at once for one value, and the one that
-// has waited longest (waiting_since; a stream woken for nothing keeps its
-// place) takes it, so a slow producer's values alternate between equal
-// consumers instead of going to whichever re-registered first.
-//
-// Resume (protocol.md §12.2, §12.3): after a reset connection the peer
-// re-sends, with their original ids, every request it has no final answer
-// for. A request id at or below the highest one seen on the session is such
-// a re-send (ids strictly increase, §8.1), or a late copy from the old
-// connection (the ROUTER may still hand over frames it read from it after
-// the new one's), and only then are the records consulted: a pending RECV
-// (an op, or a stream request) is ignored; one answered with a delivery
-// still unresolved gets the same VALUE again (each delivery remembers the
-// request it answered); one that never arrived (a gap below the highest id,
-// `unseen`) runs as new. One that arrived and was answered otherwise is not
-// run again: its VALUE was resolved, so the peer had it (running it again
-// would take the next value, and the peer's RETURN of it would reorder the
-// channel), or it was answered CLOSED (answered CLOSED again: the channel is
-// still closed, even if a value was given back into it since) or
-// RECV_CANCELLED (its re-sent CANCEL_RECV gets that again). A TRY RECV runs
-// again (it answers at once either way).
-//
-// Send window (protocol.md §9.1): a session granted a window gets credits,
-// each a slot reserved in the channel (servable::reserve), topped up in
-// batches (send_credits.hpp); its credited values go straight into their
-// slots (send_reserved) with no op, in number order, and one CREDIT per frame
-// confirms them. At a close (the close watcher, one op) every session still
-// holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
-// it did not fill, and until then the closed channel is not drained.
+// Streams (RECV_MANY, protocol.md §8.8) and their turns are in
+// served_chan_streams.hpp; the send window (§9.1) in served_chan_window.hpp;
+// resume (§12.2, §12.3) in served_chan_resume.hpp; a session's deliveries
+// and records in served_session.hpp.
 //
 // Close (protocol.md §10 item 3): a receiver learns CLOSED only when the
 // channel is closed, empty, and no *other* session holds an unresolved
@@ -74,7 +35,11 @@
 //     before its memory is released, so no notification can reach a dead op
 //     (a notification already queued names it by id and finds nothing);
 //   * every value taken out of the channel is either in a session's
-//     `unacked` window, or was handed to requeue_front: never dropped.
+//     `unacked` window, or was handed to requeue_front (or back to its
+//     claimed sender): never dropped;
+//   * an offer op whose value is claimed by a remote receiver (its packet's
+//     claim pending) is not erased before the claim is settled: the
+//     delivery points at its entry (drop_session and CANCEL_SEND mark it).
 //
 // Thread safety: every member runs on the server thread (served_base
 // contract), except that the channel may call op_hook_notify from any thread
@@ -99,6 +64,7 @@
 #include "zchan/detail/id_ranges.hpp"
 #include "zchan/detail/net_link.hpp"
 #include "zchan/detail/send_credits.hpp"
+#include "zchan/detail/served_session.hpp"
 #include "zchan/serialize.hpp"
 
 namespace zchan::detail {
@@ -122,6 +88,9 @@ public:
     }
 
     ~served_chan() override {
+        // Settling a claim below wakes an offer of ours (§8.3): nobody is
+        // left to handle its notification.
+        for (auto& [id, o] : ops_) o->hook.notifier = &detached_notifier();
         // The server drops every session first; this is the backstop.
         std::vector<std::uint32_t> ids;
         for (auto& [id, s] : sessions_) ids.push_back(id);
@@ -153,7 +122,14 @@ public:
             if (o.registered) unregister(o);
             // A handoff that completed just before: the value is ours.
             if ((o.kind == op_kind::recv || o.kind == op_kind::stream) && o.rp.done && o.rp.value) {
-                back_->requeue_front(std::move(*o.rp.value));
+                give_back(o.rp.claimed, o.rp.value);
+            }
+            if (o.kind == op_kind::send && o.sp.claim.pending()) {
+                // Its value is out in another session's delivery, which
+                // settles the claim through this op: it goes then (see
+                // progress_send).
+                o.orphan = true;
+                continue;
             }
             erase(o);
         }
@@ -162,9 +138,9 @@ public:
         release_credits(it->second.credits);  // protocol.md §12.4
         // protocol.md §12.4: unacknowledged deliveries go back to the head,
         // in delivery order (so requeue the newest first).
-        auto& unacked = it->second.unacked;
-        for (auto d = unacked.rbegin(); d != unacked.rend(); ++d) {
-            if (*d) back_->requeue_front(std::move(**d));
+        auto& st = it->second;
+        for (std::size_t i = st.unacked.size(); i-- != 0;) {
+            if (st.unacked[i]) give_back(st.unacked_claim[i], st.unacked[i]);
         }
         open_total_ -= it->second.open;
         sessions_.erase(it);
@@ -222,17 +198,32 @@ public:
             return true;
         }
         if (try_now) {
-            switch (impl_->try_send(*v)) {
+            switch (back_->try_send_nowait(*v)) {
                 case send_status::ok:
                     answer_send(out, session, seq, wire::msg::send_ok);
-                    break;
+                    return true;
                 case send_status::closed:
                     answer_send(out, session, seq, wire::msg::send_closed);
-                    break;
+                    return true;
                 default:
-                    answer_send(out, session, seq, wire::msg::send_full);
                     break;
             }
+            // A remote receiver waiting on an unbuffered channel: the value
+            // goes to it, and the answer waits for its ACK or RETURN (the
+            // rendezvous, protocol.md §8.2 step 3, §8.3).
+            if (impl_->cap() == 0) {
+                auto& o = make_op(session, seq, op_kind::send);
+                o.value = std::move(v);
+                o.try_only = true;
+                arm_send(o);
+                if (back_->offer_to_claiming(o.entry)) {
+                    send_ops_[{session, seq}] = o.hook.op_id;
+                    return true;
+                }
+                o.registered = false;
+                erase(o);
+            }
+            answer_send(out, session, seq, wire::msg::send_full);
             return true;
         }
         auto& o = make_op(session, seq, op_kind::send);
@@ -246,6 +237,12 @@ public:
         auto it = send_ops_.find({session, seq});
         if (it == send_ops_.end()) return;  // already answered (protocol.md §8.5)
         auto& o = *ops_.at(it->second);
+        if (o.sp.claim.pending()) {
+            // Its value is with a remote receiver: the verdict is that
+            // receiver's (progress_send answers once the claim is settled).
+            o.cancelled = true;
+            return;
+        }
         if (o.registered) unregister(o);
         answer_send(out, session, seq, o.sp.done ? wire::msg::send_ok : wire::msg::send_cancelled);
         erase(o);
@@ -263,9 +260,10 @@ public:
         }
         if (try_now) {
             std::optional<T> v;
-            switch (impl_->try_recv(v)) {
+            wait_entry* claimed = nullptr;
+            switch (back_->try_recv_claim(v, claimed)) {
                 case recv_status::ok:
-                    deliver(out, session, request, std::move(*v));
+                    deliver(out, session, request, v, claimed);
                     break;
                 case recv_status::closed:  // EMPTY while a value may still come back
                     out.reply(session,
@@ -283,9 +281,10 @@ public:
             // Fast path, the first step of progress_recv without an op
             // object: a value (or a close) is there now.
             std::optional<T> v;
-            const recv_status s = impl_->try_recv(v);
+            wait_entry* claimed = nullptr;
+            const recv_status s = back_->try_recv_claim(v, claimed);
             if (s == recv_status::ok) {
-                deliver(out, session, request, std::move(*v));
+                deliver(out, session, request, v, claimed);
                 return;
             }
             if (s == recv_status::closed && !others_unresolved(session)) {
@@ -308,7 +307,7 @@ public:
         if (o.registered) unregister(o);
         if (o.rp.done && o.rp.value) {
             // Crossed on the wire: deliver; the peer gives it back (§8.5).
-            deliver(out, session, request, std::move(*o.rp.value));
+            deliver(out, session, request, o.rp.value, o.rp.claimed);
         } else {
             out.reply(session, wire::msg::recv_cancelled, request);
         }
@@ -316,27 +315,7 @@ public:
     }
 
     void on_recv_many(reply_sink& out, std::uint32_t session, std::uint64_t first,
-                      std::uint32_t count) override {
-        auto it = sessions_.find(session);
-        if (it == sessions_.end()) return;
-        session_state& st = it->second;
-        if (first > st.max_request) {  // the usual case: new requests
-            st.stream_ranges.push_back(first, count);
-            st.saw(first, count);
-        } else {
-            // A re-send after a resume (protocol.md §12.3): each id as the
-            // RECV it stands for; only the ones that must run join the stream.
-            const std::uint64_t seen = st.max_request;
-            for (std::uint64_t id = first; id < first + count; ++id) {
-                if (id <= seen && replay_recv(out, session, st, id, false)) continue;
-                st.stream_ranges.push_back(id, 1);
-            }
-            if (first + count - 1 > seen) st.saw(seen + 1, first + count - 1 - seen);
-        }
-        if (st.stream_op == 0 && !st.stream_ranges.empty()) {
-            pump(out, session, st, std::nullopt);  // else it waits already
-        }
-    }
+                      std::uint32_t count) override;
 
     void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
         if (watch_ops_.count({session, request}) != 0) return;  // duplicate of a pending watch
@@ -361,6 +340,9 @@ public:
         auto it = sessions_.find(session);
         if (it == sessions_.end()) return;
         if (std::optional<T>* slot = it->second.find(delivery)) {
+            if (wait_entry* claimed = it->second.claim_of(delivery)) {
+                back_->settle_claim(*claimed, true, *slot);  // the rendezvous (§8.3)
+            }
             slot->reset();
             it->second.resolved();
             --open_total_;
@@ -372,7 +354,7 @@ public:
         if (it == sessions_.end()) return;
         std::optional<T>* slot = it->second.find(delivery);
         if (slot == nullptr) return;  // unknown or resolved: ignore (§8.4)
-        back_->requeue_front(std::move(**slot));
+        give_back(it->second.claim_of(delivery), *slot);
         slot->reset();
         it->second.resolved();
         --open_total_;
@@ -426,74 +408,15 @@ public:
         }
     }
 
-    std::uint32_t grant_window(std::uint32_t session, std::uint32_t requested) override {
-        auto it = sessions_.find(session);
-        if (it == sessions_.end() || requested == 0 || !back_->can_reserve()) return 0;
-        const auto w = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>({requested, impl_->cap(), max_send_window}));
-        it->second.credits.window = w;
-        if (w != 0) ++windowed_;
-        return w;
-    }
+    std::uint32_t grant_window(std::uint32_t session, std::uint32_t requested) override;
 
-    void welcomed(reply_sink& out, std::uint32_t session) override {
-        auto it = sessions_.find(session);
-        if (it == sessions_.end() || it->second.credits.window == 0) return;
-        send_credits& c = it->second.credits;
-        c.owed = true;  // a resume: what it had may have been lost
-        top_up(out, session, c);
-        // A REVOKE lost with the old connection: the closed channel waits
-        // for its REVOKED, so ask again.
-        if (c.revoked && c.held() != 0) out.reply(session, wire::msg::revoke, 0);
-    }
+    void welcomed(reply_sink& out, std::uint32_t session) override;
 
     std::uint32_t on_credited(reply_sink& out, std::uint32_t session, std::uint64_t first,
                               std::uint32_t count, const unsigned char* entries,
-                              std::size_t size) override {
-        auto it = sessions_.find(session);
-        if (it == sessions_.end()) return 0;
-        send_credits& c = it->second.credits;
-        std::uint32_t accepted = 0;
-        std::size_t at = 0;
-        for (std::uint32_t i = 0; i < count && at + 4 <= size; ++i) {
-            const std::uint64_t number = first + i;
-            std::uint32_t len = 0;
-            for (std::size_t b = 0; b < 4; ++b) len |= std::uint32_t{entries[at + b]} << (8 * b);
-            const unsigned char* data = entries + at + 4;
-            at += 4 + len;
-            const send_credits::verdict v = c.check(number);
-            if (v == send_credits::verdict::duplicate) {
-                c.owed = true;  // its confirmation was lost: confirm again
-                continue;
-            }
-            if (v == send_credits::verdict::gap) break;  // the resume re-sends it in order
-            if (v == send_credits::verdict::over) {
-                out.reply_error(session, number, wire::error_code::protocol_error,
-                                "credited value beyond the credits granted");
-                break;
-            }
-            c.upto = number;
-            c.owed = true;
-            std::optional<T> value;
-            if (decode_value(data, len, value)) {
-                // Sent, but not a T: it cannot enter the channel. Its slot is
-                // free again; the peer reports the ERROR.
-                back_->release(1);
-                out.reply_error(session, number, wire::error_code::decode_error,
-                                "credited value does not decode as " + type_);
-                continue;
-            }
-            back_->send_reserved(std::move(*value));
-            ++accepted;
-        }
-        top_up(out, session, c);
-        return accepted;
-    }
+                              std::size_t size) override;
 
-    void on_revoked(reply_sink& /*out*/, std::uint32_t session) override {
-        auto it = sessions_.find(session);
-        if (it != sessions_.end()) release_credits(it->second.credits);
-    }
+    void on_revoked(reply_sink& /*out*/, std::uint32_t session) override;
 
 private:
     /// stream: a session's one receive entry for its RECV_MANY requests (§8.8).
@@ -527,115 +450,15 @@ private:
         std::uint64_t id = 0;  // seq or request id
         op_kind kind = op_kind::recv;
         bool registered = false;
+        // An offer whose value is claimed by a remote receiver (§8.3) stays
+        // until the claim is settled; meanwhile it may become:
+        bool try_only = false;   // a TRY SEND: given back means SEND_FULL
+        bool cancelled = false;  // CANCEL_SEND arrived: given back means SEND_CANCELLED
+        bool orphan = false;     // its session is gone: nobody to answer
     };
 
-    /// Unacknowledged deliveries (protocol.md §8.4). Delivery seqs are
-    /// sequential per session, so they live in a window: unacked[i] holds
-    /// delivery base + i, empty once resolved; resolved slots at the front
-    /// are trimmed. No allocation per value (a deque grows in blocks).
-    struct session_state {
-        std::uint64_t next_delivery = 1;
-        std::uint64_t base = 1;                // delivery seq of unacked.front()
-        std::deque<std::optional<T>> unacked;  // [base, next_delivery)
-        /// unacked_req[i]: the request delivery base + i answered (§12.3).
-        std::deque<std::uint64_t> unacked_req;
-        /// The highest RECV / RECV_MANY request id seen: anything at or below
-        /// it is a re-send after a resume (§12.3) or a late frame.
-        std::uint64_t max_request = 0;
-        /// Ids below max_request that never arrived as RECVs (most are the
-        /// peer's SEND seqs or other requests: one counter, §8.1), at most
-        /// max_unseen_runs runs; below unseen_floor nothing is known.
-        id_ranges unseen;
-        std::uint64_t unseen_floor = 0;
-        static constexpr std::size_t max_unseen_runs = 4096;
-
-        /// RECV ids first..first+count-1 arrived, first > max_request.
-        void saw(std::uint64_t first, std::uint64_t count) {
-            if (first > max_request + 1) {
-                unseen.push_back(max_request + 1, first - max_request - 1);
-                if (unseen.runs() > max_unseen_runs) unseen_floor = unseen.pop_front_run();
-            }
-            max_request = first + count - 1;
-        }
-        /// RECV_MANY requests not yet answered: (first id, count), in order.
-        id_ranges stream_ranges;
-        /// The registered stream op's id while the stream waits, else 0.
-        std::uint64_t stream_op = 0;
-        /// When the stream started waiting (wait_clock_), kept while it is
-        /// woken and finds nothing; 0 while it wants nothing. See the top.
-        std::uint64_t waiting_since = 0;
-        /// The session's send window (protocol.md §9.1).
-        send_credits credits;
-
-        /// The final answers of the last send_records resolved SEND seqs, a ring
-        /// (protocol.md §12.3). Bounded by count rather than by time: a peer
-        /// re-sends only what was outstanding at a cut, far fewer. A seq at or
-        /// below forgotten_upto that is not recorded was evicted.
-        struct send_record {
-            std::uint64_t seq = 0;
-            wire::msg answer{};  // msg{} (0): none
-        };
-        static constexpr std::size_t send_records = 1024;
-        std::vector<send_record> sent;  // grows to send_records once, then overwritten
-        std::size_t sent_next = 0;
-        std::uint64_t max_resolved = 0;
-        std::uint64_t forgotten_upto = 0;
-
-        void record(std::uint64_t seq, wire::msg answer) {
-            if (sent.size() < send_records) {
-                sent.push_back({seq, answer});
-            } else {
-                forgotten_upto = std::max(forgotten_upto, sent[sent_next].seq);
-                sent[sent_next] = {seq, answer};
-                sent_next = (sent_next + 1) % send_records;
-            }
-            max_resolved = std::max(max_resolved, seq);
-        }
-        /// The recorded answer for `seq`, or msg{} (none). Seqs increase
-        /// (§8.1), so a new seq is above max_resolved and costs no search.
-        [[nodiscard]] wire::msg recorded(std::uint64_t seq) const {
-            if (seq > max_resolved) return wire::msg{};
-            for (const auto& r : sent) {
-                if (r.seq == seq) return r.answer;
-            }
-            return wire::msg{};
-        }
-
-        /// The pending value of `delivery`, or nullptr (unknown or resolved).
-        std::optional<T>* find(std::uint64_t delivery) {
-            if (delivery < base || delivery - base >= unacked.size()) return nullptr;
-            std::optional<T>& slot = unacked[static_cast<std::size_t>(delivery - base)];
-            return slot ? &slot : nullptr;
-        }
-        /// Unresolved deliveries: the set slots of unacked.
-        std::size_t open = 0;
-        /// A slot was just reset (ACK or RETURN).
-        void resolved() {
-            --open;
-            trim();
-        }
-        void trim() {
-            while (!unacked.empty() && !unacked.front()) {
-                unacked.pop_front();
-                unacked_req.pop_front();
-                ++base;
-            }
-        }
-        void add_delivery(std::uint64_t request, T&& v) {
-            ++next_delivery;
-            ++open;
-            unacked.emplace_back(std::move(v));
-            unacked_req.push_back(request);
-        }
-        /// The unresolved delivery that answered `request`, or 0. Linear:
-        /// only re-sent requests ask (protocol.md §12.3).
-        [[nodiscard]] std::uint64_t delivery_for(std::uint64_t request) const {
-            for (std::size_t i = 0; i < unacked_req.size(); ++i) {
-                if (unacked_req[i] == request && unacked[i]) return base + i;
-            }
-            return 0;
-        }
-    };
+    /// One session's deliveries and request records (served_session.hpp).
+    using session_state = served_session<T>;
 
     op& make_op(std::uint32_t session, std::uint64_t id, op_kind kind) {
         auto o = std::make_unique<op>();
@@ -703,98 +526,90 @@ private:
 
     /// Reserves what the session's window wants (send_credits::wanted) and
     /// sends its CREDIT if it gained credits or is owed a confirmation.
-    void top_up(reply_sink& out, std::uint32_t session, send_credits& c) {
-        if (const std::uint64_t want = c.wanted(share()); want != 0) {
-            const std::size_t got = back_->reserve(static_cast<std::size_t>(want));
-            if (got != 0) {
-                c.granted += got;
-                c.owed = true;
-                watch_close(out);
-            }
-        }
-        if (!c.owed) return;
-        c.owed = false;
-        out.reply_credit(session, c.granted, c.upto);
-    }
+    void top_up(reply_sink& out, std::uint32_t session, send_credits& c);
 
     /// Registers the close watcher once credits exist (see the top).
-    void watch_close(reply_sink& out) {
-        if (close_watch_ != 0) return;
-        auto& o = make_op(0, 0, op_kind::close_watch);
-        o.entry = wait_entry{&o.cx, sel_first_op, nullptr};
-        o.registered = true;
-        close_watch_ = o.hook.op_id;
-        if (back_->watch_close(o.entry)) revoke_all(out);  // closed already
-    }
+    void watch_close(reply_sink& out);
 
     /// The channel closed: no more grants; every session still holding
     /// credits is told to stop (REVOKE) and releases them with REVOKED.
-    void revoke_all(reply_sink& out) {
-        if (close_watch_ != 0) {
-            auto& o = *ops_.at(close_watch_);
-            if (o.registered) unregister(o);
-            erase(o);
-        }
-        for (auto& [id, st] : sessions_) {
-            send_credits& c = st.credits;
-            if (c.window == 0 || c.revoked) continue;
-            c.revoked = true;
-            --windowed_;
-            if (c.held() != 0) out.reply(id, wire::msg::revoke, 0);
-        }
-    }
+    void revoke_all(reply_sink& out);
 
     /// Gives the session's unfilled reserved slots back to the channel.
-    void release_credits(send_credits& c) {
-        if (c.held() != 0) back_->release(static_cast<std::size_t>(c.held()));
-        c.granted = c.upto;
-        if (c.window != 0 && !c.revoked) --windowed_;
-        c.revoked = true;
-    }
+    void release_credits(send_credits& c);
 
     /// A windowed session's part of the capacity: with many senders, each
     /// gets credits instead of a few taking the whole channel while the
     /// others fall back to a round trip per value.
-    [[nodiscard]] std::uint64_t share() const noexcept {
-        return impl_->cap() / std::max<std::uint64_t>(1, windowed_);
-    }
+    [[nodiscard]] std::uint64_t share() const noexcept;
 
     /// `o` is not registered. Tries the send, else registers the offer.
     void progress_send(reply_sink& out, op& o) {
+        const bool was_claimed = o.sp.claim.armed();  // and settled: woken by settle_claim
         for (;;) {
-            if (o.sp.done) {  // a receiver took it by handoff
-                answer_send(out, o.session, o.id, wire::msg::send_ok);
+            if (o.sp.done) {  // a receiver took it by handoff, or ACKed it (§8.3)
+                if (!o.orphan) answer_send(out, o.session, o.id, wire::msg::send_ok);
                 erase(o);
                 return;
             }
-            const send_status s = impl_->try_send(*o.value);
+            if (was_claimed && (o.orphan || o.cancelled || o.try_only)) {
+                // Given back by the remote receiver: a TRY found no taker
+                // after all; a cancelled offer is cancelled now.
+                if (!o.orphan) {
+                    answer_send(out, o.session, o.id,
+                                o.try_only ? wire::msg::send_full : wire::msg::send_cancelled);
+                }
+                erase(o);
+                return;
+            }
+            const send_status s = back_->try_send_nowait(*o.value);
             if (s == send_status::ok || s == send_status::closed) {
                 answer_send(out, o.session, o.id,
                             s == send_status::ok ? wire::msg::send_ok : wire::msg::send_closed);
                 erase(o);
                 return;
             }
-            o.cx.reset();
-            o.sp = send_packet<T>{&*o.value, false};
-            o.entry = wait_entry{&o.cx, sel_first_op, &o.sp};
-            o.registered = true;
+            arm_send(o);
             if (!impl_->register_send(o.entry)) return;  // wait for a notification
             unregister(o);                               // "may be ready now": retry
         }
+    }
+
+    /// Makes `o` (an offer) ready to register: a fresh context and packet.
+    static void arm_send(op& o) {
+        o.cx.reset();
+        o.sp.value = &*o.value;
+        o.sp.done = false;
+        o.sp.claim.reset();
+        o.entry = wait_entry{&o.cx, sel_first_op, &o.sp};
+        o.registered = true;
+    }
+
+    /// A value taken out for a remote receiver that did not take it (RETURN,
+    /// loss, cancel): back to its claimed sender (the rendezvous, §8.3), or
+    /// else to the head of the channel (§8.4).
+    void give_back(wait_entry* claimed, std::optional<T>& v) {
+        if (claimed != nullptr) {
+            back_->settle_claim(*claimed, false, v);
+        } else {
+            back_->requeue_front(std::move(*v));
+        }
+        v.reset();
     }
 
     /// `o` is not registered. Tries the receive, else registers the waiter.
     void progress_recv(reply_sink& out, op& o) {
         for (;;) {
             if (o.rp.done && o.rp.value) {  // a sender handed a value over
-                deliver(out, o.session, o.id, std::move(*o.rp.value));
+                deliver(out, o.session, o.id, o.rp.value, o.rp.claimed);
                 erase(o);
                 return;
             }
             std::optional<T> v;
-            const recv_status s = impl_->try_recv(v);
+            wait_entry* claimed = nullptr;
+            const recv_status s = back_->try_recv_claim(v, claimed);
             if (s == recv_status::ok) {
-                deliver(out, o.session, o.id, std::move(*v));
+                deliver(out, o.session, o.id, v, claimed);
                 erase(o);
                 return;
             }
@@ -809,6 +624,9 @@ private:
             }
             o.cx.reset();
             o.rp = recv_packet<T>{};
+            // A sender that hands this stand-in a value is claimed until the
+            // peer ACKs or gives back (the rendezvous, protocol.md §8.3).
+            o.rp.claiming = true;
             o.entry = wait_entry{&o.cx, sel_first_op, &o.rp};
             o.registered = true;
             if (!impl_->register_recv(o.entry)) return;
@@ -821,138 +639,25 @@ private:
     /// over), packed into VALUES frames of consecutive request ids; CLOSED
     /// each once the channel is closed and drained; registers the stream op
     /// when it runs dry with requests left. Requires: no stream op registered.
-    void pump(reply_sink& out, std::uint32_t session, session_state& st, std::optional<T> first) {
-        if (pump_turn(out, session, st, std::move(first))) rotate(out);
-    }
+    void pump(reply_sink& out, std::uint32_t session, session_state& st, std::optional<T> first);
 
     /// Whether a session other than `session` has stream requests waiting.
-    [[nodiscard]] bool other_stream_wants(std::uint32_t session) const {
-        for (const auto& [id, st] : sessions_) {
-            if (id != session && !st.stream_ranges.empty()) return true;
-        }
-        return false;
-    }
+    [[nodiscard]] bool other_stream_wants(std::uint32_t session) const;
 
     /// Queues in turns_ every other session whose stream waits on the channel
     /// with requests left: a waiter is woken only by a sender's notification,
     /// which a yielding stream would otherwise keep beating to the values.
-    void queue_waiting_streams(std::uint32_t session) {
-        for (const auto& [id, st] : sessions_) {
-            if (id == session || st.stream_op == 0 || st.stream_ranges.empty()) continue;
-            if (std::find(turns_.begin(), turns_.end(), id) == turns_.end()) turns_.push_back(id);
-        }
-    }
+    void queue_waiting_streams(std::uint32_t session);
 
     /// One turn of each session in turns_ (see the top); what yields again
     /// waits for the next pass.
-    void rotate(reply_sink& out) {
-        for (std::size_t k = turns_.size(); k != 0 && !turns_.empty(); --k) {
-            const std::uint32_t session = turns_.front();
-            turns_.pop_front();
-            auto it = sessions_.find(session);
-            if (it == sessions_.end()) continue;
-            session_state& st = it->second;
-            std::optional<T> handed;
-            if (st.stream_op != 0) {  // waiting on the channel: take it off first
-                auto& o = *ops_.at(st.stream_op);
-                if (o.registered) unregister(o);
-                if (o.rp.done && o.rp.value) handed = std::move(o.rp.value);
-                erase(o);
-                st.stream_op = 0;
-            }
-            (void)pump_turn(out, session, st, std::move(handed));
-        }
-        if (!turns_.empty()) notifier_.post(this, turn_op);
-    }
+    void rotate(reply_sink& out);
 
     /// pump()'s work for one session. Returns true if it yielded its turn
     /// (the session is queued in turns_), false if it answered everything it
     /// could or now waits.
     bool pump_turn(reply_sink& out, std::uint32_t session, session_state& st,
-                   std::optional<T> first) {
-        std::string* buf = nullptr;
-        std::uint64_t batch_request = 0;  // request id of the batch's first entry
-        std::uint32_t n = 0;
-        std::uint32_t taken = 0;  // values this turn
-        std::size_t bytes = 0;    // their encoded size
-        const bool share = other_stream_wants(session);
-        auto flush = [&] {
-            if (n != 0) out.values_end(n);
-            n = 0;
-            buf = nullptr;
-        };
-        bool served = false;  // a value went to this stream in this pump
-        for (;;) {
-            if (st.stream_ranges.empty()) {
-                flush();
-                st.waiting_since = 0;
-                if (first) back_->requeue_front(std::move(*first));  // nobody asks any more
-                return false;
-            }
-            std::optional<T> v = std::move(first);
-            first.reset();
-            recv_status s = recv_status::ok;
-            if (!v) s = impl_->try_recv(v);
-            if (s == recv_status::closed) {
-                flush();
-                if (others_unresolved(session)) {  // see the top: settle() retries it
-                    if (std::find(held_streams_.begin(), held_streams_.end(), session) ==
-                        held_streams_.end()) {
-                        held_streams_.push_back(session);
-                    }
-                    return false;
-                }
-                st.stream_ranges.for_each(
-                    [&](std::uint64_t id) { out.reply(session, wire::msg::closed, id); });
-                st.stream_ranges.clear();
-                return false;
-            }
-            if (s != recv_status::ok) {
-                flush();
-                if (wait_stream(session, st, first, served)) return false;
-                continue;  // "may be ready now", or a value was handed over
-            }
-            const std::uint64_t request = st.stream_ranges.front();
-            if (n != 0 && (request != batch_request + n || n == stream_frame_values ||
-                           buf->size() >= stream_frame_bytes)) {
-                flush();
-            }
-            if (n == 0) {
-                buf = &out.values_begin(session, request, st.next_delivery);
-                batch_request = request;
-            }
-            const std::size_t at = reply_sink::values_entry_begin(*buf);
-            try {
-                encode_value(*v, *buf);
-            } catch (...) {
-                // The user's serializer threw: the value stays in the channel,
-                // this request gets an ERROR, and the stream stops until the
-                // peer asks again (no busy loop on a value that cannot encode).
-                buf->resize(at);
-                flush();
-                back_->requeue_front(std::move(*v));
-                pop_stream_request(st);
-                out.reply_error(session, request, wire::error_code::decode_error,
-                                "value could not be encoded at the home");
-                return false;
-            }
-            reply_sink::values_entry_end(*buf, at);
-            bytes += buf->size() - at;
-            ++n;
-            served = true;
-            st.add_delivery(request, std::move(*v));
-            ++open_total_;
-            pop_stream_request(st);
-            const bool turn_over =
-                (share && ++taken == stream_turn_values) || bytes >= stream_turn_bytes;
-            if (turn_over && !st.stream_ranges.empty()) {
-                flush();
-                queue_waiting_streams(session);  // their turn comes first
-                turns_.push_back(session);
-                return true;
-            }
-        }
-    }
+                   std::optional<T> first);
 
     /// A stream op was woken. The channel wakes every event-loop waiter at
     /// once (sync_waker::notify), so several streams may compete for one
@@ -960,48 +665,13 @@ private:
     /// waiting first, as Go's FIFO of blocked receivers serves them. (In
     /// arrival order of the notifications the stream that won last time,
     /// re-registered first, would win every time.)
-    void serve_woken_streams(reply_sink& out) {
-        std::vector<std::pair<std::uint64_t, std::uint32_t>> woken;  // (since, session)
-        for (const auto& [id, st] : sessions_) {
-            if (st.stream_op == 0) continue;
-            const op& o = *ops_.at(st.stream_op);
-            if (o.registered && o.cx.selected() != sel_waiting)
-                woken.emplace_back(st.waiting_since, id);
-        }
-        std::sort(woken.begin(), woken.end());
-        for (const auto& [since, session] : woken) {
-            auto it = sessions_.find(session);
-            if (it == sessions_.end() || it->second.stream_op == 0) continue;
-            session_state& st = it->second;
-            auto& o = *ops_.at(st.stream_op);
-            unregister(o);  // the barrier that makes a handoff visible (core_hooks)
-            std::optional<T> v;
-            if (o.rp.done && o.rp.value) v = std::move(o.rp.value);
-            erase(o);  // pump() registers a fresh one if it must wait again
-            st.stream_op = 0;
-            pump(out, session, st, std::move(v));
-        }
-    }
+    void serve_woken_streams(reply_sink& out);
 
     /// Registers the session's stream op. Returns true if it now waits;
     /// false if the channel may be ready (retry), with `handed` set if a
     /// sender handed a value over in the meantime.
     bool wait_stream(std::uint32_t session, session_state& st, std::optional<T>& handed,
-                     bool served) {
-        if (served || st.waiting_since == 0) st.waiting_since = ++wait_clock_;
-        auto& o = make_op(session, 0, op_kind::stream);
-        o.rp = recv_packet<T>{};
-        o.entry = wait_entry{&o.cx, sel_first_op, &o.rp};
-        o.registered = true;
-        if (!impl_->register_recv(o.entry)) {
-            st.stream_op = o.hook.op_id;
-            return true;
-        }
-        unregister(o);
-        if (o.rp.done && o.rp.value) handed = std::move(o.rp.value);
-        erase(o);
-        return false;
-    }
+                     bool served);
 
     static void pop_stream_request(session_state& st) { st.stream_ranges.pop_front(); }
 
@@ -1013,50 +683,32 @@ private:
     }
 
     /// CANCEL_RECV of a stream request (protocol.md §8.5, §8.8).
-    void cancel_stream_request(reply_sink& out, std::uint32_t session, std::uint64_t request) {
-        auto it = sessions_.find(session);
-        if (it == sessions_.end()) return;
-        session_state& st = it->second;
-        if (!st.stream_ranges.take(request)) {
-            // Unknown or answered (§8.5); a re-sent cancel of a RECV answered
-            // RECV_CANCELLED (or never run) gets that again, unless a VALUE
-            // answered it (§12.3). A peer ignores an answer it has already.
-            if (request <= st.max_request && st.delivery_for(request) == 0) {
-                out.reply(session, wire::msg::recv_cancelled, request);
-            }
-            return;
-        }
-        out.reply(session, wire::msg::recv_cancelled, request);
-        if (st.stream_ranges.empty() && st.stream_op != 0) {
-            auto& o = *ops_.at(st.stream_op);
-            if (o.registered) unregister(o);
-            if (o.rp.done && o.rp.value) back_->requeue_front(std::move(*o.rp.value));
-            erase(o);
-            st.stream_op = 0;
-        }
-    }
+    void cancel_stream_request(reply_sink& out, std::uint32_t session, std::uint64_t request);
 
     /// Sends VALUE and keeps the value until ACK or RETURN (protocol.md §8.4).
-    void deliver(reply_sink& out, std::uint32_t session, std::uint64_t request, T&& v) {
+    /// `v` is set; `claimed`: the sender claimed for it, if any.
+    void deliver(reply_sink& out, std::uint32_t session, std::uint64_t request, std::optional<T>& v,
+                 wait_entry* claimed) {
         auto it = sessions_.find(session);
         if (it == sessions_.end()) {
-            back_->requeue_front(std::move(v));
+            give_back(claimed, v);
             return;
         }
         std::string& payload = enc_;  // reused: no allocation per value
         payload.clear();
         try {
-            encode_value(v, payload);
+            encode_value(*v, payload);
         } catch (...) {
-            // The user's serializer threw: keep the value in the channel and
-            // tell the peer (it reports a transport error).
-            back_->requeue_front(std::move(v));
+            // The user's serializer threw: keep the value in the channel (or
+            // its sender) and tell the peer (it reports a transport error).
+            give_back(claimed, v);
             out.reply_error(session, request, wire::error_code::decode_error,
                             "value could not be encoded at the home");
             return;
         }
         const std::uint64_t d = it->second.next_delivery;
-        it->second.add_delivery(request, std::move(v));
+        it->second.add_delivery(request, std::move(*v), claimed);
+        v.reset();
         ++open_total_;
         out.reply_value(session, request, d, payload);
     }
@@ -1065,33 +717,7 @@ private:
     /// the top): returns true if it is handled (ignored, or answered again);
     /// false if it must run as new.
     bool replay_recv(reply_sink& out, std::uint32_t session, session_state& st,
-                     std::uint64_t request, bool try_now) {
-        if (recv_ops_.count({session, request}) != 0) return true;
-        if (st.stream_ranges.contains(request)) return true;
-        const std::uint64_t d = st.delivery_for(request);
-        if (d == 0) {
-            if (st.unseen.take(request)) return false;  // lost on the way: run it now
-            if (request < st.unseen_floor || try_now) return false;
-            // Answered before. If the answer was CLOSED the peer may never
-            // have seen it, and it waits for one (protocol.md §9.2): CLOSED
-            // again, also if a value came back after the close (RETURN,
-            // §8.4), which must not make the request go unanswered. If it was
-            // a VALUE since resolved (or RECV_CANCELLED), the peer had it and
-            // ignores a second answer (§12.2).
-            if (impl_->is_closed()) out.reply(session, wire::msg::closed, request);
-            return true;  // see the top
-        }
-        enc_.clear();
-        try {
-            encode_value(*st.unacked[static_cast<std::size_t>(d - st.base)], enc_);
-        } catch (...) {
-            out.reply_error(session, request, wire::error_code::decode_error,
-                            "value could not be encoded at the home");
-            return true;  // it encoded once; the delivery stays until RETURN or loss
-        }
-        out.reply_value(session, request, d, enc_);
-        return true;
-    }
+                     std::uint64_t request, bool try_now);
 
     channel<T> ch_;  // keeps the channel alive while served
     chan_base<T>* impl_;
@@ -1117,3 +743,7 @@ private:
 };
 
 }  // namespace zchan::detail
+
+#include "zchan/detail/served_chan_resume.hpp"   // IWYU pragma: export
+#include "zchan/detail/served_chan_streams.hpp"  // IWYU pragma: export
+#include "zchan/detail/served_chan_window.hpp"   // IWYU pragma: export

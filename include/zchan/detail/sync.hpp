@@ -253,6 +253,10 @@ public:
         if (asleep) futex_wake_one(*word);
     }
 
+    /// Whether the selecting party's unpark() has finished (see wait_released).
+    [[nodiscard]] bool released() const noexcept {
+        return released_.load(std::memory_order_acquire);
+    }
     /// Owner only, after wait_until returned an outcome someone else
     /// selected: waits until that party's unpark() is finished with the
     /// context. Everything it wrote before unpark() (a value handed over

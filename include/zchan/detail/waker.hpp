@@ -85,6 +85,55 @@ public:
         return nullptr;
     }
 
+    /// What pick_first does with an entry (see there).
+    enum class pick : unsigned char { skip, select, reserve, wake };
+
+    /// Walks the entries of other threads in order and asks `f(entry)`:
+    /// skip it; select it (CAS its context; on success remove and return
+    /// it, else go on); reserve it (return it as it is, undecided and still
+    /// linked, for the caller to decide); or wake it (a watcher's hint:
+    /// select, remove, unpark, go on). Returns nullptr if nothing was
+    /// selected or reserved.
+    template <class F>
+    wait_entry* pick_first(F f) noexcept {
+        const void* me = current_thread_id();
+        for (wait_entry* e = head_; e != nullptr;) {
+            wait_entry* next = e->next;
+            if (e->cx->thread_id() != me) {
+                switch (f(*e)) {
+                    case pick::skip:
+                        break;
+                    case pick::reserve:
+                        return e;
+                    case pick::select:
+                        if (e->cx->try_select(e->oper)) {
+                            remove(*e);
+                            return e;
+                        }
+                        break;
+                    case pick::wake:
+                        if (e->cx->try_select(e->oper)) {
+                            remove(*e);
+                            e->cx->unpark();
+                        }
+                        break;
+                }
+            }
+            e = next;
+        }
+        return nullptr;
+    }
+
+    /// True if `f` holds for some entry of another thread.
+    template <class F>
+    [[nodiscard]] bool any_of(F f) const noexcept {
+        const void* me = current_thread_id();
+        for (const wait_entry* e = head_; e != nullptr; e = e->next) {
+            if (e->cx->thread_id() != me && f(*e)) return true;
+        }
+        return false;
+    }
+
     /// True if some entry of another thread is still undecided.
     bool can_select() const noexcept {
         const void* me = current_thread_id();

@@ -1,0 +1,150 @@
+// served_chan<T>'s send window: credits granted, credited values taken
+// into their reserved slots, and the close that revokes them. Part of
+// served_chan.hpp (which includes this file at its end); not to be included
+// on its own.
+//
+// Send window (protocol.md §9.1): a session granted a window gets credits,
+// each a slot reserved in the channel (servable::reserve), topped up in
+// batches (send_credits.hpp); its credited values go straight into their
+// slots (send_reserved) with no op, in number order, and one CREDIT per frame
+// confirms them. At a close (the close watcher, one op) every session still
+// holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
+// it did not fill, and until then the closed channel is not drained.
+//
+// Thread safety: as served_chan (the server thread).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+
+namespace zchan::detail {
+
+template <class T>
+std::uint32_t served_chan<T>::grant_window(std::uint32_t session, std::uint32_t requested) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end() || requested == 0 || !back_->can_reserve()) return 0;
+    const auto w = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>({requested, impl_->cap(), max_send_window}));
+    it->second.credits.window = w;
+    if (w != 0) ++windowed_;
+    return w;
+}
+
+template <class T>
+void served_chan<T>::welcomed(reply_sink& out, std::uint32_t session) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end() || it->second.credits.window == 0) return;
+    send_credits& c = it->second.credits;
+    c.owed = true;  // a resume: what it had may have been lost
+    top_up(out, session, c);
+    // A REVOKE lost with the old connection: the closed channel waits
+    // for its REVOKED, so ask again.
+    if (c.revoked && c.held() != 0) out.reply(session, wire::msg::revoke, 0);
+}
+
+template <class T>
+std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session,
+                                          std::uint64_t first, std::uint32_t count,
+                                          const unsigned char* entries, std::size_t size) {
+    auto it = sessions_.find(session);
+    if (it == sessions_.end()) return 0;
+    send_credits& c = it->second.credits;
+    std::uint32_t accepted = 0;
+    std::size_t at = 0;
+    for (std::uint32_t i = 0; i < count && at + 4 <= size; ++i) {
+        const std::uint64_t number = first + i;
+        std::uint32_t len = 0;
+        for (std::size_t b = 0; b < 4; ++b) len |= std::uint32_t{entries[at + b]} << (8 * b);
+        const unsigned char* data = entries + at + 4;
+        at += 4 + len;
+        const send_credits::verdict v = c.check(number);
+        if (v == send_credits::verdict::duplicate) {
+            c.owed = true;  // its confirmation was lost: confirm again
+            continue;
+        }
+        if (v == send_credits::verdict::gap) break;  // the resume re-sends it in order
+        if (v == send_credits::verdict::over) {
+            out.reply_error(session, number, wire::error_code::protocol_error,
+                            "credited value beyond the credits granted");
+            break;
+        }
+        c.upto = number;
+        c.owed = true;
+        std::optional<T> value;
+        if (decode_value(data, len, value)) {
+            // Sent, but not a T: it cannot enter the channel. Its slot is
+            // free again; the peer reports the ERROR.
+            back_->release(1);
+            out.reply_error(session, number, wire::error_code::decode_error,
+                            "credited value does not decode as " + type_);
+            continue;
+        }
+        back_->send_reserved(std::move(*value));
+        ++accepted;
+    }
+    top_up(out, session, c);
+    return accepted;
+}
+
+template <class T>
+void served_chan<T>::on_revoked(reply_sink& /*out*/, std::uint32_t session) {
+    auto it = sessions_.find(session);
+    if (it != sessions_.end()) release_credits(it->second.credits);
+}
+
+template <class T>
+void served_chan<T>::top_up(reply_sink& out, std::uint32_t session, send_credits& c) {
+    if (const std::uint64_t want = c.wanted(share()); want != 0) {
+        const std::size_t got = back_->reserve(static_cast<std::size_t>(want));
+        if (got != 0) {
+            c.granted += got;
+            c.owed = true;
+            watch_close(out);
+        }
+    }
+    if (!c.owed) return;
+    c.owed = false;
+    out.reply_credit(session, c.granted, c.upto);
+}
+
+template <class T>
+void served_chan<T>::watch_close(reply_sink& out) {
+    if (close_watch_ != 0) return;
+    auto& o = make_op(0, 0, op_kind::close_watch);
+    o.entry = wait_entry{&o.cx, sel_first_op, nullptr};
+    o.registered = true;
+    close_watch_ = o.hook.op_id;
+    if (back_->watch_close(o.entry)) revoke_all(out);  // closed already
+}
+
+template <class T>
+void served_chan<T>::revoke_all(reply_sink& out) {
+    if (close_watch_ != 0) {
+        auto& o = *ops_.at(close_watch_);
+        if (o.registered) unregister(o);
+        erase(o);
+    }
+    for (auto& [id, st] : sessions_) {
+        send_credits& c = st.credits;
+        if (c.window == 0 || c.revoked) continue;
+        c.revoked = true;
+        --windowed_;
+        if (c.held() != 0) out.reply(id, wire::msg::revoke, 0);
+    }
+}
+
+template <class T>
+void served_chan<T>::release_credits(send_credits& c) {
+    if (c.held() != 0) back_->release(static_cast<std::size_t>(c.held()));
+    c.granted = c.upto;
+    if (c.window != 0 && !c.revoked) --windowed_;
+    c.revoked = true;
+}
+
+template <class T>
+std::uint64_t served_chan<T>::share() const noexcept {
+    return impl_->cap() / std::max<std::uint64_t>(1, windowed_);
+}
+
+}  // namespace zchan::detail
