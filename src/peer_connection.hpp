@@ -1,6 +1,6 @@
 // The peer's I/O engine (docs/protocol.md §3, §12.1, §15): one DEALER per
 // (process, endpoint, security), shared by every handle the process dials
-// there; each handle is a protocol session (peer_session.cpp) multiplexed on
+// there; each handle is a protocol session (peer_session.hpp) multiplexed on
 // it by channel id, which every frame carries (§4). 10,000 handles to one
 // home cost one socket, one monitor and one background thread.
 //

@@ -67,7 +67,7 @@ private:
     const std::string type_ = zchan::type_name<server_stats>::value();
     std::string enc_;
     // Per session, consecutive from 1 like any channel's (§8.4): a
-    // prefetching peer hands values out in delivery order (src/peer_session.cpp).
+    // prefetching peer hands values out in delivery order (src/peer_session_recv.cpp).
     std::unordered_map<std::uint32_t, std::uint64_t> next_delivery_;
 };
 
