@@ -72,7 +72,14 @@ std::uint64_t peer_session::unconfirmed() const {
 net_answer peer_session::flush_locked(net_request& r, deadline_t deadline) {
     if (sw_.unconfirmed() == 0) return net_answer::ok;
     if (lost_) return net_answer::lost;
-    if (!sw_.batch_empty()) flush_batch_locked();
+    if (!sw_.batch_empty()) {
+        flush_batch_locked();
+        // Sending drains the socket (flush_batch_locked): the confirmation
+        // may have been read and dispatched right there, before this
+        // flusher was listed to be woken by it.
+        if (sw_.unconfirmed() == 0) return net_answer::ok;
+        if (lost_) return net_answer::lost;
+    }
     r.id = sw_.last_number();
     flushers_.push_back(&r);
     ++conn_->requests_pending;

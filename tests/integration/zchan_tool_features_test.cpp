@@ -273,6 +273,35 @@ TEST(ZchanToolFeatures, NulAndNetstringFramingCarryAnyBytes) {
     for (const auto& f : {in0, out0, in1, out1, bad}) std::filesystem::remove(f);
 }
 
+// `zchan send` flushes its window before exit 0. Sending the last batch
+// drains the socket, which could read and dispatch the CREDIT confirming it
+// before flush() listed itself to be woken by it: the send then waited
+// forever (about 1 run in 25 when several ran at once). Short bursts, many
+// times, two at a time.
+TEST(ZchanToolFeatures, ShortBurstsFlushAndExitEveryTime) {
+    hub_process hub({"--channel", "a:16", "--channel", "b:16"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    const auto in = temp_file("burst_in", "1\n2\n3\n4\n5\n");
+    const int rounds = static_cast<int>(zchan_test::scale(40));
+    for (int round = 0; round < rounds; ++round) {
+        std::vector<std::unique_ptr<child_process>> senders;
+        for (const char* name : {"a", "b"}) {
+            senders.push_back(std::make_unique<child_process>(
+                bash(shell_quote(tool) + " send " + shell_quote(hub.endpoint) + " " + name + " < " +
+                     shell_quote(in))));
+        }
+        for (auto& s : senders) {
+            ASSERT_EQ(s->wait_exit(deadline_after(generous)), 0) << "round " << round << "\n"
+                                                                 << s->output();
+        }
+        for (const char* name : {"a", "b"}) {
+            child_process r(
+                bash(shell_quote(tool) + " recv -n 5 " + shell_quote(hub.endpoint) + " " + name));
+            ASSERT_EQ(r.wait_exit(deadline_after(generous)), 0) << r.output();
+        }
+    }
+}
+
 TEST(ZchanToolFeatures, TimeoutsExitWith124AndSayHowFarTheyGot) {
     hub_process hub({"--channel", "empty:4", "--channel", "full:1"});
     ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
