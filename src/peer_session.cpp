@@ -66,13 +66,7 @@ void peer_session::handshake(const std::string& name, const std::string& type_na
         if (!conn_->refusal_locked().empty()) on_refused_locked(conn_->refusal_locked());
         on_lost_locked(conn_->why_dead_locked());
     }
-    w::hello_body h;
-    h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
-    h.prefetch = opts_.prefetch;
-    h.send_window = opts_.send_window;
-    h.instance = instance_;
-    h.name = name_;
-    h.type_name = type_name_;
+    w::hello_body h = hello_locked();
     std::uint16_t hello_flags = 0;
     if (opts_.create_capacity) {  // protocol.md §17.1
         hello_flags |= w::flag::create;

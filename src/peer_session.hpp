@@ -131,6 +131,7 @@ private:
     void send_ping_locked() ZCHAN_REQUIRES(conn_->mu);
     void confirm_locked(std::uint64_t nonce) ZCHAN_REQUIRES(conn_->mu);
     void start_resume_locked() ZCHAN_REQUIRES(conn_->mu);
+    [[nodiscard]] wire::hello_body hello_locked() const ZCHAN_REQUIRES(conn_->mu);
     void welcome_locked(const wire::frame& f) ZCHAN_REQUIRES(conn_->mu);
     void resend_locked() ZCHAN_REQUIRES(conn_->mu);
     bool second_answer_locked(std::uint64_t id, net_answer a, std::uint64_t delivery)

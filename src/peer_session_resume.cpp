@@ -51,6 +51,19 @@ void peer_session::send_ping_locked() {
     if (!unconf_.empty()) conf_marks_.emplace_back(ping_nonce_, unconf_.size());
 }
 
+/// The HELLO body of this session: the same for its first HELLO and for
+/// every HELLO RESUME (§7.2, §12.2).
+wire::hello_body peer_session::hello_locked() const {
+    wire::hello_body h;
+    h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
+    h.prefetch = opts_.prefetch;
+    h.send_window = opts_.send_window;
+    h.instance = instance_;
+    h.name = name_;
+    h.type_name = type_name_;
+    return h;
+}
+
 /// PONG `nonce` (§12.5): the resolutions sent before its
 /// PING have been processed by the home; forget them.
 void peer_session::confirm_locked(std::uint64_t nonce) {
@@ -73,13 +86,7 @@ void peer_session::start_resume_locked() {
     if (resuming_) conn_->forget_hello_locked(resume_nonce_);  // superseded
     resuming_ = true;
     resume_nonce_ = conn_->expect_hello_locked(this);
-    w::hello_body h;
-    h.heartbeat_ms = static_cast<std::uint32_t>(opts_.heartbeat.count());
-    h.prefetch = opts_.prefetch;
-    h.send_window = opts_.send_window;
-    h.instance = instance_;
-    h.name = name_;
-    h.type_name = type_name_;
+    w::hello_body h = hello_locked();
     tx_.clear();
     w::encode_hello(tx_, resume_nonce_, w::flag::resume, h);
     send_raw_locked();
