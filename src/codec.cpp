@@ -64,11 +64,11 @@ constexpr std::array<rule, 256> make_rules() {
     set(send_many, H, 0, special, NZ, POS);
     set(revoke, P, 0, 0, NZ, id_rule::zero);
     set(revoked, H, 0, 0, NZ, id_rule::zero);
-    set(watch_send, H, 0, 0, NZ, POS);
+    set(watch_send, H, flag::select, special, NZ, POS);
     set(cancel_watch, H, 0, 0, NZ, POS);
     set(ready, P, 0, 0, NZ, POS);
     set(watch_cancelled, P, 0, 0, NZ, POS);
-    set(recv, H, flag::try_now, 0, NZ, POS);
+    set(recv, H, flag::try_now | flag::select, special, NZ, POS);
     set(cancel_recv, H, 0, 0, NZ, POS);
     set(ack, H, 0, special, NZ, id_rule::any);  // id = count, checked with the body
     set(ret, H, 0, 0, NZ, POS);
@@ -413,6 +413,17 @@ std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_fram
             }
             return {};
         }
+        case msg::recv:
+        case msg::watch_send: {  // §8.6.1: SELECT carries the select's tag
+            if ((out.h.flags & flag::select) == 0) {
+                return n == header_size ? std::error_code{} : err(codec_errc::bad_length);
+            }
+            if ((out.h.flags & flag::try_now) != 0) return err(codec_errc::bad_flags);
+            if (n < select_request_size) return err(codec_errc::truncated);
+            if (n != select_request_size) return err(codec_errc::bad_length);
+            out.select_tag = load_le<std::uint64_t>(p + header_size);
+            return out.select_tag == 0 ? err(codec_errc::zero_id) : std::error_code{};
+        }
         case msg::send_many:  // §9.1
             if (n < send_many_prefix_size) return err(codec_errc::truncated);
             return decode_entries(in, 16, send_many_prefix_size, out);
@@ -500,6 +511,17 @@ void encode_ack(std::string& out, std::uint32_t channel, std::span<const std::ui
 
 void begin_send(std::string& out, std::uint32_t channel, std::uint64_t seq, std::uint16_t flags) {
     encode_header(out, header{version, msg::send, flags, channel, seq});
+}
+
+void encode_wait_request(std::string& out, msg type, std::uint32_t channel, std::uint64_t request,
+                         std::uint16_t flags, std::uint64_t select_tag) {
+    if (select_tag == 0) {
+        encode_header(out, header{version, type, flags, channel, request});
+        return;
+    }
+    encode_header(out, header{version, type, static_cast<std::uint16_t>(flags | flag::select),
+                              channel, request});
+    put_le(out, select_tag);
 }
 
 void begin_value(std::string& out, std::uint32_t channel, std::uint64_t request,

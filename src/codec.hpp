@@ -44,6 +44,7 @@ inline constexpr std::size_t recv_many_size = 24;            // header + count +
 inline constexpr std::size_t values_prefix_size = 32;        // header + delivery + count + reserved
 inline constexpr std::size_t send_many_prefix_size = 24;     // header + count + reserved (§9.1)
 inline constexpr std::size_t credit_size = 24;               // header + confirmed (§9.1)
+inline constexpr std::size_t select_request_size = 24;       // header + select tag (§8.6.1)
 inline constexpr std::size_t default_max_frame = 64u << 20;  // §6.4
 
 [[nodiscard]] const char* to_string(msg m) noexcept;
@@ -145,6 +146,7 @@ struct frame {
     std::uint32_t count = 0;         ///< RECV_MANY, VALUES, SEND_MANY: requests / entries
     bytes entries;                   ///< VALUES, SEND_MANY: `count` (u32 length, payload) entries
     std::uint64_t confirmed = 0;     ///< CREDIT: highest credited number accepted (h.id: granted)
+    std::uint64_t select_tag = 0;    ///< RECV, WATCH_SEND with SELECT: the select's tag (§8.6.1)
 
     /// ACK: the i-th delivery seq (i < h.id).
     [[nodiscard]] std::uint64_t ack(std::size_t i) const noexcept;
@@ -175,6 +177,10 @@ void encode_status(std::string& out, std::uint32_t channel, std::uint64_t reques
 void encode_ack(std::string& out, std::uint32_t channel, std::span<const std::uint64_t> seqs);
 /// SEND header; the caller appends the value (zchan::encode_value).
 void begin_send(std::string& out, std::uint32_t channel, std::uint64_t seq, std::uint16_t flags);
+/// RECV (flags: TRY) or WATCH_SEND; a nonzero `select_tag` sets SELECT and
+/// appends the tag (§8.6.1); TRY and a tag exclude each other.
+void encode_wait_request(std::string& out, msg type, std::uint32_t channel, std::uint64_t request,
+                         std::uint16_t flags, std::uint64_t select_tag);
 /// VALUE header and delivery seq; the caller appends the value.
 void begin_value(std::string& out, std::uint32_t channel, std::uint64_t request,
                  std::uint64_t delivery_seq);

@@ -83,8 +83,8 @@ public:
         inner_.on_cancel_send(out, session, seq);
     }
     void on_recv(detail::reply_sink& out, std::uint32_t session, std::uint64_t request,
-                 bool try_now) override {
-        inner_.on_recv(out, session, request, try_now);
+                 bool try_now, std::uint64_t select_tag) override {
+        inner_.on_recv(out, session, request, try_now, select_tag);
     }
     void on_cancel_recv(detail::reply_sink& out, std::uint32_t session,
                         std::uint64_t request) override {
@@ -94,9 +94,9 @@ public:
                       std::uint32_t count) override {
         inner_.on_recv_many(out, session, first, count);
     }
-    void on_watch_send(detail::reply_sink& out, std::uint32_t session,
-                       std::uint64_t request) override {
-        inner_.on_watch_send(out, session, request);
+    void on_watch_send(detail::reply_sink& out, std::uint32_t session, std::uint64_t request,
+                       std::uint64_t select_tag) override {
+        inner_.on_watch_send(out, session, request, select_tag);
     }
     void on_cancel_watch(detail::reply_sink& out, std::uint32_t session,
                          std::uint64_t request) override {

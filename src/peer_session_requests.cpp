@@ -145,7 +145,7 @@ void peer_session::encode_request_locked(const net_request& r) {
             tx_.append(r.payload);
             break;
         case net_op::recv:
-            w::encode_header(tx_, w::header{w::version, w::msg::recv, flags, channel_, r.id});
+            w::encode_wait_request(tx_, w::msg::recv, channel_, r.id, flags, r.select_tag);
             break;
         case net_op::close:
             w::encode_header(tx_, w::header{w::version, w::msg::close, 0, channel_, r.id});
@@ -154,7 +154,7 @@ void peer_session::encode_request_locked(const net_request& r) {
             w::encode_header(tx_, w::header{w::version, w::msg::query, 0, channel_, r.id});
             break;
         case net_op::watch:  // protocol.md §8.6
-            w::encode_header(tx_, w::header{w::version, w::msg::watch_send, 0, channel_, r.id});
+            w::encode_wait_request(tx_, w::msg::watch_send, channel_, r.id, 0, r.select_tag);
             break;
     }
 }

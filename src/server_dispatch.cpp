@@ -139,14 +139,14 @@ void server::impl::handle(const std::string& rid, const zmq::message_t& body) {
             return;
         case w::msg::watch_send:  // §8.6
             s.sends = true;
-            ch.on_watch_send(*this, sid, f.h.id);
+            ch.on_watch_send(*this, sid, f.h.id, f.select_tag);
             return;
         case w::msg::cancel_watch:
             ch.on_cancel_watch(*this, sid, f.h.id);
             return;
         case w::msg::recv:
             s.recvs = true;
-            ch.on_recv(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0);
+            ch.on_recv(*this, sid, f.h.id, (f.h.flags & w::flag::try_now) != 0, f.select_tag);
             return;
         case w::msg::cancel_recv:
             ch.on_cancel_recv(*this, sid, f.h.id);

@@ -36,7 +36,7 @@ public:
     void on_cancel_send(detail::reply_sink& /*out*/, std::uint32_t /*session*/,
                         std::uint64_t /*seq*/) override {}
     void on_recv(detail::reply_sink& out, std::uint32_t session, std::uint64_t request,
-                 bool /*try_now*/) override {
+                 bool /*try_now*/, std::uint64_t /*select_tag*/) override {
         enc_.clear();
         encode_value(srv_.snapshot(), enc_);
         out.reply_value(session, request, next_delivery_[session]++, enc_);
@@ -45,10 +45,10 @@ public:
                         std::uint64_t /*request*/) override {}  // never pending
     void on_recv_many(detail::reply_sink& out, std::uint32_t session, std::uint64_t first,
                       std::uint32_t count) override {  // each RECV it stands for (§8.8)
-        for (std::uint32_t i = 0; i < count; ++i) on_recv(out, session, first + i, false);
+        for (std::uint32_t i = 0; i < count; ++i) on_recv(out, session, first + i, false, 0);
     }
-    void on_watch_send(detail::reply_sink& out, std::uint32_t session,
-                       std::uint64_t request) override {
+    void on_watch_send(detail::reply_sink& out, std::uint32_t session, std::uint64_t request,
+                       std::uint64_t /*select_tag*/) override {
         out.reply(session, w::msg::ready, request);  // its TRY SEND fails
     }
     void on_cancel_watch(detail::reply_sink& /*out*/, std::uint32_t /*session*/,

@@ -169,3 +169,43 @@ def test_select_default_timeout_and_cases(hub):
             assert (i, v) == (1, None) and got == ["fill"]
         assert len(b) == 1 and len(a) == 0
         assert b.recv() == "more"
+
+
+def test_two_selects_that_send_and_receive_on_one_unbuffered_channel_pair_up(hub):
+    """Go's exchange: two threads, each select {send mine; recv}, on one unbuffered channel.
+    Each round one sends and the other receives; nobody gets its own value. With select tags
+    (protocol.md §8.6.1) a select's own RECV does not wake its watch, so neither spins."""
+    _, ep = hub("--channel", "x:0:string")
+    rounds = 30
+    got = {"a": [], "b": []}
+    sent = {"a": 0, "b": 0}
+
+    def player(me):
+        with zchan.dial(ep, "x", zchan.String) as ch:
+            for _ in range(rounds):
+                i, v = zchan.select(zchan.Send(ch, me), zchan.Recv(ch), timeout=WAIT)
+                if i == 0:
+                    sent[me] += 1
+                else:
+                    got[me].append(v)
+
+    threads = [threading.Thread(target=player, args=(p,)) for p in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(4 * WAIT)
+    assert not any(t.is_alive() for t in threads), "deadlock"
+    assert all(v == "b" for v in got["a"]) and all(v == "a" for v in got["b"])
+    assert len(got["a"]) == sent["b"] and len(got["b"]) == sent["a"]
+
+
+def test_a_lone_select_that_sends_and_receives_waits_without_spinning(hub):
+    """Alone on an unbuffered channel, select {send; recv} waits quietly until its timeout
+    (protocol.md §8.6.1); without tags its own RECV made its watch READY in a loop."""
+    _, ep = hub("--channel", "x:0:string")
+    with zchan.dial(ep, "x", zchan.String) as ch:
+        cpu = time.process_time()
+        with pytest.raises(zchan.Timeout):
+            zchan.select(zchan.Send(ch, "v"), zchan.Recv(ch), timeout=0.6)
+        assert time.process_time() - cpu < 0.3
+        assert len(ch) == 0

@@ -45,7 +45,7 @@ class Request:
     """One request to the home. ``answer`` is the final answer's type once final."""
 
     __slots__ = ("kind", "id", "flags", "payload", "answer", "error", "delivery", "length",
-                 "capacity", "closed", "withdrawn", "taken")
+                 "capacity", "closed", "withdrawn", "taken", "tag")
 
     def __init__(self, kind: int, id_: int, flags: int = 0, payload: bytes = b"") -> None:
         self.kind = kind  # the request's frame type: SEND, RECV, WATCH_SEND, CLOSE, QUERY
@@ -59,6 +59,7 @@ class Request:
         self.closed = False
         self.withdrawn = False  # the user no longer waits (cancelled or lost a select)
         self.taken = False  # a RECV's value was handed to the user (ACKed)
+        self.tag = 0  # a select's RECV or WATCH_SEND: its select tag (§8.6.1), 0: none
 
     @property
     def final(self) -> bool:
@@ -105,6 +106,7 @@ class Engine:
         self.resumes = 0  # RESUME WELCOMEs accepted (§12.2)
         self._out: List[bytes] = []
         self._next_id = 1
+        self._last_select_tag = 0  # select tags handed out (§8.6.1)
         self._hello_nonce = 0
         self._ping_nonce = 0
         self._pending: Dict[int, Request] = {}
@@ -200,10 +202,11 @@ class Engine:
             r.withdrawn = True
             self._emit_request(wire.header(wire.CANCEL_SEND, self.channel, r.id))
 
-    def recv(self, try_: bool = False) -> Request:
-        """RECV (§8.4); use ``take`` or ``withdraw`` on the answer."""
+    def recv(self, try_: bool = False, tag: int = 0) -> Request:
+        """RECV (§8.4); use ``take`` or ``withdraw`` on the answer. ``tag``: a select's tag
+        (``select_tag``, §8.6.1), 0 for none."""
         self._usable()
-        return self._request(wire.RECV, wire.F_TRY if try_ else 0)
+        return self._request(wire.RECV, wire.F_TRY if try_ else 0, tag=tag)
 
     def take(self, r: Request) -> None:
         """A user operation takes a RECV's VALUE: ACK it (batched, §8.4)."""
@@ -222,10 +225,18 @@ class Engine:
             t = wire.CANCEL_RECV if r.kind == wire.RECV else wire.CANCEL_WATCH
             self._emit_request(wire.header(t, self.channel, r.id))
 
-    def watch(self) -> Request:
-        """WATCH_SEND for a select's send case (§8.6)."""
+    def watch(self, tag: int = 0) -> Request:
+        """WATCH_SEND for a select's send case (§8.6), with the select's tag (§8.6.1)."""
         self._usable()
-        return self._request(wire.WATCH_SEND)
+        return self._request(wire.WATCH_SEND, tag=tag)
+
+    def select_tag(self) -> int:
+        """A new tag for one wait of one select on this session (§8.6.1); 0 (none) unless the
+        channel is unbuffered, where a select's own RECV would otherwise wake its watch."""
+        if self.capacity != 0:
+            return 0
+        self._last_select_tag += 1
+        return self._last_select_tag
 
     def close(self) -> Request:
         self._usable()
@@ -296,8 +307,9 @@ class Engine:
             return True
         return False
 
-    def _request(self, kind: int, flags: int = 0, payload: bytes = b"") -> Request:
+    def _request(self, kind: int, flags: int = 0, payload: bytes = b"", tag: int = 0) -> Request:
         r = Request(kind, self._next_id, flags, payload)
+        r.tag = tag
         self._next_id += 1
         self._pending[r.id] = r
         self._emit_request(self._frame_of(r))
@@ -306,6 +318,9 @@ class Engine:
     def _frame_of(self, r: Request) -> bytes:
         if r.kind == wire.SEND:
             return wire.send(self.channel, r.id, r.payload, r.flags)
+        if r.tag:  # §8.6.1: SELECT and the tag, on every (re-)send
+            return (wire.header(r.kind, self.channel, r.id, r.flags | wire.F_SELECT)
+                    + r.tag.to_bytes(8, "little"))
         return wire.header(r.kind, self.channel, r.id, r.flags)
 
     def _emit_request(self, frame: bytes) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Generator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
 from . import wire
 from .engine import Request
@@ -199,13 +199,17 @@ def select(cases: Sequence[Any], default: bool, timeout: Optional[float]) -> Op:
         if _expired(deadline):
             raise Timeout("zchan: select timed out")
         regs: List[Tuple[int, Optional[Request]]] = []
+        tags: Dict[int, int] = {}  # this wait's tag per session (protocol.md §8.6.1)
         for i in order:
             c = cases[i]
             with c.ch._guard():
+                e = c.ch.engine
+                if id(e) not in tags:
+                    tags[id(e)] = e.select_tag()
                 if isinstance(c, Recv):
-                    regs.append((i, None if c.ch.engine.window else c.ch.engine.recv()))
+                    regs.append((i, None if e.window else e.recv(tag=tags[id(e)])))
                 else:
-                    regs.append((i, c.ch.engine.watch()))
+                    regs.append((i, e.watch(tag=tags[id(e)])))
                 c.ch._pump()
         won: Optional[Tuple[int, Any]] = None
         while True:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include "net_test_support.hpp"
 #include "zchan/channel.hpp"
@@ -75,7 +76,7 @@ TEST(NetRendezvous, TwoSelectsThatSendAndReceiveOnOneDialedChannelPairUp) {
     zchan::server srv("tcp://127.0.0.1:*", opts());
     srv.serve("c", home);
     auto ch = zchan::dial<int>(srv.endpoint(), "c", opts());
-    const int rounds = static_cast<int>(zchan_test::scale(10));
+    const int rounds = static_cast<int>(zchan_test::scale(100));
     std::vector<int> got_a;
     std::vector<int> got_b;
     std::atomic<int> sent_a{0};
@@ -101,6 +102,35 @@ TEST(NetRendezvous, TwoSelectsThatSendAndReceiveOnOneDialedChannelPairUp) {
     for (int v : got_b) EXPECT_EQ(v, 1) << "B received its own value";
     EXPECT_EQ(static_cast<int>(got_a.size()), sent_b.load());
     EXPECT_EQ(static_cast<int>(got_b.size()), sent_a.load());
+    EXPECT_EQ(home.len(), 0U);
+}
+
+/// CPU time (user + system) this process has used so far.
+std::chrono::microseconds cpu_used() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// A select {send c; recv c} on a dialed unbuffered channel with nobody else
+// there waits quietly (protocol.md §8.6.1): its own receiver does not make
+// its watch READY. Before, the two woke each other: the select and the home
+// spun through round trips, a CPU and more for the whole wait.
+TEST(NetRendezvous, ALoneSelectThatSendsAndReceivesWaitsWithoutSpinning) {
+    zchan::channel<int> home;
+    zchan::server srv("tcp://127.0.0.1:*", opts());
+    srv.serve("c", home);
+    auto ch = zchan::dial<int>(srv.endpoint(), "c", opts());
+    const auto wait = 600ms;
+    const auto before = cpu_used();
+    const std::size_t k =
+        zchan::select(zchan::send_case(ch, 1), zchan::recv_case(ch), zchan::timeout_case(wait));
+    const auto spent = cpu_used() - before;
+    EXPECT_EQ(k, 2U);
+    // Heartbeats and the select's registrations cost a few milliseconds;
+    // spinning costs about the whole wait, per spinning thread.
+    EXPECT_LT(spent, wait / 4) << "CPU used while the select waited";
     EXPECT_EQ(home.len(), 0U);
 }
 

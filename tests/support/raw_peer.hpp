@@ -28,6 +28,11 @@ enum : std::uint8_t {
     t_error = 0x03,
     t_send = 0x10,
     t_send_ok = 0x12,
+    t_send_full = 0x14,
+    t_watch_send = 0x17,
+    t_cancel_watch = 0x18,
+    t_ready = 0x19,
+    t_watch_cancelled = 0x1a,
     t_recv = 0x20,
     t_cancel_recv = 0x21,
     t_ack = 0x22,
@@ -48,6 +53,7 @@ enum : std::uint8_t {
 /// Flag bits (protocol.md §4).
 inline constexpr std::uint16_t f_try = 1u << 0;
 inline constexpr std::uint16_t f_resume = 1u << 1;
+inline constexpr std::uint16_t f_select = 1u << 4;
 
 /// ERROR codes (protocol.md §11.2).
 enum : std::uint16_t {
@@ -115,6 +121,14 @@ struct hello_options {
     put<std::uint32_t>(s, 0);  // create-capacity: no CREATE
     for (int i = 0; i < 16; ++i) put<std::uint8_t>(s, static_cast<std::uint8_t>(o.instance + i));
     return s + name + type;
+}
+
+/// A select's RECV or WATCH_SEND (protocol.md §8.6.1): SELECT and its tag.
+[[nodiscard]] inline std::string select_request(std::uint8_t type, std::uint32_t channel,
+                                                std::uint64_t request, std::uint64_t tag) {
+    std::string s = header(type, channel, request, f_select);
+    put<std::uint64_t>(s, tag);
+    return s;
 }
 
 /// RECV_MANY (protocol.md §8.8): requests first .. first+count-1.

@@ -244,6 +244,55 @@ std::string as_string(wire::bytes b) {
     return std::string(reinterpret_cast<const char*>(b.data()), b.size());
 }
 
+// protocol.md §8.6.1: a select's RECV and WATCH_SEND on an unbuffered
+// channel carry its tag after the header, flagged SELECT.
+TEST(CodecUnit, SelectTaggedRecvAndWatchSendRoundTripTheirTag) {
+    for (auto m : {wire::msg::recv, wire::msg::watch_send}) {
+        std::string out;
+        wire::encode_wait_request(out, m, 3, 42, 0, 0x1122334455667788ULL);
+        ASSERT_EQ(out.size(), wire::select_request_size) << wire::to_string(m);
+        wire::frame f;
+        ASSERT_FALSE(decode_at(out, wire::side::home, f)) << wire::to_string(m);
+        EXPECT_EQ(f.h.type, m);
+        EXPECT_EQ(f.h.flags, wire::flag::select);
+        EXPECT_EQ(f.h.id, 42U);
+        EXPECT_EQ(f.select_tag, 0x1122334455667788ULL);
+
+        std::string plain;  // tag 0: no SELECT, no body
+        wire::encode_wait_request(plain, m, 3, 42, 0, 0);
+        EXPECT_EQ(plain, simple(m));
+        ASSERT_FALSE(decode_at(plain, wire::side::home, f));
+        EXPECT_EQ(f.select_tag, 0U);
+    }
+}
+
+TEST(CodecUnit, MalformedSelectTagsAreRejected) {
+    wire::frame f;
+    for (auto m : {wire::msg::recv, wire::msg::watch_send}) {
+        auto no_tag = simple(m, 3, 1, wire::flag::select);
+        EXPECT_EQ(decode_at(no_tag, wire::side::home, f), codec_errc::truncated)
+            << wire::to_string(m);
+        auto zero_tag = no_tag;
+        put_u64(zero_tag, 0);
+        EXPECT_EQ(decode_at(zero_tag, wire::side::home, f), codec_errc::zero_id);
+        auto long_tag = no_tag;
+        put_u64(long_tag, 5);
+        long_tag += "x";
+        EXPECT_EQ(decode_at(long_tag, wire::side::home, f), codec_errc::bad_length);
+        auto body_without_flag = simple(m);
+        put_u64(body_without_flag, 5);
+        EXPECT_EQ(decode_at(body_without_flag, wire::side::home, f), codec_errc::bad_length);
+    }
+    // A select's RECV waits; a TRY never does.
+    auto try_tag = simple(wire::msg::recv, 3, 1, wire::flag::select | wire::flag::try_now);
+    put_u64(try_tag, 5);
+    EXPECT_EQ(decode_at(try_tag, wire::side::home, f), codec_errc::bad_flags);
+    // Only RECV and WATCH_SEND carry it.
+    auto cancel = simple(wire::msg::cancel_recv, 3, 1, wire::flag::select);
+    put_u64(cancel, 5);
+    EXPECT_EQ(decode_at(cancel, wire::side::home, f), codec_errc::bad_flags);
+}
+
 TEST(CodecUnit, CreditAndSendManyRoundTrip) {  // protocol.md §9.1
     std::string c;
     wire::encode_credit(c, 3, 0, 0);  // nothing granted yet, nothing confirmed: valid

@@ -73,6 +73,9 @@ struct net_request {
     /// bytes in `payload` until its final answer.
     bool try_now = false;
     bool cancel_sent = false;
+    /// A select's RECV or WATCH_SEND on an unbuffered channel: the tag its
+    /// other requests on the channel share (protocol.md §8.6.1); 0: none.
+    std::uint64_t select_tag = 0;
 };
 
 /// The peer side of one remote channel: a DEALER, its handshake, and the
@@ -242,14 +245,16 @@ public:
     virtual bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
                          const unsigned char* data, std::size_t size) = 0;
     virtual void on_cancel_send(reply_sink& out, std::uint32_t session, std::uint64_t seq) = 0;
+    /// RECV; `select_tag`: nonzero if a remote select sent it (protocol.md §8.6.1).
     virtual void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
-                         bool try_now) = 0;
+                         bool try_now, std::uint64_t select_tag) = 0;
     virtual void on_cancel_recv(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
     /// RECV_MANY (protocol.md §8.8): `count` RECVs, request ids first..first+count-1.
     virtual void on_recv_many(reply_sink& out, std::uint32_t session, std::uint64_t first,
                               std::uint32_t count) = 0;
     /// WATCH_SEND / CANCEL_WATCH (protocol.md §8.6).
-    virtual void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
+    virtual void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request,
+                               std::uint64_t select_tag) = 0;
     virtual void on_cancel_watch(reply_sink& out, std::uint32_t session, std::uint64_t request) = 0;
     virtual void on_ack(std::uint32_t session, std::uint64_t delivery) = 0;
     virtual void on_return(std::uint32_t session, std::uint64_t delivery) = 0;

@@ -75,16 +75,10 @@ public:
     peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
 
     /// Watches instead of offering (protocol.md §8.6): e.packet is not used.
-    bool register_send(wait_entry& e) override {
-        auto r = link_->start(net_op::watch, false, {}, &attach, &e);
-        return remember(e, std::move(r));
-    }
+    bool register_send(wait_entry& e) override { return enlist(net_op::watch, e); }
     void unregister_send(wait_entry& e) override { forget(e); }
 
-    bool register_recv(wait_entry& e) override {
-        auto r = link_->start(net_op::recv, false, {}, &attach, &e);
-        return remember(e, std::move(r));
-    }
+    bool register_recv(wait_entry& e) override { return enlist(net_op::recv, e); }
     void unregister_recv(wait_entry& e) override { forget(e); }
 
     [[nodiscard]] const std::shared_ptr<net_link>& link() const noexcept { return link_; }
@@ -202,12 +196,40 @@ private:
             "zchan: the home answered ERROR " + std::to_string(r.error_code) + ": " + r.error_text);
     }
 
+    /// A select registration: its wait entry and its select tag.
+    struct registration {
+        wait_entry* entry;
+        std::uint64_t select_tag;
+    };
+
+    bool enlist(net_op op, wait_entry& e) {
+        registration reg{&e, select_tag_for(e)};
+        auto r = link_->start(op, false, {}, &attach, &reg);
+        return remember(e, std::move(r), reg.select_tag);
+    }
+
     /// Runs under the link mutex before the request is sent.
     static void attach(net_request& r, void* arg) {
-        r.entry = static_cast<wait_entry*>(arg);
+        const auto& reg = *static_cast<const registration*>(arg);
+        r.entry = reg.entry;
+        r.select_tag = reg.select_tag;
         r.orphan = false;
         r.on_answer = &on_select_answer;
         r.arg = nullptr;
+    }
+
+    /// protocol.md §8.6.1: on an unbuffered channel the requests one select
+    /// registers here (they share its context) carry one tag, new for each
+    /// of its waits, so that the home never lets them pair with or wake
+    /// each other. A select registers its cases one after another on its
+    /// own thread, so nothing else of that select runs in between.
+    std::uint64_t select_tag_for(const wait_entry& e) {
+        if (link_->capacity() != 0) return 0;
+        std::lock_guard<std::mutex> g(regs_mu_);
+        for (const auto& reg : regs_) {
+            if (reg.entry->cx == e.cx) return reg.select_tag;
+        }
+        return ++last_select_tag_;
     }
 
     /// The final answer to a select registration; under the link mutex.
@@ -238,13 +260,13 @@ private:
         return true;
     }
 
-    bool remember(wait_entry& e, std::shared_ptr<net_request> r) {
+    bool remember(wait_entry& e, std::shared_ptr<net_request> r, std::uint64_t select_tag) {
         // r->result is guarded by the link mutex and may be written right now
         // by a dispatching thread; the atomic lost flag is what matters here:
         // a lost link makes the select retry try_* at once (-> peer_lost).
         const bool ready = link_->lost();
         std::lock_guard<std::mutex> g(regs_mu_);
-        regs_.emplace_back(&e, std::move(r));
+        regs_.push_back(reg_entry{&e, std::move(r), select_tag});
         return ready;
     }
 
@@ -253,8 +275,8 @@ private:
         {
             std::lock_guard<std::mutex> g(regs_mu_);
             for (auto it = regs_.begin(); it != regs_.end(); ++it) {
-                if (it->first == &e) {
-                    r = std::move(it->second);
+                if (it->entry == &e) {
+                    r = std::move(it->request);
                     regs_.erase(it);
                     break;
                 }
@@ -263,9 +285,16 @@ private:
         if (r) link_->detach(*r);
     }
 
+    struct reg_entry {
+        wait_entry* entry;
+        std::shared_ptr<net_request> request;
+        std::uint64_t select_tag;
+    };
+
     std::shared_ptr<net_link> link_;
-    std::mutex regs_mu_;  // guards regs_ only; never held while calling link_
-    std::vector<std::pair<wait_entry*, std::shared_ptr<net_request>>> regs_;
+    std::mutex regs_mu_;  // guards regs_ and last_select_tag_; never held while calling link_
+    std::vector<reg_entry> regs_;
+    std::uint64_t last_select_tag_ = 0;
 };
 
 }  // namespace zchan::detail

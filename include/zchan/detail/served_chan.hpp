@@ -190,8 +190,8 @@ public:
         erase(o);
     }
 
-    void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request,
-                 bool try_now) override {
+    void on_recv(reply_sink& out, std::uint32_t session, std::uint64_t request, bool try_now,
+                 std::uint64_t select_tag) override {
         if (auto it = sessions_.find(session); it != sessions_.end()) {
             session_state& st = it->second;
             if (request <= st.max_request) {
@@ -219,13 +219,16 @@ public:
             return;
         }
         if (recv_ops_.count({session, request}) != 0) return;
-        {
+        select_group* g = group_of(session, select_tag);
+        if (g == nullptr || !g->fired) {
             // Fast path, the first step of progress_recv without an op
             // object: a value (or a close) is there now.
+            identity_scope as_group(g);
             std::optional<T> v;
             wait_entry* claimed = nullptr;
             const recv_status s = back_->try_recv_claim(v, claimed);
             if (s == recv_status::ok) {
+                if (g != nullptr) fire_group(out, session, select_tag, *g);
                 deliver(out, session, request, v, claimed);
                 return;
             }
@@ -236,6 +239,8 @@ public:
         }
         auto& o = make_op(session, request, op_kind::recv);
         recv_ops_[{session, request}] = o.hook.op_id;
+        join_group(o, g, select_tag);
+        if (o.parked) return;  // its select is done waiting: only CANCEL_RECV answers it
         progress_recv(out, o);
     }
 
@@ -259,14 +264,28 @@ public:
     void on_recv_many(reply_sink& out, std::uint32_t session, std::uint64_t first,
                       std::uint32_t count) override;
 
-    void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
+    void on_watch_send(reply_sink& out, std::uint32_t session, std::uint64_t request,
+                       std::uint64_t select_tag) override {
         if (watch_ops_.count({session, request}) != 0) return;  // duplicate of a pending watch
+        select_group* g = group_of(session, select_tag);
+        if (g != nullptr && g->fired) {
+            // Its select is done waiting (§8.6.1): a hint costs nothing.
+            out.reply(session, wire::msg::ready, request);
+            return;
+        }
         auto& o = make_op(session, request, op_kind::watch);
         watch_ops_[{session, request}] = o.hook.op_id;
+        join_group(o, g, select_tag);
         o.entry = wait_entry{&o.cx, sel_first_op, nullptr};  // a watcher: no packet
         o.registered = true;
-        // Ready now (a partner or space, or closed): answer at once.
-        if (impl_->register_send(o.entry)) fire_watch(out, o);
+        // Ready now (a partner or space, or closed): answer at once. Its
+        // own select's RECVs are no partner (select_groups.hpp).
+        bool ready = false;
+        {
+            identity_scope as_group(g);
+            ready = impl_->register_send(o.entry);
+        }
+        if (ready) fire_watch(out, o);
     }
 
     void on_cancel_watch(reply_sink& out, std::uint32_t session, std::uint64_t request) override {
@@ -377,6 +396,10 @@ private:
         bool try_only = false;   // a TRY SEND: given back means SEND_FULL
         bool cancelled = false;  // CANCEL_SEND arrived: given back means SEND_CANCELLED
         bool orphan = false;     // its session is gone: nobody to answer
+        // A remote select's RECV or watch (select_groups.hpp): its tag, 0 if
+        // ungrouped; parked: off the channel for good, waiting for its cancel.
+        std::uint64_t select_tag = 0;
+        bool parked = false;
     };
 
     /// One session's deliveries and request records (served_session.hpp).
@@ -394,6 +417,9 @@ private:
     }
 
     void erase(op& o) {
+        if (o.select_tag != 0) {
+            if (select_group* g = find_group(o.session, o.select_tag)) --g->live;
+        }
         switch (o.kind) {
             case op_kind::send:
                 send_ops_.erase({o.session, o.id});
@@ -429,9 +455,30 @@ private:
     /// peer's TRY SEND finds out.
     void fire_watch(reply_sink& out, op& o) {
         if (o.registered) unregister(o);
+        if (o.select_tag != 0) {
+            if (select_group* g = find_group(o.session, o.select_tag)) {
+                fire_group(out, o.session, o.select_tag, *g);
+            }
+        }
         out.reply(o.session, wire::msg::ready, o.id);
         erase(o);
     }
+
+    // A remote select's requests on an unbuffered channel (protocol.md
+    // §8.6.1, select_groups.hpp); defined in served_chan_selects.hpp.
+
+    /// The group of a RECV or WATCH_SEND carrying `tag`, created if new;
+    /// nullptr if ungrouped (tag 0, a buffered channel, a full table).
+    select_group* group_of(std::uint32_t session, std::uint64_t tag);
+    select_group* find_group(std::uint32_t session, std::uint64_t tag);
+    /// Makes the new op `o` a member of `g` (if any): its context gets the
+    /// group's identity; a member of a fired group is parked at once.
+    static void join_group(op& o, select_group* g, std::uint64_t tag);
+    /// One of group `g`'s requests was answered (READY or VALUE): its select
+    /// stops waiting, so its RECVs still on the channel are parked.
+    void fire_group(reply_sink& out, std::uint32_t session, std::uint64_t tag, select_group& g);
+    /// `o`, a RECV, is about to be answered with a VALUE: its group fires.
+    void delivered_to_group(reply_sink& out, op& o);
 
     /// Sends the final answer to SEND `seq` and records it for replays (§12.3).
     /// A sender with a window that had to offer (out of credits) gets new
@@ -514,8 +561,12 @@ private:
 
     /// `o` is not registered. Tries the receive, else registers the waiter.
     void progress_recv(reply_sink& out, op& o) {
+        if (o.parked) return;  // answered by its CANCEL_RECV only
+        // A select's RECV neither wakes nor pairs with its own watch.
+        identity_scope as_group(o.select_tag != 0 ? o.cx.thread_id() : nullptr);
         for (;;) {
             if (o.rp.done && o.rp.value) {  // a sender handed a value over
+                delivered_to_group(out, o);
                 deliver(out, o.session, o.id, o.rp.value, o.rp.claimed);
                 erase(o);
                 return;
@@ -524,6 +575,7 @@ private:
             wait_entry* claimed = nullptr;
             const recv_status s = back_->try_recv_claim(v, claimed);
             if (s == recv_status::ok) {
+                delivered_to_group(out, o);
                 deliver(out, o.session, o.id, v, claimed);
                 erase(o);
                 return;
@@ -638,5 +690,6 @@ private:
 
 #include "zchan/detail/served_chan_deliveries.hpp"  // IWYU pragma: export
 #include "zchan/detail/served_chan_resume.hpp"      // IWYU pragma: export
+#include "zchan/detail/served_chan_selects.hpp"     // IWYU pragma: export
 #include "zchan/detail/served_chan_streams.hpp"     // IWYU pragma: export
 #include "zchan/detail/served_chan_window.hpp"      // IWYU pragma: export

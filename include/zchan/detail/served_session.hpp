@@ -1,8 +1,8 @@
 // What the home keeps per session of a served channel (served_chan<T>):
 // the window of unacknowledged deliveries (protocol.md §8.4) with the request
 // each answered, the request ids seen (resume, §12.3), the session's stream
-// requests (§8.8), its send credits (§9.1) and the final answers of its
-// resolved SENDs (§12.3).
+// requests (§8.8), its send credits (§9.1), its remote selects (§8.6.1) and
+// the final answers of its resolved SENDs (§12.3).
 //
 // Invariants:
 //   * unacked holds deliveries [base, next_delivery), unacked_req the request
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "zchan/detail/id_ranges.hpp"
+#include "zchan/detail/select_groups.hpp"
 #include "zchan/detail/send_credits.hpp"
 #include "zchan/detail/waker.hpp"
 #include "zchan/detail/wire_types.hpp"
@@ -72,6 +73,8 @@ struct served_session {
     std::uint64_t waiting_since = 0;
     /// The session's send window (protocol.md §9.1).
     send_credits credits;
+    /// Its remote selects on an unbuffered channel (§8.6.1).
+    select_groups selects;
 
     /// The final answers of the last send_records resolved SEND seqs, a ring
     /// (protocol.md §12.3). Bounded by count rather than by time: a peer

@@ -227,6 +227,10 @@ public:
     }
 
     const void* thread_id() const noexcept { return thread_id_; }
+    /// Gives an event-loop context the identity of a group of waits that
+    /// must not pair with each other (a remote select's requests at its
+    /// home, select_groups.hpp). Only while the context is on no wait list.
+    void set_identity(const void* identity) noexcept { thread_id_ = identity; }
 
     /// Wakes the owner after a successful try_select by someone else. It is
     /// the selecting party's last touch of the context: once released() is

@@ -54,6 +54,7 @@ inline constexpr std::uint16_t try_now = 1u << 0;   // TRY
 inline constexpr std::uint16_t resume = 1u << 1;    // RESUME
 inline constexpr std::uint16_t credited = 1u << 2;  // CREDITED
 inline constexpr std::uint16_t create = 1u << 3;    // CREATE (HELLO, §17.1)
+inline constexpr std::uint16_t select = 1u << 4;    // SELECT (RECV, WATCH_SEND, §8.6.1)
 }  // namespace flag
 
 /// ERROR frame codes (protocol.md §11.2).
