@@ -78,17 +78,15 @@ struct net_request {
     std::uint64_t select_tag = 0;
 };
 
-/// The peer side of one remote channel: a DEALER, its handshake, and the
-/// table of outstanding requests (protocol.md §7, §8, §12).
-///
-/// Threading (protocol.md §15): the socket is guarded by mu_. A user thread
-/// sends its request itself under mu_ and then drains whatever the socket
-/// has ready; a background thread polls the socket's ZMQ_FD when nobody else
-/// is inside, dispatches answers, and runs heartbeats.
+/// The peer side of one remote channel, as remote_chan<T> sees it: one
+/// session with its home (handshake, the table of outstanding requests,
+/// protocol.md §7, §8, §12). The implementation is src/peer_session.hpp; the
+/// DEALER it talks through is shared by every session of the process at the
+/// same endpoint (src/peer_connection.hpp, protocol.md §3, §15).
 ///
 /// Thread safety: every member function is safe from any thread. Functions
-/// named *_locked require mu_ to be held (by the caller, e.g. an on_answer
-/// hook running inside dispatch).
+/// named *_locked require the connection's mutex to be held (by the caller,
+/// e.g. an on_answer hook running inside dispatch).
 class net_link {
 public:
     /// Connects and completes the handshake (protocol.md §7).
@@ -108,7 +106,7 @@ public:
     /// Sends a request; its final answer will be written into the returned
     /// object (and its cx woken, or its on_answer called). If the session is
     /// already lost the result is `lost` at once.
-    /// `configure` runs under mu_ before the request is sent, so that an
+    /// `configure` runs under the connection's mutex before the request is sent, so that an
     /// answer can never beat the caller's setup of on_answer/arg/entry.
     /// A send's `payload` (its encoded value) is kept in the request until
     /// its final answer: a resume re-sends it (protocol.md §12.2).
