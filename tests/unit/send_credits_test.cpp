@@ -178,10 +178,9 @@ TEST(SendCreditsUnit, ANumberPastAGapIsDropped) {
     EXPECT_EQ(arrive(c, 3), verdict::accept);
 }
 
-// §9.1 rule 2: the next value beyond the credits granted is a protocol
-// error. (Only the next number is asserted: send_credits::check answers
-// `gap` first for any number past confirmed+1, within the grant or not.)
-TEST(SendCreditsUnit, TheNextNumberBeyondTheGrantIsOver) {
+// §9.1 rule 2: a value beyond the credits granted is a protocol error,
+// whether or not an earlier number is missing.
+TEST(SendCreditsUnit, ANumberBeyondTheGrantIsOverGapOrNot) {
     send_credits c;
     c.window = 4;
     EXPECT_EQ(c.check(1), verdict::over) << "nothing granted yet";
@@ -189,6 +188,7 @@ TEST(SendCreditsUnit, TheNextNumberBeyondTheGrantIsOver) {
     ASSERT_EQ(arrive(c, 1), verdict::accept);
     ASSERT_EQ(arrive(c, 2), verdict::accept);
     EXPECT_EQ(arrive(c, 3), verdict::over);
+    EXPECT_EQ(c.check(10), verdict::over) << "past a gap and past the grant";
     EXPECT_EQ(c.upto, 2u);
     EXPECT_EQ(c.held(), 0u);
 }

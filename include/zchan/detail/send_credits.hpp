@@ -52,8 +52,8 @@ struct send_credits {
     };
     [[nodiscard]] verdict check(std::uint64_t number) const noexcept {
         if (number <= upto) return verdict::duplicate;
+        if (number > granted) return verdict::over;  // never granted, gap or not (§9.1 rule 2)
         if (number != upto + 1) return verdict::gap;
-        if (number > granted) return verdict::over;
         return verdict::accept;
     }
 };
