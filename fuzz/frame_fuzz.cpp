@@ -72,6 +72,12 @@ std::string reencode(const wire::frame& f) {
         case wire::msg::credit:  // §9.1
             wire::encode_credit(out, f.h.channel, f.h.id, f.confirmed);
             break;
+        case wire::msg::recv:  // §8.6.1: SELECT carries a tag
+        case wire::msg::watch_send:
+            wire::encode_wait_request(out, f.h.type, f.h.channel, f.h.id,
+                                      static_cast<std::uint16_t>(f.h.flags & ~wire::flag::select),
+                                      f.select_tag);
+            break;
         default:
             wire::encode_header(out, f.h);
             break;
