@@ -359,7 +359,8 @@ void reset_stream_resumes(const std::string& prefetch, int resets,
     for (int k = 1; k <= resets; ++k) {
         ASSERT_TRUE(
             consumers[0]->wait_count("got ", static_cast<std::size_t>(k * n / (resets + 2))))
-            << consumers[0]->tail();
+            << "before reset " << k << ", consumer: " << consumers[0]->tail()
+            << "\nproducer: " << producer->tail() << "\nhome: " << p.home().tail();
         at.push_back(consumers[0]->count("got "));
         const auto before = p.proxy()->accepted();
         p.proxy()->kill_connections();
