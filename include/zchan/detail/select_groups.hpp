@@ -62,9 +62,8 @@ private:
     /// Drops the oldest idle group; false if none is idle.
     bool evict_one() {
         for (auto it = order_.begin(); it != order_.end(); ++it) {
-            auto g = groups_.find(*it);
-            if (g == groups_.end() || g->second.live == 0) {
-                if (g != groups_.end()) groups_.erase(g);
+            if (groups_.at(*it).live == 0) {
+                groups_.erase(*it);
                 order_.erase(it);
                 return true;
             }
@@ -73,7 +72,7 @@ private:
     }
 
     std::unordered_map<std::uint64_t, select_group> groups_;  // node-based: stable addresses
-    std::deque<std::uint64_t> order_;                         // tags, oldest first
+    std::deque<std::uint64_t> order_;                         // the tags of groups_, oldest first
 };
 
 }  // namespace zchan::detail
