@@ -17,6 +17,7 @@
 #include "endpoint.hpp"
 #include "net_context.hpp"
 #include "zchan/errors.hpp"
+#include "zmq_eintr.hpp"
 #include "zmq_monitor.hpp"
 
 namespace zchan::detail {
@@ -194,7 +195,7 @@ peer_connection::peer_connection(const std::string& endpoint, const net_options&
     nonce_base_ = static_cast<std::uint64_t>(random_instance_id()[0]) << 32;
     mon_ = std::make_unique<monitor>(sock_);  // before connect: see the top
     try {
-        sock_.connect(endpoint);
+        retry_eintr([&] { sock_.connect(endpoint); });
     } catch (const zmq::error_t& e) {
         throw connect_error("zchan: cannot connect to " + endpoint + ": " + e.what());
     }
@@ -291,7 +292,7 @@ bool peer_connection::send_locked(const std::string& frame) {
     // values would reach users (a flaky SIGSTOP test found it).
     const std::int64_t checked_ms = coarse_now_ms();
     try {
-        if (!sock_.send(zmq::buffer(frame), zmq::send_flags::dontwait)) {
+        if (!send_eintr(sock_, zmq::buffer(frame), zmq::send_flags::dontwait)) {
             // HWM is unlimited; EAGAIN means the socket cannot queue at all.
             socket_failed_locked();
             return false;
@@ -336,10 +337,10 @@ void peer_connection::drain_locked() {
             // would declare us lost, and so would expire_if_silent_locked.
             if (timed_ && now - last_send_ms_ >= hb_ms_) send_ping_locked();
             zmq::message_t m;
-            if (!sock_.recv(m, zmq::recv_flags::dontwait)) break;
+            if (!recv_eintr(sock_, m, zmq::recv_flags::dontwait)) break;
             if (m.more()) {  // protocol.md §3: one frame per message
                 ++malformed_;
-                while (m.more() && sock_.recv(m, zmq::recv_flags::dontwait)) {
+                while (m.more() && recv_eintr(sock_, m, zmq::recv_flags::dontwait)) {
                 }
                 continue;
             }

@@ -31,6 +31,7 @@
 #include "server_impl.hpp"
 #include "zap.hpp"
 #include "zchan/net.hpp"
+#include "zmq_eintr.hpp"
 #include "zmq_monitor.hpp"
 
 namespace zchan {
@@ -64,7 +65,7 @@ server::impl::impl(const std::string& endpoint, const net_options& opts)
     router_.set(zmq::sockopt::rcvhwm, 0);
     detail::validate_endpoint(endpoint, true);  // endpoint.hpp
     try {
-        router_.bind(endpoint);
+        detail::retry_eintr([&] { router_.bind(endpoint); });
     } catch (const zmq::error_t& e) {
         throw transport_error(make_error_code(errc::connect_failed),
                               "zchan: cannot bind " + endpoint + ": " + e.what());

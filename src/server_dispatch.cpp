@@ -17,6 +17,7 @@
 
 #include "server_impl.hpp"
 #include "zchan/net.hpp"
+#include "zmq_eintr.hpp"
 
 namespace zchan {
 
@@ -24,16 +25,16 @@ bool server::impl::recv_one() {
     zmq::message_t id;
     zmq::message_t body;
     try {
-        if (!router_.recv(id, zmq::recv_flags::dontwait)) return false;
+        if (!detail::recv_eintr(router_, id, zmq::recv_flags::dontwait)) return false;
         if (!id.more()) {
             count_malformed("empty message");
             return true;
         }
-        (void)router_.recv(body);  // the rest of a multipart message is already here
+        (void)detail::recv_eintr(router_, body);  // the rest of a multipart message is already here
         if (body.more()) {
             zmq::message_t rest;
             do {
-                (void)router_.recv(rest);
+                (void)detail::recv_eintr(router_, rest);
             } while (rest.more());
             count_malformed("more than one frame");
             return true;

@@ -13,6 +13,7 @@
 
 #include "server_impl.hpp"
 #include "zchan/net.hpp"
+#include "zmq_eintr.hpp"
 
 namespace zchan {
 
@@ -77,10 +78,12 @@ bool server::impl::send_raw(const std::string& rid) { return send_raw(rid, tx_);
 
 bool server::impl::send_raw(const std::string& rid, const std::string& frame) {
     try {
-        if (!router_.send(zmq::buffer(rid), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        if (!detail::send_eintr(router_, zmq::buffer(rid),
+                                zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
             return false;
         }
-        return router_.send(zmq::buffer(frame), zmq::send_flags::dontwait).has_value();
+        return detail::send_eintr(router_, zmq::buffer(frame), zmq::send_flags::dontwait)
+            .has_value();
     } catch (const zmq::error_t&) {
         return false;  // EHOSTUNREACH (ROUTER_MANDATORY): the peer is gone
     }

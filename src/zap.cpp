@@ -13,6 +13,7 @@
 
 #include "net_context.hpp"
 #include "zchan/errors.hpp"
+#include "zmq_eintr.hpp"
 
 namespace zchan::detail {
 
@@ -70,7 +71,7 @@ private:
         zmq::socket_t sock(net_context(), zmq::socket_type::rep);
         sock.set(zmq::sockopt::linger, 0);
         try {
-            sock.bind(zap_endpoint);
+            retry_eintr([&] { sock.bind(zap_endpoint); });
         } catch (const zmq::error_t& e) {
             throw transport_error(
                 make_error_code(errc::access_denied),
@@ -98,7 +99,7 @@ private:
                 req.clear();
                 for (;;) {
                     zmq::message_t m;
-                    if (!sock.recv(m, zmq::recv_flags::dontwait)) break;
+                    if (!recv_eintr(sock, m, zmq::recv_flags::dontwait)) break;
                     const bool more = m.more();
                     if (req.size() < 16) req.push_back(std::move(m));
                     if (!more) break;
@@ -118,12 +119,12 @@ private:
     void answer(zmq::socket_t& sock, const std::vector<zmq::message_t>& req) {
         const std::string request_id = req.size() > 1 ? req[1].to_string() : std::string();
         auto reply = [&](std::string_view code, std::string_view text, std::string_view user) {
-            sock.send(zmq::buffer(zap_version), zmq::send_flags::sndmore);
-            sock.send(zmq::buffer(request_id), zmq::send_flags::sndmore);
-            sock.send(zmq::buffer(code), zmq::send_flags::sndmore);
-            sock.send(zmq::buffer(text), zmq::send_flags::sndmore);
-            sock.send(zmq::buffer(user), zmq::send_flags::sndmore);
-            sock.send(zmq::const_buffer(nullptr, 0), zmq::send_flags::none);  // no metadata
+            send_eintr(sock, zmq::buffer(zap_version), zmq::send_flags::sndmore);
+            send_eintr(sock, zmq::buffer(request_id), zmq::send_flags::sndmore);
+            send_eintr(sock, zmq::buffer(code), zmq::send_flags::sndmore);
+            send_eintr(sock, zmq::buffer(text), zmq::send_flags::sndmore);
+            send_eintr(sock, zmq::buffer(user), zmq::send_flags::sndmore);
+            send_eintr(sock, zmq::const_buffer(nullptr, 0), zmq::send_flags::none);  // no metadata
         };
         if (req.size() < 6 || req[0].to_string_view() != zap_version) {
             reply("500", "malformed ZAP request", "");

@@ -21,6 +21,7 @@
 #include <zmq.hpp>
 
 #include "net_context.hpp"
+#include "zmq_eintr.hpp"
 
 namespace zchan::detail {
 
@@ -38,11 +39,15 @@ public:
         static std::atomic<std::uint64_t> counter{0};
         const std::string ep = std::string("inproc://zchan-") + name + "-monitor-" +
                                std::to_string(counter.fetch_add(1) + 1);
-        ok_ = zmq_socket_monitor(watched_.handle(), ep.c_str(), events) == 0;
+        int rc = 0;
+        do {  // its inproc bind can fail with EINTR (zmq_eintr.hpp)
+            rc = zmq_socket_monitor(watched_.handle(), ep.c_str(), events);
+        } while (rc != 0 && zmq_errno() == EINTR);
+        ok_ = rc == 0;
         if (!ok_) return;
         pair_ = zmq::socket_t(net_context(), zmq::socket_type::pair);
         pair_.set(zmq::sockopt::linger, 0);
-        pair_.connect(ep);
+        retry_eintr([&] { pair_.connect(ep); });
     }
     /// Stops the monitor: before the watched socket closes.
     ~zmq_monitor() {
@@ -66,8 +71,8 @@ public:
             zmq::message_t ev;
             zmq::message_t addr;
             try {
-                if (!pair_.recv(ev, zmq::recv_flags::dontwait)) return std::nullopt;
-                if (ev.more()) (void)pair_.recv(addr);
+                if (!recv_eintr(pair_, ev, zmq::recv_flags::dontwait)) return std::nullopt;
+                if (ev.more()) (void)recv_eintr(pair_, addr);
             } catch (const zmq::error_t&) {
                 return std::nullopt;
             }
