@@ -187,10 +187,19 @@ void server::impl::run(const std::stop_token& st) {
             [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);
         }
         if (n_items == 3 && (items[2].revents & ZMQ_POLLIN) != 0) read_monitor();
-        now_ = steady::now();  // once per iteration, not per frame
+        now_ = steady::now();
         process_ready();
-        // A bounded batch, so that completions and heartbeats keep up.
+        // A bounded batch, so that completions and heartbeats keep up: at
+        // most 512 frames and one tick. The clock is read again after each
+        // frame (a vDSO read, no syscall): a frame of many MiB takes a while
+        // to decode, and a batch of them stamped with the batch's start
+        // looked silent for their whole length, so housekeeping expired the
+        // very connection that sent them (protocol.md §12.1: any frame is
+        // life), and sent no PING meanwhile.
+        const auto batch_end = now_ + tick;
         for (int i = 0; i < 512 && recv_one(); ++i) {
+            now_ = steady::now();
+            if (now_ >= batch_end) break;
         }
         housekeeping();
     }
