@@ -79,6 +79,25 @@ TEST(ZchanToolIntegration, SeqThroughSendAndRecvThroughWcAgree) {
     EXPECT_EQ(std::stol(counter.lines()[0]), pipeline_values);
 }
 
+// recv --batch into a pipe writes as values come (not one per read of the
+// reader): every value still arrives once and in order.
+TEST(ZchanToolIntegration, RecvBatchIntoAPipeDeliversEveryValueOnceInOrder) {
+    hub_process hub({"--channel", "jobs:64"});
+    ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();
+    const std::string ep = shell_quote(hub.endpoint);
+    // Prints the count and how many lines were not their own line number.
+    child_process counter(bash(shell_quote(tool) + " recv --batch " + ep +
+                               " jobs | awk '$0 != NR { bad++ } END { print NR, bad + 0 }'"));
+    const std::string n = std::to_string(pipeline_values);
+    child_process sender(
+        bash("seq 1 " + n + " | " + shell_quote(tool) + " send " + ep + " jobs --close"));
+    const auto long_wait = deadline_after(generous * 6);
+    EXPECT_EQ(sender.wait_exit(long_wait), 0) << sender.output();
+    EXPECT_EQ(counter.wait_exit(long_wait), 0) << counter.output();
+    ASSERT_EQ(counter.lines().size(), 1U) << counter.output();
+    EXPECT_EQ(counter.lines()[0], n + " 0");
+}
+
 TEST(ZchanToolIntegration, TwoReceiversSplitTheValuesExactlyOnceEachInOrder) {
     hub_process hub({"--channel", "jobs:16"});
     ASSERT_FALSE(hub.endpoint.empty()) << hub.proc.output();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <system_error>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -113,11 +114,18 @@ std::optional<std::string> value_reader::next_netstring() {
     }
 }
 
-value_writer::value_writer(int fd, framing f, int stop_fd)
+value_writer::value_writer(int fd, framing f, int stop_fd, bool pace)
     : fd_(fd), framing_(f), stop_fd_(stop_fd) {
     struct stat st {};
-    paced_ = ::fstat(fd_, &st) == 0 && S_ISFIFO(st.st_mode);
+    paced_ = pace && ::fstat(fd_, &st) == 0 && S_ISFIFO(st.st_mode);
     if (!paced_) return;
+    // A pipe of one page has one buffer slot, and Linux reports POLLOUT on
+    // its write end only while no slot is in use: POLLOUT then means "the
+    // reader has taken everything", an event to wait for instead of a
+    // condition to look at. (Not allowed when the pipe holds more than a
+    // page already: then wait_ready looks, as below.)
+    const long page = ::sysconf(_SC_PAGESIZE);
+    one_page_ = page > 0 && ::fcntl(fd_, F_SETPIPE_SZ, static_cast<int>(page)) == page;
     quit_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (quit_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     // The write end of a pipe reports POLLERR once no reader is left.
@@ -145,6 +153,18 @@ value_writer::~value_writer() {
 
 bool value_writer::wait_ready() {
     if (!paced_) return true;
+    if (one_page_) {
+        for (;;) {
+            pollfd fds[2] = {{fd_, POLLOUT, 0}, {stop_fd_, POLLIN, 0}};
+            if (::poll(fds, 2, -1) < 0) {
+                if (errno == EINTR) continue;
+                return true;  // cannot tell: do not pace
+            }
+            if ((fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return false;
+            if ((fds[1].revents & POLLIN) != 0) return false;
+            if ((fds[0].revents & POLLOUT) != 0) return true;
+        }
+    }
     // No event says "the pipe is empty": look, and between looks sleep in
     // poll (which also ends on a signal or a reader that left), 20 us at
     // first, doubling up to 2 ms for a slow reader.

@@ -68,11 +68,12 @@ struct output_closed : std::runtime_error {
 /// reader has taken everything written before (wait_ready), and writes that
 /// value at once; so a reader that stops early (`zchan recv | head -3`) loses
 /// at most the one value being written when it exits, and every other value
-/// stays in the channel or goes back to it. Elsewhere (a file, a terminal)
-/// values are buffered and written whenever recv is about to wait.
+/// stays in the channel or goes back to it. Elsewhere (a file, a terminal),
+/// or on a pipe with `pace` false (--batch), values are buffered and written
+/// whenever recv is about to wait or 64 KiB are buffered.
 class value_writer {
 public:
-    value_writer(int fd, framing f, int stop_fd);
+    value_writer(int fd, framing f, int stop_fd, bool pace = true);
     ~value_writer();
     value_writer(const value_writer&) = delete;
     value_writer& operator=(const value_writer&) = delete;
@@ -96,6 +97,7 @@ private:
     framing framing_;
     int stop_fd_;
     bool paced_ = false;
+    bool one_page_ = false;  // paced, on a pipe shrunk to one page (see wait_ready)
     std::string buf_;
     zchan::channel<int> gone_;  // unbuffered; only ever closed
     int quit_fd_ = -1;          // eventfd: ends the watcher

@@ -140,6 +140,9 @@ const command_spec recv_spec{
         {"null", '0', false, false, "", "same as --framing nul: each value ends with a NUL byte"},
         {"timeout", 't', true, false, "MS",
          "give up (exit 124) when no value arrives within MS ms"},
+        {"batch", 0, false, false, "",
+         "into a pipe, write values in batches, not one per read of the reader: about 10x "
+         "faster, but a reader that stops early loses what it read or left in the pipe"},
         {"connect-timeout", 0, true, false, "MS", "give up dialing after MS ms (default 5000)"},
     },
     "Example:\n  zchan recv tcp://127.0.0.1:5555 jobs | wc -l\n",
@@ -449,7 +452,7 @@ int run_recv(const args& a) {
     const auto timeout = timeout_of(a);
     bool timed_out = false;
     interrupt intr;
-    value_writer out(STDOUT_FILENO, fr, intr.fd());
+    value_writer out(STDOUT_FILENO, fr, intr.fd(), !a.flag("batch"));
     std::uint64_t got = 0;  // values handed to `out`
     bool closed = false;
     bool out_gone = false;
