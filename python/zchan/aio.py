@@ -78,11 +78,25 @@ class Channel(HandleBase):
         self._schedule()
 
     async def send(self, value: Any, timeout: Optional[float] = None) -> None:
-        """Sends ``value``; returns once the home accepted it (Go's ``ch <- v``).
+        """Sends ``value``; returns once the home accepted it (Go's ``ch <- v``), or, with a
+        send window credit (protocol.md §9.1), once it is handed to the socket (see ``flush``).
 
         Raises ChannelClosed, Timeout (the home confirmed the cancel), PeerLost.
         """
         await _drive(ops.send(self, self.codec.dumps(value), timeout), [self])
+
+    async def flush(self, timeout: Optional[float] = None) -> None:
+        """Send window (``send_window``, protocol.md §9.1): blocks until the home confirmed
+        every value this handle sent with a credit, i.e. each is in the channel (or already
+        received); a credited send itself returns once its value is handed to the socket.
+        Confirmation needs no receiver: the value has a reserved slot. Returns None at once
+        without a window or with nothing unconfirmed.
+
+        Raises Timeout after ``timeout`` seconds (the values are still on their way; flush
+        again), PeerLost if the session is lost: then ``unconfirmed_sends`` values may be lost.
+        (The C++ ``flush()``/``flush_for()`` return ok, timeout or peer_lost.)
+        """
+        await _drive(ops.flush(self, timeout), [self])
 
     def __lshift__(self, value: Any) -> Any:
         """``await (ch << v)``: send, as in the seed article."""
@@ -119,7 +133,8 @@ class Channel(HandleBase):
             yield v
 
     async def close(self) -> None:
-        """Closes the channel (Go's ``close(ch)``); raises ChannelClosed if it was closed."""
+        """Closes the channel (Go's ``close(ch)``); raises ChannelClosed if it was closed.
+        With a send window it flushes first (waits for the credited values' confirmation)."""
         await _drive(ops.close(self), [self])
 
     async def len(self) -> int:
@@ -133,6 +148,13 @@ class Channel(HandleBase):
         """Releases the handle: BYE, so the home takes back undelivered prefetched values."""
         if self._closed_handle:
             return
+        if self.engine.unconfirmed:
+            if self.engine.is_open:
+                try:  # at most the heartbeat timeout, as the blocking handle (§9.1)
+                    await self.flush(self.engine.timeout)
+                except Exception:
+                    pass
+            self._report_unconfirmed()
         self._closed_handle = True
         if self._timer is not None:
             self._timer.cancel()
@@ -148,10 +170,11 @@ class Channel(HandleBase):
 
 
 async def dial(endpoint: str, name: str, codec: Codec, *, timeout: float = 5.0, prefetch: int = 0,
-               heartbeat_ms: int = 0, create: Optional[int] = None, **kw: Any) -> Channel:
-    """As ``zchan.dial``, on the running event loop."""
+               heartbeat_ms: int = 0, create: Optional[int] = None, send_window: int = 0,
+               **kw: Any) -> Channel:
+    """As ``zchan.dial`` (``send_window`` included), on the running event loop."""
     ch = Channel(endpoint, name, codec, prefetch=prefetch, heartbeat_ms=heartbeat_ms,
-                 create=create, **kw)
+                 create=create, send_window=send_window, **kw)
     try:
         await _drive(ops.dial(ch, timeout), [ch])
     except BaseException:

@@ -81,11 +81,25 @@ class Channel(HandleBase):
     # ----------------------------------------------------------------- the API
 
     def send(self, value: Any, timeout: Optional[float] = None) -> None:
-        """Sends ``value``; returns once the home accepted it (Go's ``ch <- v``).
+        """Sends ``value``; returns once the home accepted it (Go's ``ch <- v``), or, with a
+        send window credit (protocol.md §9.1), once it is handed to the socket (see ``flush``).
 
         Raises ChannelClosed, Timeout (the home confirmed the cancel), PeerLost.
         """
         _drive(ops.send(self, self.codec.dumps(value), timeout), [self])
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Send window (``send_window``, protocol.md §9.1): blocks until the home confirmed
+        every value this handle sent with a credit, i.e. each is in the channel (or already
+        received); a credited send itself returns once its value is handed to the socket.
+        Confirmation needs no receiver: the value has a reserved slot. Returns None at once
+        without a window or with nothing unconfirmed.
+
+        Raises Timeout after ``timeout`` seconds (the values are still on their way; flush
+        again), PeerLost if the session is lost: then ``unconfirmed_sends`` values may be lost.
+        (The C++ ``flush()``/``flush_for()`` return ok, timeout or peer_lost.)
+        """
+        _drive(ops.flush(self, timeout), [self])
 
     def __lshift__(self, value: Any) -> "Channel":
         """``ch << v``: send, as in the seed article."""
@@ -124,7 +138,8 @@ class Channel(HandleBase):
             yield v
 
     def close(self) -> None:
-        """Closes the channel (Go's ``close(ch)``); raises ChannelClosed if it was closed."""
+        """Closes the channel (Go's ``close(ch)``); raises ChannelClosed if it was closed.
+        With a send window it flushes first (waits for the credited values' confirmation)."""
         _drive(ops.close(self), [self])
 
     def __len__(self) -> int:
@@ -135,7 +150,16 @@ class Channel(HandleBase):
         return _drive(ops.query(self), [self]).closed
 
     def disconnect(self) -> None:
-        """Releases the handle: BYE, so the home takes back undelivered prefetched values."""
+        """Releases the handle: BYE, so the home takes back undelivered prefetched values.
+        With a send window it first waits, at most the heartbeat timeout, for the credited
+        values' confirmation, and reports on stderr how many were not confirmed (§9.1)."""
+        if not self._stop and self.engine.unconfirmed:
+            if self.engine.is_open:
+                try:
+                    self.flush(self.engine.timeout)
+                except Exception:
+                    pass
+            self._report_unconfirmed()
         with self._lock:
             if self._stop:
                 return
@@ -154,16 +178,20 @@ class Channel(HandleBase):
 
 
 def dial(endpoint: str, name: str, codec: Codec, *, timeout: float = 5.0, prefetch: int = 0,
-         heartbeat_ms: int = 0, create: Optional[int] = None, **kw: Any) -> Channel:
+         heartbeat_ms: int = 0, create: Optional[int] = None, send_window: int = 0,
+         **kw: Any) -> Channel:
     """Dials channel ``name`` served at ``endpoint``, carrying ``codec`` values.
 
-    prefetch: the receive window (protocol.md §9.2; 0 = exact Go semantics). create: on a hub,
+    prefetch: the receive window (protocol.md §9.2; 0 = exact Go semantics). send_window: ask
+    for up to this many send credits (§9.1; 0 = exact): a send with a credit returns once the
+    value is handed to the socket, ``flush()`` waits for the home's confirmation, ``close()``
+    flushes first; capacity stays exact; none on an unbuffered channel. create: on a hub,
     create the channel with this capacity if it does not exist (§17.1). heartbeat_ms: preferred
     heartbeat (0 = the home's). CURVE: ``curve=zchan.security.client(...)``, or the
     ZCHAN_CURVE_* environment variables. Raises ConnectError (AccessDenied), TypeMismatch.
     """
     ch = Channel(endpoint, name, codec, prefetch=prefetch, heartbeat_ms=heartbeat_ms,
-                 create=create, **kw)
+                 create=create, send_window=send_window, **kw)
     try:
         _drive(ops.dial(ch, timeout), [ch])
     except BaseException:

@@ -19,9 +19,22 @@ Invariants:
 * Nothing is sent on a session that is not open (before WELCOME, while resuming, after loss);
   requests made meanwhile are queued in ``_pending`` and leave with the re-send.
 
-The send window (CREDIT, protocol.md §9.1; issue 11) is not implemented: HELLO asks for 0
-credits and a CREDIT frame is treated as malformed. ``Engine.send`` is where credited sends
-will go.
+The send window (protocol.md §9.1), opt-in with ``Options.send_window`` W: HELLO asks for W
+credits and the home grants W' <= W in WELCOME (0 on an unbuffered channel). A user send with a
+credit (``send_credited``) numbers its value (1, 2, 3, ... per session), appends it to a batch
+and returns; the batch leaves as one SEND_MANY frame by Nagle's rule without a timer, as the
+reference peer's (src/send_window.hpp): at once when no SEND_MANY waits for its CREDIT, else
+when that CREDIT arrives, when the batch reaches 64 KiB or 4096 values, when the credits run
+out, or ahead of any other request (one sender's values keep their order). Invariants:
+* ``_sw_confirmed <= _sw_next - 1 <= _sw_granted`` (totals from CREDIT only grow);
+* ``_sw_inflight`` holds, in number order, every SEND_MANY sent (or made while resuming) whose
+  values are not all confirmed; a RESUME WELCOME re-sends them after the resolutions and
+  before the requests (§12.2); the home ignores numbers it already accepted (§9.1 rule 2);
+* after REVOKE (the channel closed) the batch has left, REVOKED follows, and no credit is used
+  again: later sends are offers. An offer answered SEND_FULL while credits are held crossed a
+  CREDIT (rule 3): ``ops.send`` retries, with the credit.
+A flush (``ops.flush``) waits until ``credited_confirmed`` reaches ``last_credited``; a lost
+session keeps ``unconfirmed``: at most that many values may be lost with it (§9.1).
 
 Thread safety: none. One engine is used by one thread at a time (the blocking driver holds
 its lock around every call; the asyncio driver runs on one loop).
@@ -32,7 +45,8 @@ from __future__ import annotations
 import heapq
 import os
 import time
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from . import wire
 from .errors import (AccessDenied, ChannelClosed, ConnectError, DecodeError, MessageTooLarge,
@@ -70,10 +84,13 @@ class Options:
     """What the user asked for at dial; see ``zchan.dial``."""
 
     def __init__(self, prefetch: int = 0, heartbeat_ms: int = 0, create: Optional[int] = None,
-                 max_frame: int = wire.DEFAULT_MAX_FRAME) -> None:
+                 max_frame: int = wire.DEFAULT_MAX_FRAME, send_window: int = 0) -> None:
         if not 0 <= prefetch <= wire.MAX_BATCH:
             raise ValueError("zchan: prefetch is 0..65536")
+        if not 0 <= send_window <= 0xFFFFFFFF:
+            raise ValueError("zchan: send_window is 0..2^32-1")
         self.prefetch = prefetch
+        self.send_window = send_window
         self.heartbeat_ms = heartbeat_ms
         self.create = create
         self.max_frame = max_frame
@@ -119,6 +136,16 @@ class Engine:
         self._heap: List[int] = []
         self._stream: Set[int] = set()  # prefetch RECV ids without a final answer
         self._stream_closed = False  # a prefetch RECV was answered CLOSED
+        # The send window (§9.1); see the top.
+        self.send_window = 0  # granted W'
+        self._sw_granted = 0  # credits granted in total (CREDIT's id)
+        self._sw_next = 1  # the next credited value's number
+        self._sw_confirmed = 0  # every number up to this one was accepted
+        self._sw_inflight: Deque[Tuple[int, bytes]] = deque()  # (last number, SEND_MANY)
+        self._sw_batch: List[bytes] = []  # payloads numbered _sw_next - len(batch) ...
+        self._sw_batch_bytes = 0
+        self._sw_revoked = False
+        self._sw_revoked_unsent = False  # REVOKED made while resuming: leaves at the WELCOME
         now = clock()
         self._last_sent = self._last_recv = now
         self._hello(resume=False)
@@ -189,12 +216,69 @@ class Engine:
     # ----------------------------------------------------------------- user operations
 
     def send(self, payload: bytes, try_: bool = False) -> Request:
-        """SEND (an offer, or TRY); §8.2. Credited sends (§9.1) will branch off here."""
+        """SEND (an offer, or TRY); §8.2. Credited sends (§9.1) go through ``send_credited``."""
         self._usable()
         if len(payload) + wire.VALUE_OVERHEAD > self.max_frame:
             raise MessageTooLarge("zchan: value larger than the home's maximum frame: "
                                   "message too large")
         return self._request(wire.SEND, wire.F_TRY if try_ else 0, payload)
+
+    # ----------------------------------------------------------------- send window (§9.1)
+
+    SW_BATCH_BYTES = 64 * 1024
+    SW_BATCH_VALUES = 4096
+
+    @property
+    def has_credit(self) -> bool:
+        return (self.send_window != 0 and not self._sw_revoked
+                and self._sw_next <= self._sw_granted)
+
+    @property
+    def unconfirmed(self) -> int:
+        """Credited values sent (or batched) and not yet confirmed by the home."""
+        return self._sw_next - 1 - self._sw_confirmed
+
+    @property
+    def last_credited(self) -> int:
+        """The highest credited number handed out (a flush waits for its confirmation)."""
+        return self._sw_next - 1
+
+    @property
+    def credited_confirmed(self) -> int:
+        return self._sw_confirmed
+
+    def send_credited(self, payload: bytes) -> bool:
+        """A send with a credit: batched, True; False if there is no credit (or the value is
+        too large for one: the exact way says so), and the caller offers it (§8.2)."""
+        self._usable()
+        if not self.has_credit or len(payload) + wire.VALUE_OVERHEAD > self.max_frame:
+            return False
+        self._sw_batch.append(payload)
+        self._sw_batch_bytes += len(payload) + 4
+        self._sw_next += 1
+        if self._sw_should_flush():
+            self._sw_flush_batch()
+        return True
+
+    def flush_credited(self) -> None:
+        """Sends the batch now (a flush waits for its confirmation)."""
+        if self._sw_batch:
+            self._sw_flush_batch()
+
+    def _sw_should_flush(self) -> bool:
+        return bool(self._sw_batch) and (
+            not self._sw_inflight or self._sw_batch_bytes >= self.SW_BATCH_BYTES
+            or len(self._sw_batch) >= self.SW_BATCH_VALUES or self._sw_next > self._sw_granted)
+
+    def _sw_flush_batch(self) -> None:
+        first = self._sw_next - len(self._sw_batch)
+        frame = wire.send_many(self.channel, first, self._sw_batch)
+        self._sw_batch, self._sw_batch_bytes = [], 0
+        self._sw_inflight.append((self._sw_next - 1, frame))
+        if self.state == _OPEN:  # else the RESUME WELCOME's re-send carries it
+            self._flush_acks()
+            self._out.append(frame)
+            self._last_sent = self.clock()
 
     def cancel_send(self, r: Request) -> None:
         """Deadline: ask the home for its verdict (§8.5); the request stays until answered."""
@@ -308,6 +392,8 @@ class Engine:
         return False
 
     def _request(self, kind: int, flags: int = 0, payload: bytes = b"", tag: int = 0) -> Request:
+        if self._sw_batch:
+            self._sw_flush_batch()  # one sender's values in order (§9.1)
         r = Request(kind, self._next_id, flags, payload)
         r.tag = tag
         self._next_id += 1
@@ -368,6 +454,7 @@ class Engine:
         self._hello_nonce = int.from_bytes(os.urandom(8), "little") or 1
         self._out.append(wire.hello(
             self._hello_nonce, self._name_b, self._type_b, self.instance_id, prefetch=self.opts.prefetch,
+            send_window=self.opts.send_window,
             heartbeat_ms=self.opts.heartbeat_ms, create=self.opts.create, resume=resume))
         self._last_sent = self.clock()
 
@@ -435,6 +522,11 @@ class Engine:
             self._out.append(wire.header(type_, self.channel, seq) if type_ == wire.RETURN
                              else wire.ack(self.channel, [seq]))
         self._flush_acks()
+        for _, frame in self._sw_inflight:  # credited values, before any request (§9.1)
+            self._out.append(frame)
+        if self._sw_revoked_unsent:
+            self._sw_revoked_unsent = False
+            self._out.append(wire.header(wire.REVOKED, self.channel, 0))
         run: List[int] = []
         for id_ in sorted(self._pending):
             r = self._pending[id_]
@@ -467,6 +559,8 @@ class Engine:
             self.heartbeat, self.timeout = f.heartbeat_ms / 1000, f.timeout_ms / 1000
             self.max_frame = min(self.max_frame, f.max_frame)
             self.window = min(f.prefetch, self.opts.prefetch)
+            # §9.1: W' <= W, and never on an unbuffered channel (a rendezvous needs the trip).
+            self.send_window = min(f.send_window, self.opts.send_window) if f.capacity else 0
             self.home_instance = f.instance_id
             self.state = _OPEN
             self._last_sent = self._last_recv = self.clock()
@@ -567,8 +661,30 @@ class Engine:
             self._unconfirmed = [u for u in self._unconfirmed if u[0] >= f.id]
 
     def _on_credit(self, f: wire.Frame) -> None:
-        # We asked for no credits (§9.1 is not implemented here yet): a grant is a violation.
-        self.malformed += 1
+        """CREDIT(granted, confirmed), both totals (§9.1 rule 1): keep the largest seen."""
+        if not self.send_window:
+            self.malformed += 1  # we asked for none, or were granted none: a violation
+            return
+        if not self._sw_revoked:  # no new credits after REVOKE
+            self._sw_granted = max(self._sw_granted, f.id)
+        self._sw_confirmed = max(self._sw_confirmed, min(f.confirmed, self._sw_next - 1))
+        while self._sw_inflight and self._sw_inflight[0][0] <= self._sw_confirmed:
+            self._sw_inflight.popleft()
+        if self._sw_should_flush():
+            self._sw_flush_batch()
+
+    def _on_revoke(self, f: wire.Frame) -> None:
+        """REVOKE (§9.1 rule 4): the channel closed. The batch leaves, then REVOKED."""
+        if not self.send_window or self._sw_revoked:
+            return
+        if self._sw_batch:
+            self._sw_flush_batch()
+        self._sw_revoked = True
+        if self.state == _OPEN:
+            self._out.append(wire.header(wire.REVOKED, self.channel, 0))
+            self._last_sent = self.clock()
+        else:
+            self._sw_revoked_unsent = True
 
 
 _HANDLERS: Dict[int, Callable[[Engine, wire.Frame], None]] = {
@@ -590,4 +706,5 @@ _HANDLERS: Dict[int, Callable[[Engine, wire.Frame], None]] = {
     wire.PING: Engine._on_ping,
     wire.PONG: Engine._on_pong,
     wire.CREDIT: Engine._on_credit,
+    wire.REVOKE: Engine._on_revoke,
 }

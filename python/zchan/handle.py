@@ -7,6 +7,7 @@ guard (the blocking handle's lock, or the event loop's thread).
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Callable, ContextManager, Optional, Set
 
 from . import security
@@ -19,12 +20,13 @@ class HandleBase:
     """A dialed channel: ``name`` at ``endpoint``, values encoded with ``codec``."""
 
     def __init__(self, endpoint: str, name: str, codec: Codec, *, prefetch: int = 0,
-                 heartbeat_ms: int = 0, create: Optional[int] = None,
+                 heartbeat_ms: int = 0, create: Optional[int] = None, send_window: int = 0,
                  curve: Optional[security.Curve] = None, use_env: bool = True) -> None:
         if curve is None and use_env:
             curve = security.from_env()
         self.endpoint, self.name, self.codec = endpoint, name, codec
-        self.engine = Engine(name, codec.name, Options(prefetch, heartbeat_ms, create))
+        self.engine = Engine(name, codec.name, Options(prefetch, heartbeat_ms, create,
+                                                             send_window=send_window))
         self.link = Link(endpoint, self.engine, curve)
         self._listeners: Set[Callable[[], None]] = set()
 
@@ -56,6 +58,27 @@ class HandleBase:
     def prefetch(self) -> int:
         """The prefetch window the home granted (protocol.md §9.2)."""
         return self.engine.window
+
+    @property
+    def send_window(self) -> int:
+        """The send window the home granted (protocol.md §9.1; 0: every send is exact)."""
+        return self.engine.send_window
+
+    @property
+    def unconfirmed_sends(self) -> int:
+        """Values sent with a credit and not yet confirmed by the home (§9.1): after a
+        PeerLost, at most this many of them may be lost."""
+        with self._guard():
+            return self.engine.unconfirmed
+
+    def _report_unconfirmed(self) -> None:
+        """At disconnect, as the reference peer's destructor: say what was not confirmed."""
+        n = self.engine.unconfirmed
+        if n:
+            why = str(self.engine.lost_error) if self.engine.lost_error else \
+                "no confirmation in time"
+            print(f"zchan: a handle of {self.name!r} was disconnected with {n} sent values not "
+                  f"confirmed by the home ({why})", file=sys.stderr)
 
     @property
     def malformed_frames(self) -> int:

@@ -23,7 +23,7 @@ from typing import Any, Dict, Generator, List, Optional, Sequence, Tuple
 
 from . import wire
 from .engine import Request
-from .errors import ChannelClosed, ConnectError, Timeout
+from .errors import ChannelClosed, ConnectError, PeerLost, Timeout
 from .values import CLOSED, Recv
 
 Op = Generator[Optional[float], None, Any]
@@ -59,25 +59,56 @@ def dial(ch: Any, timeout: float) -> Op:
 
 
 def send(ch: Any, payload: bytes, timeout: Optional[float]) -> Op:
-    """A blocking send: an offer (§8.2); at the deadline, CANCEL_SEND and the home's verdict."""
+    """A blocking send: with a credit (§9.1) it returns once the value is handed to the socket;
+    else an offer (§8.2); at the deadline, CANCEL_SEND and the home's verdict."""
+    deadline = deadline_of(timeout)
+    while True:
+        with ch._guard():
+            if ch.engine.send_window and ch.engine.send_credited(payload):
+                ch._pump()
+                return None
+            r = ch.engine.send(payload)
+            ch._pump()
+        while not r.final:
+            if deadline is not None and _expired(deadline):
+                with ch._guard():
+                    ch.engine.cancel_send(r)
+                    ch._pump()
+                deadline = None
+                continue
+            yield deadline
+        _raise_if_error(r)
+        if r.answer == wire.SEND_CLOSED:
+            raise ChannelClosed("zchan: send on a closed channel")
+        if r.answer == wire.SEND_CANCELLED:
+            raise Timeout("zchan: send timed out")
+        if r.answer != wire.SEND_FULL:
+            return None
+        # SEND_FULL to a blocking offer: it crossed a CREDIT (§9.1 rule 3), or the window
+        # ended meanwhile (REVOKE): offer again, which uses the credit or learns of the close.
+        if deadline is not None and _expired(deadline):
+            raise Timeout("zchan: send timed out")
+
+
+def flush(ch: Any, timeout: Optional[float]) -> Op:
+    """Send window (§9.1): waits until the home confirmed every credited value sent so far."""
     deadline = deadline_of(timeout)
     with ch._guard():
-        r = ch.engine.send(payload)
+        e = ch.engine
+        if e.unconfirmed == 0:
+            return None
+        e.flush_credited()
         ch._pump()
-    while not r.final:
-        if deadline is not None and _expired(deadline):
-            with ch._guard():
-                ch.engine.cancel_send(r)
-                ch._pump()
-            deadline = None
-            continue
+        target = e.last_credited
+    while True:
+        with ch._guard():
+            if e.credited_confirmed >= target:
+                return None
+            if e.lost_error is not None or not e.is_open:
+                raise e.lost_error or PeerLost("zchan: handle released: peer lost")
+        if _expired(deadline):
+            raise Timeout(f"zchan: flush timed out ({e.unconfirmed} values not yet confirmed)")
         yield deadline
-    _raise_if_error(r)
-    if r.answer == wire.SEND_CLOSED:
-        raise ChannelClosed("zchan: send on a closed channel")
-    if r.answer == wire.SEND_CANCELLED:
-        raise Timeout("zchan: send timed out")
-    return None
 
 
 def queued(ch: Any) -> Tuple[bool, Any]:
@@ -133,6 +164,7 @@ def _recv_result(ch: Any, r: Request) -> Any:
 
 
 def close(ch: Any) -> Op:
+    yield from flush(ch, None)  # the pending credited values first (§9.1)
     with ch._guard():
         r = ch.engine.close()
         ch._pump()
@@ -165,6 +197,10 @@ def _try_case(c: Any) -> Op:
             return True, ch.codec.loads(payload)
         return (True, CLOSED) if what == "closed" else (False, None)
     with ch._guard():
+        if not isinstance(c, Recv) and ch.engine.send_window \
+                and ch.engine.send_credited(c.payload):
+            ch._pump()
+            return True, None  # a credited send runs at once (§9.1)
         r = ch.engine.recv(try_=True) if isinstance(c, Recv) else ch.engine.send(c.payload, True)
         ch._pump()
     while not r.final:
@@ -176,6 +212,11 @@ def _try_case(c: Any) -> Op:
         return True, _recv_result(ch, r)
     if r.answer == wire.SEND_CLOSED:
         raise ChannelClosed("zchan: send on a closed channel")
+    if r.answer == wire.SEND_FULL and ch.engine.send_window:
+        with ch._guard():  # a TRY that crossed a CREDIT (§9.1 rule 3): use it
+            if ch.engine.has_credit and ch.engine.send_credited(c.payload):
+                ch._pump()
+                return True, None
     return r.answer == wire.SEND_OK, None
 
 

@@ -26,6 +26,7 @@ RECV, CANCEL_RECV, ACK, RETURN, RECV_MANY, RECV_CANCELLED = 0x20, 0x21, 0x22, 0x
 VALUE, CLOSED, EMPTY, VALUES = 0x26, 0x27, 0x28, 0x29
 CLOSE, QUERY, CLOSE_OK, STATUS = 0x30, 0x31, 0x32, 0x33
 PING, PONG, BYE = 0x40, 0x41, 0x42
+SEND_MANY, REVOKE, REVOKED = 0x1B, 0x1C, 0x1D  # the send window, §9.1
 
 # Flag bits, protocol.md §4.
 F_TRY, F_RESUME, F_CREDITED, F_CREATE, F_SELECT = 1, 2, 4, 8, 16
@@ -52,10 +53,10 @@ VALUE_OVERHEAD = 24  # VALUE header + delivery seq: the largest value is max-fra
 _PEER_RECEIVES = {
     WELCOME: F_RESUME, ERROR: 0, SEND_OK: 0, SEND_CLOSED: 0, SEND_FULL: 0, SEND_CANCELLED: 0,
     CREDIT: 0, READY: 0, WATCH_CANCELLED: 0, RECV_CANCELLED: 0, VALUE: 0, CLOSED: 0, EMPTY: 0,
-    VALUES: 0, CLOSE_OK: 0, STATUS: 0, PING: 0, PONG: 0,
+    VALUES: 0, CLOSE_OK: 0, STATUS: 0, PING: 0, PONG: 0, REVOKE: 0,
 }
 # Body lengths fixed by §5.2 (VALUE, VALUES and ERROR are computed).
-_FIXED_BODY = {WELCOME: 48, STATUS: 24}
+_FIXED_BODY = {WELCOME: 48, STATUS: 24, CREDIT: 8}
 
 
 class Malformed(Exception):
@@ -87,6 +88,8 @@ class Frame:
     # STATUS
     length: int = 0
     closed: bool = False
+    # CREDIT (id: credits granted in total): every credited number up to this was accepted
+    confirmed: int = 0
 
 
 def header(type_: int, channel: int, id_: int, flags: int = 0) -> bytes:
@@ -105,6 +108,15 @@ def hello(nonce: int, name: bytes, type_name: bytes, instance_id: bytes, *, pref
 
 def send(channel: int, seq: int, payload: bytes, flags: int = 0) -> bytes:
     return header(SEND, channel, seq, flags) + payload
+
+
+def send_many(channel: int, first: int, payloads: List[bytes]) -> bytes:
+    """SEND_MANY (§9.1): credited values numbered ``first``, ``first``+1, ..."""
+    parts = [header(SEND_MANY, channel, first), _RECV_MANY_BODY.pack(len(payloads), 0)]
+    for p in payloads:
+        parts.append(_U32.pack(len(p)))
+        parts.append(p)
+    return b"".join(parts)
 
 
 def ack(channel: int, seqs: List[int]) -> bytes:
@@ -169,7 +181,9 @@ def decode(data: bytes, session_channel: int) -> Frame:
         if closed > 1 or any(pad):
             raise Malformed("STATUS closed-flag or padding")
         f.closed = bool(closed)
-    elif type_ not in (PING, PONG):
+    elif type_ == CREDIT:
+        f.confirmed = _U64.unpack_from(body)[0]  # granted (the id) may be 0: none yet
+    elif type_ not in (PING, PONG, REVOKE):
         _need_id(id_)  # seq, request id and credits are >= 1 (§6.1 rule 7)
     return f
 
