@@ -4,12 +4,30 @@ flush, exact capacity, REVOKE at a close, resume after resets, asyncio."""
 import asyncio
 import os
 import signal
+import time
 
 import pytest
 
 import zchan
 from conftest import WAIT, binary
 from test_resume import ResettingProxy
+
+
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state T): kill() only queues SIGSTOP."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
+def _stop(pid: int) -> None:
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + WAIT
+    while not _stopped(pid):
+        assert time.monotonic() < deadline, "the hub did not stop"
+        time.sleep(0.001)  # polling a state the kernel gives no event for
 
 
 def _recv_all(spawn, ep, name, n):
@@ -68,7 +86,7 @@ def test_flush_times_out_while_the_home_does_not_answer(hub, spawn):
     with zchan.dial(ep, "q", zchan.I64, send_window=8) as ch:
         ch.send(1, timeout=WAIT)
         ch.flush(timeout=WAIT)
-        os.kill(h.p.pid, signal.SIGSTOP)
+        _stop(h.p.pid)
         try:
             ch.send(2, timeout=WAIT)  # credited: returns without the home
             with pytest.raises(zchan.Timeout):
