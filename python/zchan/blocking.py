@@ -86,7 +86,13 @@ class Channel(HandleBase):
 
         Raises ChannelClosed, Timeout (the home confirmed the cancel), PeerLost.
         """
-        _drive(ops.send(self, self.codec.dumps(value), timeout), [self])
+        payload = self.codec.dumps(value)
+        if self.engine.send_window:  # the credited fast path of ops.send, without its generator
+            with self._lock:
+                if self.engine.send_credited(payload):
+                    self._flush()
+                    return
+        _drive(ops.send(self, payload, timeout), [self])
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Send window (``send_window``, protocol.md §9.1): blocks until the home confirmed

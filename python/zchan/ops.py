@@ -65,7 +65,9 @@ def send(ch: Any, payload: bytes, timeout: Optional[float]) -> Op:
     while True:
         with ch._guard():
             if ch.engine.send_window and ch.engine.send_credited(payload):
-                ch._pump()
+                # Only if a frame is due: a value that joined the batch costs no socket call,
+                # and the driver (thread or reader) takes the CREDITs that let the batch go.
+                ch._flush()
                 return None
             r = ch.engine.send(payload)
             ch._pump()
