@@ -477,6 +477,9 @@ class Engine:
 
     def _arrived(self, seq: int) -> bool:
         """Records a delivery seq; False if it had arrived before (a second answer, §12.2)."""
+        if seq == self._contig + 1 and not self._above:  # in order, the usual case
+            self._contig = seq
+            return True
         if seq <= self._contig or seq in self._above:
             return False
         self._above.add(seq)
