@@ -194,10 +194,14 @@ peer_connection::peer_connection(const std::string& endpoint, const net_options&
     sock_.set(zmq::sockopt::routing_id, zmq::buffer(rid));
     nonce_base_ = static_cast<std::uint64_t>(random_instance_id()[0]) << 32;
     mon_ = std::make_unique<monitor>(sock_);  // before connect: see the top
-    try {
-        retry_eintr([&] { sock_.connect(endpoint); });
-    } catch (const zmq::error_t& e) {
-        throw connect_error("zchan: cannot connect to " + endpoint + ": " + e.what());
+    for (;;) {  // as retry_eintr (zmq_eintr.hpp), in the constructor's own body: no lock yet
+        try {
+            sock_.connect(endpoint);
+            break;
+        } catch (const zmq::error_t& e) {
+            if (e.num() == EINTR) continue;
+            throw connect_error("zchan: cannot connect to " + endpoint + ": " + e.what());
+        }
     }
     zmq_fd_ = sock_.get(zmq::sockopt::fd);
     mon_fd_ = mon_->fd();
