@@ -134,9 +134,12 @@ void server::impl::drop(std::uint32_t sid) {
     if (it->second.stats != nullptr) it->second.stats->returned += ch->unresolved(sid);
     leave_connection(it->second);
     sessions_.erase(it);
-    session_count_.store(sessions_.size());
     ch->drop_session(sid);
     if (!stopping_) ch->settle(*this);  // §10: its deliveries are back in the channel
+    // Published last: once sessions() no longer counts it, its reserved
+    // slots are free and its deliveries back (a test that waited for the
+    // count and then filled the channel found the window still reserved).
+    session_count_.store(sessions_.size());
 }
 
 void server::impl::housekeeping() {
