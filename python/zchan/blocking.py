@@ -87,10 +87,9 @@ class Channel(HandleBase):
         Raises ChannelClosed, Timeout (the home confirmed the cancel), PeerLost.
         """
         payload = self.codec.dumps(value)
-        if self.engine.send_window:  # the credited fast path of ops.send, without its generator
+        if self.engine.send_window:  # ops.send's first step, without its generator
             with self._lock:
-                if self.engine.send_credited(payload):
-                    self._flush()
+                if ops.send_credited(self, payload):
                     return
         _drive(ops.send(self, payload, timeout), [self])
 

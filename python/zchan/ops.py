@@ -58,16 +58,24 @@ def dial(ch: Any, timeout: float) -> Op:
         yield deadline
 
 
+def send_credited(ch: Any, payload: bytes) -> bool:
+    """Under the guard: sends ``payload`` with a credit (§9.1) if the handle holds one; False
+    if it does not (the caller offers it)."""
+    if not (ch.engine.send_window and ch.engine.send_credited(payload)):
+        return False
+    # Only if a frame is due: a value that joined the batch costs no socket call, and the
+    # driver (thread or reader) takes the CREDITs that let the batch go.
+    ch._flush()
+    return True
+
+
 def send(ch: Any, payload: bytes, timeout: Optional[float]) -> Op:
     """A blocking send: with a credit (§9.1) it returns once the value is handed to the socket;
     else an offer (§8.2); at the deadline, CANCEL_SEND and the home's verdict."""
     deadline = deadline_of(timeout)
     while True:
         with ch._guard():
-            if ch.engine.send_window and ch.engine.send_credited(payload):
-                # Only if a frame is due: a value that joined the batch costs no socket call,
-                # and the driver (thread or reader) takes the CREDITs that let the batch go.
-                ch._flush()
+            if send_credited(ch, payload):
                 return None
             r = ch.engine.send(payload)
             ch._pump()
@@ -199,9 +207,7 @@ def _try_case(c: Any) -> Op:
             return True, ch.codec.loads(payload)
         return (True, CLOSED) if what == "closed" else (False, None)
     with ch._guard():
-        if not isinstance(c, Recv) and ch.engine.send_window \
-                and ch.engine.send_credited(c.payload):
-            ch._pump()
+        if not isinstance(c, Recv) and send_credited(ch, c.payload):
             return True, None  # a credited send runs at once (§9.1)
         r = ch.engine.recv(try_=True) if isinstance(c, Recv) else ch.engine.send(c.payload, True)
         ch._pump()
@@ -216,8 +222,7 @@ def _try_case(c: Any) -> Op:
         raise ChannelClosed("zchan: send on a closed channel")
     if r.answer == wire.SEND_FULL and ch.engine.send_window:
         with ch._guard():  # a TRY that crossed a CREDIT (§9.1 rule 3): use it
-            if ch.engine.has_credit and ch.engine.send_credited(c.payload):
-                ch._pump()
+            if send_credited(ch, c.payload):
                 return True, None
     return r.answer == wire.SEND_OK, None
 
