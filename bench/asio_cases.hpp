@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <system_error>
 
@@ -32,26 +33,25 @@ namespace coro_bench {
 
 using asio::use_awaitable;
 
+// send and recv return the operation's own awaitable, co_awaited directly in
+// the loops below (no wrapping coroutine per operation, as in bench/go).
+
 /// zchan through zchan/asio.hpp.
 struct zchan_coro {
     using chan = zchan::channel<int>;
     static chan make(asio::io_context& /*io*/, std::size_t cap) { return chan(cap); }
-    static asio::awaitable<void> send(chan& c, int v) {
-        co_await zchan::async_send(c, v, use_awaitable);
-    }
-    static asio::awaitable<int> recv(chan& c) {
-        co_return *co_await zchan::async_recv(c, use_awaitable);
-    }
+    static auto send(chan& c, int v) { return zchan::async_send(c, v, use_awaitable); }
+    static auto recv(chan& c) { return zchan::async_recv(c, use_awaitable); }
+    static int value(const std::optional<int>& v) { return *v; }
 };
 
 /// Asio's channel on the same executor.
 struct asio_channel {
     using chan = asio::experimental::channel<void(std::error_code, int)>;
     static chan make(asio::io_context& io, std::size_t cap) { return chan(io, cap); }
-    static asio::awaitable<void> send(chan& c, int v) {
-        co_await c.async_send(std::error_code{}, v, use_awaitable);
-    }
-    static asio::awaitable<int> recv(chan& c) { co_return co_await c.async_receive(use_awaitable); }
+    static auto send(chan& c, int v) { return c.async_send(std::error_code{}, v, use_awaitable); }
+    static auto recv(chan& c) { return c.async_receive(use_awaitable); }
+    static int value(int v) { return v; }
 };
 
 /// One sender coroutine, one receiver coroutine, `n` values through capacity `cap`.
@@ -70,7 +70,7 @@ void spsc(benchmark::State& state, std::int64_t n, std::size_t cap) {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                for (std::int64_t i = 0; i < n; ++i) sum += co_await Impl::recv(ch);
+                for (std::int64_t i = 0; i < n; ++i) sum += Impl::value(co_await Impl::recv(ch));
             },
             asio::detached);
         const auto t0 = std::chrono::steady_clock::now();
@@ -97,7 +97,7 @@ void pingpong(benchmark::State& state, std::int64_t n) {
             io,
             [&]() -> asio::awaitable<void> {
                 for (std::int64_t i = 0; i < n; ++i) {
-                    co_await Impl::send(pong, co_await Impl::recv(ping));
+                    co_await Impl::send(pong, Impl::value(co_await Impl::recv(ping)));
                 }
             },
             asio::detached);
@@ -106,7 +106,7 @@ void pingpong(benchmark::State& state, std::int64_t n) {
             [&]() -> asio::awaitable<void> {
                 for (std::int64_t i = 0; i < n; ++i) {
                     co_await Impl::send(ping, static_cast<int>(i));
-                    sum += co_await Impl::recv(pong);
+                    sum += Impl::value(co_await Impl::recv(pong));
                 }
             },
             asio::detached);

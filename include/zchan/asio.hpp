@@ -53,6 +53,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -71,7 +72,6 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
-#include <asio/recycling_allocator.hpp>
 #include <asio/system_executor.hpp>
 #include <asio/thread_pool.hpp>
 
@@ -98,6 +98,63 @@ inline bool is_remote(select_op* op) {
     return ch != nullptr && ch->poll_kind() == poll_mode::none;
 }
 
+/// Memory for async_op: a few blocks kept per thread for reuse. Asio's
+/// recycling allocator keeps two blocks per thread for every handler, and a
+/// hand-off between two coroutines has two operations and a posted
+/// completion alive at once, so there every other operation missed it and
+/// went to malloc. Blocks are freed on the thread that completes the
+/// operation, usually the one that started it.
+///
+/// Thread safety: each thread has its own cache.
+class op_memory {
+public:
+    template <class Op>
+    static void* allocate() {
+        constexpr std::size_t size = sizeof(Op);
+        auto& c = cache();
+        for (auto& b : c.blocks) {
+            if (b.ptr != nullptr && b.size == size && b.align == alignof(Op)) {
+                return std::exchange(b.ptr, nullptr);
+            }
+        }
+        return ::operator new (size, std::align_val_t{alignof(Op)});
+    }
+
+    template <class Op>
+    static void deallocate(void* p) noexcept {
+        auto& c = cache();
+        for (auto& b : c.blocks) {
+            if (b.ptr == nullptr) {
+                b = {p, sizeof(Op), alignof(Op)};
+                return;
+            }
+        }
+        ::operator delete (p, std::align_val_t{alignof(Op)});
+    }
+
+private:
+    struct block {
+        void* ptr = nullptr;
+        std::size_t size = 0;
+        std::size_t align = 0;
+    };
+    struct blocks_of_thread {
+        std::array<block, 4> blocks;
+        blocks_of_thread() = default;
+        blocks_of_thread(const blocks_of_thread&) = delete;
+        blocks_of_thread& operator=(const blocks_of_thread&) = delete;
+        ~blocks_of_thread() {
+            for (auto& b : blocks) {
+                if (b.ptr != nullptr) ::operator delete (b.ptr, std::align_val_t{b.align});
+            }
+        }
+    };
+    static blocks_of_thread& cache() noexcept {
+        thread_local blocks_of_thread c;
+        return c;
+    }
+};
+
 /// Stores the value a receive case ran with; async_recv's case callback.
 template <class T>
 struct store_into {
@@ -108,7 +165,7 @@ struct store_into {
 /// One asynchronous select (or send, or receive: a select of one case) in
 /// flight. `Finish` turns the outcome into the handler's arguments, as a
 /// tuple: finish_(outcome, ops) on the handler's executor, before the op is
-/// freed. Lives in memory from a recycling allocator; destroys itself when
+/// freed. Lives in memory from op_memory; destroys itself when
 /// it completes.
 ///
 /// Thread safety: the engine's steps run one at a time, on the handler's
@@ -122,19 +179,25 @@ class async_op final {
         std::declval<const executor_type&>(), asio::execution::outstanding_work.tracked))>;
     using post_type = std::decay_t<decltype(asio::prefer(
         std::declval<const executor_type&>(), asio::execution::outstanding_work.untracked))>;
+    // Every coroutine's executor: an any_io_executor around an io_context's.
+    // That one is used directly (see io_), since each prefer(), copy and
+    // destruction through the type erasure is an indirect call or more.
+    static constexpr bool may_wrap_io = std::is_same_v<executor_type, asio::any_io_executor>;
+    using io_executor = asio::io_context::executor_type;
+    using io_work_type = std::decay_t<decltype(asio::prefer(
+        std::declval<const io_executor&>(), asio::execution::outstanding_work.tracked))>;
     using engine = async_select<n>;
 
 public:
     template <class H, class F, class Make>
     static void launch(H&& handler, F&& finish, Make&& make, bool has_default) {
-        asio::recycling_allocator<async_op> alloc;
-        async_op* op = alloc.allocate(1);
+        void* mem = op_memory::allocate<async_op>();
+        async_op* op = nullptr;
         try {
-            ::new (static_cast<void*>(op))
-                async_op(std::forward<H>(handler), std::forward<F>(finish),
-                         std::forward<Make>(make), has_default);
+            op = ::new (mem) async_op(std::forward<H>(handler), std::forward<F>(finish),
+                                      std::forward<Make>(make), has_default);
         } catch (...) {
-            alloc.deallocate(op, 1);
+            op_memory::deallocate<async_op>(mem);
             throw;
         }
         op->begin();
@@ -144,14 +207,21 @@ private:
     template <class H, class F, class Make>
     async_op(H&& handler, F&& finish, Make&& make, bool has_default)
         : handler_(std::forward<H>(handler)),
-          ex_(asio::prefer(asio::get_associated_executor(handler_, asio::system_executor()),
-                           asio::execution::outstanding_work.untracked)),
-          work_(asio::prefer(ex_, asio::execution::outstanding_work.tracked)),
           finish_(std::forward<F>(finish)),
           cases_(make(finish_)),
           ops_(std::apply([](auto&... c) { return std::array<select_op*, n>{&c...}; }, cases_)),
           engine_(ops_, has_default, &on_wake, this) {
         for (select_op* op : ops_) remote_ = remote_ || is_remote(op);
+        auto ex = asio::get_associated_executor(handler_, asio::system_executor());
+        if constexpr (may_wrap_io) {
+            if (const auto* io = ex.template target<io_executor>()) {
+                io_.emplace(*io);
+                io_work_.emplace(asio::prefer(*io, asio::execution::outstanding_work.tracked));
+                return;
+            }
+        }
+        ex_.emplace(asio::prefer(ex, asio::execution::outstanding_work.untracked));
+        work_.emplace(asio::prefer(*ex_, asio::execution::outstanding_work.tracked));
     }
 
     struct canceller {
@@ -226,20 +296,20 @@ private:
     /// indirect calls per property.
     template <class F>
     void post_to_handler(bool continuation, F&& f) {
-        if constexpr (std::is_same_v<post_type, asio::any_io_executor>) {
-            if (auto* io = ex_.template target<asio::io_context::executor_type>()) {
+        if constexpr (may_wrap_io) {
+            if (io_) {
                 if (continuation) {
-                    asio::defer(*io, std::forward<F>(f));
+                    asio::defer(*io_, std::forward<F>(f));
                 } else {
-                    asio::post(*io, std::forward<F>(f));
+                    asio::post(*io_, std::forward<F>(f));
                 }
                 return;
             }
         }
         if (continuation) {
-            asio::defer(ex_, std::forward<F>(f));
+            asio::defer(*ex_, std::forward<F>(f));
         } else {
-            asio::post(ex_, std::forward<F>(f));
+            asio::post(*ex_, std::forward<F>(f));
         }
     }
 
@@ -249,16 +319,22 @@ private:
         if (slot.is_connected()) slot.clear();
         auto args = finish_(engine_.result(), ops_);
         Handler handler(std::move(handler_));
-        work_type work(std::move(work_));
+        std::optional<work_type> work(std::move(work_));
+        std::optional<io_work_type> io_work(std::move(io_work_));
         this->~async_op();
-        asio::recycling_allocator<async_op>().deallocate(this, 1);
+        op_memory::deallocate<async_op>(this);
         std::apply(std::move(handler), std::move(args));
-        (void)work;  // released after the handler ran
+        // work and io_work are released after the handler ran
     }
 
     Handler handler_;
-    post_type ex_;    // the handler's executor, for posting
-    work_type work_;  // keeps its context running while this op waits
+    // The handler's executor, for posting, and work that keeps its context
+    // running while this op waits: io_ and io_work_ when it wraps an
+    // io_context's executor (may_wrap_io), else ex_ and work_.
+    std::optional<post_type> ex_;
+    std::optional<work_type> work_;
+    std::optional<io_executor> io_;
+    std::optional<io_work_type> io_work_;
     Finish finish_;
     CaseTuple cases_;
     std::array<select_op*, n> ops_;
