@@ -285,6 +285,57 @@ TEST(FaultProcess, ValuesGivenBackAfterACloseReachAReceiverStillRanging) {
     EXPECT_TRUE(ch.is_closed());
 }
 
+// The same with the receiver in the home process itself: while A's window is
+// lent out, the home's own receivers must not see the closed channel drained
+// either (protocol.md §10 item 3, servable's lent values). Before, the home's
+// try_recv said "closed" here and A's window, given back at its death, was
+// stranded in a closed channel nobody ranged over any more.
+TEST(FaultProcess, ValuesGivenBackAfterACloseReachAReceiverInTheHomeProcess) {
+    constexpr long n = 1000;
+    zchan::channel<std::string> ch(n);
+    zchan::server srv("tcp://127.0.0.1:*", zchan_test::fault_options());
+    srv.serve("ch", ch);
+    for (long i = 0; i < n; ++i) ch.send(make_value(value_base + i));
+    ch.close();
+    fault_child a("consume", vars({{"ZCHAN_EP", srv.endpoint()},
+                                   {"ZCHAN_PREFETCH", "256"},
+                                   {"ZCHAN_STALL_AFTER", "10"}}));
+    // A has taken 10 values and its ACKs have reached the home; its window
+    // (up to 256 values) is out at A, unacknowledged.
+    ASSERT_TRUE(a.wait_for("stalled")) << a.tail();
+    std::vector<long> got_home;
+    const auto take = [&](std::optional<std::string>& v) {
+        ASSERT_TRUE(v.has_value());
+        const std::optional<long> x = zchan_test::parse_value(*v);
+        ASSERT_TRUE(x.has_value()) << "torn value";
+        got_home.push_back(*x);
+    };
+    zchan::recv_result<std::string> r;
+    for (r = ch.try_recv(); r.status == zchan::recv_status::ok; r = ch.try_recv()) take(r.value);
+    EXPECT_EQ(r.status, zchan::recv_status::empty)
+        << "the home's receiver was told closed while A's window could come back";
+    EXPECT_LT(got_home.size(), static_cast<std::size_t>(n - 10));
+    std::atomic<bool> ranged_to_the_end{false};
+    std::thread ranger([&] {
+        for (;;) {
+            std::optional<std::string> v = ch.recv();
+            if (!v) break;
+            take(v);
+        }
+        ranged_to_the_end = true;
+    });
+    a.kill_now();
+    ranger.join();  // ends once A's window came back and was received
+    EXPECT_TRUE(ranged_to_the_end.load());
+    const std::multiset<long> got_a = as_set(a.values("got "));
+    const std::multiset<long> home = as_set(got_home);
+    for (long i = 0; i < n; ++i) {
+        const long x = value_base + i;
+        ASSERT_EQ(got_a.count(x) + home.count(x), 1u) << x << " lost or received twice";
+    }
+    EXPECT_EQ(ch.try_recv().status, zchan::recv_status::closed);
+}
+
 // ---- 1c. waiting receivers served in turn --------------------------------------------
 
 // Issue 10 item 5: two equal consumers (separate processes, the default

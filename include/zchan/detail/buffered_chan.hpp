@@ -27,6 +27,15 @@
 //     send can slip between a reservation's check and its claim. With R == 0
 //     (no window) every path is the plain ring. A closed channel with R > 0
 //     is not drained: a reserved value was sent before the close.
+//   * Lent values (servable, protocol.md §10 item 3): lent_ counts values
+//     the transport took for remote receivers that may still come back. A
+//     closed channel with lent_ > 0 is not drained for local receivers. The
+//     transport raises lent_ *before* it takes a value, so a receiver that
+//     sees the value gone also sees it lent; it gives a value back
+//     (requeue_front) *before* lowering lent_, so a receiver that sees
+//     lent_ == 0 also sees the requeued value (it looks again after the
+//     verdict "closed"). Every change of lent_ on a closed channel also
+//     advances requeued_total_, for the atomic poll (poll_unchanged).
 //   * Atomic poll (chan_base.hpp): a stamped channel. head_ and tail_ only
 //     grow (the lap sits above the index and the mark), so re-reading the
 //     same values proves they held still in between. The requeued values
@@ -85,8 +94,31 @@ public:
     // A buffered channel has no rendezvous: nothing is ever claimed.
     recv_status try_recv_claim(std::optional<T>& out, wait_entry*& claimed) override {
         claimed = nullptr;
-        return try_recv(out);
+        return try_recv_lent(out);
     }
+
+    recv_status try_recv_lent(std::optional<T>& out) override {
+        lent_.fetch_add(1, std::memory_order_seq_cst);  // before the take: see the top
+        if (take_requeued(out)) return recv_status::ok;
+        token t;
+        if (start_recv<true, true>(t)) {
+            if (t.where != nullptr) {
+                read(t, out);
+                return recv_status::ok;
+            }
+            unlend();
+            return recv_status::closed;
+        }
+        unlend();
+        return recv_status::empty;
+    }
+
+    void return_lent(T&& v) override {
+        requeue_front(std::move(v));  // before unlend(): see the top
+        unlend();
+    }
+
+    void settle_lent() override { unlend(); }
     send_status try_send_nowait(T& v) override { return try_send(v); }
 
     send_status try_send(T& v) override {
@@ -132,7 +164,7 @@ public:
         if (take_requeued(out)) return recv_status::ok;
         token t;
         if (!start_recv(t)) return recv_status::empty;
-        if (t.where == nullptr) return recv_status::closed;
+        if (t.where == nullptr) return closed_or_given_back(out);
         read(t, out);
         return recv_status::ok;
     }
@@ -144,7 +176,7 @@ public:
                 if (take_requeued(out)) return recv_status::ok;
                 token t;
                 if (start_recv<false>(t)) {
-                    if (t.where == nullptr) return recv_status::closed;
+                    if (t.where == nullptr) return closed_or_given_back(out);
                     read(t, out);
                     return recv_status::ok;
                 }
@@ -309,7 +341,8 @@ public:
         const std::size_t head = stamp.words[1];
         const std::size_t tail = stamp.words[2];
         return requeued_count_.load(std::memory_order_seq_cst) != 0 || pos(tail) != head ||
-               ((tail & mark_bit_) != 0 && reserved(tail) == 0);
+               ((tail & mark_bit_) != 0 && reserved(tail) == 0 &&
+                lent_.load(std::memory_order_seq_cst) == 0);
     }
     /// Called after recv_ready (or send_ready) read `stamp` and found nothing.
     /// head_ and tail_ equal to their stamp held still in between (they only
@@ -322,8 +355,17 @@ public:
     /// hence after c2. So requeued_lock_ was held over [p, c2], no take
     /// could lower the count, and c2 >= 1: a contradiction. (All of these
     /// are seq_cst, so "at" and "after" refer to their single total order.)
+    /// Lent values, on a closed channel: recv_ready saw lent_ l1 != 0; this
+    /// reads l2 != 0 before t2. Had lent_ been 0 at X, the unlend() that took
+    /// it there advanced the total after X, and before the lend that raised
+    /// it again before l2 (one thread lends and unlends: servable), so
+    /// before t2: t2 != t1. An open channel's stamp sees the close.
     [[nodiscard]] bool poll_unchanged(const poll_stamp& stamp) const override {
         if (stamp.recv && requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+        if (stamp.recv && (stamp.words[2] & mark_bit_) != 0 &&
+            lent_.load(std::memory_order_seq_cst) == 0) {
+            return false;
+        }
         poll_stamp now;
         read_stamp(now, stamp.recv);
         return now.words == stamp.words;
@@ -336,6 +378,21 @@ private:
         stamp.words[0] = requeued_total_.load(std::memory_order_seq_cst);
         stamp.words[1] = head_.load(std::memory_order_seq_cst);
         stamp.words[2] = tail_.load(std::memory_order_seq_cst);
+    }
+
+    /// A receive found the channel closed and drained, lent values
+    /// included; one given back before its unlend is here (see the top).
+    recv_status closed_or_given_back(std::optional<T>& out) {
+        return take_requeued(out) ? recv_status::ok : recv_status::closed;
+    }
+
+    /// One lent value fewer (servable: the transport's thread only).
+    void unlend() noexcept {
+        const std::size_t left = lent_.fetch_sub(1, std::memory_order_seq_cst) - 1;
+        const std::size_t tail = tail_.load(std::memory_order_seq_cst);
+        if ((tail & mark_bit_) == 0) return;
+        requeued_total_.fetch_add(1, std::memory_order_seq_cst);       // see poll_unchanged
+        if (left == 0 && reserved(tail) == 0) receivers_.close_all();  // the drain can end
     }
 
     /// Takes a requeued value, if any. The common case (none) costs one
@@ -396,10 +453,11 @@ private:
         return pos(tail) == head;
     }
 
-    /// Closed, and no reserved value can still arrive (see the top).
+    /// Closed, and no reserved or lent value can still arrive (see the top).
     bool is_drained_closed() const noexcept {
         const std::size_t tail = tail_.load(std::memory_order_seq_cst);
-        return (tail & mark_bit_) != 0 && reserved(tail) == 0;
+        return (tail & mark_bit_) != 0 && reserved(tail) == 0 &&
+               lent_.load(std::memory_order_seq_cst) == 0;
     }
 
     /// Claims a slot to write. false: full. true with slot == nullptr: closed.
@@ -471,7 +529,10 @@ private:
     /// runs, so "closed and drained" is still exact; a receive that misses a
     /// close in progress waits on the slot, and register_recv() checks
     /// tail_'s mark before it parks.
-    template <bool Precise = true>
+    ///
+    /// Transport: the transport's own receive, for which lent values do not
+    /// hold the verdict "closed" back (see servable).
+    template <bool Precise = true, bool Transport = false>
     bool start_recv(token& t) noexcept {
         backoff b;
         std::size_t head = head_.load(std::memory_order_relaxed);
@@ -496,9 +557,10 @@ private:
                 std::atomic_thread_fence(std::memory_order_seq_cst);
                 std::size_t tail = tail_.load(std::memory_order_relaxed);
                 if (pos(tail) == head) {
-                    // Closed and drained, unless a reserved value may still
-                    // arrive (see the top).
-                    if ((tail & mark_bit_) != 0 && reserved(tail) == 0) {
+                    // Closed and drained, unless a reserved or lent value
+                    // may still arrive (see the top).
+                    if ((tail & mark_bit_) != 0 && reserved(tail) == 0 &&
+                        (Transport || lent_.load(std::memory_order_seq_cst) == 0)) {
                         t.where = nullptr;
                         return true;
                     }
@@ -547,6 +609,9 @@ private:
     std::atomic<std::size_t> requeued_total_{0};  // written under requeued_lock_
     spin_lock requeued_lock_;
     std::deque<T> requeued_;  // guarded by requeued_lock_
+    // Lent values (see the top): written by the transport's thread, read by
+    // receivers only once the channel is closed.
+    alignas(cache_line) std::atomic<std::size_t> lent_{0};
 };
 
 }  // namespace zchan::detail

@@ -275,8 +275,27 @@ public:
     /// sender's value is claimed, not taken; `claimed` then names the sender,
     /// whose claim the transport settles when the remote receiver resolves
     /// the delivery. A value from no sender (buffered, given back) leaves
-    /// `claimed` null.
+    /// `claimed` null and is lent (below).
     virtual recv_status try_recv_claim(std::optional<T>& out, wait_entry*& claimed) = 0;
+    /// As try_recv, for a transport's stream of values to a prefetching
+    /// receiver (protocol.md §8.8): the value is lent.
+    virtual recv_status try_recv_lent(std::optional<T>& out) = 0;
+
+    /// Lent values (protocol.md §10 item 3). A value the transport took for
+    /// a remote receiver can come back (RETURN, a lost peer) until that
+    /// receiver acknowledges it. A buffered channel counts such values, and
+    /// while any is out a closed channel is not drained for its own
+    /// receivers: they wait, as for a reservation, so that a value given back
+    /// after the close still reaches a receiver that is ranging. The
+    /// transport's own receives (try_recv_claim, try_recv_lent) report the
+    /// close regardless: the transport tracks its deliveries per session and
+    /// holds remote receivers back itself. Unbuffered channels count
+    /// nothing: their values go back to their senders (claims).
+    ///
+    /// Gives a lent value back: as requeue_front, then it is no longer lent.
+    virtual void return_lent(T&& v) { requeue_front(std::move(v)); }
+    /// A lent value was taken by its remote receiver: no longer lent.
+    virtual void settle_lent() {}
     /// Settles a claim: taken, the sender's send completes; otherwise `v`
     /// goes back to the sender, which offers it again (or reports its
     /// deadline). Requires a claim from this channel, settled once.

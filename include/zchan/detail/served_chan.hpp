@@ -5,7 +5,9 @@
 // Model (the one the in-process core supports, protocol.md §8.4): a remote
 // RECV takes the value out of the channel (try_recv_claim, or a handoff into
 // a registered receive entry) and the home keeps it until the peer ACKs it; a
-// RETURN or a lost peer puts it back at the head with requeue_front. On an
+// RETURN or a lost peer puts it back at the head with return_lent. Until then
+// the value is lent (servable): the home process's own receivers do not see
+// the channel closed and drained while it can come back (§10 item 3). On an
 // unbuffered channel the RECV's entry is a claiming one (protocol.md §8.3,
 // claim_word): a value taken from a sender leaves that sender claimed, and
 // the delivery remembers it; ACK settles it as taken (the send completes),
@@ -29,7 +31,7 @@
 //     before its memory is released, so no notification can reach a dead op
 //     (a notification already queued names it by id and finds nothing);
 //   * every value taken out of the channel is either in a session's
-//     `unacked` window, or was handed to requeue_front (or back to its
+//     `unacked` window, or was given back (return_lent, or back to its
 //     claimed sender): never dropped;
 //   * an offer op whose value is claimed by a remote receiver (its packet's
 //     claim pending) is not erased before the claim is settled: the
@@ -508,7 +510,7 @@ private:
 
     channel<T> ch_;  // keeps the channel alive while served
     chan_base<T>* impl_;
-    servable<T>* back_;  // impl_'s requeue_front (zchan::server checks it is there)
+    servable<T>* back_;  // impl_'s transport side (zchan::server checks it is there)
     std::string type_;
     op_notifier& notifier_;
     std::uint64_t next_op_ = 1;

@@ -87,6 +87,8 @@ void served_chan<T>::on_ack(std::uint32_t session, std::uint64_t delivery) {
     if (std::optional<T>* slot = it->second.find(delivery)) {
         if (wait_entry* claimed = it->second.claim_of(delivery)) {
             back_->settle_claim(*claimed, true, *slot);  // the rendezvous (§8.3)
+        } else {
+            back_->settle_lent();  // it can no longer come back (§10 item 3)
         }
         slot->reset();
         it->second.resolved();
@@ -111,7 +113,7 @@ void served_chan<T>::give_back(wait_entry* claimed, std::optional<T>& v) {
     if (claimed != nullptr) {
         back_->settle_claim(*claimed, false, v);
     } else {
-        back_->requeue_front(std::move(*v));
+        back_->return_lent(std::move(*v));
     }
     v.reset();
 }

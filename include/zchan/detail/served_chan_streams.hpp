@@ -121,13 +121,13 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
         if (st.stream_ranges.empty()) {
             flush();
             st.waiting_since = 0;
-            if (first) back_->requeue_front(std::move(*first));  // nobody asks any more
+            if (first) back_->return_lent(std::move(*first));  // nobody asks any more
             return false;
         }
         std::optional<T> v = std::move(first);
         first.reset();
         recv_status s = recv_status::ok;
-        if (!v) s = impl_->try_recv(v);
+        if (!v) s = back_->try_recv_lent(v);
         if (s == recv_status::closed) {
             flush();
             if (others_unresolved(session)) {  // see the top: settle() retries it
@@ -165,7 +165,7 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
             // peer asks again (no busy loop on a value that cannot encode).
             buf->resize(at);
             flush();
-            back_->requeue_front(std::move(*v));
+            back_->return_lent(std::move(*v));
             pop_stream_request(st);
             out.reply_error(session, request, wire::error_code::decode_error,
                             "value could not be encoded at the home");
@@ -250,7 +250,7 @@ void served_chan<T>::cancel_stream_request(reply_sink& out, std::uint32_t sessio
     if (st.stream_ranges.empty() && st.stream_op != 0) {
         auto& o = *ops_.at(st.stream_op);
         if (o.registered) unregister(o);
-        if (o.rp.done && o.rp.value) back_->requeue_front(std::move(*o.rp.value));
+        if (o.rp.done && o.rp.value) back_->return_lent(std::move(*o.rp.value));
         erase(o);
         st.stream_op = 0;
     }

@@ -184,6 +184,10 @@ public:
         }
     }
 
+    /// A capacity-0 channel holds no value for a stream: as try_recv (the
+    /// sender is released), and nothing is counted as lent (see servable).
+    recv_status try_recv_lent(std::optional<T>& out) override { return try_recv(out); }
+
     recv_status try_recv_claim(std::optional<T>& out, wait_entry*& claimed) override {
         std::lock_guard<spin_lock> g(lock_);
         claimed = nullptr;
