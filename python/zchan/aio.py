@@ -117,13 +117,18 @@ class Channel(HandleBase):
     async def __aiter__(self) -> AsyncIterator[Any]:
         """``async for v in ch``: Go's range; ends when the channel is closed and drained."""
         if self.engine.window:  # take what is queued in batches
-            loads = self.codec.loads
+            loads, loads_many = self.codec.loads, self.codec.loads_many
             while True:
                 batch = self.engine.poll_many(256)
                 self._flush()
                 if batch:
-                    for p in batch:
-                        yield loads(p)
+                    values = loads_many(batch)
+                    if values is None:
+                        for p in batch:
+                            yield loads(p)
+                    else:
+                        for v in values:
+                            yield v
                     continue
                 v = await self.recv()
                 if v is CLOSED:

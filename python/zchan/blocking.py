@@ -126,14 +126,18 @@ class Channel(HandleBase):
     def __iter__(self) -> Iterator[Any]:
         """``for v in ch``: Go's range; ends when the channel is closed and drained."""
         if self.engine.window:  # take what is queued in batches: one lock per batch
-            loads = self.codec.loads
+            loads, loads_many = self.codec.loads, self.codec.loads_many
             while True:
                 with self._lock:
                     batch = self.engine.poll_many(256)
                     self._flush()
                 if batch:
-                    for p in batch:
-                        yield loads(p)
+                    values = loads_many(batch)
+                    if values is None:
+                        for p in batch:
+                            yield loads(p)
+                    else:
+                        yield from values
                     continue
                 v = self.recv()
                 if v is CLOSED:
