@@ -102,6 +102,17 @@ def values(first, seq, payloads):
     return wire.header(wire.VALUES, 5, first) + body
 
 
+def take(e, limit):
+    """What a range would hand out from one loan: every value of it."""
+    loan = e.lend(limit)
+    if loan is None:
+        return []
+    while loan.left:
+        loan.left.popleft()
+    e.end_loan(loan)
+    return loan.payloads
+
+
 def acked(frames):
     """The delivery seqs the ACK frames among ``frames`` resolve, in order."""
     out = []
@@ -132,7 +143,7 @@ def test_prefetch_stream_in_order_acks_ranges_and_resends_only_what_is_open():
     assert struct.unpack_from("<I", rm, 16)[0] == 8
     pay = [zchan.String.dumps(c) for c in "abcdefgh"]
     e.on_frame(values(first, 1, pay[:3]))
-    assert e.poll_many(2) == pay[:2]
+    assert take(e, 2) == pay[:2]
     assert e.poll() == ("value", pay[2])
     assert e.take_frames() == []  # the ACKs wait for the next frame or tick (§8.4)
     e.on_disconnected()
@@ -146,9 +157,9 @@ def test_prefetch_stream_in_order_acks_ranges_and_resends_only_what_is_open():
     assert struct.unpack_from("<I", out[1], 16)[0] == 5
     # A second answer to an answered request repeats its delivery: dropped (§12.2).
     e.on_frame(values(first + 2, 3, pay[2:5]))
-    assert e.poll_many(8) == pay[3:5]
+    assert take(e, 8) == pay[3:5]
     e.on_frame(values(first + 5, 6, pay[5:8]))
-    assert e.poll_many(8) == pay[5:8]
+    assert take(e, 8) == pay[5:8]
     e.tick()  # the ACKs leave at the tick; the re-sent ones were confirmed by no PONG yet
     assert acked(e.take_frames()) == [4, 5, 6, 7, 8]
     assert types(e.take_frames()) == []
@@ -159,16 +170,52 @@ def test_prefetched_values_out_of_order_are_handed_out_in_delivery_order():
     first = wire.HEADER.unpack_from(e.take_frames()[0])[4]
     pay = [zchan.String.dumps(c) for c in "abcdef"]
     e.on_frame(values(first + 3, 4, pay[3:6]))  # deliveries 1-3 come later (§12.2)
-    assert e.poll_many(6) == [] and not e.stream_news()
+    assert take(e, 6) == [] and not e.stream_news()
     e.on_frame(values(first + 1, 2, pay[1:3]))
     assert e.poll() == ("wait", b"")
     e.on_frame(values(first, 1, pay[:1]))
     assert e.stream_news()
-    assert e.poll_many(4) == pay[:4]
-    assert e.poll_many(4) == pay[4:]
-    refill = e.take_frames()  # the ACKs so far, then the refill's RECV_MANY
-    assert types(refill) == [wire.ACK, wire.RECV_MANY]
+    assert take(e, 4) == pay[:4]
+    assert take(e, 4) == pay[4:]
+    refill = e.take_frames()  # the refill's RECV_MANY, made before the values were handed out
+    assert types(refill) == [wire.RECV_MANY]
     e.on_frame(values(first + 100, 7, [b"z"]))  # answers no request: given back
     out = e.take_frames()  # the ACKs taken since leave first: resolutions in order
     assert acked(refill + out) == [1, 2, 3, 4, 5, 6]
     assert out[-1] == wire.header(wire.RETURN, 5, 7)
+
+
+def test_a_range_that_stops_early_acks_only_what_it_handed_out():
+    e, clock = welcomed(prefetch=8)
+    first = wire.HEADER.unpack_from(e.take_frames()[0])[4]
+    pay = [zchan.String.dumps(c) for c in "abcdef"]
+    e.on_frame(values(first, 1, pay[:4]))
+    loan = e.lend(8)
+    assert loan.payloads == pay[:4]
+    loan.left.popleft()  # the range handed out one value...
+    clock.t += 0.25
+    e.tick()  # ...which the tick ACKs (§8.4), with a PING (§12.5)
+    assert acked(e.take_frames()) == [1]
+    loan.left.popleft()
+    e.end_loan(loan)  # ...and stopped after the second: the others are queued again
+    assert take(e, 8) == pay[2:4]
+    e.tick()
+    assert acked(e.take_frames()) == [2, 3, 4]
+
+
+def test_shutting_down_returns_what_no_range_handed_out_newest_first():
+    e, _ = welcomed(prefetch=8)
+    first = wire.HEADER.unpack_from(e.take_frames()[0])[4]
+    pay = [zchan.String.dumps(c) for c in "abcdef"]
+    e.on_frame(values(first, 1, pay[:3]))
+    loan = e.lend(3)
+    loan.left.popleft()
+    e.on_frame(values(first + 3, 4, pay[3:6]))
+    e.take_frames()
+    e.on_frame(wire.header(wire.ERROR, 5, 0) + struct.pack("<HH", wire.E_SHUTTING_DOWN, 0))
+    out = e.take_frames()
+    assert acked(out) == [1]
+    returned = [wire.HEADER.unpack_from(f)[4] for f in out if f[1] == wire.RETURN]
+    assert returned == [6, 5, 4, 3, 2]
+    assert not loan.left  # not handed out after the loss (§12.5)
+    assert not e.is_open

@@ -25,8 +25,11 @@ are half-open runs ``[lo, hi)`` in ``_runs`` (a RECV_MANY makes one, §8.8, and 
 its RECVs in order, so answers take ids off the front of the first run). Their values wait in
 ``_chunks``, in delivery-seq order: ``[seq, payloads, i]`` holds ``payloads[i:]`` with the
 consecutive seqs ``seq, seq+1, ...`` (a VALUES frame answered in order is one chunk, kept as
-decoded). Taken values are ACKed as seq ranges (``_acks``), which leave as ACK frames of up to
-1024 seqs, and stay in ``_unconfirmed`` as ranges until a PONG confirms them (§12.5).
+decoded). A range takes a batch as a ``Loan`` (``lend``), hands its values out without a lock
+per value and ACKs each only once handed out: a range that stops early puts the rest back at
+the head of the queue (``end_loan``). ACKs are kept as seq ranges (``_acks``), leave as ACK
+frames of up to 1024 seqs, and stay in ``_unconfirmed`` as ranges until a PONG confirms them
+(§12.5).
 
 The send window (protocol.md §9.1), opt-in with ``Options.send_window`` W: HELLO asks for W
 credits and the home grants W' <= W in WELCOME (0 on an unbuffered channel). A user send with a
@@ -88,6 +91,26 @@ class Request:
         return self.answer is not None or self.error is not None
 
 
+class Loan:
+    """Queued values a range took to hand out one by one: ``payloads[i]`` has the i-th seq of
+    ``ranges`` (``[lo, hi)``, in order). A value is ACKed only once it was handed out (§8.4);
+    the rest goes back to the queue, or is dropped with a lost session (§12.5).
+
+    ``left`` holds the indices not yet handed out. The range pops them from the left without
+    the handle's lock; the engine pops from the right (at a loss, a shutdown or BYE), under it.
+    A deque's pops are atomic, so each value is either handed out or kept back, never both; the
+    handed-out ones are a prefix: ``len(payloads) - len(left)`` of them (a range hands out each
+    value it popped: the value is yielded right after the pop)."""
+
+    __slots__ = ("payloads", "ranges", "left", "acked")
+
+    def __init__(self, payloads: List[bytes], ranges: List[Tuple[int, int]]) -> None:
+        self.payloads = payloads
+        self.ranges = ranges
+        self.left: Deque[int] = deque(range(len(payloads)))
+        self.acked = 0  # the first ``acked`` values are ACKed
+
+
 class Options:
     """What the user asked for at dial; see ``zchan.dial``."""
 
@@ -147,6 +170,7 @@ class Engine:
         self._stream_n = 0  # ids in _runs
         self._chunks: Deque[List] = deque()  # [seq, payloads, i]: queued deliveries, seq order
         self._queued = 0  # values in _chunks
+        self._loans: List[Loan] = []  # values ranges took and are handing out
         self._stream_closed = False  # a prefetch RECV was answered CLOSED
         # The send window (§9.1); see the top.
         self.send_window = 0  # granted W'
@@ -217,6 +241,8 @@ class Engine:
             # The HELLO RESUME may have gone with a connection that broke again unseen: a new
             # one supersedes it (only the latest nonce's WELCOME counts, §12.2).
             self._hello(resume=True)
+        for loan in self._loans:  # values handed out since the last tick: ACKed (§8.4)
+            self._ack_loan(loan, len(loan.payloads) - len(loan.left))
         if self.state == _OPEN and (self._acks or self._resolved_since_ping
                                     or now - self._last_sent >= self.heartbeat):
             self._ping()
@@ -363,11 +389,13 @@ class Engine:
         self._refill()
         return "wait", b""
 
-    def poll_many(self, limit: int) -> List[bytes]:
-        """Prefetch window: up to ``limit`` queued values in order, each taken (ACKed) as by
-        ``poll``; for a range, which takes what is queued under one lock."""
+    def lend(self, limit: int) -> Optional[Loan]:
+        """Prefetch window: up to ``limit`` queued values in order for a range, which hands
+        them out one by one without a lock per value, and ends the loan with ``end_loan``;
+        None if no value is ready. They are taken from the queue, not yet ACKed."""
         self._usable()
         out: List[bytes] = []
+        ranges: List[Tuple[int, int]] = []
         chunks, contig = self._chunks, self._contig
         while chunks and len(out) < limit:
             c = chunks[0]
@@ -384,11 +412,66 @@ class Engine:
             else:
                 out += payloads[i:i + k]
                 c[0], c[2] = seq + k, i + k
-            self._ack(seq, seq + k)
-        if out:
-            self._queued -= len(out)
-            self._refill()
-        return out
+            ranges.append((seq, seq + k))
+        if not out:
+            return None
+        self._queued -= len(out)
+        loan = Loan(out, ranges)
+        self._loans.append(loan)
+        self._refill()
+        return loan
+
+    def end_loan(self, loan: Loan) -> None:
+        """The range is done with ``loan`` (all handed out, or it stopped): the handed-out
+        values are ACKed, the others go back to the head of the queue, in order."""
+        if loan not in self._loans:
+            return  # ended by a loss or BYE: nothing left to do
+        self._loans.remove(loan)
+        kept = self._keep_back(loan)
+        if not kept:
+            return
+        # The kept values are a suffix of the loan, below every queued seq: the queue's head.
+        n = len(loan.payloads)
+        first = n - kept
+        pieces = []
+        pos = 0
+        for lo, hi in loan.ranges:
+            a, b = max(pos, first), pos + hi - lo
+            if a < b:
+                pieces.append((lo + a - pos, loan.payloads[a:b]))
+            pos = b
+        for seq, payloads in reversed(pieces):
+            self._chunks.appendleft([seq, payloads, 0])
+        self._queued += kept
+
+    def _keep_back(self, loan: Loan) -> int:
+        """Stops ``loan``: the values not yet handed out stay with the engine (how many is
+        returned), the handed-out ones are ACKed."""
+        left = loan.left
+        kept = 0
+        while True:
+            try:
+                left.pop()
+            except IndexError:
+                break
+            kept += 1
+        self._ack_loan(loan, len(loan.payloads) - kept)
+        return kept
+
+    def _ack_loan(self, loan: Loan, upto: int) -> None:
+        """ACKs the loan's values ``acked``..``upto``-1 (they were handed out)."""
+        pos = 0
+        start = loan.acked
+        if upto <= start:
+            return
+        for lo, hi in loan.ranges:
+            end = pos + hi - lo
+            if start < end and pos < upto:
+                self._ack(lo + max(start, pos) - pos, lo + min(upto, end) - pos)
+            pos = end
+            if pos >= upto:
+                break
+        loan.acked = upto
 
     def stream_news(self) -> bool:
         """Prefetch window: whether a ``poll`` may now give something other than "wait"
@@ -398,6 +481,9 @@ class Engine:
 
     def bye(self) -> None:
         """Ends the session (handle released): pending ACKs, then BYE (§9.2, §12.4)."""
+        for loan in self._loans:  # the values not handed out go back with the BYE
+            self._keep_back(loan)
+        self._loans.clear()
         if self.state == _OPEN:
             self._flush_acks()
             self._out.append(wire.header(wire.BYE, self.channel, 0))
@@ -574,6 +660,9 @@ class Engine:
         self.state = _LOST
         self._chunks.clear()  # §12.5: these belong to the channel again
         self._queued = 0
+        for loan in self._loans:
+            loan.left.clear()  # not handed out after the loss either (§12.5)
+        self._loans.clear()
         self._fail_all(self.lost_error)
 
     def _fail_all(self, err: ZchanError) -> None:
@@ -691,10 +780,21 @@ class Engine:
             self._lose(f"the home reported a protocol error: {f.text}")
 
     def _shutting_down(self) -> None:
-        """§12.4: pending ACKs go out, queued deliveries come back newest first, then lost."""
+        """§12.4: pending ACKs go out, queued deliveries come back newest first, then lost.
+        Values a range took and did not hand out yet come back too (they are older)."""
+        kept = [(loan, self._keep_back(loan)) for loan in self._loans]
+        self._loans.clear()
         self._flush_acks()
-        for seq, payloads, i in reversed(self._chunks):
-            for d in range(seq + len(payloads) - i - 1, seq - 1, -1):
+        back = [(seq, seq + len(payloads) - i) for seq, payloads, i in self._chunks]
+        for loan, k in kept:
+            pos, first = 0, len(loan.payloads) - k
+            for lo, hi in loan.ranges:
+                a, b = max(pos, first), pos + hi - lo
+                if a < b:
+                    back.append((lo + a - pos, lo + b - pos))
+                pos = b
+        for lo, hi in sorted(back, reverse=True):
+            for d in range(hi - 1, lo - 1, -1):
                 self._out.append(wire.header(wire.RETURN, self.channel, d))
         self._chunks.clear()
         self._queued = 0
