@@ -177,8 +177,8 @@ def test_prefetched_values_out_of_order_are_handed_out_in_delivery_order():
     assert e.stream_news()
     assert take(e, 4) == pay[:4]
     assert take(e, 4) == pay[4:]
-    refill = e.take_frames()  # the refill's RECV_MANY, made before the values were handed out
-    assert types(refill) == [wire.RECV_MANY]
+    refill = e.take_frames()  # the refill's RECV_MANY, with the ACKs due before it
+    assert types(refill)[-1] == wire.RECV_MANY
     e.on_frame(values(first + 100, 7, [b"z"]))  # answers no request: given back
     out = e.take_frames()  # the ACKs taken since leave first: resolutions in order
     assert acked(refill + out) == [1, 2, 3, 4, 5, 6]
@@ -219,3 +219,17 @@ def test_shutting_down_returns_what_no_range_handed_out_newest_first():
     assert returned == [6, 5, 4, 3, 2]
     assert not loan.left  # not handed out after the loss (§12.5)
     assert not e.is_open
+
+
+def test_values_lent_to_a_range_stay_in_the_prefetch_window():
+    e, _ = welcomed(prefetch=4)
+    first = wire.HEADER.unpack_from(e.take_frames()[0])[4]
+    pay = [zchan.String.dumps(c) for c in "abcd"]
+    e.on_frame(values(first, 1, pay))
+    loan = e.lend(4)
+    assert e.take_frames() == []  # none handed out yet: the window is full (§9.2)
+    for _ in range(2):
+        loan.left.popleft()
+    e.end_loan(loan)  # two handed out, two queued again
+    assert e.lend(4).payloads == pay[2:]
+    assert types(e.take_frames()) == [wire.ACK, wire.RECV_MANY]  # refilled by the two

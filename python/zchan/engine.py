@@ -585,11 +585,15 @@ class Engine:
 
     def _refill(self) -> None:
         """Keeps the prefetch window full (§9.2): RECV_MANY for what is missing, once at least
-        half the window is, so that refills go in bulk (§8.8)."""
+        half the window is, so that refills go in bulk (§8.8). Values lent to a range and not
+        yet handed out are still in the window: it extends the capacity by P, not more."""
         if not self.window or self._stream_closed or self.state != _OPEN:
             return
-        want = self.window - self._stream_n - self._queued
-        if want <= 0 or (want < (self.window + 1) // 2 and (self._stream_n or self._queued)):
+        held = self._stream_n + self._queued
+        for loan in self._loans:
+            held += len(loan.left)
+        want = self.window - held
+        if want <= 0 or (want < (self.window + 1) // 2 and held):
             return
         first = self._next_id
         self._next_id += want
