@@ -233,3 +233,15 @@ def test_values_lent_to_a_range_stay_in_the_prefetch_window():
     e.end_loan(loan)  # two handed out, two queued again
     assert e.lend(4).payloads == pay[2:]
     assert types(e.take_frames()) == [wire.ACK, wire.RECV_MANY]  # refilled by the two
+
+
+def test_a_loan_handed_out_whole_refills_the_window_at_its_end():
+    e, _ = welcomed(prefetch=4)
+    first = wire.HEADER.unpack_from(e.take_frames()[0])[4]
+    e.on_frame(values(first, 1, [b"a", b"b", b"c", b"d"]))
+    loan = e.lend(4)
+    loan.left.clear()
+    assert e.take_frames() == []
+    e.end_loan(loan)  # nothing queued, nothing outstanding: the next lend would find nothing
+    out = e.take_frames()
+    assert types(out) == [wire.ACK, wire.RECV_MANY] and acked(out) == [1, 2, 3, 4]

@@ -429,6 +429,7 @@ class Engine:
         self._loans.remove(loan)
         kept = self._keep_back(loan)
         if not kept:
+            self._refill()  # what was handed out left the window
             return
         # The kept values are a suffix of the loan, below every queued seq: the queue's head.
         n = len(loan.payloads)
@@ -443,6 +444,7 @@ class Engine:
         for seq, payloads in reversed(pieces):
             self._chunks.appendleft([seq, payloads, 0])
         self._queued += kept
+        self._refill()
 
     def _keep_back(self, loan: Loan) -> int:
         """Stops ``loan``: the values not yet handed out stay with the engine (how many is
