@@ -61,3 +61,25 @@ def test_timeouts_and_select(hub):
             await ch.disconnect()
 
     run(main())
+
+
+def test_an_async_range_that_stops_early_leaves_the_rest_receivable(hub):
+    _, ep = hub("--channel", "s:16:i64")
+
+    async def main():
+        w = await zchan.aio.dial(ep, "s", zchan.I64)
+        for i in range(10):
+            await w.send(i)
+        await w.close()
+        ch = await zchan.aio.dial(ep, "s", zchan.I64, prefetch=64)
+        while await ch.len():  # a STATUS follows the VALUES it counts out
+            pass
+        it = ch.__aiter__()
+        assert await it.__anext__() == 0  # takes the 10 as one batch and hands out one
+        await it.aclose()  # what `break` leads to once the loop lets go of the generator
+        assert await ch.recv(timeout=WAIT) == 1  # the rest was not ACKed (§8.4)
+        assert [v async for v in ch] == list(range(2, 10))
+        for c in (w, ch):
+            await c.disconnect()
+
+    run(main())

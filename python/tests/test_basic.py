@@ -152,6 +152,26 @@ def test_prefetch_window_streams_in_order(hub, spawn):
         assert s.wait() == 0
 
 
+def test_a_range_that_stops_early_leaves_the_rest_receivable(hub):
+    _, ep = hub("--channel", "s:16:string")
+    with zchan.dial(ep, "s", zchan.String) as w:
+        for i in range(10):
+            w << f"v{i}"
+        w.close()
+    with zchan.dial(ep, "s", zchan.String, prefetch=64) as ch:
+        while len(ch):  # a STATUS follows the VALUES it counts out: then all 10 are queued
+            pass
+        for v in ch:  # takes the 10 as one batch and hands out one
+            assert v == "v0"
+            break
+        assert ch.recv(timeout=WAIT) == "v1"  # the rest of the batch was not ACKed (§8.4)
+        for v in ch:
+            assert v == "v2"
+            break
+    with zchan.dial(ep, "s", zchan.String, prefetch=64) as ch:  # back at the BYE (§9.2)
+        assert list(ch) == [f"v{i}" for i in range(3, 10)]
+
+
 def test_select_default_timeout_and_cases(hub):
     _, ep = hub("--channel", "a:0:string", "--channel", "b:1:string")
     with zchan.dial(ep, "a", zchan.String) as a, zchan.dial(ep, "b", zchan.String) as b:

@@ -51,3 +51,16 @@ def test_decoding_is_bounded_and_exact():
         nested.loads(b"\x00" * 300 + struct.pack("<Q", 0))
     with pytest.raises(ValueError):
         zchan.U8.dumps(256)
+
+
+def test_a_batch_decodes_as_its_values_one_by_one_or_not_at_all():
+    s = zchan.String
+    same = [s.dumps(w) for w in ("ab", "cd", "\udcff\udcfe", "ef")]  # one length, 2 octets
+    mixed = [s.dumps(w) for w in ("", "a", "héllo")]
+    for batch in (same, mixed, [], [s.dumps("x")]):
+        assert s.loads_many(batch) == [s.loads(p) for p in batch]
+    bad_tag = same[:2] + [struct.pack("<Q", 3) + b"ab"]  # same length, a wrong size tag
+    assert s.loads_many(bad_tag) is None
+    assert s.loads_many([b"\0" * 8, b"\0" * 7]) is None
+    assert zchan.I32.loads_many([zchan.I32.dumps(-1), zchan.I32.dumps(2)]) == [-1, 2]
+    assert zchan.I32.loads_many([b"\0" * 4, b"\0" * 5]) is None

@@ -115,20 +115,47 @@ class Channel(HandleBase):
         return v.ok
 
     async def __aiter__(self) -> AsyncIterator[Any]:
-        """``async for v in ch``: Go's range; ends when the channel is closed and drained."""
-        if self.engine.window:  # take what is queued in batches
-            loads = self.codec.loads
-            while True:
-                batch = self.engine.poll_many(256)
-                self._flush()
-                if batch:
-                    for p in batch:
-                        yield loads(p)
-                    continue
-                v = await self.recv()
-                if v is CLOSED:
-                    return
-                yield v
+        """``async for v in ch``: Go's range; ends when the channel is closed and drained.
+
+        With a prefetch window it takes what is queued in batches and hands the values out one
+        by one; each is ACKed only once handed out, so a loop that stops early leaves the rest
+        of its batch queued (protocol.md §8.4)."""
+        if self.engine.window:
+            loads, loads_many = self.codec.loads, self.codec.loads_many
+            loan = None
+            try:
+                while True:
+                    if loan is not None:
+                        self.engine.end_loan(loan)
+                    loan = self.engine.lend(256)
+                    self._flush()
+                    if loan is None:
+                        v = await self.recv()
+                        if v is CLOSED:
+                            return
+                        yield v
+                        continue
+                    pop = loan.left.popleft  # see engine.Loan: a value popped is handed out
+                    values = loads_many(loan.payloads)
+                    if values is None:  # one by one: a DecodeError comes with its value
+                        payloads = loan.payloads
+                        while True:
+                            try:
+                                i = pop()
+                            except IndexError:
+                                break
+                            yield loads(payloads[i])
+                    else:
+                        while True:
+                            try:
+                                i = pop()
+                            except IndexError:
+                                break
+                            yield values[i]
+            finally:
+                if loan is not None:  # stopped early: the rest is queued again, for anyone
+                    self.engine.end_loan(loan)
+                    self._changed()
         while (v := await self.recv()) is not CLOSED:
             yield v
 

@@ -124,21 +124,49 @@ class Channel(HandleBase):
         return v.ok
 
     def __iter__(self) -> Iterator[Any]:
-        """``for v in ch``: Go's range; ends when the channel is closed and drained."""
-        if self.engine.window:  # take what is queued in batches: one lock per batch
-            loads = self.codec.loads
-            while True:
-                with self._lock:
-                    batch = self.engine.poll_many(256)
-                    self._flush()
-                if batch:
-                    for p in batch:
-                        yield loads(p)
-                    continue
-                v = self.recv()
-                if v is CLOSED:
-                    return
-                yield v
+        """``for v in ch``: Go's range; ends when the channel is closed and drained.
+
+        With a prefetch window it takes what is queued in batches (one lock per batch) and
+        hands the values out one by one; each is ACKed only once handed out, so a loop that
+        stops early leaves the rest of its batch queued (protocol.md §8.4)."""
+        if self.engine.window:
+            loads, loads_many = self.codec.loads, self.codec.loads_many
+            loan = None
+            try:
+                while True:
+                    with self._lock:
+                        if loan is not None:
+                            self.engine.end_loan(loan)
+                        loan = self.engine.lend(256)
+                        self._flush()
+                    if loan is None:
+                        v = self.recv()
+                        if v is CLOSED:
+                            return
+                        yield v
+                        continue
+                    pop = loan.left.popleft  # see engine.Loan: a value popped is handed out
+                    values = loads_many(loan.payloads)
+                    if values is None:  # one by one: a DecodeError comes with its value
+                        payloads = loan.payloads
+                        while True:
+                            try:
+                                i = pop()
+                            except IndexError:
+                                break
+                            yield loads(payloads[i])
+                    else:
+                        while True:
+                            try:
+                                i = pop()
+                            except IndexError:
+                                break
+                            yield values[i]
+            finally:
+                if loan is not None:  # stopped early: the rest is queued again, for anyone
+                    with self._lock:
+                        self.engine.end_loan(loan)
+                        self._changed()
         while (v := self.recv()) is not CLOSED:
             yield v
 

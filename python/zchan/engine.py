@@ -9,8 +9,8 @@ the channel classes.
 
 Invariants:
 * Every request the engine has sent and the home has not finally answered is in ``_pending``
-  (id -> Request), until the session is lost; after a RESUME WELCOME they are all re-sent in
-  id order, resolutions first (protocol.md §12.2).
+  (id -> Request), or in ``_runs`` if it is a prefetch RECV, until the session is lost; after
+  a RESUME WELCOME they are all re-sent in id order, resolutions first (protocol.md §12.2).
 * A delivery (VALUE or VALUES entry) is resolved exactly once by this side: ACKed when a user
   operation takes it, RETURNed otherwise (§8.4). Resolutions stay in ``_unconfirmed`` until a
   PONG answers a PING sent after them (§12.5).
@@ -18,6 +18,18 @@ Invariants:
   seq of the session has arrived (§12.2), and never after the session was declared lost (§12.5).
 * Nothing is sent on a session that is not open (before WELCOME, while resuming, after loss);
   requests made meanwhile are queued in ``_pending`` and leave with the re-send.
+
+The prefetch window (§9.2) has its own records, lean because every streamed value passes
+through them: a prefetch RECV has no ``Request``; the ids still waiting for their final answer
+are half-open runs ``[lo, hi)`` in ``_runs`` (a RECV_MANY makes one, §8.8, and the home answers
+its RECVs in order, so answers take ids off the front of the first run). Their values wait in
+``_chunks``, in delivery-seq order: ``[seq, payloads, i]`` holds ``payloads[i:]`` with the
+consecutive seqs ``seq, seq+1, ...`` (a VALUES frame answered in order is one chunk, kept as
+decoded). A range takes a batch as a ``Loan`` (``lend``), hands its values out without a lock
+per value and ACKs each only once handed out: a range that stops early puts the rest back at
+the head of the queue (``end_loan``). ACKs are kept as seq ranges (``_acks``), leave as ACK
+frames of up to 1024 seqs, and stay in ``_unconfirmed`` as ranges until a PONG confirms them
+(§12.5).
 
 The send window (protocol.md §9.1), opt-in with ``Options.send_window`` W: HELLO asks for W
 credits and the home grants W' <= W in WELCOME (0 on an unbuffered channel). A user send with a
@@ -42,7 +54,6 @@ its lock around every call; the asyncio driver runs on one loop).
 
 from __future__ import annotations
 
-import heapq
 import os
 import time
 from collections import deque
@@ -78,6 +89,26 @@ class Request:
     @property
     def final(self) -> bool:
         return self.answer is not None or self.error is not None
+
+
+class Loan:
+    """Queued values a range took to hand out one by one: ``payloads[i]`` has the i-th seq of
+    ``ranges`` (``[lo, hi)``, in order). A value is ACKed only once it was handed out (§8.4);
+    the rest goes back to the queue, or is dropped with a lost session (§12.5).
+
+    ``left`` holds the indices not yet handed out. The range pops them from the left without
+    the handle's lock; the engine pops from the right (at a loss, a shutdown or BYE), under it.
+    A deque's pops are atomic, so each value is either handed out or kept back, never both; the
+    handed-out ones are a prefix: ``len(payloads) - len(left)`` of them (a range hands out each
+    value it popped: the value is yielded right after the pop)."""
+
+    __slots__ = ("payloads", "ranges", "left", "acked")
+
+    def __init__(self, payloads: List[bytes], ranges: List[Tuple[int, int]]) -> None:
+        self.payloads = payloads
+        self.ranges = ranges
+        self.left: Deque[int] = deque(range(len(payloads)))
+        self.acked = 0  # the first ``acked`` values are ACKed
 
 
 class Options:
@@ -127,14 +158,19 @@ class Engine:
         self._hello_nonce = 0
         self._ping_nonce = 0
         self._pending: Dict[int, Request] = {}
-        self._acks: List[int] = []  # taken deliveries not yet ACKed
-        self._unconfirmed: List[Tuple[int, int, int]] = []  # (ping epoch, type, delivery seq)
+        self._acks: List[List[int]] = []  # [lo, hi): taken deliveries not yet ACKed
+        self._acks_n = 0  # seqs in _acks
+        # (ping epoch, type, lo, hi): resolutions of delivery seqs lo..hi-1 sent, unconfirmed
+        self._unconfirmed: List[Tuple[int, int, int, int]] = []
         self._resolved_since_ping = False
         self._contig = 0  # every delivery seq <= this has arrived
         self._above: Set[int] = set()
-        self._queue: Dict[int, bytes] = {}  # prefetched deliveries: seq -> payload
-        self._heap: List[int] = []
-        self._stream: Set[int] = set()  # prefetch RECV ids without a final answer
+        # The prefetch window (§9.2); see the top.
+        self._runs: List[List[int]] = []  # [lo, hi): prefetch RECV ids without a final answer
+        self._stream_n = 0  # ids in _runs
+        self._chunks: Deque[List] = deque()  # [seq, payloads, i]: queued deliveries, seq order
+        self._queued = 0  # values in _chunks
+        self._loans: List[Loan] = []  # values ranges took and are handing out
         self._stream_closed = False  # a prefetch RECV was answered CLOSED
         # The send window (§9.1); see the top.
         self.send_window = 0  # granted W'
@@ -205,6 +241,8 @@ class Engine:
             # The HELLO RESUME may have gone with a connection that broke again unseen: a new
             # one supersedes it (only the latest nonce's WELCOME counts, §12.2).
             self._hello(resume=True)
+        for loan in self._loans:  # values handed out since the last tick: ACKed (§8.4)
+            self._ack_loan(loan, len(loan.payloads) - len(loan.left))
         if self.state == _OPEN and (self._acks or self._resolved_since_ping
                                     or now - self._last_sent >= self.heartbeat):
             self._ping()
@@ -296,7 +334,7 @@ class Engine:
         """A user operation takes a RECV's VALUE: ACK it (batched, §8.4)."""
         if r.answer == wire.VALUE and not r.taken:
             r.taken = True
-            self._resolve(wire.ACK, r.delivery)
+            self._ack(r.delivery, r.delivery + 1)
 
     def withdraw(self, r: Request) -> None:
         """Nobody wants this RECV or watch any more (§8.5, §8.6): cancel, or RETURN its value."""
@@ -304,7 +342,7 @@ class Engine:
             return
         r.withdrawn = True
         if r.answer == wire.VALUE and not r.taken:
-            self._resolve(wire.RETURN, r.delivery)
+            self._give_back(r.delivery)
         elif not r.final and self.state in (_OPEN, _RESUMING):
             t = wire.CANCEL_RECV if r.kind == wire.RECV else wire.CANCEL_WATCH
             self._emit_request(wire.header(t, self.channel, r.id))
@@ -334,41 +372,120 @@ class Engine:
         """Prefetch window (§9.2): ("value", payload) taken from the queue, ("closed", b"")
         once drained and closed, or ("wait", b"")."""
         self._usable()
-        if self._heap and self._heap[0] <= self._contig:
-            seq = heapq.heappop(self._heap)
-            payload = self._queue.pop(seq)
-            self._resolve(wire.ACK, seq)
+        chunks = self._chunks
+        if chunks and chunks[0][0] <= self._contig:
+            c = chunks[0]
+            seq, payloads, i = c
+            if i + 1 == len(payloads):
+                chunks.popleft()
+            else:
+                c[0], c[2] = seq + 1, i + 1
+            self._queued -= 1
+            self._ack(seq, seq + 1)
             self._refill()
-            return "value", payload
-        if self._stream_closed and not self._stream and not self._heap:
+            return "value", payloads[i]
+        if self._stream_closed and not self._stream_n and not chunks:
             return "closed", b""
         self._refill()
         return "wait", b""
 
-    def poll_many(self, limit: int) -> List[bytes]:
-        """Prefetch window: up to ``limit`` queued values in order, each taken (ACKed) as by
-        ``poll``; for a range, which takes what is queued under one lock."""
+    def lend(self, limit: int) -> Optional[Loan]:
+        """Prefetch window: up to ``limit`` queued values in order for a range, which hands
+        them out one by one without a lock per value, and ends the loan with ``end_loan``;
+        None if no value is ready. They are taken from the queue, not yet ACKed."""
         self._usable()
         out: List[bytes] = []
-        heap, queue, acks = self._heap, self._queue, self._acks
-        while heap and heap[0] <= self._contig and len(out) < limit:
-            seq = heapq.heappop(heap)
-            out.append(queue.pop(seq))
-            acks.append(seq)
-        if len(acks) >= wire.MAX_ACKS:
-            self._flush_acks()
-        if out:
-            self._refill()
-        return out
+        ranges: List[Tuple[int, int]] = []
+        chunks, contig = self._chunks, self._contig
+        while chunks and len(out) < limit:
+            c = chunks[0]
+            seq, payloads, i = c
+            if seq > contig:
+                break
+            k = min(limit - len(out), len(payloads) - i, contig - seq + 1)
+            if i + k == len(payloads):
+                chunks.popleft()
+                if i == 0 and not out:
+                    out = payloads  # a whole chunk: no copy
+                else:
+                    out += payloads[i:]
+            else:
+                out += payloads[i:i + k]
+                c[0], c[2] = seq + k, i + k
+            ranges.append((seq, seq + k))
+        if not out:
+            return None
+        self._queued -= len(out)
+        loan = Loan(out, ranges)
+        self._loans.append(loan)
+        self._refill()
+        return loan
+
+    def end_loan(self, loan: Loan) -> None:
+        """The range is done with ``loan`` (all handed out, or it stopped): the handed-out
+        values are ACKed, the others go back to the head of the queue, in order."""
+        if loan not in self._loans:
+            return  # ended by a loss or BYE: nothing left to do
+        self._loans.remove(loan)
+        kept = self._keep_back(loan)
+        if not kept:
+            self._refill()  # what was handed out left the window
+            return
+        # The kept values are a suffix of the loan, below every queued seq: the queue's head.
+        n = len(loan.payloads)
+        first = n - kept
+        pieces = []
+        pos = 0
+        for lo, hi in loan.ranges:
+            a, b = max(pos, first), pos + hi - lo
+            if a < b:
+                pieces.append((lo + a - pos, loan.payloads[a:b]))
+            pos = b
+        for seq, payloads in reversed(pieces):
+            self._chunks.appendleft([seq, payloads, 0])
+        self._queued += kept
+        self._refill()
+
+    def _keep_back(self, loan: Loan) -> int:
+        """Stops ``loan``: the values not yet handed out stay with the engine (how many is
+        returned), the handed-out ones are ACKed."""
+        left = loan.left
+        kept = 0
+        while True:
+            try:
+                left.pop()
+            except IndexError:
+                break
+            kept += 1
+        self._ack_loan(loan, len(loan.payloads) - kept)
+        return kept
+
+    def _ack_loan(self, loan: Loan, upto: int) -> None:
+        """ACKs the loan's values ``acked``..``upto``-1 (they were handed out)."""
+        pos = 0
+        start = loan.acked
+        if upto <= start:
+            return
+        for lo, hi in loan.ranges:
+            end = pos + hi - lo
+            if start < end and pos < upto:
+                self._ack(lo + max(start, pos) - pos, lo + min(upto, end) - pos)
+            pos = end
+            if pos >= upto:
+                break
+        loan.acked = upto
 
     def stream_news(self) -> bool:
         """Prefetch window: whether a ``poll`` may now give something other than "wait"
         (a value in order, the end of the stream, or a lost session). For select's wait."""
-        return bool(self._heap and self._heap[0] <= self._contig) or self._stream_closed \
-            or self.state in (_LOST, _GONE)
+        return bool(self._chunks and self._chunks[0][0] <= self._contig) \
+            or self._stream_closed or self.state in (_LOST, _GONE)
 
     def bye(self) -> None:
         """Ends the session (handle released): pending ACKs, then BYE (§9.2, §12.4)."""
+        for loan in self._loans:  # the values not handed out go back with the BYE
+            self._keep_back(loan)
+        self._loans.clear()
         if self.state == _OPEN:
             self._flush_acks()
             self._out.append(wire.header(wire.BYE, self.channel, 0))
@@ -416,30 +533,40 @@ class Engine:
             self._out.append(frame)
             self._last_sent = self.clock()
 
-    def _resolve(self, type_: int, seq: int) -> None:
-        if type_ == wire.ACK:
-            self._acks.append(seq)
-            # On an unbuffered channel the value's sender waits for this ACK
-            # (the rendezvous, protocol.md §8.3): it leaves now.
-            if len(self._acks) >= wire.MAX_ACKS or self.capacity == 0:
-                self._flush_acks()
+    def _ack(self, lo: int, hi: int) -> None:
+        """Deliveries lo..hi-1 were taken by user operations: ACK them (batched, §8.4)."""
+        acks = self._acks
+        if acks and acks[-1][1] == lo:
+            acks[-1][1] = hi
         else:
-            self._flush_acks()  # keep resolutions in order
-            self._unconfirmed.append((self._ping_nonce, wire.RETURN, seq))
-            self._resolved_since_ping = True
-            if self.state == _OPEN:
-                self._out.append(wire.header(wire.RETURN, self.channel, seq))
-                self._last_sent = self.clock()
+            acks.append([lo, hi])
+        self._acks_n += hi - lo
+        # On an unbuffered channel the value's sender waits for this ACK
+        # (the rendezvous, protocol.md §8.3): it leaves now.
+        if self._acks_n >= wire.MAX_ACKS or self.capacity == 0:
+            self._flush_acks()
+
+    def _give_back(self, seq: int) -> None:
+        """RETURN a delivery nobody wants (§8.4)."""
+        self._flush_acks()  # keep resolutions in order
+        self._unconfirmed.append((self._ping_nonce, wire.RETURN, seq, seq + 1))
+        self._resolved_since_ping = True
+        if self.state == _OPEN:
+            self._out.append(wire.header(wire.RETURN, self.channel, seq))
+            self._last_sent = self.clock()
 
     def _flush_acks(self) -> None:
         """The batched ACKs leave ahead of the next frame (§8.4), or at the next tick."""
         if not self._acks or self.state != _OPEN:
             return
-        for i in range(0, len(self._acks), wire.MAX_ACKS):
-            chunk = self._acks[i:i + wire.MAX_ACKS]
-            self._out.append(wire.ack(self.channel, chunk))
-            self._unconfirmed.extend((self._ping_nonce, wire.ACK, s) for s in chunk)
-        self._acks = []
+        nonce, unconfirmed = self._ping_nonce, self._unconfirmed
+        seqs: List[int] = []
+        for lo, hi in self._acks:
+            seqs += range(lo, hi)
+            unconfirmed.append((nonce, wire.ACK, lo, hi))
+        for i in range(0, len(seqs), wire.MAX_ACKS):
+            self._out.append(wire.ack(self.channel, seqs[i:i + wire.MAX_ACKS]))
+        self._acks, self._acks_n = [], 0
         self._resolved_since_ping = True
         self._last_sent = self.clock()
 
@@ -460,17 +587,24 @@ class Engine:
 
     def _refill(self) -> None:
         """Keeps the prefetch window full (§9.2): RECV_MANY for what is missing, once at least
-        half the window is, so that refills go in bulk (§8.8)."""
+        half the window is, so that refills go in bulk (§8.8). Values lent to a range and not
+        yet handed out are still in the window: it extends the capacity by P, not more."""
         if not self.window or self._stream_closed or self.state != _OPEN:
             return
-        want = self.window - len(self._stream) - len(self._queue)
-        if want <= 0 or (want < (self.window + 1) // 2 and (self._stream or self._queue)):
+        held = self._stream_n + self._queued
+        for loan in self._loans:
+            held += len(loan.left)
+        want = self.window - held
+        if want <= 0 or (want < (self.window + 1) // 2 and held):
             return
         first = self._next_id
         self._next_id += want
-        for i in range(first, first + want):
-            self._pending[i] = Request(wire.RECV, i)
-            self._stream.add(i)
+        runs = self._runs
+        if runs and runs[-1][1] == first:
+            runs[-1][1] += want
+        else:
+            runs.append([first, first + want])
+        self._stream_n += want
         self._flush_acks()
         self._out.append(wire.recv_many(self.channel, first, want))
         self._last_sent = self.clock()
@@ -488,12 +622,41 @@ class Engine:
             self._above.discard(self._contig)
         return True
 
+    def _in_stream(self, id_: int) -> bool:
+        return any(lo <= id_ < hi for lo, hi in self._runs)
+
+    def _stream_take(self, first: int, n: int = 1) -> bool:
+        """Prefetch RECVs first..first+n-1 got their final answers: True if they all were
+        waiting for one (then they are no longer), False (and nothing changes) otherwise."""
+        end = first + n
+        runs = self._runs
+        for i, run in enumerate(runs):
+            lo, hi = run
+            if first < lo:
+                return False
+            if first < hi:
+                if end > hi:
+                    return False
+                if first == lo:
+                    if end == hi:
+                        del runs[i]
+                    else:
+                        run[0] = end
+                elif end == hi:
+                    run[1] = first
+                else:
+                    run[1] = first
+                    runs.insert(i + 1, [end, hi])
+                self._stream_n -= n
+                return True
+        return False
+
     def _malformed(self, data: bytes) -> None:
         """§11.1: count and drop; a frame that answers one of our requests loses the session."""
         self.malformed += 1
         if len(data) >= 16 and self.state in (_OPEN, _RESUMING):
             id_ = wire.HEADER.unpack_from(data)[4]
-            if id_ in self._pending:
+            if id_ in self._pending or self._in_stream(id_):
                 self._lose("the home answered a request with a malformed frame")
 
     def _lose(self, why: str) -> None:
@@ -501,8 +664,11 @@ class Engine:
             return
         self.lost_error = PeerLost(f"zchan: {why}: peer lost")
         self.state = _LOST
-        self._queue.clear()  # §12.5: these belong to the channel again
-        self._heap.clear()
+        self._chunks.clear()  # §12.5: these belong to the channel again
+        self._queued = 0
+        for loan in self._loans:
+            loan.left.clear()  # not handed out after the loss either (§12.5)
+        self._loans.clear()
         self._fail_all(self.lost_error)
 
     def _fail_all(self, err: ZchanError) -> None:
@@ -510,46 +676,51 @@ class Engine:
             if not r.final:
                 r.error = err
         self._pending.clear()
-        self._stream.clear()
+        self._runs.clear()
+        self._stream_n = 0
 
     def _finish(self, id_: int, answer: int) -> Optional[Request]:
         r = self._pending.pop(id_, None)
         if r is not None:
             r.answer = answer
-            self._stream.discard(id_)
+        else:
+            self._stream_take(id_)
         return r
 
     def _resend(self) -> None:
         """After a RESUME WELCOME (§12.2): resolutions first, then every request in id order."""
-        for _, type_, seq in self._unconfirmed:
-            self._out.append(wire.header(type_, self.channel, seq) if type_ == wire.RETURN
-                             else wire.ack(self.channel, [seq]))
+        seqs: List[int] = []  # consecutive ACKs share frames, in their order
+        for _, type_, lo, hi in self._unconfirmed:
+            if type_ == wire.ACK:
+                seqs += range(lo, hi)
+                continue
+            for k in range(0, len(seqs), wire.MAX_ACKS):
+                self._out.append(wire.ack(self.channel, seqs[k:k + wire.MAX_ACKS]))
+            seqs = []
+            self._out.append(wire.header(type_, self.channel, lo))
+        for k in range(0, len(seqs), wire.MAX_ACKS):
+            self._out.append(wire.ack(self.channel, seqs[k:k + wire.MAX_ACKS]))
         self._flush_acks()
         for _, frame in self._sw_inflight:  # credited values, before any request (§9.1)
             self._out.append(frame)
         if self._sw_revoked_unsent:
             self._sw_revoked_unsent = False
             self._out.append(wire.header(wire.REVOKED, self.channel, 0))
-        run: List[int] = []
-        for id_ in sorted(self._pending):
-            r = self._pending[id_]
-            if id_ in self._stream and not r.withdrawn:
-                if run and run[-1] + 1 != id_:
-                    self._out.append(wire.recv_many(self.channel, run[0], len(run)))
-                    run = []
-                run.append(id_)
+        # Requests in id order; the prefetch RECVs' runs as RECV_MANY (§12.2).
+        todo: List[Tuple[int, Optional[Request]]] = [(lo, None) for lo, _ in self._runs]
+        todo += self._pending.items()
+        todo.sort(key=lambda t: t[0])
+        runs = {lo: hi for lo, hi in self._runs}
+        for id_, r in todo:
+            if r is None:
+                self._out.append(wire.recv_many(self.channel, id_, runs[id_] - id_))
                 continue
-            if run:
-                self._out.append(wire.recv_many(self.channel, run[0], len(run)))
-                run = []
             self._out.append(self._frame_of(r))
             if r.withdrawn:
                 cancel = {wire.SEND: wire.CANCEL_SEND, wire.RECV: wire.CANCEL_RECV,
                           wire.WATCH_SEND: wire.CANCEL_WATCH}.get(r.kind)
                 if cancel:
                     self._out.append(wire.header(cancel, self.channel, id_))
-        if run:
-            self._out.append(wire.recv_many(self.channel, run[0], len(run)))
         self._ping()  # confirms the re-sent resolutions (§12.5)
 
     # ----------------------------------------------------------------- frame handlers
@@ -601,6 +772,9 @@ class Engine:
             return
         r = self._pending.get(f.id)
         if r is None:
+            # A prefetch RECV's error: nobody waits for it, the window refills.
+            if self._stream_take(f.id) and f.code == wire.E_PROTOCOL:
+                self._lose(f"the home reported a protocol error: {f.text}")
             return
         self._finish(f.id, wire.ERROR)
         r.error = {
@@ -612,12 +786,24 @@ class Engine:
             self._lose(f"the home reported a protocol error: {f.text}")
 
     def _shutting_down(self) -> None:
-        """§12.4: pending ACKs go out, queued deliveries come back newest first, then lost."""
+        """§12.4: pending ACKs go out, queued deliveries come back newest first, then lost.
+        Values a range took and did not hand out yet come back too (they are older)."""
+        kept = [(loan, self._keep_back(loan)) for loan in self._loans]
+        self._loans.clear()
         self._flush_acks()
-        for seq in sorted(self._queue, reverse=True):
-            self._out.append(wire.header(wire.RETURN, self.channel, seq))
-        self._queue.clear()
-        self._heap.clear()
+        back = [(seq, seq + len(payloads) - i) for seq, payloads, i in self._chunks]
+        for loan, k in kept:
+            pos, first = 0, len(loan.payloads) - k
+            for lo, hi in loan.ranges:
+                a, b = max(pos, first), pos + hi - lo
+                if a < b:
+                    back.append((lo + a - pos, lo + b - pos))
+                pos = b
+        for lo, hi in sorted(back, reverse=True):
+            for d in range(hi - 1, lo - 1, -1):
+                self._out.append(wire.header(wire.RETURN, self.channel, d))
+        self._chunks.clear()
+        self._queued = 0
         self._lose("the home is shutting down")
 
     def _on_simple(self, f: wire.Frame) -> None:
@@ -627,31 +813,51 @@ class Engine:
             r.length, r.capacity, r.closed = f.length, f.capacity, f.closed
 
     def _on_closed(self, f: wire.Frame) -> None:
-        if f.id in self._stream:
+        if self._stream_take(f.id):
             self._stream_closed = True
-        self._finish(f.id, wire.CLOSED)
+        else:
+            self._finish(f.id, wire.CLOSED)
 
     def _on_values(self, f: wire.Frame) -> None:
-        for i, (seq, payload) in enumerate(f.entries):
-            rid = f.id + i
-            fresh = self._arrived(seq)
-            r = self._pending.get(rid)
-            if r is None or not fresh:
-                # A delivery seen before is a second answer repeating the first (§12.2): drop
-                # it. A new one for a request already answered, withdrawn long ago or unknown
-                # is the home running a re-sent request again: give it back (§8.4).
-                if fresh:
-                    self._resolve(wire.RETURN, seq)
+        first, seq, payloads = f.id, f.seq, f.payloads
+        if seq == self._contig + 1 and not self._above \
+                and self._stream_take(first, len(payloads)):
+            # The stream in order, the usual case: every entry is new, answers a prefetch RECV
+            # and has all lower seqs before it, so it is queued as one chunk, ready.
+            self._contig = seq + len(payloads) - 1
+            self._enqueue(seq, payloads)
+            return
+        for i, payload in enumerate(payloads):
+            rid, d = first + i, seq + i
+            if not self._arrived(d):
+                continue  # a second answer repeating the first (§12.2): drop it
+            if self._stream_take(rid):
+                self._enqueue(d, [payload])
                 continue
-            in_stream = rid in self._stream
-            self._finish(rid, wire.VALUE)
+            r = self._pending.pop(rid, None)
+            if r is None:
+                # A new delivery for a request already answered, withdrawn long ago or
+                # unknown: the home ran a re-sent request again. Give it back (§8.4).
+                self._give_back(d)
+                continue
+            r.answer = wire.VALUE
             if r.withdrawn:
-                self._resolve(wire.RETURN, seq)
-            elif in_stream:
-                self._queue[seq] = payload
-                heapq.heappush(self._heap, seq)
+                self._give_back(d)
             else:
-                r.payload, r.delivery = payload, seq
+                r.payload, r.delivery = payload, d
+
+    def _enqueue(self, seq: int, payloads: List[bytes]) -> None:
+        """Queues deliveries seq, seq+1, ... (all new) at their place in seq order."""
+        chunks = self._chunks
+        c = [seq, payloads, 0]
+        if not chunks or chunks[-1][0] + len(chunks[-1][1]) - chunks[-1][2] <= seq:
+            chunks.append(c)
+        else:  # below a queued one: a value that came again after a resume (§12.2)
+            k = 0
+            while chunks[k][0] < seq:
+                k += 1
+            chunks.insert(k, c)
+        self._queued += len(payloads)
 
     def _on_ping(self, f: wire.Frame) -> None:
         if self.state == _OPEN:

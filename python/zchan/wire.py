@@ -83,8 +83,9 @@ class Frame:
     # ERROR
     code: int = 0
     text: str = ""
-    # VALUE / VALUES: (delivery seq, payload) per answered request id, starting at `id`
-    entries: List[Tuple[int, bytes]] = field(default_factory=list)
+    # VALUE / VALUES: payloads[i] answers request id+i with delivery seq+i
+    seq: int = 0
+    payloads: List[bytes] = field(default_factory=list)
     # STATUS
     length: int = 0
     closed: bool = False
@@ -120,7 +121,7 @@ def send_many(channel: int, first: int, payloads: List[bytes]) -> bytes:
 
 
 def ack(channel: int, seqs: List[int]) -> bytes:
-    return header(ACK, channel, len(seqs)) + b"".join(_U64.pack(s) for s in seqs)
+    return header(ACK, channel, len(seqs)) + struct.pack(f"<{len(seqs)}Q", *seqs)
 
 
 def recv_many(channel: int, first: int, count: int) -> bytes:
@@ -145,6 +146,10 @@ def decode(data: bytes, session_channel: int) -> Frame:
         raise Malformed(f"undefined flags 0x{flags:04x} for type 0x{type_:02x}")
     if channel != session_channel and not (channel == 0 and type_ in (WELCOME, ERROR, PING, PONG)):
         raise Malformed(f"channel {channel} is not the session's {session_channel}")
+    if type_ == VALUES:  # the stream's frame (§8.8): no Frame fields beyond these
+        f = Frame(type_, flags, channel, id_)
+        f.seq, f.payloads = _values(id_, data if type(data) is bytes else bytes(data))
+        return f
     body = memoryview(data)[16:]
     f = Frame(type_, flags, channel, id_)
     expect = _FIXED_BODY.get(type_)
@@ -162,10 +167,7 @@ def decode(data: bytes, session_channel: int) -> Frame:
         _need_id(id_)
         seq = _U64.unpack_from(body)[0]
         _need_id(seq)
-        f.entries = [(seq, bytes(body[8:]))]
-        return f
-    if type_ == VALUES:
-        f.entries = _values(id_, body)
+        f.seq, f.payloads = seq, [bytes(body[8:])]
         return f
     if expect is None:
         expect = 0
@@ -193,28 +195,40 @@ def _need_id(v: int) -> None:
         raise Malformed("an id that must be >= 1 is 0")
 
 
-def _values(first: int, body: memoryview) -> List[Tuple[int, bytes]]:
-    """The entries of a VALUES body, checked to fill it exactly before any is used (§6.3)."""
-    if len(body) < 16:
+def _values(first: int, data: bytes) -> Tuple[int, List[bytes]]:
+    """A VALUES frame's first delivery seq and payloads, the entries checked to fill the body
+    exactly before any is used (§6.3)."""
+    end = len(data)
+    if end < 32:
         raise Malformed("VALUES body shorter than 16")
-    seq, n, pad = _VALUES_HEAD.unpack_from(body)
+    seq, n, pad = _VALUES_HEAD.unpack_from(data, 16)
     if not 1 <= n <= MAX_BATCH or any(pad):
         raise Malformed("VALUES batch-count out of range")
     _need_id(first)
     _need_id(seq)
     if first + n - 1 >= 1 << 64 or seq + n - 1 >= 1 << 64:
         raise Malformed("VALUES ids overflow")
-    spans = []
-    pos, end = 16, len(body)
+    pos = 32
+    if end - pos >= 4:
+        # Entries of one length (a stream of one fixed-size type, the common case): the body
+        # is exactly n strides, and each length field equals the first, checked octet by octet
+        # with strided slices instead of a walk in Python.
+        m = _U32.unpack_from(data, pos)[0]
+        stride = 4 + m
+        if end - pos == n * stride:
+            lb = data[pos:pos + 4]
+            if n == 1 or all(data[pos + k:end:stride] == lb[k:k + 1] * n for k in range(4)):
+                return seq, [data[p:p + m] for p in range(pos + 4, end + 4, stride)]
+    out = []
     for _ in range(n):
         if end - pos < 4:
             raise Malformed("VALUES entry length runs past the body")
-        m = _U32.unpack_from(body, pos)[0]
+        m = _U32.unpack_from(data, pos)[0]
         pos += 4
         if m > end - pos:
             raise Malformed("VALUES entry runs past the body")
-        spans.append((pos, m))
+        out.append((pos, m))
         pos += m
     if pos != end:
         raise Malformed("VALUES entries do not fill the body")
-    return [(seq + i, bytes(body[p:p + m])) for i, (p, m) in enumerate(spans)]
+    return seq, [data[p:p + m] for p, m in out]
