@@ -101,8 +101,8 @@ TEST(Lent, AReceiverBlockedOnTheCloseGetsTheValueGivenBackThenTheEnd) {
         }
     });
     ch.return_lent(std::move(*first));
-    ch.settle_lent();  // `second` was taken remotely
-    ranger.join();     // ends only once nothing lent is left
+    ch.settle_lent();                   // `second` was taken remotely
+    ranger.join();                      // ends only once nothing lent is left
     std::sort(got.begin(), got.end());  // 2 may come before or after 0 is given back
     EXPECT_EQ(got, (std::vector<int>{0, 2}));
 }
