@@ -417,15 +417,20 @@ auto default_part(C&& c) {
 ///   std::optional<int> v = co_await zchan::async_recv(ch, asio::use_awaitable);
 template <class T, class CompletionToken>
 auto async_recv(const channel<T>& ch, CompletionToken&& token) {
+    // The handle is copied once, into the initiation's arguments (a lazy
+    // token such as use_awaitable keeps them until the operation starts), and
+    // then moved into the operation, which keeps the channel alive: one
+    // reference count change each way per operation.
     return asio::async_initiate<CompletionToken, void(std::error_code, std::optional<T>)>(
-        [](auto handler, const channel<T>& c) {
+        [](auto handler, channel<T> c) {
             using case_t = recv_case_t<T, detail::store_into<T>>;
             using op_t =
                 detail::async_op<decltype(handler), detail::recv_finish<T>, std::tuple<case_t>>;
             op_t::launch(
                 std::move(handler), detail::recv_finish<T>{},
                 [&c](detail::recv_finish<T>& f) {
-                    return std::tuple<case_t>(case_t(c, detail::store_into<T>{&f.value}));
+                    return std::tuple<case_t>(
+                        case_t(std::move(c), detail::store_into<T>{&f.value}));
                 },
                 false);
         },
@@ -443,14 +448,15 @@ template <class T, class V, class CompletionToken>
 requires std::is_constructible_v<T, V&&>
 auto async_send(const channel<T>& ch, V&& v, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::error_code)>(
-        [](auto handler, const channel<T>& c, T value) {
+        [](auto handler, channel<T> c, T value) {  // the handle: as async_recv
             using case_t = send_case_t<T, detail::no_callback>;
             using op_t =
                 detail::async_op<decltype(handler), detail::send_finish, std::tuple<case_t>>;
             op_t::launch(
                 std::move(handler), detail::send_finish{},
                 [&](detail::send_finish&) {
-                    return std::tuple<case_t>(case_t(c, std::move(value), detail::no_callback{}));
+                    return std::tuple<case_t>(
+                        case_t(std::move(c), std::move(value), detail::no_callback{}));
                 },
                 false);
         },

@@ -105,6 +105,10 @@ class recv_case_t final : public detail::select_op {
 public:
     recv_case_t(const channel<T>& ch, F fn)
         : ch_(detail::channel_access<T>::get(ch)), keep_(ch), fn_(std::move(fn)) {}
+    /// Takes over the caller's handle: no reference count changes (an
+    /// asynchronous operation passes the copy it keeps, zchan/asio.hpp).
+    recv_case_t(channel<T>&& ch, F fn)
+        : ch_(detail::channel_access<T>::get(ch)), keep_(std::move(ch)), fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
@@ -160,6 +164,13 @@ public:
     send_case_t(const channel<T>& ch, V&& v, F fn)
         : ch_(detail::channel_access<T>::get(ch)),
           keep_(ch),
+          value_(std::forward<V>(v)),
+          fn_(std::move(fn)) {}
+    /// Takes over the caller's handle (see recv_case_t).
+    template <class V>
+    send_case_t(channel<T>&& ch, V&& v, F fn)
+        : ch_(detail::channel_access<T>::get(ch)),
+          keep_(std::move(ch)),
           value_(std::forward<V>(v)),
           fn_(std::move(fn)) {}
 
