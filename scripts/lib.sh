@@ -12,7 +12,7 @@ ZCHAN_PRESETS=(dev release asan tsan tidy)
 # What a fresh Debian 12 machine lacks to configure, build and test every preset but tidy.
 ZCHAN_PACKAGES=(build-essential cmake g++ pkg-config libzmq3-dev cppzmq-dev libcereal-dev
     libgtest-dev libbenchmark-dev libasio-dev iproute2 nftables python3 python3-zmq
-    python3-pytest)
+    python3-pytest python3-pip python3-setuptools python3-wheel)
 
 zchan_log() { printf '==> %s\n' "$*" >&2; }
 zchan_die() {
