@@ -25,7 +25,7 @@ def test_pip_installs_the_package_offline(tmp_path):
         "__pycache__", "*.egg-info", "build", "tests"))
     target = tmp_path / "site"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PIP_NO_INPUT"] = "1"
+    env.update(PIP_NO_INPUT="1", PIP_DISABLE_PIP_VERSION_CHECK="1")  # offline: ask nothing
     r = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-index", "--no-build-isolation",
          "--no-deps", "--no-cache-dir", "--target", str(target), str(source)],
