@@ -121,7 +121,6 @@ class Channel(HandleBase):
         by one; each is ACKed only once handed out, so a loop that stops early leaves the rest
         of its batch queued (protocol.md §8.4)."""
         if self.engine.window:
-            loads, loads_many = self.codec.loads, self.codec.loads_many
             loan = None
             try:
                 while True:
@@ -135,23 +134,8 @@ class Channel(HandleBase):
                             return
                         yield v
                         continue
-                    pop = loan.left.popleft  # see engine.Loan: a value popped is handed out
-                    values = loads_many(loan.payloads)
-                    if values is None:  # one by one: a DecodeError comes with its value
-                        payloads = loan.payloads
-                        while True:
-                            try:
-                                i = pop()
-                            except IndexError:
-                                break
-                            yield loads(payloads[i])
-                    else:
-                        while True:
-                            try:
-                                i = pop()
-                            except IndexError:
-                                break
-                            yield values[i]
+                    for v in ops.hand_out(loan, self.codec):
+                        yield v
             finally:
                 if loan is not None:  # stopped early: the rest is queued again, for anyone
                     self.engine.end_loan(loan)

@@ -134,6 +134,24 @@ def queued(ch: Any) -> Tuple[bool, Any]:
     return (True, CLOSED) if what == "closed" else (False, None)
 
 
+def hand_out(loan: Any, codec: Any) -> Generator[Any, None, None]:
+    """The values of a range's loan (engine.Loan), decoded, one by one. A value popped from
+    ``loan.left`` counts as handed out (it is yielded right after the pop); what a range that
+    stops early leaves in ``loan.left`` goes back to the queue (engine.end_loan)."""
+    pop = loan.left.popleft
+    values = codec.loads_many(loan.payloads)
+    if values is None:  # one by one: a DecodeError comes with its value
+        values, loads = loan.payloads, codec.loads
+    else:
+        loads = None
+    while True:
+        try:
+            i = pop()
+        except IndexError:
+            return
+        yield values[i] if loads is None else loads(values[i])
+
+
 def recv(ch: Any, timeout: Optional[float]) -> Op:
     """A blocking receive: from the prefetch queue (§9.2), or one RECV (§8.4)."""
     deadline = deadline_of(timeout)
