@@ -8,6 +8,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "../src/codec.hpp"
 
@@ -72,6 +73,14 @@ std::string reencode(const wire::frame& f) {
         case wire::msg::credit:  // §9.1
             wire::encode_credit(out, f.h.channel, f.h.id, f.confirmed);
             break;
+        case wire::msg::poll: {  // §8.9
+            std::vector<wire::poll_case> cases(f.count);
+            for (std::uint32_t i = 0; i < f.count; ++i) {
+                cases[i] = {f.poll_channel(i), f.poll_case_op(i)};
+            }
+            wire::encode_poll(out, f.h.channel, f.h.id, cases);
+            break;
+        }
         case wire::msg::recv:  // §8.6.1: SELECT carries a tag
         case wire::msg::watch_send:
             wire::encode_wait_request(out, f.h.type, f.h.channel, f.h.id,

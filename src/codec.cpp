@@ -82,6 +82,7 @@ constexpr std::array<rule, 256> make_rules() {
     set(query, H, 0, 0, NZ, POS);
     set(close_ok, P, 0, 0, NZ, POS);
     set(status, P, 0, status_size - header_size, NZ, POS);
+    set(poll, H, 0, special, NZ, POS);
     set(ping, dir::both, 0, 0, chan_rule::any, id_rule::any);
     set(pong, dir::both, 0, 0, chan_rule::any, id_rule::any);
     set(bye, H, 0, 0, NZ, id_rule::zero);
@@ -255,6 +256,8 @@ const char* to_string(msg m) noexcept {
             return "CLOSE_OK";
         case msg::status:
             return "STATUS";
+        case msg::poll:
+            return "POLL";
         case msg::ping:
             return "PING";
         case msg::pong:
@@ -311,6 +314,8 @@ public:
                 return "invalid WELCOME parameters";
             case codec_errc::bad_batch:
                 return "RECV_MANY/VALUES count out of range or entries malformed";
+            case codec_errc::bad_poll:
+                return "POLL count out of range or a malformed case";
         }
         return "unknown codec error";
     }
@@ -329,6 +334,14 @@ zchan::errc to_errc(codec_errc e) noexcept {
 
 std::uint64_t frame::ack(std::size_t i) const noexcept {
     return load_le<std::uint64_t>(ack_seqs.data() + 8 * i);
+}
+
+std::uint32_t frame::poll_channel(std::size_t i) const noexcept {
+    return load_le<std::uint32_t>(entries.data() + poll_case_size * i);
+}
+
+poll_op frame::poll_case_op(std::size_t i) const noexcept {
+    return static_cast<poll_op>(entries[poll_case_size * i + 4]);
 }
 
 std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_frame) noexcept {
@@ -427,6 +440,27 @@ std::error_code decode(bytes in, side receiver, frame& out, std::size_t max_fram
         case msg::send_many:  // §9.1
             if (n < send_many_prefix_size) return err(codec_errc::truncated);
             return decode_entries(in, 16, send_many_prefix_size, out);
+        case msg::poll: {  // §8.9
+            if (n < poll_prefix_size) return err(codec_errc::truncated);
+            const auto count = load_le<std::uint32_t>(p + 16);
+            if (load_le<std::uint32_t>(p + 20) != 0) return err(codec_errc::bad_reserved);
+            if (count == 0 || count > max_poll_cases) return err(codec_errc::bad_poll);
+            if (n != poll_prefix_size + poll_case_size * count) return err(codec_errc::bad_length);
+            for (std::size_t at = poll_prefix_size; at < n; at += poll_case_size) {
+                const std::uint8_t op = p[at + 4];
+                if (load_le<std::uint32_t>(p + at) == 0 ||
+                    (op != static_cast<std::uint8_t>(poll_op::recv) &&
+                     op != static_cast<std::uint8_t>(poll_op::send))) {
+                    return err(codec_errc::bad_poll);
+                }
+                if (p[at + 5] != 0 || p[at + 6] != 0 || p[at + 7] != 0) {
+                    return err(codec_errc::bad_reserved);
+                }
+            }
+            out.count = count;
+            out.entries = in.subspan(poll_prefix_size);
+            return {};
+        }
         case msg::credit:  // §9.1
             out.confirmed = load_le<std::uint64_t>(p + 16);
             return {};
@@ -535,6 +569,19 @@ void encode_recv_many(std::string& out, std::uint32_t channel, std::uint64_t fir
     encode_header(out, header{version, msg::recv_many, 0, channel, first});
     put_le(out, count);
     put_le(out, std::uint32_t{0});
+}
+
+void encode_poll(std::string& out, std::uint32_t channel, std::uint64_t request,
+                 std::span<const poll_case> cases) {
+    out.reserve(out.size() + poll_prefix_size + poll_case_size * cases.size());
+    encode_header(out, header{version, msg::poll, 0, channel, request});
+    put_le(out, static_cast<std::uint32_t>(cases.size()));
+    put_le(out, std::uint32_t{0});
+    for (const poll_case& c : cases) {
+        put_le(out, c.channel);
+        out.push_back(static_cast<char>(c.op));
+        out.append(3, '\0');
+    }
 }
 
 void begin_values(std::string& out, std::uint32_t channel, std::uint64_t first_request,

@@ -45,6 +45,9 @@ inline constexpr std::size_t values_prefix_size = 32;        // header + deliver
 inline constexpr std::size_t send_many_prefix_size = 24;     // header + count + reserved (§9.1)
 inline constexpr std::size_t credit_size = 24;               // header + confirmed (§9.1)
 inline constexpr std::size_t select_request_size = 24;       // header + select tag (§8.6.1)
+inline constexpr std::size_t poll_prefix_size = 24;          // header + count + reserved (§8.9)
+inline constexpr std::size_t poll_case_size = 8;             // channel + op + reserved (§8.9)
+inline constexpr std::size_t max_poll_cases = 1024;          // §6.4
 inline constexpr std::size_t default_max_frame = 64u << 20;  // §6.4
 
 [[nodiscard]] const char* to_string(msg m) noexcept;
@@ -76,6 +79,7 @@ enum class codec_errc {
     bad_status,         ///< STATUS closed flag not 0/1
     bad_welcome,        ///< WELCOME channel 0 or timeout <= interval
     bad_batch,          ///< RECV_MANY/VALUES count 0 or > 65536, ids overflow, entries malformed
+    bad_poll,           ///< POLL count 0 or > 1024, a case's channel 0 or op unknown
 };
 
 [[nodiscard]] const std::error_category& codec_category() noexcept;
@@ -143,13 +147,17 @@ struct frame {
     std::uint64_t delivery_seq = 0;  ///< VALUE
     bytes payload;                   ///< SEND, VALUE: the cereal value bytes
     bytes ack_seqs;                  ///< ACK: h.id little-endian u64 delivery seqs
-    std::uint32_t count = 0;         ///< RECV_MANY, VALUES, SEND_MANY: requests / entries
-    bytes entries;                   ///< VALUES, SEND_MANY: `count` (u32 length, payload) entries
+    std::uint32_t count = 0;         ///< RECV_MANY, VALUES, SEND_MANY, POLL: requests / entries
+    bytes entries;                   ///< VALUES, SEND_MANY: `count` (u32 length, payload) entries;
+                                     ///< POLL: `count` cases (poll_case)
     std::uint64_t confirmed = 0;     ///< CREDIT: highest credited number accepted (h.id: granted)
     std::uint64_t select_tag = 0;    ///< RECV, WATCH_SEND with SELECT: the select's tag (§8.6.1)
 
     /// ACK: the i-th delivery seq (i < h.id).
     [[nodiscard]] std::uint64_t ack(std::size_t i) const noexcept;
+    /// POLL: the i-th case's channel and operation (i < count).
+    [[nodiscard]] std::uint32_t poll_channel(std::size_t i) const noexcept;
+    [[nodiscard]] poll_op poll_case_op(std::size_t i) const noexcept;
 };
 
 /// Validates `in` (protocol.md §6) and fills `out` with views into it.
@@ -199,6 +207,13 @@ void encode_credit(std::string& out, std::uint32_t channel, std::uint64_t grante
                    std::uint64_t confirmed);
 /// SEND_MANY (§9.1), built in place as VALUES is: begin_send_many, then per
 /// value a u32 length and the payload, then finish_send_many(out, start, n).
+/// POLL (§8.9): `cases` (1..max_poll_cases of them) polled at one instant.
+struct poll_case {
+    std::uint32_t channel = 0;
+    poll_op op = poll_op::recv;
+};
+void encode_poll(std::string& out, std::uint32_t channel, std::uint64_t request,
+                 std::span<const poll_case> cases);
 void begin_send_many(std::string& out, std::uint32_t channel, std::uint64_t first);
 void finish_send_many(std::string& out, std::size_t start, std::uint32_t count);
 

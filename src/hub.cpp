@@ -109,6 +109,12 @@ public:
         inner_.on_return(session, delivery);
     }
     bool on_close() override { return inner_.on_close(); }
+    const detail::chan_poll* poll_channel() const noexcept override {
+        return inner_.poll_channel();
+    }
+    bool poll_ready(std::uint32_t session, bool send, detail::poll_stamp& stamp) const override {
+        return inner_.poll_ready(session, send, stamp);
+    }
     void on_query(std::uint64_t& length, bool& closed) override { inner_.on_query(length, closed); }
     void settle(detail::reply_sink& out) override { inner_.settle(out); }
     std::uint32_t grant_window(std::uint32_t session, std::uint32_t requested) override {

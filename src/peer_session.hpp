@@ -13,6 +13,7 @@
 //   peer_session_recv.cpp      the prefetch window (§9.2), ACK batching and RETURNs (§8.4, §12.4)
 //   peer_session_send.cpp      the send window: credits, SEND_MANY batches, flush, REVOKE (§9.1)
 //   peer_session_resume.cpp    resume (§12.2, §12.3) and the confirmation of resolutions (§12.5)
+//   peer_session_poll.cpp      POLL (§8.9): a select's remote cases polled at one instant
 //
 // Invariant: a request is in pending_ (and counted in the connection's
 // requests_pending) until its final answer (or loss); the answer is written
@@ -35,6 +36,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -89,6 +91,13 @@ public:
     net_answer flush(deadline_t deadline) override;
     std::uint64_t unconfirmed() const override;
 
+    // POLL (peer_session_poll.cpp).
+    [[nodiscard]] const peer_connection* connection() const noexcept { return conn_.get(); }
+    /// Sends one POLL for `cases` (sessions on this one's connection, this
+    /// one among them, and whether each sends) as a request of this session;
+    /// nullptr if one of them is lost.
+    std::shared_ptr<net_request> start_poll(std::span<const poll_target> cases);
+
 private:
     // The session's life, frames from the home (peer_session.cpp).
     void on_frame_locked(const wire::frame& f) override ZCHAN_REQUIRES(conn_->mu);
@@ -124,6 +133,9 @@ private:
     void flush_batch_locked() ZCHAN_REQUIRES(conn_->mu);
     void on_credit_locked(const wire::frame& f) ZCHAN_REQUIRES(conn_->mu);
     void on_revoke_locked() ZCHAN_REQUIRES(conn_->mu);
+
+    // POLL (peer_session_poll.cpp).
+    void before_poll_locked() ZCHAN_REQUIRES(conn_->mu);
 
     // Resume and confirmations (peer_session_resume.cpp).
     void on_tick_locked() override ZCHAN_REQUIRES(conn_->mu);

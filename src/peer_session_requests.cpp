@@ -117,7 +117,7 @@ void peer_session::cancel_locked(net_request& r) {
 }
 
 /// The CANCEL_* that withdraws a request of kind `op` (§8.5); none for
-/// CLOSE and QUERY, which cannot be cancelled.
+/// CLOSE, QUERY and POLL, which cannot be cancelled.
 std::optional<w::msg> peer_session::cancel_type(net_op op) noexcept {
     switch (op) {
         case net_op::send:
@@ -128,6 +128,7 @@ std::optional<w::msg> peer_session::cancel_type(net_op op) noexcept {
             return w::msg::cancel_watch;
         case net_op::close:
         case net_op::query:
+        case net_op::poll:
             return std::nullopt;
     }
     return std::nullopt;
@@ -155,6 +156,10 @@ void peer_session::encode_request_locked(const net_request& r) {
             break;
         case net_op::watch:  // protocol.md §8.6
             w::encode_wait_request(tx_, w::msg::watch_send, channel_, r.id, 0, r.select_tag);
+            break;
+        case net_op::poll:  // protocol.md §8.9: the body was encoded by start_poll
+            w::encode_header(tx_, w::header{w::version, w::msg::poll, 0, channel_, r.id});
+            tx_.append(r.payload);
             break;
     }
 }

@@ -185,6 +185,9 @@ void server::impl::handle(const std::string& rid, const zmq::message_t& body) {
             send_to(sid);
             return;
         }
+        case w::msg::poll:  // §8.9
+            reply(sid, none_ready(rid, f) ? w::msg::empty : w::msg::ready, f.h.id);
+            return;
         case w::msg::ping:
             reply(sid, w::msg::pong, f.h.id);
             return;

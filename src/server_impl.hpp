@@ -8,6 +8,7 @@
 //                        the hub's idle sweep
 //   server_replies.cpp   frames out: the reply_sink side, routing by session
 //   server_stats.cpp     the "$stat" channel and its snapshot
+//   server_poll.cpp      POLL: a select's cases polled at one instant
 //
 // Threading: one server thread owns the ROUTER and every session; it runs
 // each request directly on the served channel through the non-blocking core
@@ -153,6 +154,9 @@ private:
     void credited(std::uint32_t sid, session_info& s, std::uint64_t first, std::uint32_t count,
                   std::string_view entries);
 
+    // ---- POLL (server_poll.cpp)
+    bool none_ready(const std::string& rid, const w::frame& f);
+
     // ---- sessions and connections (server_sessions.cpp)
     void on_hello(const std::string& rid, const w::frame& f);
     void drop(std::uint32_t sid);
@@ -209,6 +213,11 @@ private:
     // per frame; a batch is at most 512 frames, far below heartbeat/4.
     steady::time_point now_ = steady::now();
     std::vector<std::pair<detail::served_base*, std::uint64_t>> ready_scratch_;
+    // POLL's scratch (server_poll.cpp): one element per case.
+    std::vector<std::pair<const detail::served_base*, std::uint32_t>> poll_sessions_;
+    std::vector<const detail::chan_poll*> poll_chans_;
+    std::vector<detail::spin_lock*> poll_locks_;
+    std::vector<detail::poll_stamp> poll_stamps_;
 
     std::jthread thread_;  // last: started once everything above exists
 };

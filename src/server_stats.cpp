@@ -56,6 +56,12 @@ public:
     void on_ack(std::uint32_t /*session*/, std::uint64_t /*delivery*/) override {}
     void on_return(std::uint32_t /*session*/, std::uint64_t /*delivery*/) override {}
     bool on_close() override { return false; }  // ERROR already_closed
+    // POLL (§8.9): no channel to poll; a receive is always ready.
+    const detail::chan_poll* poll_channel() const noexcept override { return nullptr; }
+    bool poll_ready(std::uint32_t /*session*/, bool send,
+                    detail::poll_stamp& /*stamp*/) const override {
+        return !send;
+    }
     void on_query(std::uint64_t& length, bool& closed) override {
         length = 0;
         closed = false;

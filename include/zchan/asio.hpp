@@ -95,7 +95,7 @@ inline asio::thread_pool& remote_attempts() {
 /// True if `op` waits on a channel whose state lives in another process.
 inline bool is_remote(select_op* op) {
     const chan_poll* ch = op->poll_channel();
-    return ch != nullptr && ch->poll_kind() == poll_mode::none;
+    return ch != nullptr && ch->poll_kind() == poll_mode::remote;
 }
 
 /// Memory for async_op: a few blocks kept per thread for reuse. Asio's

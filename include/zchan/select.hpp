@@ -10,9 +10,9 @@
 // the case's position among the arguments. Cases on nil channels never fire.
 // A receive case on a closed channel fires with std::nullopt. A send case on a
 // closed channel throws channel_closed, as Go panics. A default case runs
-// only if at one instant no case was ready, as in Go (with a remote case in
-// the select: if none was ready when polled, case by case; see
-// none_ready_at_one_instant); a timeout case runs when none became ready by
+// only if at one instant no case was ready, as in Go (the home of remote
+// cases polls them at one instant, protocol.md §8.9; for a select spanning
+// homes see detail/atomic_poll.hpp); a timeout case runs when none became ready by
 // its deadline. Without either, a select whose cases are all nil blocks
 // forever.
 //
@@ -40,6 +40,7 @@
 #include <utility>
 
 #include "zchan/channel.hpp"
+#include "zchan/detail/atomic_poll.hpp"
 
 namespace zchan {
 
@@ -93,6 +94,8 @@ public:
     [[nodiscard]] virtual const chan_poll* poll_channel() const noexcept = 0;
     /// The channel's send_ready or recv_ready, as the case is.
     [[nodiscard]] virtual bool poll_ready(poll_stamp& stamp) const = 0;
+    /// Whether the case sends (which readiness poll_ready reads).
+    [[nodiscard]] virtual bool poll_sends() const noexcept = 0;
 
 protected:
     ~select_op() = default;
@@ -132,6 +135,7 @@ public:
     [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
         return ch_->recv_ready(stamp);
     }
+    [[nodiscard]] bool poll_sends() const noexcept override { return false; }
     bool give_back() override {
         auto* home = dynamic_cast<detail::servable<T>*>(ch_);
         if (!result_ || home == nullptr) return false;
@@ -202,6 +206,7 @@ public:
     [[nodiscard]] bool poll_ready(detail::poll_stamp& stamp) const override {
         return ch_->send_ready(stamp);
     }
+    [[nodiscard]] bool poll_sends() const noexcept override { return true; }
 
 private:
     detail::chan_base<T>* ch_;
@@ -274,48 +279,29 @@ using case_kind_of = case_kind<std::remove_cvref_t<C>>;
 /// For a select with a default case whose poll completed no case: true if at
 /// one instant none of its cases was ready, so that the default may run; false
 /// if one was ready or the answer is unsure (poll again). This is Go's
-/// "selectgo locks every channel, then polls", done with the atomic poll of
-/// chan_base.hpp: the locks of the locked channels are held, in address order,
-/// across the readiness checks of every case and the validation of every
-/// stamp that follows them. The instant is any point between the last check
-/// and the first validation: each locked channel held still all along, and
-/// each stamped one between its check and its validation.
-///
-/// A select that includes a remote (dialed) channel cannot lock or stamp its
-/// state, which lives in another process: it returns true at once, and the
-/// default then means only "no case was ready when it was polled", each case
-/// at its own moment. Making it atomic for the cases of one home needs the
-/// home to poll them together (a protocol addition, not made here).
+/// "selectgo locks every channel, then polls" (atomic_poll.hpp). Remote cases
+/// are asked about in one POLL per home (protocol.md §8.9).
 template <std::size_t N>
 bool none_ready_at_one_instant(const std::array<select_op*, N>& ops) {
     std::array<const chan_poll*, N> chans{};
-    std::array<spin_lock*, N> locks{};  // nullptr: none for this case
+    std::array<remote_case, N> remote{};
+    std::size_t n_remote = 0;
     for (std::size_t i = 0; i < N; ++i) {
         chans[i] = ops[i]->poll_channel();
-        if (chans[i] == nullptr) continue;  // nil: never ready
-        const poll_mode kind = chans[i]->poll_kind();
-        if (kind == poll_mode::none) return true;
-        if (kind == poll_mode::locked) locks[i] = chans[i]->poll_lock();
-    }
-    // Address order; two cases on one channel share its lock (adjacent now).
-    std::sort(locks.begin(), locks.end(), std::less<>{});
-    for (std::size_t k = 0; k < N; ++k) {
-        if (locks[k] != nullptr && (k == 0 || locks[k] != locks[k - 1])) locks[k]->lock();
-    }
-    std::array<poll_stamp, N> stamps{};
-    bool none = true;
-    for (std::size_t i = 0; none && i < N; ++i) {
-        if (chans[i] != nullptr && ops[i]->poll_ready(stamps[i])) none = false;
-    }
-    for (std::size_t i = 0; none && i < N; ++i) {
-        if (chans[i] != nullptr && !chans[i]->poll_unchanged(stamps[i])) none = false;
-    }
-    for (std::size_t k = N; k > 0; --k) {
-        if (locks[k - 1] != nullptr && (k == 1 || locks[k - 1] != locks[k - 2])) {
-            locks[k - 1]->unlock();
+        if (chans[i] != nullptr && chans[i]->poll_kind() == poll_mode::remote) {
+            remote[n_remote++] = remote_case{chans[i], ops[i]->poll_sends()};
         }
     }
-    return none;
+    std::array<spin_lock*, N> locks{};
+    std::array<poll_stamp, N> stamps{};
+    return detail::none_ready_at_one_instant(
+        std::span<const chan_poll* const>(chans), std::span<spin_lock*>(locks),
+        std::span<poll_stamp>(stamps),
+        [&](std::size_t i, poll_stamp& stamp) { return ops[i]->poll_ready(stamp); }, n_remote != 0,
+        [&] {
+            const std::span<const remote_case> cases(remote.data(), n_remote);
+            return cases[0].chan->remote_none_ready(cases);
+        });
 }
 
 /// The select loop over `n` channel cases; see the protocol in chan_base.hpp.

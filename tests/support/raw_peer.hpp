@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <zmq.hpp>
@@ -40,11 +41,14 @@ enum : std::uint8_t {
     t_recv_many = 0x24,
     t_recv_cancelled = 0x25,
     t_value = 0x26,
+    t_closed = 0x27,
+    t_empty = 0x28,
     t_values = 0x29,
     t_close = 0x30,
     t_query = 0x31,
     t_close_ok = 0x32,
     t_status = 0x33,
+    t_poll = 0x34,
     t_ping = 0x40,
     t_pong = 0x41,
     t_bye = 0x42,
@@ -137,6 +141,21 @@ struct hello_options {
     std::string s = header(t_recv_many, channel, first);
     put<std::uint32_t>(s, count);
     put<std::uint32_t>(s, 0);
+    return s;
+}
+
+/// POLL (protocol.md §8.9): cases as (channel id, 1 receive / 2 send).
+[[nodiscard]] inline std::string poll(
+    std::uint32_t channel, std::uint64_t request,
+    const std::vector<std::pair<std::uint32_t, std::uint8_t>>& cases) {
+    std::string s = header(t_poll, channel, request);
+    put<std::uint32_t>(s, static_cast<std::uint32_t>(cases.size()));
+    put<std::uint32_t>(s, 0);
+    for (const auto& [ch, op] : cases) {
+        put<std::uint32_t>(s, ch);
+        put<std::uint8_t>(s, op);
+        s.append(3, '\0');
+    }
     return s;
 }
 

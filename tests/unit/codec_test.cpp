@@ -409,6 +409,64 @@ TEST(CodecUnit, MalformedRecvManyAndValuesAreRejected) {
     EXPECT_EQ(decode_at(nodelivery, wire::side::peer, f), codec_errc::zero_id);
 }
 
+TEST(CodecUnit, PollRoundTripsItsCases) {  // protocol.md §8.9
+    const std::vector<wire::poll_case> cases{
+        {3, wire::poll_op::recv}, {4, wire::poll_op::send}, {3, wire::poll_op::send}};
+    std::string p;
+    wire::encode_poll(p, 3, 9, cases);
+    EXPECT_EQ(p.size(), wire::poll_prefix_size + wire::poll_case_size * cases.size());
+    wire::frame f;
+    ASSERT_FALSE(decode_at(p, wire::side::home, f));
+    EXPECT_EQ(f.h.type, wire::msg::poll);
+    EXPECT_EQ(f.h.channel, 3u);
+    EXPECT_EQ(f.h.id, 9u);
+    ASSERT_EQ(f.count, cases.size());
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        EXPECT_EQ(f.poll_channel(i), cases[i].channel) << i;
+        EXPECT_EQ(f.poll_case_op(i), cases[i].op) << i;
+    }
+}
+
+TEST(CodecUnit, MalformedPollsAreRejected) {
+    wire::frame f;
+    const std::vector<wire::poll_case> one{{5, wire::poll_op::recv}};
+    std::string good;
+    wire::encode_poll(good, 5, 1, one);
+    ASSERT_FALSE(decode_at(good, wire::side::home, f));
+    EXPECT_EQ(decode_at(good, wire::side::peer, f), codec_errc::wrong_direction);
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        EXPECT_TRUE(decode_at(good.substr(0, n), wire::side::home, f)) << n;
+    }
+    EXPECT_EQ(decode_at(good + std::string(8, '\0'), wire::side::home, f),
+              codec_errc::bad_length);  // more cases than counted
+    std::string none;
+    wire::encode_poll(none, 5, 1, {});
+    EXPECT_EQ(decode_at(none, wire::side::home, f), codec_errc::bad_poll);
+    std::string many;
+    wire::encode_poll(
+        many, 5, 1,
+        std::vector<wire::poll_case>(wire::max_poll_cases + 1, {5, wire::poll_op::send}));
+    EXPECT_EQ(decode_at(many, wire::side::home, f), codec_errc::bad_poll);
+    std::string bad = good;
+    bad[24] = 0;  // a case's channel 0
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::bad_poll);
+    bad = good;
+    bad[28] = 3;  // an operation neither receive nor send
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::bad_poll);
+    bad = good;
+    bad[31] = 1;  // a case's reserved octet
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::bad_reserved);
+    bad = good;
+    bad[20] = 1;  // the count's reserved word
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::bad_reserved);
+    bad = good;
+    bad[2] = 1;  // no flags defined
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::bad_flags);
+    bad = good;
+    bad[8] = 0;  // request id 0
+    EXPECT_EQ(decode_at(bad, wire::side::home, f), codec_errc::zero_id);
+}
+
 // ---- malformed frames -----------------------------------------------------------
 
 TEST(CodecUnit, EveryTruncationIsRejected) {
@@ -492,7 +550,7 @@ TEST(CodecUnit, UnknownTypesAndWrongDirectionsAreRejected) {
             ++unknown;
         }
     }
-    EXPECT_EQ(unknown, 256 - 34);  // §5.2 defines 34 types
+    EXPECT_EQ(unknown, 256 - 35);  // §5.2 defines 35 types
     wire::frame f;
     EXPECT_EQ(decode_at(simple(wire::msg::send_ok), wire::side::home, f),
               codec_errc::wrong_direction);

@@ -30,8 +30,11 @@
 //     reads it again. The stamped words never repeat a value, so equal words
 //     mean the state held still in between; the select validates every stamp
 //     after it read them all, so they all held at one common instant;
-//   * none (remote): the state lives in another process; the select keeps
-//     its case-by-case poll (see select.hpp).
+//   * remote (a dialed channel): the state lives in another process, whose
+//     home polls the select's cases it serves at one instant of its own
+//     (POLL, protocol.md §8.9); see atomic_poll.hpp for how that instant
+//     combines with the local channels';
+//   * none: cannot take part; the select keeps its case-by-case poll.
 //
 // Thread safety: implementations are safe for concurrent use by any number
 // of threads.
@@ -40,6 +43,7 @@
 #include <array>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "zchan/detail/sync.hpp"
@@ -195,7 +199,16 @@ struct alignas(cache_line) blocked_op {
 };
 
 /// How a channel takes part in the atomic poll (see the top of this file).
-enum class poll_mode : unsigned char { none, locked, stamped };
+enum class poll_mode : unsigned char { none, locked, stamped, remote };
+
+class net_link;
+class chan_poll;
+
+/// A select's case on a remote channel, for chan_poll::remote_none_ready.
+struct remote_case {
+    const chan_poll* chan = nullptr;
+    bool send = false;
+};
 
 /// What a stamped channel's send_ready / recv_ready read, for poll_unchanged.
 struct poll_stamp {
@@ -221,6 +234,15 @@ public:
     [[nodiscard]] virtual bool recv_ready(poll_stamp& /*stamp*/) const { return false; }
     /// stamped: true if nothing `stamp` depends on changed since it was read.
     [[nodiscard]] virtual bool poll_unchanged(const poll_stamp& /*stamp*/) const { return true; }
+    /// remote: the session the channel was dialed through.
+    [[nodiscard]] virtual net_link* poll_link() const noexcept { return nullptr; }
+    /// remote: asks the homes of `cases` (every remote case of one select,
+    /// this channel's among them) whether each home saw none of its cases
+    /// ready at one instant (POLL, protocol.md §8.9). Blocks for the round
+    /// trips; false if a case was ready, or the answer is unsure.
+    [[nodiscard]] virtual bool remote_none_ready(std::span<const remote_case> /*cases*/) const {
+        return true;
+    }
 
 protected:
     chan_poll() = default;

@@ -11,9 +11,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
+#include "zchan/detail/chan_base.hpp"
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
 #include "zchan/detail/wire_types.hpp"
@@ -37,8 +39,9 @@ enum class net_answer : std::uint8_t {
     lost,       ///< the session was lost (protocol.md §11.3)
 };
 
-/// watch: WATCH_SEND (protocol.md §8.6), a select's remote send case.
-enum class net_op : std::uint8_t { send, recv, close, query, watch };
+/// watch: WATCH_SEND (protocol.md §8.6), a select's remote send case;
+/// poll: POLL (§8.9), a select's cases polled at one instant.
+enum class net_op : std::uint8_t { send, recv, close, query, watch, poll };
 
 /// One outstanding request of a remote handle. Shared by the link's table
 /// (until the final answer) and the caller.
@@ -140,6 +143,18 @@ public:
     virtual net_answer flush(deadline_t deadline) = 0;
     /// Credited values sent and not yet confirmed.
     [[nodiscard]] virtual std::uint64_t unconfirmed() const = 0;
+
+    /// POLL (protocol.md §8.9): true if every home of `cases` (each the
+    /// session of a select's remote case, and whether it sends) saw none of
+    /// its cases ready at one instant; false if one was ready, or unsure
+    /// (a session lost or resuming: the select polls again and learns it
+    /// case by case). One POLL per connection, all sent before any answer
+    /// is awaited. Blocks until answered or lost.
+    struct poll_target {
+        net_link* link = nullptr;
+        bool send = false;
+    };
+    static bool none_ready(std::span<const poll_target> cases);
 
     /// Resolves a delivery (protocol.md §8.4).
     virtual void ack(std::uint64_t delivery) = 0;
@@ -260,6 +275,15 @@ public:
     /// back on a closed channel while deliveries were unresolved (protocol.md
     /// §10) get their value or CLOSED now, if they can.
     virtual void settle(reply_sink& /*out*/) {}
+    /// POLL (protocol.md §8.9): the channel's atomic poll hooks, and
+    /// whether `session`'s receive (send) could proceed now, which is the
+    /// channel's recv_ready (send_ready) or, for a receive, a delivery of
+    /// the session still unresolved (on its way to the peer, or not yet
+    /// ACKed), and for a send a credit the session holds (§9.1). Called
+    /// as atomic_poll.hpp says (a locked channel's lock held).
+    [[nodiscard]] virtual const chan_poll* poll_channel() const noexcept = 0;
+    [[nodiscard]] virtual bool poll_ready(std::uint32_t session, bool send,
+                                          poll_stamp& stamp) const = 0;
     /// Returns false if the channel was already closed.
     virtual bool on_close() = 0;
     virtual void on_query(std::uint64_t& length, bool& closed) = 0;

@@ -24,9 +24,12 @@
 // shared state lives in the net_link under its mutex.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -73,6 +76,24 @@ public:
         return static_cast<std::size_t>(link_->capacity());
     }
     peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
+
+    // Atomic poll (chan_base.hpp): the home polls (protocol.md §8.9).
+    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::remote; }
+    [[nodiscard]] net_link* poll_link() const noexcept override { return link_.get(); }
+    [[nodiscard]] bool remote_none_ready(std::span<const remote_case> cases) const override {
+        constexpr std::size_t inline_cases = 8;  // a select's usual size: no allocation
+        std::array<net_link::poll_target, inline_cases> small{};
+        std::vector<net_link::poll_target> large;
+        std::span<net_link::poll_target> targets(small.data(), cases.size());
+        if (cases.size() > inline_cases) {
+            large.resize(cases.size());
+            targets = large;
+        }
+        for (std::size_t i = 0; i < cases.size(); ++i) {
+            targets[i] = {cases[i].chan->poll_link(), cases[i].send};
+        }
+        return net_link::none_ready(targets);
+    }
 
     /// Watches instead of offering (protocol.md §8.6): e.packet is not used.
     bool register_send(wait_entry& e) override { return enlist(net_op::watch, e); }

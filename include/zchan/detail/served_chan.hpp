@@ -117,6 +117,21 @@ public:
 
     void settle(reply_sink& out) override;
 
+    // POLL (protocol.md §8.9, served_base). A delivery still unresolved is
+    // on its way to the peer or not yet handed out there (the peer sends its
+    // ACKs before a POLL): a value in the channel for that receiver. A credit
+    // held is a reserved slot the peer's next send will fill.
+    const chan_poll* poll_channel() const noexcept override { return impl_; }
+    bool poll_ready(std::uint32_t session, bool send, poll_stamp& stamp) const override {
+        auto it = sessions_.find(session);
+        if (send) {
+            if (it != sessions_.end() && it->second.credits.held() != 0) return true;
+            return impl_->send_ready(stamp);
+        }
+        if (it != sessions_.end() && it->second.open != 0) return true;
+        return impl_->recv_ready(stamp);
+    }
+
     bool on_send(reply_sink& out, std::uint32_t session, std::uint64_t seq, bool try_now,
                  const unsigned char* data, std::size_t size) override;
 

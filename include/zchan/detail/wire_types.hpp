@@ -43,6 +43,7 @@ enum class msg : std::uint8_t {
     query = 0x31,
     close_ok = 0x32,
     status = 0x33,
+    poll = 0x34,  // §8.9: a select's cases polled at one instant
     ping = 0x40,
     pong = 0x41,
     bye = 0x42,
@@ -56,6 +57,9 @@ inline constexpr std::uint16_t credited = 1u << 2;  // CREDITED
 inline constexpr std::uint16_t create = 1u << 3;    // CREATE (HELLO, §17.1)
 inline constexpr std::uint16_t select = 1u << 4;    // SELECT (RECV, WATCH_SEND, §8.6.1)
 }  // namespace flag
+
+/// A POLL case's operation (protocol.md §8.9).
+enum class poll_op : std::uint8_t { recv = 1, send = 2 };
 
 /// ERROR frame codes (protocol.md §11.2).
 enum class error_code : std::uint16_t {
