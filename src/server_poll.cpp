@@ -11,7 +11,6 @@
 // Server thread only (server_impl.hpp).
 #include <cstddef>
 #include <cstdint>
-#include <span>
 #include <string>
 
 #include "server_impl.hpp"
@@ -31,8 +30,8 @@ bool server::impl::none_ready(const std::string& rid, const w::frame& f) {
         // Only this process's channels can be polled at one instant; one
         // without the hooks ("$stat", whose receive is always ready) is
         // left to the case-by-case poll.
-        if (c == nullptr || c->poll_kind() == detail::poll_mode::none ||
-            c->poll_kind() == detail::poll_mode::remote) {
+        const detail::poll_mode kind = c == nullptr ? detail::poll_mode::none : c->poll_kind();
+        if (kind == detail::poll_mode::none || kind == detail::poll_mode::remote) {
             return false;
         }
         poll_sessions_.emplace_back(ch, it->first);
@@ -41,13 +40,12 @@ bool server::impl::none_ready(const std::string& rid, const w::frame& f) {
     poll_locks_.resize(n);
     poll_stamps_.resize(n);
     return detail::none_ready_at_one_instant(
-        std::span<const detail::chan_poll* const>(poll_chans_),
-        std::span<detail::spin_lock*>(poll_locks_), std::span<detail::poll_stamp>(poll_stamps_),
+        poll_chans_, poll_locks_, poll_stamps_,
         [&](std::size_t i, detail::poll_stamp& stamp) {
             const auto& [ch, sid] = poll_sessions_[i];
             return ch->poll_ready(sid, f.poll_case_op(i) == w::poll_op::send, stamp);
         },
-        false, [] { return true; });
+        [] { return true; });  // no remote channels here
 }
 
 }  // namespace zchan

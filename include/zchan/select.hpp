@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -284,22 +285,21 @@ using case_kind_of = case_kind<std::remove_cvref_t<C>>;
 template <std::size_t N>
 bool none_ready_at_one_instant(const std::array<select_op*, N>& ops) {
     std::array<const chan_poll*, N> chans{};
-    std::array<remote_case, N> remote{};
-    std::size_t n_remote = 0;
-    for (std::size_t i = 0; i < N; ++i) {
-        chans[i] = ops[i]->poll_channel();
-        if (chans[i] != nullptr && chans[i]->poll_kind() == poll_mode::remote) {
-            remote[n_remote++] = remote_case{chans[i], ops[i]->poll_sends()};
-        }
-    }
+    for (std::size_t i = 0; i < N; ++i) chans[i] = ops[i]->poll_channel();
     std::array<spin_lock*, N> locks{};
     std::array<poll_stamp, N> stamps{};
     return detail::none_ready_at_one_instant(
-        std::span<const chan_poll* const>(chans), std::span<spin_lock*>(locks),
-        std::span<poll_stamp>(stamps),
-        [&](std::size_t i, poll_stamp& stamp) { return ops[i]->poll_ready(stamp); }, n_remote != 0,
+        chans, locks, stamps,
+        [&](std::size_t i, poll_stamp& stamp) { return ops[i]->poll_ready(stamp); },
         [&] {
-            const std::span<const remote_case> cases(remote.data(), n_remote);
+            std::array<remote_case, N> remote{};
+            std::size_t k = 0;
+            for (std::size_t i = 0; i < N; ++i) {
+                if (chans[i] != nullptr && chans[i]->poll_kind() == poll_mode::remote) {
+                    remote[k++] = remote_case{chans[i], ops[i]->poll_sends()};
+                }
+            }
+            const std::span<const remote_case> cases(remote.data(), k);
             return cases[0].chan->remote_none_ready(cases);
         });
 }

@@ -210,7 +210,9 @@ INSTANTIATE_TEST_SUITE_P(Transports, NetSelectDefault, ::testing::Values("inproc
 /// Mover role: serves c1 and c2 (and the never-ready ones) with the mode's
 /// capacities, and "go" and "done" (unbuffered) to pace the iterations: for
 /// each value on "go" it moves, then waits for "done" (the select finished),
-/// and sets up the next iteration before it takes the next "go".
+/// and sets up the next iteration before it takes the next "go". The Python
+/// peer's race tests (python/tests/test_poll.py) run this role too: keep its
+/// channel names and pacing as they are.
 int child_main(const std::string& role) {
     return zchan_test::run_role([&] {
         const mover how = role == "partner" ? mover::partner : mover::send;

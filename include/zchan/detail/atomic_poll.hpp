@@ -26,63 +26,76 @@
 #include <algorithm>
 #include <cstddef>
 #include <functional>
-#include <span>
 
 #include "zchan/detail/chan_base.hpp"
 #include "zchan/detail/sync.hpp"
 
 namespace zchan::detail {
 
+/// Unlocks the locks that lock_all took: `locks` sorted, each run once.
+template <class Locks>
+inline void unlock_all(Locks& locks) noexcept {
+    for (std::size_t k = locks.size(); k > 0; --k) {
+        if (locks[k - 1] != nullptr && (k == 1 || locks[k - 1] != locks[k - 2])) {
+            locks[k - 1]->unlock();
+        }
+    }
+}
+
 /// True if at one instant none of the cases was ready (see the top); false
 /// if one was, or the answer is unsure (the caller polls again).
 ///   chans[i]       case i's channel; nullptr: a nil case, never ready;
 ///   ready(i, s)    case i's readiness (send_ready or recv_ready of its
-///                  channel, or a session's at a home), filling stamp s;
-///   remote()       whether the remote cases (poll_mode::remote, skipped
-///                  by `ready`) were all not ready; called only if
-///                  `has_remote` and no local case was ready.
-/// locks and stamps are scratch space, one element per case.
-template <class Ready, class Remote>
-bool none_ready_at_one_instant(std::span<const chan_poll* const> chans, std::span<spin_lock*> locks,
-                               std::span<poll_stamp> stamps, Ready&& ready, bool has_remote,
-                               Remote&& remote) {
+///                  channel, or a session's at a home), filling stamp s; a
+///                  remote channel's says "not ready" (chan_poll's default);
+///   remote()       whether the remote cases (poll_mode::remote) were all
+///                  not ready; called only if there are some and no local
+///                  case was ready.
+/// locks and stamps are scratch space, one element per case. The three are
+/// std::arrays for a select (so that the loops and the sort know their size
+/// at compile time) or std::vectors for a home.
+// Inlined: a select's default path runs it on every poll that finds
+// nothing, and as a call it cost about 100 instructions more per select
+// (callgrind, bench select_default_idle_cap1).
+template <class Chans, class Locks, class Stamps, class Ready, class Remote>
+[[gnu::always_inline]] inline bool none_ready_at_one_instant(const Chans& chans, Locks& locks,
+                                                             Stamps& stamps, Ready&& ready,
+                                                             Remote&& remote) {
     const std::size_t n = chans.size();
+    bool has_remote = false;
     for (std::size_t i = 0; i < n; ++i) {
         locks[i] = nullptr;
         if (chans[i] == nullptr) continue;  // nil: never ready
-        const poll_mode kind = chans[i]->poll_kind();
-        if (kind == poll_mode::none) return true;  // cannot take part
-        if (kind == poll_mode::locked) locks[i] = chans[i]->poll_lock();
+        switch (chans[i]->poll_kind()) {
+            case poll_mode::none:
+                return true;  // cannot take part
+            case poll_mode::locked:
+                locks[i] = chans[i]->poll_lock();
+                break;
+            case poll_mode::remote:
+                has_remote = true;
+                break;
+            case poll_mode::stamped:
+                break;
+        }
     }
     // Address order; two cases on one channel share its lock (adjacent now).
     std::sort(locks.begin(), locks.end(), std::less<>{});
-    auto first_of_run = [&](std::size_t k) { return k == 0 || locks[k] != locks[k - 1]; };
     for (std::size_t k = 0; k < n; ++k) {
-        if (locks[k] != nullptr && first_of_run(k)) locks[k]->lock();
+        if (locks[k] != nullptr && (k == 0 || locks[k] != locks[k - 1])) locks[k]->lock();
     }
-    bool locked = true;
-    auto unlock = [&] {
-        if (!locked) return;
-        locked = false;
-        for (std::size_t k = n; k > 0; --k) {
-            if (locks[k - 1] != nullptr && first_of_run(k - 1)) locks[k - 1]->unlock();
-        }
-    };
-    auto local = [&](std::size_t i) {
-        return chans[i] != nullptr && chans[i]->poll_kind() != poll_mode::remote;
-    };
     bool none = true;
     for (std::size_t i = 0; none && i < n; ++i) {
-        if (local(i) && ready(i, stamps[i])) none = false;
+        if (chans[i] != nullptr && ready(i, stamps[i])) none = false;
     }
-    if (none && has_remote) {
-        unlock();  // never across a round trip
-        none = remote();
+    if (has_remote) {
+        unlock_all(locks);  // never across a round trip
+        if (none) none = remote();
     }
     for (std::size_t i = 0; none && i < n; ++i) {
-        if (local(i) && !chans[i]->poll_unchanged(stamps[i])) none = false;
+        if (chans[i] != nullptr && !chans[i]->poll_unchanged(stamps[i])) none = false;
     }
-    unlock();
+    if (!has_remote) unlock_all(locks);
     return none;
 }
 
