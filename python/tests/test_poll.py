@@ -1,13 +1,28 @@
-"""POLL (protocol.md §8.9): the frame's layout (§5.1, §5.2) and validation (§6.3), and the
-engine's rules: what leaves ahead of a POLL, and its re-send after a resume (§12.2)."""
+"""POLL (protocol.md §8.9): a select with a default takes it only if, at one instant of its
+home, none of its cases was ready.
 
+Wire layout (§5.1, §5.2, §6.3), the engine's rules (what leaves ahead of a POLL, its re-send
+after a resume), the C++ home's answers, and Go's TestNonblockSelectRace against a mover at the
+home: the C++ test binary ``integration_net_select_default_test`` run in its child role (the
+role its own NetSelectDefaultProcess tests use), which serves c1 and c2 and, for each value on
+"go", makes c2 ready and then takes c1's value at the home, so that at every instant c1 or c2
+is ready. A select polled case by case can miss both; with POLL it must never take the default.
+"""
+
+import asyncio
+import random
 import struct
+import threading
+import time
 
 import pytest
 
 import zchan
-from zchan import wire
+from zchan import ops, wire
+from zchan.blocking import _drive
 from zchan.engine import Engine, Options
+
+from conftest import WAIT, binary
 
 
 # ---------------------------------------------------------------------------- wire
@@ -169,3 +184,158 @@ def test_a_lost_session_fails_a_pending_poll():
     clock.t += 3.5
     e.tick()
     assert isinstance(p.error, zchan.PeerLost)
+
+
+# ---------------------------------------------------------------------------- the C++ home
+
+def none_ready(*cases):
+    """ops._none_ready driven to its end: every handle's POLL answered EMPTY."""
+    return _drive(ops._none_ready(cases), list({id(c.ch): c.ch for c in cases}.values()))
+
+
+def test_the_home_answers_empty_only_when_no_case_is_ready(hub):
+    _, ep = hub("--channel", "b:1:string", "--channel", "u:0:string")
+    with zchan.dial(ep, "b", zchan.String) as b, zchan.dial(ep, "u", zchan.String) as u:
+        assert none_ready(zchan.Recv(b))
+        assert not none_ready(zchan.Send(b, "x"))  # room in the buffer
+        assert none_ready(zchan.Recv(u), zchan.Send(u, "x"))  # unbuffered, nobody waiting
+        b << "v"
+        assert not none_ready(zchan.Recv(b))
+        assert none_ready(zchan.Send(b, "x"), zchan.Recv(u))  # full; a case per handle
+        assert not none_ready(zchan.Send(b, "x"), zchan.Recv(b))
+        with zchan.dial(ep, "u", zchan.String) as u2:
+            # A receiver of another session waits on the unbuffered channel: a send is ready.
+            got = []
+            t = threading.Thread(target=lambda: got.append(u2.recv(timeout=WAIT)))
+            t.start()
+            deadline = time.monotonic() + WAIT
+            while none_ready(zchan.Send(u, "x")):  # until the home has its RECV
+                assert time.monotonic() < deadline
+            u << "w"
+            t.join(WAIT)
+            assert got == ["w"]
+        assert b.recv() == "v"
+        b.close()
+        assert not none_ready(zchan.Recv(b))  # closed and drained: a receive completes now
+
+
+def test_a_value_taken_but_not_yet_acked_would_be_ready_so_the_ack_goes_first(hub):
+    _, ep = hub("--channel", "b:4:string")
+    with zchan.dial(ep, "b", zchan.String) as b:
+        b << "v"
+        assert b.recv() == "v"  # its ACK is batched (capacity 4, §8.4)
+        assert none_ready(zchan.Recv(b))  # EMPTY: the ACK reached the home ahead of the POLL
+
+
+def test_a_select_with_more_cases_on_one_handle_than_a_poll_holds(hub):
+    """A handle's cases name one channel: its POLL carries each operation once (§6.4 allows
+    1024 cases; a select may have more)."""
+    _, ep = hub("--channel", "b:1:string")
+    with zchan.dial(ep, "b", zchan.String) as b:
+        b << "v"
+        cases = [zchan.Send(b, "x")] * 1100
+        assert zchan.select(*cases, default=True) == (None, None)  # full: no send is ready
+
+
+def test_a_poll_naming_another_connection_s_session_is_answered_ready(hub):
+    """Why a POLL names its own handle's session only: each handle has its own DEALER."""
+    _, ep = hub("--channel", "b:1:string")
+    with zchan.dial(ep, "b", zchan.String) as b, zchan.dial(ep, "b", zchan.String) as other:
+        with b._guard():
+            r = b.engine._request(wire.POLL, payload=wire.poll_body(
+                [(other.engine.channel, wire.POLL_RECV)]))
+            b._pump()
+
+        def answered():
+            while not r.final:
+                yield None
+        _drive(answered(), [b])
+        assert r.answer == wire.READY  # the channel is empty, but not a session of b's connection
+        assert none_ready(zchan.Recv(b), zchan.Recv(other))  # one POLL each: EMPTY
+
+
+# ---------------------------------------------------------------------------- the race
+
+MOVER = "tests/integration_net_select_default_test"
+
+
+def jitter():
+    """Up to half a millisecond before the select, so that the mover's move (itself after up
+    to 0.6 ms of jitter at the home) lands anywhere among the select's round trips. Not a
+    synchronisation: every ordering is correct, the test only widens the ones it probes."""
+    end = time.perf_counter() + random.uniform(0, 5e-4)
+    while time.perf_counter() < end:
+        pass
+
+
+def mover(spawn, role):
+    """The C++ mover at its home (see the top); returns (process, endpoint)."""
+    p = spawn([binary(MOVER)], env={"ZCHAN_CHILD_ROLE": role})
+    return p, p.until("endpoint ").split(" ", 1)[1]
+
+
+def wrong_defaults(spawn, role, n, extra=False):
+    p, ep = mover(spawn, role)
+    names = ["c1", "c2", "go", "done"] + (["empty", "lonely"] if extra else [])
+    hs = {x: zchan.dial(ep, x, zchan.I32, timeout=WAIT) for x in names}
+    if extra:  # never-ready cases between c1 and c2 widen the window a per-case poll misses
+        cases = [zchan.Recv(hs[x]) for x in ("empty", "c1", "lonely", "c2")]
+    else:
+        cases = [zchan.Recv(hs["c1"]), zchan.Recv(hs["c2"])]
+    wrong = 0
+    try:
+        for i in range(n):
+            hs["go"].send(i, timeout=WAIT)  # the mover moves as this select polls
+            jitter()
+            idx, _ = zchan.select(*cases, default=True)
+            wrong += idx is None
+            hs["done"].send(i, timeout=WAIT)
+        hs["go"].close()
+        p.until("finished")
+        assert p.wait() == 0
+    finally:
+        for h in hs.values():
+            h.disconnect()
+    return wrong
+
+
+N = 2000  # about 2 ms each; with the POLL disabled, tens of them take the default
+
+
+def test_nonblock_select_race_never_takes_the_default(spawn):
+    assert wrong_defaults(spawn, "send", N) == 0
+
+
+def test_nonblock_select_race_with_never_ready_cases_between(spawn):
+    assert wrong_defaults(spawn, "send", N, extra=True) == 0
+
+
+def test_nonblock_select_race_with_a_blocked_sender_at_the_home(spawn):
+    """c1 is unbuffered with a sender blocked on it at the home: its readiness is a partner."""
+    assert wrong_defaults(spawn, "partner", N) == 0
+
+
+def test_asyncio_nonblock_select_race_never_takes_the_default(spawn):
+    p, ep = mover(spawn, "send")
+
+    async def main():
+        hs = {x: await zchan.aio.dial(ep, x, zchan.I32, timeout=WAIT)
+              for x in ("c1", "c2", "go", "done")}
+        wrong = 0
+        try:
+            for i in range(N // 2):
+                await hs["go"].send(i, timeout=WAIT)
+                jitter()
+                idx, _ = await zchan.aio.select(zchan.Recv(hs["c1"]), zchan.Recv(hs["c2"]),
+                                                default=True)
+                wrong += idx is None
+                await hs["done"].send(i, timeout=WAIT)
+            await hs["go"].close()
+        finally:
+            for h in hs.values():
+                await h.disconnect()
+        return wrong
+
+    assert asyncio.run(main()) == 0
+    p.until("finished")
+    assert p.wait() == 0
