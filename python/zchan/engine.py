@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from . import wire
 from .errors import (AccessDenied, ChannelClosed, ConnectError, DecodeError, MessageTooLarge,
@@ -73,10 +73,11 @@ class Request:
                  "capacity", "closed", "withdrawn", "taken", "tag")
 
     def __init__(self, kind: int, id_: int, flags: int = 0, payload: bytes = b"") -> None:
-        self.kind = kind  # the request's frame type: SEND, RECV, WATCH_SEND, CLOSE, QUERY
+        self.kind = kind  # the request's frame type: SEND, RECV, WATCH_SEND, CLOSE, QUERY, POLL
         self.id = id_
         self.flags = flags
-        self.payload = payload  # SEND: the value; RECV: the VALUE's payload once answered
+        # SEND: the value; RECV: the VALUE's payload once answered; POLL: the body (its cases)
+        self.payload = payload
         self.answer: Optional[int] = None
         self.error: Optional[ZchanError] = None
         self.delivery = 0  # RECV answered VALUE: its delivery seq
@@ -368,6 +369,24 @@ class Engine:
         self._usable()
         return self._request(wire.QUERY)
 
+    def start_poll(self, ops: Sequence[int]) -> Request:
+        """POLL (§8.9) for a select's cases on this session, ``ops`` their operations
+        (wire.POLL_RECV / POLL_SEND), answered EMPTY (at one instant of the home none was
+        ready) or READY (one was, or the home cannot tell).
+
+        The home counts deliveries not yet ACKed and credits not yet used as ready, so what
+        this side has already consumed leaves first, on the same connection (§8.9 peer rule
+        2): the ACKs of values handed out (those a range handed out from its loan too) and
+        the batch of credited values. A handle is its own connection (one DEALER per
+        handle), so a POLL names this session only. It cannot be cancelled; it stays in
+        ``_pending`` until answered, so a resume re-sends it after the resolutions and the
+        credited values, as any request (§12.2); the home runs it again (§12.3)."""
+        self._usable()
+        for loan in self._loans:
+            self._ack_loan(loan, len(loan.payloads) - len(loan.left))
+        # _request sends the credited batch, then _emit_request the ACKs, ahead of the POLL.
+        return self._request(wire.POLL, payload=wire.poll_body([(self.channel, op) for op in ops]))
+
     def poll(self) -> Tuple[str, bytes]:
         """Prefetch window (§9.2): ("value", payload) taken from the queue, ("closed", b"")
         once drained and closed, or ("wait", b"")."""
@@ -521,6 +540,8 @@ class Engine:
     def _frame_of(self, r: Request) -> bytes:
         if r.kind == wire.SEND:
             return wire.send(self.channel, r.id, r.payload, r.flags)
+        if r.kind == wire.POLL:  # payload: the cases (wire.poll_body)
+            return wire.header(wire.POLL, self.channel, r.id) + r.payload
         if r.tag:  # §8.6.1: SELECT and the tag, on every (re-)send
             return (wire.header(r.kind, self.channel, r.id, r.flags | wire.F_SELECT)
                     + r.tag.to_bytes(8, "little"))

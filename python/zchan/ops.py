@@ -245,12 +245,37 @@ def _try_case(c: Any) -> Op:
     return r.answer == wire.SEND_OK, None
 
 
+def _none_ready(cases: Sequence[Any]) -> Op:
+    """True if, at one instant of its home, none of each handle's cases was ready (POLL,
+    protocol.md §8.9): the condition for a select's default, once the cases polled one by one
+    found nothing. One POLL per handle, naming every case on it (a handle is its own
+    connection, so a POLL cannot name another handle's session: the home would answer
+    READY); all leave before any answer is awaited. False on any READY, an ERROR or a lost
+    session (unsure): the select then polls case by case again, with round trips, and learns
+    more (a lost session raises there). Handles dialed to one home are each polled at an
+    instant of their own, as cases at several homes are. A handle's cases name one channel, so
+    its POLL carries each operation once (cases of one operation on one channel are alike)."""
+    per_handle: Dict[int, Tuple[Any, Dict[int, None]]] = {}
+    for c in cases:
+        per_handle.setdefault(id(c.ch), (c.ch, {}))[1][
+            wire.POLL_RECV if isinstance(c, Recv) else wire.POLL_SEND] = None
+    asked: List[Request] = []
+    for ch, case_ops in per_handle.values():
+        with ch._guard():
+            asked.append(ch.engine.start_poll(list(case_ops)))
+            ch._pump()
+    while not all(r.final for r in asked):
+        yield None  # answered at once (§8.9: nothing waits), or failed with the session
+    return all(r.answer == wire.EMPTY for r in asked)
+
+
 def select(cases: Sequence[Any], default: bool, timeout: Optional[float]) -> Op:
     """Go's select (protocol.md §8.6): exactly one case runs.
 
     Returns (index, value) — the value received (or CLOSED) for a receive case, None for a send
-    case — or (None, None) when ``default`` is set and no case was ready. Raises Timeout at the
-    deadline.
+    case — or (None, None) when ``default`` is set and no case was ready: polled one by one
+    they found nothing, and then the home saw none ready at one instant (``_none_ready``).
+    Raises Timeout at the deadline.
     """
     deadline = deadline_of(timeout)
     order = list(range(len(cases)))
@@ -261,7 +286,9 @@ def select(cases: Sequence[Any], default: bool, timeout: Optional[float]) -> Op:
             if ran:
                 return i, value
         if default:
-            return None, None
+            if (yield from _none_ready(cases)):
+                return None, None
+            continue  # a case was ready at every instant, or the home is unsure: poll again
         if _expired(deadline):
             raise Timeout("zchan: select timed out")
         regs: List[Tuple[int, Optional[Request]]] = []

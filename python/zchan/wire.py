@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 VERSION = 1
 
@@ -24,9 +24,12 @@ SEND, CANCEL_SEND, SEND_OK, SEND_CLOSED, SEND_FULL, SEND_CANCELLED = 0x10, 0x11,
 CREDIT, WATCH_SEND, CANCEL_WATCH, READY, WATCH_CANCELLED = 0x16, 0x17, 0x18, 0x19, 0x1A
 RECV, CANCEL_RECV, ACK, RETURN, RECV_MANY, RECV_CANCELLED = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25
 VALUE, CLOSED, EMPTY, VALUES = 0x26, 0x27, 0x28, 0x29
-CLOSE, QUERY, CLOSE_OK, STATUS = 0x30, 0x31, 0x32, 0x33
+CLOSE, QUERY, CLOSE_OK, STATUS, POLL = 0x30, 0x31, 0x32, 0x33, 0x34  # POLL: §8.9
 PING, PONG, BYE = 0x40, 0x41, 0x42
 SEND_MANY, REVOKE, REVOKED = 0x1B, 0x1C, 0x1D  # the send window, §9.1
+
+# A POLL case's operation (§5.1 poll-op): the case receives / sends.
+POLL_RECV, POLL_SEND = 1, 2
 
 # Flag bits, protocol.md §4.
 F_TRY, F_RESUME, F_CREDITED, F_CREATE, F_SELECT = 1, 2, 4, 8, 16
@@ -44,8 +47,9 @@ _ERROR_HEAD = struct.Struct("<HH")
 _STATUS_BODY = struct.Struct("<QQB7s")
 _VALUES_HEAD = struct.Struct("<QI4s")
 _RECV_MANY_BODY = struct.Struct("<II")
+_POLL_CASE = struct.Struct("<IB3x")  # channel id, poll-op, three zero octets (§5.2)
 
-MAX_NAME, MAX_TYPE, MAX_TEXT, MAX_ACKS, MAX_BATCH = 255, 1024, 1024, 1024, 65536
+MAX_NAME, MAX_TYPE, MAX_TEXT, MAX_ACKS, MAX_BATCH, MAX_POLL = 255, 1024, 1024, 1024, 65536, 1024
 DEFAULT_MAX_FRAME = 64 << 20
 VALUE_OVERHEAD = 24  # VALUE header + delivery seq: the largest value is max-frame - 24 (§6.4)
 
@@ -126,6 +130,30 @@ def ack(channel: int, seqs: List[int]) -> bytes:
 
 def recv_many(channel: int, first: int, count: int) -> bytes:
     return header(RECV_MANY, channel, first) + _RECV_MANY_BODY.pack(count, 0)
+
+
+def poll_body(cases: Sequence[Tuple[int, int]]) -> bytes:
+    """A POLL's body (§5.2): poll-count, four zero octets, then per case its channel id, its
+    operation (POLL_RECV or POLL_SEND) and three zero octets. ``cases`` are (channel id, op)
+    pairs; the rules of §6.3 are checked here, so that a peer never sends a POLL its home
+    must reject (a rejected POLL gets no answer)."""
+    if not 1 <= len(cases) <= MAX_POLL:
+        raise ValueError(f"zchan: a POLL names 1..{MAX_POLL} cases, not {len(cases)}")
+    parts = [_RECV_MANY_BODY.pack(len(cases), 0)]
+    for channel, op in cases:
+        if channel == 0 or op not in (POLL_RECV, POLL_SEND):
+            raise ValueError(f"zchan: POLL case ({channel}, {op}): channel 0 or operation "
+                             "not 1 (receive) or 2 (send)")
+        parts.append(_POLL_CASE.pack(channel, op))
+    return b"".join(parts)
+
+
+def poll(channel: int, request_id: int, cases: Sequence[Tuple[int, int]]) -> bytes:
+    """POLL (§5.1, §8.9): are all of ``cases`` (channel id, op) not ready at one instant? The
+    answer (EMPTY or READY) goes to the session ``channel`` with ``request_id``."""
+    if channel == 0 or request_id == 0:
+        raise ValueError("zchan: a POLL's channel and request id are >= 1")
+    return header(POLL, channel, request_id) + poll_body(cases)
 
 
 def decode(data: bytes, session_channel: int) -> Frame:
