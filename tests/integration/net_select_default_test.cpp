@@ -6,6 +6,7 @@
 // races a select against a mover at the home that keeps one of its cases
 // ready at every instant while moving readiness from c1 to c2; a case-by-case
 // poll (one round trip per case) misses both in most runs.
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstddef>
@@ -143,7 +144,7 @@ int wrong_defaults(const std::string& transport, int n, mover how, bool extra) {
     channel<bool> results(1);  // true: a case ran
     std::atomic<int> selecting{0};
     background_call worker([&] {
-        for (job j : jobs) {
+        for (const job& j : jobs) {
             selecting.fetch_add(1, std::memory_order_release);
             results.send(select_once(j.first, j.second, never ? &*never : nullptr));
         }
@@ -258,8 +259,8 @@ int child_main(const std::string& role) {
             sender->join();
         }
         zchan_test::say("finished");
-        char buf[64];
-        while (::read(0, buf, sizeof buf) > 0) {
+        std::array<char, 64> buf{};
+        while (::read(0, buf.data(), buf.size()) > 0) {
         }
         return 0;
     });

@@ -121,8 +121,9 @@ public:
     // on its way to the peer or not yet handed out there (the peer sends its
     // ACKs before a POLL): a value in the channel for that receiver. A credit
     // held is a reserved slot the peer's next send will fill.
-    const chan_poll* poll_channel() const noexcept override { return impl_; }
-    bool poll_ready(std::uint32_t session, bool send, poll_stamp& stamp) const override {
+    [[nodiscard]] const chan_poll* poll_channel() const noexcept override { return impl_; }
+    [[nodiscard]] bool poll_ready(std::uint32_t session, bool send,
+                                  poll_stamp& stamp) const override {
         auto it = sessions_.find(session);
         if (send) {
             if (it != sessions_.end() && it->second.credits.held() != 0) return true;
