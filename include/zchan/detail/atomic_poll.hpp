@@ -32,7 +32,8 @@
 
 namespace zchan::detail {
 
-/// Unlocks the locks that lock_all took: `locks` sorted, each run once.
+/// Unlocks what none_ready_at_one_instant locked: `locks` sorted, so that
+/// each lock (shared by cases on one channel) is one run, unlocked once.
 template <class Locks>
 inline void unlock_all(Locks& locks) noexcept {
     for (std::size_t k = locks.size(); k > 0; --k) {
