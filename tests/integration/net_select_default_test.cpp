@@ -22,7 +22,7 @@
 
 #include "child_process.hpp"
 #include "net_test_support.hpp"
-#include "zchan/detail/chan_base.hpp"
+#include "wait_probe.hpp"
 #include "zchan/zchan.hpp"
 #include "zchan_test_support.hpp"
 
@@ -35,7 +35,7 @@ using zchan::recv_case;
 using zchan::select;
 using zchan_test::background_call;
 using zchan_test::make_endpoint;
-namespace zd = zchan::detail;
+using zchan_test::sender_blocked;
 
 // The dev build runs 2000 iterations (each a few round trips); sanitized a tenth.
 constexpr int iterations = static_cast<int>(zchan_test::scale(2000));
@@ -56,18 +56,6 @@ enum class mover {
     /// (capacity 1) gets a value: c1's readiness is a waiting partner.
     partner,
 };
-
-/// True if a sender of another thread is blocked on the unbuffered `ch`.
-/// Asks as the transport's watchers do: a receive entry without a packet is
-/// never taken as a partner, and register_recv answers whether one waits.
-bool sender_blocked(const channel<int>& ch) {
-    zd::context cx{[](zd::context& /*cx*/, void* /*arg*/) noexcept {}, nullptr};
-    zd::wait_entry probe{&cx, zd::sel_first_op, nullptr};
-    zd::chan_base<int>* c = zd::channel_access<int>::get(ch);
-    const bool waiting = c->register_recv(probe);
-    c->unregister_recv(probe);
-    return waiting;
-}
 
 void spin(std::minstd_rand& rng, unsigned turns = jitter) {
     for (unsigned k = static_cast<unsigned>(rng()) % turns; k > 0; --k) {

@@ -12,8 +12,8 @@
 #include <gtest/gtest.h>
 
 #include "net_test_support.hpp"
+#include "wait_probe.hpp"
 #include "zchan/channel.hpp"
-#include "zchan/detail/chan_base.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
 #include "zchan_test_support.hpp"
@@ -23,23 +23,10 @@ namespace {
 using namespace std::chrono_literals;
 using zchan_test::background_call;
 using zchan_test::make_endpoint;
-namespace zd = zchan::detail;
+using zchan_test::receiver_registered;
 
 // A long heartbeat timeout: sanitized runs are slow; loss is not tested here.
 zchan::net_options fast() { return zchan_test::heartbeat_options(100ms, 2000ms, 2000ms); }
-
-/// True if a receiver of another thread (a blocked select's receive case) is
-/// registered on the local unbuffered channel `ch`. It asks as the home's
-/// watchers do: a send entry without a value is never taken as a partner,
-/// and register_send answers whether one is waiting. Nothing is consumed.
-bool receiver_registered(const zchan::channel<int>& ch) {
-    zd::context cx{[](zd::context& /*cx*/, void* /*arg*/) noexcept {}, nullptr};
-    zd::wait_entry probe{&cx, zd::sel_first_op, nullptr};
-    zd::chan_base<int>* c = zd::channel_access<int>::get(ch);
-    const bool waiting = c->register_send(probe);
-    c->unregister_send(probe);
-    return waiting;
-}
 
 class NetSelectGo : public ::testing::TestWithParam<std::string> {};
 

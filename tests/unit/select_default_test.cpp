@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <zchan/zchan.hpp>
+#include "wait_probe.hpp"
 #include "zchan_test_support.hpp"
 
 namespace {
@@ -25,7 +26,7 @@ using zchan::recv_case;
 using zchan::select;
 using zchan::send_case;
 using zchan_test::background_call;
-namespace zd = zchan::detail;
+using zchan_test::sender_blocked;
 
 // The dev build runs the full 100k iterations; sanitized builds a tenth.
 constexpr int iterations = static_cast<int>(zchan_test::scale(100'000));
@@ -39,18 +40,6 @@ enum class mover {
     /// value: the readiness of c1 is a waiting partner, seen under its lock.
     partner,
 };
-
-/// True if a sender of another thread is blocked on the unbuffered `ch`.
-/// Asks as the transport's watchers do: a receive entry without a packet is
-/// never taken as a partner, and register_recv answers whether one waits.
-bool sender_blocked(const channel<int>& ch) {
-    zd::context cx{[](zd::context& /*cx*/, void* /*arg*/) noexcept {}, nullptr};
-    zd::wait_entry probe{&cx, zd::sel_first_op, nullptr};
-    zd::chan_base<int>* c = zd::channel_access<int>::get(ch);
-    const bool waiting = c->register_recv(probe);
-    c->unregister_recv(probe);
-    return waiting;
-}
 
 /// Channels that are never ready, polled between c1 and c2 in some orders,
 /// which widens the window in which a case-by-case poll can miss both.

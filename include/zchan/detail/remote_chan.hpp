@@ -24,7 +24,6 @@
 // shared state lives in the net_link under its mutex.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -81,17 +80,9 @@ public:
     [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::remote; }
     [[nodiscard]] net_link* poll_link() const noexcept override { return link_.get(); }
     [[nodiscard]] bool remote_none_ready(std::span<const remote_case> cases) const override {
-        constexpr std::size_t inline_cases = 8;  // a select's usual size: no allocation
-        std::array<net_link::poll_target, inline_cases> small{};
-        std::vector<net_link::poll_target> large;
-        std::span<net_link::poll_target> targets(small.data(), cases.size());
-        if (cases.size() > inline_cases) {
-            large.resize(cases.size());
-            targets = large;
-        }
-        for (std::size_t i = 0; i < cases.size(); ++i) {
-            targets[i] = {cases[i].chan->poll_link(), cases[i].send};
-        }
+        std::vector<net_link::poll_target> targets;  // one round trip follows anyway
+        targets.reserve(cases.size());
+        for (const remote_case& c : cases) targets.push_back({c.chan->poll_link(), c.send});
         return net_link::none_ready(targets);
     }
 
