@@ -80,23 +80,26 @@ TEST(SendCreditsUnit, TheFirstGrantFillsTheWindowAtMostTheShare) {
     free_slots = 5;
     EXPECT_EQ(top_up(d, 100, free_slots), 5u);
     EXPECT_EQ(d.held(), 5u);
-    EXPECT_EQ(d.wanted(100), 0u) << "more than half the window still held";
+    EXPECT_EQ(d.wanted(100), 3u) << "the rest of the window, once slots are free";
+    free_slots = 2;
+    EXPECT_EQ(top_up(d, 100, free_slots), 2u);
+    EXPECT_EQ(d.held(), 7u);
 }
 
-// §9.1 rule 1 (SHOULD): the window is topped up in batches, once half of it
-// is used, back to the full window, so one CREDIT goes per half window.
-TEST(SendCreditsUnit, CreditsAreToppedUpOnceHalfTheWindowIsUsed) {
+// §9.1 rule 1: the window is topped up to the full window at every frame of
+// credited values (the CREDIT confirming the frame carries the grant), so a
+// stream never runs with half of it; a full window wants nothing.
+TEST(SendCreditsUnit, CreditsAreToppedUpToTheFullWindowAtEveryFrame) {
     send_credits c;
     c.window = 8;
     std::uint64_t free_slots = 1000;
     ASSERT_EQ(top_up(c, 100, free_slots), 8u);
-    for (std::uint64_t n = 1; n <= 3; ++n) {
-        ASSERT_EQ(arrive(c, n), verdict::accept);
-        EXPECT_EQ(c.wanted(100), 0u) << "after value " << n << ": less than half used";
-    }
-    ASSERT_EQ(arrive(c, 4), verdict::accept);
+    EXPECT_EQ(c.wanted(100), 0u) << "the whole window is held";
+    ASSERT_EQ(arrive(c, 1), verdict::accept);
+    EXPECT_EQ(c.wanted(100), 1u) << "one value arrived: one credit back";
+    for (std::uint64_t n = 2; n <= 4; ++n) ASSERT_EQ(arrive(c, n), verdict::accept);
     EXPECT_EQ(c.held(), 4u);
-    EXPECT_EQ(c.wanted(100), 4u) << "half used: back to the full window";
+    EXPECT_EQ(c.wanted(100), 4u) << "a frame of three more: back to the full window";
     EXPECT_EQ(top_up(c, 100, free_slots), 4u);
     EXPECT_EQ(c.granted, 12u) << "granted is a total";
     EXPECT_EQ(c.held(), 8u);

@@ -33,15 +33,19 @@ struct send_credits {
     /// Slots reserved for this session and not yet filled.
     [[nodiscard]] std::uint64_t held() const noexcept { return granted - upto; }
 
-    /// How many more credits to ask the channel for now: the window (at most
-    /// `share`, this session's part of the channel when several senders have
-    /// windows) is topped up once half of it is used, so that grants go out
-    /// in batches (one CREDIT per half window, never one per value).
+    /// How many more credits to ask the channel for now: whatever the window
+    /// (at most `share`, this session's part of the channel when several
+    /// senders have windows) lacks. Grants ride on the CREDIT that confirms
+    /// each frame of credited values (§9.1 rule 1), so topping up at every
+    /// frame costs no frame, and never one per value. A stream is bounded by
+    /// its window (credits in flight, values on their way, values not yet
+    /// received all hold slots), so granting only once half the window was
+    /// used would leave it running on half a window.
     [[nodiscard]] std::uint64_t wanted(std::uint64_t share) const noexcept {
         if (window == 0 || revoked) return 0;
         const std::uint64_t target =
             std::max<std::uint64_t>(1, std::min<std::uint64_t>(window, share));
-        return held() <= target / 2 ? target - held() : 0;
+        return held() < target ? target - held() : 0;
     }
 
     enum class verdict : std::uint8_t {
