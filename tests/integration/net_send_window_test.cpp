@@ -65,6 +65,25 @@ TEST(NetSendWindow, TheWindowRefillsAsTheChannelDrains) {
     EXPECT_EQ(home.len(), 0U);
 }
 
+// Capacity 16, window 8, no receiver: 16 sends fit, as in process. The 9th
+// send finds no credit and offers; the CREDIT confirming the first frames
+// grants the other 8 slots on its way, so the home answers the offer
+// SEND_FULL (its sender holds credits, §9.1) and the send uses one.
+TEST(NetSendWindow, ASendOutOfCreditsUsesTheCreditsItsFrameBringsBack) {
+    zchan::channel<int> home(16);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(8));
+    (void)peer.len();  // the window is granted
+    for (int i = 0; i < 16; ++i) {
+        ASSERT_EQ(peer.send_for(i, zchan_test::generous), send_status::ok) << i;
+    }
+    ASSERT_EQ(peer.flush(), send_status::ok);
+    EXPECT_EQ(home.len(), 16U);
+    EXPECT_EQ(peer.try_send(16), send_status::full) << "capacity 16, no receiver";
+    for (int i = 0; i < 16; ++i) EXPECT_EQ(home.recv().value_or(-1), i);
+}
+
 TEST(NetSendWindow, NoWindowOnAnUnbufferedChannel) {
     zchan::channel<int> home;
     zchan::server srv("tcp://127.0.0.1:*", opts(0));
