@@ -270,6 +270,15 @@ void peer_connection::kick_leader_locked() noexcept {
     [[maybe_unused]] auto n = ::write(leader_fd_, &one, sizeof one);
 }
 
+/// After a drain: the leader needs waking only if the drain answered its
+/// request (it polls the socket, not its context). Anything else the drain
+/// took was for others, and having read to EAGAIN the socket signals the
+/// next frame again.
+void peer_connection::kick_leader_if_answered_locked() noexcept {
+    if (leader_req_ == nullptr || leader_req_->result == net_answer::none) return;
+    kick_leader_locked();
+}
+
 void peer_connection::need_poller_locked() {
     if (!leader_ && !bg_polls_sock_) wake();
 }
@@ -285,7 +294,10 @@ void peer_connection::for_each_client_locked(F&& f) {
 }
 
 bool peer_connection::send_locked(const std::string& frame) {
-    kick_leader_locked();
+    // The send may consume the socket's edge. Inside a drain, or with a
+    // drain to follow (defer_kick_locked), that drain reads on to EAGAIN
+    // and kicks the leader if it must; otherwise kick it now.
+    if (!draining_ && !kick_deferred_) kick_leader_locked();
     // A thread stopped after its last check must not refresh the stamp by
     // sending: that would make a stale session look alive again.
     expire_if_silent_locked();
@@ -324,9 +336,9 @@ void peer_connection::socket_failed_locked() {
 
 void peer_connection::drain_locked() {
     if (draining_) return;  // re-entered from a dispatch hook
+    kick_deferred_ = false;
     expire_if_silent_locked();
-    if (dead()) return;
-    kick_leader_locked();
+    if (dead()) return;  // lose_locked kicked the leader
     draining_ = true;
     try {
         // Until EAGAIN: a failed recv also processes the socket's pending
@@ -354,6 +366,7 @@ void peer_connection::drain_locked() {
         lose_locked(lost_why::socket_failed);
     }
     draining_ = false;
+    kick_leader_if_answered_locked();
 }
 
 void peer_connection::dispatch_locked(const zmq::message_t& m) {
@@ -408,6 +421,7 @@ void peer_connection::await_locked(net_request& r, deadline_t deadline) {
             continue;
         }
         leader_ = true;
+        leader_req_ = &r;
         mu.unlock();
         // Bounded, as a backstop: a lost edge costs at most this much.
         auto wait_ms = leader_poll_max_ms;
@@ -419,6 +433,7 @@ void peer_connection::await_locked(net_request& r, deadline_t deadline) {
         ::poll(fds, 2, static_cast<int>(wait_ms));
         mu.lock();
         leader_ = false;
+        leader_req_ = nullptr;
         if (leader_kicked_) {
             std::uint64_t n = 0;
             [[maybe_unused]] auto rd = ::read(leader_fd_, &n, sizeof n);
@@ -508,6 +523,7 @@ void peer_connection::lose_locked(lost_why why) {
     for (auto& [nonce, c] : hellos_) all.push_back(c);
     hellos_.clear();  // no answer can come any more
     for (connection_client* c : all) c->on_lost_locked(why);
+    kick_leader_locked();  // its request was answered `lost`
 }
 
 /// The background thread: polls without the lock, drains and ticks with it.

@@ -26,12 +26,14 @@
 // Edges. ZMQ_FD is edge-triggered: any zmq call on the socket (a send, a
 // drain) may consume the notification. Hence (1) every send is followed by a
 // drain while still holding mu, so no answer sits unseen in the socket; and
-// (2) any thread that touches the socket while a leader polls (that is,
-// without being the leader: the leader clears leader_ before touching it)
-// kicks the leader through leader_fd_, because the leader's answer may have
-// just been drained by that thread, or its edge consumed. A leader that
-// retires while requests are still pending wakes the background thread
-// unless it already polls the socket (bg_polls_sock_).
+// (2) a thread that touches the socket while a leader polls (that is, without
+// being the leader: the leader clears leader_ before touching it) kicks the
+// leader through leader_fd_ when the leader may have missed its answer: after
+// a drain, only if that drain answered the leader's request (leader_req_),
+// since a drain reads to EAGAIN and so re-arms the edge; after a send that no
+// drain follows, always. A leader that retires while requests are still
+// pending wakes the background thread unless it already polls the socket
+// (bg_polls_sock_).
 //
 // Security (§14): libzmq reports a refused security handshake only through
 // monitor events (and retries the connection forever), so the connection
@@ -130,11 +132,16 @@ public:
     void set_timing_locked(std::chrono::milliseconds hb, std::chrono::milliseconds timeout)
         ZCHAN_REQUIRES(mu);
 
-    /// One frame out (kicks the leader first). False if the connection is
+    /// One frame out (kicks the leader first, see (2) above). False if the connection is
     /// dead or died now (every session was told).
     bool send_locked(const std::string& frame) ZCHAN_REQUIRES(mu);
     /// Reads and dispatches every frame the socket has ready.
     void drain_locked() ZCHAN_REQUIRES(mu);
+    /// The caller drains (drain_locked) before it releases mu: until then
+    /// its sends do not kick the leader; the drain does, if it answered the
+    /// leader's request. With many threads on one connection, a kick per
+    /// frame sent woke the leader for nothing most of the time.
+    void defer_kick_locked() ZCHAN_REQUIRES(mu) { kick_deferred_ = true; }
     /// Waits (as leader or follower, releasing mu meanwhile) until `r` has
     /// its final answer or `deadline` passes. Nothing in it throws.
     void await_locked(net_request& r, deadline_t deadline) ZCHAN_REQUIRES(mu);
@@ -152,6 +159,7 @@ public:
 private:
     void wake() noexcept;
     void kick_leader_locked() noexcept ZCHAN_REQUIRES(mu);
+    void kick_leader_if_answered_locked() noexcept ZCHAN_REQUIRES(mu);
     void expire_if_silent_locked(std::int64_t now) ZCHAN_REQUIRES(mu);
     void dispatch_locked(const zmq::message_t& m) ZCHAN_REQUIRES(mu);
     void heartbeat_locked() ZCHAN_REQUIRES(mu);
@@ -191,8 +199,10 @@ private:
     bool tx_seen_ ZCHAN_GUARDED_BY(mu) = false;           // a frame left since the last tick
     std::int64_t last_send_ms_ ZCHAN_GUARDED_BY(mu) = 0;  // coarse clock of the last frame sent
     bool draining_ ZCHAN_GUARDED_BY(mu) = false;
-    bool leader_ ZCHAN_GUARDED_BY(mu) = false;         // a user thread polls the socket
-    bool leader_kicked_ ZCHAN_GUARDED_BY(mu) = false;  // leader_fd_ written, not yet read
+    bool leader_ ZCHAN_GUARDED_BY(mu) = false;                // a user thread polls the socket
+    bool leader_kicked_ ZCHAN_GUARDED_BY(mu) = false;         // leader_fd_ written, not yet read
+    net_request* leader_req_ ZCHAN_GUARDED_BY(mu) = nullptr;  // what the leader waits for
+    bool kick_deferred_ ZCHAN_GUARDED_BY(mu) = false;         // a drain follows the sends
     bool bg_polls_sock_ ZCHAN_GUARDED_BY(mu) = false;  // the background poll includes zmq_fd_
     std::string tx_ ZCHAN_GUARDED_BY(mu);              // the connection's own frames (PING/PONG)
     lost_why why_ ZCHAN_GUARDED_BY(mu) = lost_why::silence;  // once dead_

@@ -80,6 +80,7 @@ public:
     void detach(net_request& r) override;
 
     // Receives (peer_session_recv.cpp).
+    net_answer take_prefetched(std::string& payload) override;
     void ack(std::uint64_t delivery) override;
     void ack_locked(std::uint64_t delivery) override ZCHAN_REQUIRES(conn_->mu);
     void give_back_locked(std::uint64_t delivery) override ZCHAN_REQUIRES(conn_->mu);

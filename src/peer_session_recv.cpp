@@ -28,6 +28,26 @@ namespace zchan::detail {
 
 namespace w = wire;
 
+/// The common case of a recv on a prefetching link, a value already
+/// queued, in one lock and without a net_request: with many handles on one
+/// connection (one mutex) the three locks and the allocation of
+/// start/wait/ack were where their threads queued up.
+net_answer peer_session::take_prefetched(std::string& payload) {
+    if (prefetch_ == 0) return net_answer::none;  // set before the session is shared
+    lock_guard g(conn_->mu);
+    conn_->expire_if_silent_locked();  // before anything is handed over (§12.5)
+    if (lost_) return net_answer::none;
+    if (pq_.drained()) return net_answer::closed;
+    if (!pq_.head_ready()) return net_answer::none;
+    prefetch_queue::value& q = pq_.head();
+    payload.swap(q.payload);
+    const std::uint64_t delivery = q.delivery;
+    pq_.pop();
+    ack_locked(delivery);
+    if (pq_.wants_refill(prefetch_)) refill_locked();
+    return net_answer::value;
+}
+
 void peer_session::ack(std::uint64_t delivery) {
     lock_guard g(conn_->mu);
     ack_locked(delivery);
@@ -150,8 +170,7 @@ void peer_session::refill_locked() {
     if (!ask) return;
     tx_.clear();
     w::encode_recv_many(tx_, channel_, ask->first, ask->second);
-    send_raw_locked();
-    conn_->drain_locked();
+    send_locked();
 }
 
 /// A non-value final answer to prefetch request (already

@@ -167,6 +167,7 @@ void peer_session::encode_request_locked(const net_request& r) {
 /// Sends tx_, then drains (the send may have consumed the
 /// ZMQ_FD edge; see Edges in peer_connection.hpp).
 void peer_session::send_locked() {
+    conn_->defer_kick_locked();
     send_raw_locked();
     conn_->drain_locked();
 }

@@ -94,6 +94,7 @@ net_answer peer_session::flush_locked(net_request& r, deadline_t deadline) {
 /// Sends the batch of credited values as one SEND_MANY (§9.1).
 void peer_session::flush_batch_locked() {
     const std::string& frame = sw_.take_batch();
+    conn_->defer_kick_locked();
     flush_acks_locked();
     send_buf_locked(frame);
     conn_->drain_locked();  // the send may have consumed the socket's edge

@@ -112,13 +112,20 @@ void server::impl::set_sweeper(detail::channel_sweeper f) {  // hub: idle channe
     sweeper_ = std::move(f);
 }
 
-// op_notifier: any thread, under a channel lock.
+namespace {
+/// The server whose thread this is (set by run()).
+thread_local const void* running_server = nullptr;
+}  // namespace
+
+// op_notifier: any thread, under a channel lock. On the server thread itself
+// (its own channel operations complete others) the flag alone is enough: run()
+// looks at it before it polls, so that costs no eventfd write and read.
 void server::impl::post(detail::served_base* ch, std::uint64_t op_id) noexcept {
     {
         detail::lock_guard g(ready_mu_);
         ready_.emplace_back(ch, op_id);
     }
-    if (!signalled_.exchange(true, std::memory_order_acq_rel)) wake();
+    if (!signalled_.exchange(true, std::memory_order_acq_rel) && running_server != this) wake();
 }
 
 /// Constructor only, before bind: CURVE server, ZAP domain, monitor.
@@ -176,9 +183,12 @@ void server::impl::run(const std::stop_token& st) {
     const int n_items = mon_ ? 3 : 2;
     const auto tick =
         std::chrono::milliseconds(std::max<long long>(1, opts_.heartbeat.count() / 4));
+    running_server = this;
     while (!st.stop_requested()) {
         try {
-            zmq::poll(items, n_items, tick);
+            // Posted from this thread (see post()): ready now, no wake-up written.
+            const bool ready = signalled_.load(std::memory_order_acquire);
+            zmq::poll(items, n_items, ready ? std::chrono::milliseconds(0) : tick);
         } catch (const zmq::error_t&) {
             continue;  // EINTR
         }

@@ -156,6 +156,14 @@ public:
     };
     static bool none_ready(std::span<const poll_target> cases);
 
+    /// A receive served at once from the prefetch window (protocol.md
+    /// §9.2): one lock, no request object. `value`: the head's encoding is
+    /// swapped into `payload` and already resolved (ACKed, as a taken or an
+    /// undecodable value is). `closed`: closed and drained. `none`: no window,
+    /// nothing ready yet, or the session lost; start() a recv instead, which
+    /// waits or says why.
+    virtual net_answer take_prefetched(std::string& payload) = 0;
+
     /// Resolves a delivery (protocol.md §8.4).
     virtual void ack(std::uint64_t delivery) = 0;
     virtual void ack_locked(std::uint64_t delivery) = 0;
