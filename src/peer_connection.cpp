@@ -527,7 +527,12 @@ void peer_connection::lose_locked(lost_why why) {
 }
 
 /// The background thread: polls without the lock, drains and ticks with it.
+/// The tick (heartbeat, every session's on_tick) runs every heartbeat/4,
+/// not at every wake-up: a wake-up per frame (the socket while nobody leads,
+/// need_poller_locked) made every session send its queued ACKs and a PING
+/// per frame received, where a tick's worth was meant.
 void peer_connection::run(const std::stop_token& st) {
+    std::int64_t next_tick_ms = 0;
     while (!st.stop_requested()) {
         bool poll_sock = false;
         int poll_ms = 0;
@@ -535,16 +540,21 @@ void peer_connection::run(const std::stop_token& st) {
             lock_guard g(mu);
             read_monitor_locked();
             drain_locked();
-            heartbeat_locked();
-            if (!dead()) {
-                for_each_client_locked([](connection_client* c) { c->on_tick_locked(); });
-                drain_locked();  // a PING or ACK sent may have consumed the edge
+            const std::int64_t tick_ms = std::max<std::int64_t>(1, hb_ms_ / 4);
+            const std::int64_t now = coarse_now_ms();
+            if (now >= next_tick_ms) {
+                heartbeat_locked();
+                if (!dead()) {
+                    for_each_client_locked([](connection_client* c) { c->on_tick_locked(); });
+                    drain_locked();  // a PING or ACK sent may have consumed the edge
+                }
+                next_tick_ms = now + tick_ms;
             }
             // While a user thread leads, polling the socket too would only
             // add a competing wake-up per answer.
             poll_sock = !leader_ && !dead();
             bg_polls_sock_ = poll_sock;
-            poll_ms = static_cast<int>(std::max<std::int64_t>(1, hb_ms_ / 4));
+            poll_ms = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms - now, 1, tick_ms));
         }
         pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {mon_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}};
         ::poll(fds, poll_sock ? 3 : 2, poll_ms);

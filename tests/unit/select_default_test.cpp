@@ -5,6 +5,8 @@
 // race between a select and a thread that keeps one of its cases ready at
 // every instant while moving readiness from one channel to the other.
 #include <array>
+#include <chrono>
+#include <cstdio>
 #include <atomic>
 #include <cstddef>
 #include <optional>
@@ -28,8 +30,14 @@ using zchan::send_case;
 using zchan_test::background_call;
 using zchan_test::sender_blocked;
 
-// The dev build runs the full 100k iterations; sanitized builds a tenth.
+// The dev build runs the full 100k iterations; sanitized builds a tenth. Each
+// iteration waits for the worker (and the sender) to get a core, so on a
+// machine whose cores other work keeps busy an iteration can take
+// milliseconds instead of microseconds: past `budget` a run stops early,
+// having raced at least `min_iterations` times (a timeout is not a finding).
 constexpr int iterations = static_cast<int>(zchan_test::scale(100'000));
+constexpr int min_iterations = 2'000;
+constexpr auto budget = std::chrono::seconds(20);
 // Upper bound of the worker's head start, in empty loop turns (~1 ns each).
 constexpr unsigned jitter = 512;
 
@@ -87,7 +95,12 @@ int wrong_defaults(int n, mover how, bool extra) {
     });
     std::minstd_rand rng(12345);
     int wrong = 0;
+    const auto give_up = std::chrono::steady_clock::now() + budget;
     for (int i = 0; i < n; ++i) {
+        if (i >= min_iterations && i % 256 == 0 && std::chrono::steady_clock::now() > give_up) {
+            std::printf("stopped after %d of %d iterations: the budget was spent\n", i, n);
+            break;
+        }
         channel<int> c1(how == mover::partner ? 0 : 1);
         channel<int> c2(how == mover::close ? 0 : 1);
         if (how == mover::partner) {
