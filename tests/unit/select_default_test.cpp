@@ -5,10 +5,10 @@
 // race between a select and a thread that keeps one of its cases ready at
 // every instant while moving readiness from one channel to the other.
 #include <array>
-#include <chrono>
-#include <cstdio>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <thread>
