@@ -366,6 +366,9 @@ void peer_connection::drain_locked() {
         lose_locked(lost_why::socket_failed);
     }
     draining_ = false;
+    // A send made while dispatching (a CREDIT flushing the batch) may have
+    // deferred its kick to this drain, which has read on to EAGAIN.
+    kick_deferred_ = false;
     kick_leader_if_answered_locked();
 }
 
