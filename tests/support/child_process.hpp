@@ -1,9 +1,11 @@
 // A child program run by an integration test: spawned with posix_spawn, its
 // stdout (and, by default, stderr) read line by line on a thread, fed lines on
 // stdin if asked, waited for with bounded waits, and always reaped: the
-// destructor kills it if it is still running. Also the child's side of the
-// tests that re-execute themselves in another role: self_exe(), say(),
-// env_or() and run_role().
+// destructor kills it if it is still running. A process that dies without
+// running that destructor (a crash, a sanitizer's report, an uncaught
+// exception) has its children killed by a guardian process (child_guardian).
+// Also the child's side of the tests that re-execute themselves in another
+// role: self_exe(), say(), env_or() and run_role().
 //
 // Every wait here is a positive wait with a deadline: it fails the test
 // instead of hanging it, and it never sleeps to synchronise (the exit is
@@ -34,6 +36,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,6 +87,76 @@ template <class Role>
         return 2;
     }
 }
+
+/// Kills this process's children if it dies without reaping them. The
+/// destructor of child_process cannot do that when the process is killed,
+/// aborts or exits from a sanitizer's report, and an orphan would hold its
+/// port and the test's output pipe (CTest waits for that pipe to close).
+///
+/// The guardian is /bin/sh, started at the first spawn, reading "+ pid" and
+/// "- pid" lines from a socket whose other end only this process holds
+/// (close-on-exec, so no child inherits it). When this process is gone, by
+/// any death, the socket reads end-of-file and the guardian SIGKILLs every
+/// pid still registered. A child is registered right after its spawn and
+/// released right after it is reaped, so the guardian never signals a pid
+/// that this process has already reaped (and that might be reused).
+///
+/// Thread safety: adopt/release from any thread; each line is one send()
+/// of fewer than PIPE_BUF bytes, which the socket does not interleave.
+class child_guardian {
+public:
+    static child_guardian& instance() {
+        // Never destroyed: children may be reaped by static destructors, and
+        // the socket must stay open until the process is gone.
+        static auto* g = new child_guardian();
+        return *g;
+    }
+    void adopt(pid_t pid) const { tell('+', pid); }
+    void release(pid_t pid) const { tell('-', pid); }
+
+private:
+    child_guardian() {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return;
+        static constexpr const char* script =
+            "pids=' '\n"
+            "while read -r op pid; do\n"
+            "  case $op in\n"
+            "    +) pids=\"$pids$pid \" ;;\n"
+            "    -) keep=' '; for p in $pids; do [ \"$p\" = \"$pid\" ] || keep=\"$keep$p \"; "
+            "done; pids=$keep ;;\n"
+            "  esac\n"
+            "done\n"
+            "for p in $pids; do kill -9 \"$p\" 2>/dev/null; done\n";
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
+        // Not the test's stdout/stderr: CTest would wait for the guardian.
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        std::string sh = "/bin/sh", c = "-c", body = script;
+        char* argv[] = {sh.data(), c.data(), body.data(), nullptr};
+        pid_t pid = -1;
+        const bool ok = ::posix_spawn(&pid, "/bin/sh", &fa, nullptr, argv, environ) == 0;
+        posix_spawn_file_actions_destroy(&fa);
+        ::close(sv[1]);
+        if (!ok) {
+            ::close(sv[0]);
+            return;
+        }
+        fd_ = sv[0];
+    }
+
+    void tell(char op, pid_t pid) const {
+        if (fd_ < 0) return;
+        char line[32];
+        const int n = std::snprintf(line, sizeof line, "%c %d\n", op, static_cast<int>(pid));
+        // MSG_NOSIGNAL: a guardian that died must not take this process with it.
+        (void)::send(fd_, line, static_cast<std::size_t>(n), MSG_NOSIGNAL);
+    }
+
+    int fd_ = -1;  // our end of the socket; -1 if the guardian could not start
+};
 
 /// How a child is started and ended.
 struct child_options {
@@ -137,6 +210,7 @@ public:
             code_ = 127;
             return;
         }
+        child_guardian::instance().adopt(pid_);
         stdin_ = in[1];
         out_fd_ = out[0];
         pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
@@ -295,6 +369,7 @@ public:
             int status = 0;
             const pid_t r = ::waitpid(pid_, &status, WNOHANG);
             if (r == pid_) {
+                child_guardian::instance().release(pid_);
                 exited_ = true;
                 code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
                 break;
