@@ -14,6 +14,7 @@
 // that re-checks before sleeping cannot both miss each other (see park()).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -277,6 +278,29 @@ public:
         }
     }
 
+    /// The bounds of a thread's yield budget (see wait_until).
+    static constexpr unsigned max_yields = 128;  // ~90 us of polls: two futex wake-ups
+    static constexpr unsigned min_yields = 4;    // for a partner about to answer
+
+    /// Where a wait ended.
+    enum class wait_phase { pausing, yielding, parked };
+    /// The yield budget after a wait that ended in `phase`: unchanged while
+    /// pausing, doubled while yielding, halved if it parked.
+    [[nodiscard]] static constexpr unsigned next_yields(unsigned yields,
+                                                        wait_phase phase) noexcept {
+        switch (phase) {
+            case wait_phase::pausing:
+                return yields;
+            case wait_phase::yielding:
+                return std::min(max_yields, yields * 2);
+            case wait_phase::parked:
+                return std::max(min_yields, yields / 2);
+        }
+        return yields;
+    }
+    /// The calling thread's current yield budget; for tests and diagnostics.
+    [[nodiscard]] static unsigned yields_before_park() noexcept { return yield_budget(); }
+
     /// Spins for a bounded time, then parks until selected or `deadline`.
     /// On timeout it tries to select sel_aborted itself; whatever won is
     /// returned.
@@ -289,9 +313,23 @@ public:
         // hands it the core at once (~0.7 us, measured: a same-core handoff
         // went from 3.4 us of pausing to 1.5-2x the throughput); if it does
         // not, a yield returns at once and is just a slower poll.
-        for (unsigned i = 0; i < spin_iterations; ++i) {
+        //
+        // How many yields: this thread's yield budget, which adapts as
+        // adaptive spinning does (a spin-then-park lock's, or the JVM's). A
+        // wait that ended while yielding doubles it, up to max_yields; one
+        // that had to park halves it, down to min_yields. A thread whose
+        // partner answers while it yields (a hand-off on a shared core)
+        // keeps yielding; one whose waits outlast the yields (a consumer fed
+        // in bursts from the network) stops paying up to 128 system calls
+        // before every park.
+        unsigned& yields = yield_budget();
+        const unsigned iterations = spin_pauses + yields;
+        for (unsigned i = 0; i < iterations; ++i) {
             std::uintptr_t s = select_.load(std::memory_order_acquire);
-            if (s != sel_waiting) return s;
+            if (s != sel_waiting) {
+                if (i > spin_pauses) yields = next_yields(yields, wait_phase::yielding);
+                return s;
+            }
             if (i < spin_pauses) {
                 cpu_relax();
             } else {
@@ -299,6 +337,7 @@ public:
                 sched_yield();
             }
         }
+        yields = next_yields(yields, wait_phase::parked);
         // Phase 2: park.
         for (;;) {
             sleeping_.store(1, std::memory_order_seq_cst);
@@ -318,8 +357,10 @@ public:
 
 private:
     static constexpr unsigned spin_pauses = 32;
-    // ~90 us of yielding polls before parking: about two futex wake-ups.
-    static constexpr unsigned spin_iterations = spin_pauses + 128;
+    static unsigned& yield_budget() noexcept {
+        thread_local unsigned budget = max_yields;
+        return budget;
+    }
 
     std::atomic<std::uintptr_t> select_{sel_waiting};
     std::atomic<std::uint32_t> sleeping_{0};
