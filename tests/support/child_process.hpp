@@ -98,11 +98,12 @@ template <class Role>
 /// (close-on-exec, so no child inherits it). When this process is gone, by
 /// any death, the socket reads end-of-file and the guardian SIGKILLs every
 /// pid still registered. A child is registered right after its spawn and
-/// released right after it is reaped, so the guardian never signals a pid
-/// that this process has already reaped (and that might be reused).
+/// released as soon as it is reaped, so the guardian does not signal a pid
+/// that this process reaped (and the system may have reused), short of a
+/// death between the reaping and the release.
 ///
-/// Thread safety: adopt/release from any thread; each line is one send()
-/// of fewer than PIPE_BUF bytes, which the socket does not interleave.
+/// Thread safety: adopt/release from any thread; each line is one small
+/// send(), which a Unix stream socket keeps whole.
 class child_guardian {
 public:
     static child_guardian& instance() {
