@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <utility>
 
 #include "codec.hpp"
 #include "zchan/detail/net_link.hpp"
@@ -76,8 +77,7 @@ public:
     const std::string& take_batch() {
         wire::finish_send_many(batch_, 0, count_);
         inflight_.push_back({next_ - 1, std::move(batch_)});
-        batch_ = std::move(spare_);  // cleared by the next begin_value
-        spare_ = std::string();
+        batch_ = std::exchange(spare_, {});  // cleared by the next begin_value
         count_ = 0;
         return inflight_.back().frame;
     }
@@ -88,8 +88,9 @@ public:
         granted_ = std::max(granted_, granted);
         confirmed_ = std::max(confirmed_, std::min(confirmed, next_ - 1));
         while (!inflight_.empty() && inflight_.front().last <= confirmed_) {
-            if (inflight_.front().frame.capacity() > spare_.capacity()) {
-                spare_ = std::move(inflight_.front().frame);
+            std::string& f = inflight_.front().frame;
+            if (f.capacity() > spare_.capacity() && f.capacity() <= spare_limit) {
+                spare_ = std::move(f);
             }
             inflight_.pop_front();
         }
@@ -128,7 +129,10 @@ private:
     // buffers instead of growing a new one per frame. Freeing a frame of
     // tens of KiB let malloc give the heap's top back to the kernel and
     // grow it again for the next (brk, page faults, a TLB shootdown each):
-    // an eighth of a windowed producer's time.
+    // an eighth of a windowed producer's time. A frame grown past
+    // spare_limit by a large value is freed, so that a handle does not
+    // keep that much memory after one large send.
+    static constexpr std::size_t spare_limit = 4 * batch_bytes;
     std::string spare_;
     std::uint32_t count_ = 0;
     std::size_t entry_at_ = 0;  // where the value being written starts
