@@ -127,6 +127,7 @@ private:
     void prefetch_answer_locked(net_answer a) ZCHAN_REQUIRES(conn_->mu);
     void dispatch_values_locked(const wire::frame& f) ZCHAN_REQUIRES(conn_->mu);
     void flush_acks_locked() ZCHAN_REQUIRES(conn_->mu);
+    void acks_now_locked() ZCHAN_REQUIRES(conn_->mu);
     void home_stopping_locked() ZCHAN_REQUIRES(conn_->mu);
 
     // The send window (peer_session_send.cpp).

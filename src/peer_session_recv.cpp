@@ -37,7 +37,10 @@ net_answer peer_session::take_prefetched(std::string& payload) {
     lock_guard g(conn_->mu);
     conn_->expire_if_silent_locked();  // before anything is handed over (§12.5)
     if (lost_) return net_answer::none;
-    if (pq_.drained()) return net_answer::closed;
+    if (pq_.drained()) {
+        acks_now_locked();
+        return net_answer::closed;
+    }
     if (!pq_.head_ready()) return net_answer::none;
     prefetch_queue::value& q = pq_.head();
     payload.swap(q.payload);
@@ -55,7 +58,8 @@ void peer_session::ack(std::uint64_t delivery) {
 
 /// ACKs are batched (protocol.md §8.4): queued here, they leave in one
 /// frame just ahead of the next frame this link sends (typically the
-/// caller's next request, a few microseconds later) or at the
+/// caller's next request, a few microseconds later), when the receiver
+/// goes to wait or its stream ends (acks_now_locked), or at the
 /// background thread's next tick (heartbeat/4), whichever comes first.
 /// The home then handles ACK and request in one wake-up instead of two.
 void peer_session::ack_locked(std::uint64_t delivery) {
@@ -105,7 +109,8 @@ void peer_session::start_prefetched_locked(const std::shared_ptr<net_request>& r
     } else {
         pwaiters_.push_back(r);
     }
-    if (pq_.wants_refill(prefetch_)) refill_locked();
+    if (pq_.wants_refill(prefetch_)) refill_locked();       // the queued ACKs go first
+    if (r->result != net_answer::value) acks_now_locked();  // it waits, or the stream ended
     if (r->result == net_answer::none && r->on_answer != nullptr) {
         conn_->need_poller_locked();  // a select waiter: someone must poll for its value
     }
@@ -207,6 +212,17 @@ void peer_session::dispatch_values_locked(const w::frame& f) {
         complete_locked(one, net_answer::value);
     }
     if (queued) serve_waiters_locked();
+}
+
+/// The receiver goes to wait, or its stream ended: no frame of ours may
+/// be due for a while, and the home keeps a close from its other receivers
+/// (§10: a lent value may come back) until these deliveries are resolved.
+/// The queued ACKs leave now instead of at the next tick (heartbeat/4).
+void peer_session::acks_now_locked() {
+    if (acks_.empty()) return;
+    conn_->defer_kick_locked();
+    flush_acks_locked();
+    conn_->drain_locked();
 }
 
 /// Sends the queued ACKs, if any (see ack_locked).

@@ -143,6 +143,30 @@ TEST(NetPrefetch, ValuesNotTakenGoBackWhenTheHandleGoes) {
     EXPECT_EQ(home.try_recv().status, zchan::recv_status::empty);
 }
 
+// §10: a closed channel is not drained for anyone while a value lent to a remote receiver may
+// still come back; the receiver's ACK settles it. A prefetching receiver batches its ACKs, but
+// one that goes to wait, or finds its stream ended, sends them at once, not at its next tick
+// (heartbeat/4, here 15 s): the home's own receiver sees the close well within the 5 s
+// deadline. It waited for that tick before (ranges of 32 remote receivers ended up to a
+// quarter of a second after the close with the default heartbeat).
+TEST(NetPrefetch, AReceiverThatGoesToWaitAcknowledgesWhatItTookAtOnce) {
+    zchan::channel<int> home(16);
+    zchan::net_options slow = with_prefetch(8);
+    slow.heartbeat = 60s;  // the ticks that would otherwise carry the ACK: every 15 s
+    slow.heartbeat_timeout = 180s;
+    zchan::server srv("tcp://127.0.0.1:*", slow);
+    srv.serve("p", home);
+    auto remote = zchan::dial<int>(srv.endpoint(), "p", slow);
+    home.send(7);
+    ASSERT_EQ(remote.recv(), std::optional<int>(7));  // its ACK is queued: 7 of 8 still asked for
+    // Waits for a value, or (if the close comes first) finds the stream ended.
+    auto rest = std::async(std::launch::async, [&] { return remote.recv_for(60s); });
+    home.close();
+    const auto r = home.recv_for(5s);
+    EXPECT_EQ(r.status, zchan::recv_status::closed) << "the remote receiver's ACK did not come";
+    EXPECT_EQ(rest.get().status, zchan::recv_status::closed);
+}
+
 TEST(NetPrefetch, ManyPrefetchingReceiversShareManySendersExactlyOnceInOrder) {
     constexpr int senders = 4;
     constexpr int per_sender = 20000;
