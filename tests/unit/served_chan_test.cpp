@@ -335,6 +335,32 @@ TEST(ServedChanUnit, ReturnPutsTheValueBackAtTheHeadAndLateResolutionsAreIgnored
     EXPECT_TRUE(h.sent().empty());
 }
 
+// KNOWN BUG, disabled until fixed (found 2026-12-04: NetProcess.SelectOverA
+// RemoteAndALocalChannelLosesAndDuplicatesNothing/"tcp" lost one value of 80
+// under TSan). A remote select's RECV was answered VALUE, but the select took
+// another case and cancelled it: the peer gives that value back (RETURN,
+// protocol.md §8.5). The CANCEL_RECV comes before the select's next RECV on
+// the same connection, so the home knows the value is coming back; yet §10
+// item 3 lets a session's own unresolved deliveries not hold its RECVs, so the
+// next RECV is answered CLOSED and the RETURN then puts the value into a
+// closed channel its receiver has left. Expected: that RECV waits for the
+// RETURN and gets the value.
+TEST(ServedChanUnit, DISABLED_RecvAfterCancellingAnAnsweredRecvWaitsForItsReturnOnAClosedChannel) {
+    home h(4);
+    ASSERT_EQ(h.local_send(7), send_status::ok);
+    h.ch.close();
+    h.recv(1, 1);
+    EXPECT_EQ(h.sent(), (frames{value(1, 1, 1, 7)}));
+    h.cancel_recv(1, 1);  // answered already: no answer; the value will come back
+    h.sent();
+    h.recv(1, 2);
+    EXPECT_TRUE(h.sent().empty()) << "CLOSED while the cancelled request's value is coming back";
+    h.give_back(1, 1);
+    h.settle();
+    h.run();
+    EXPECT_EQ(h.sent(), (frames{value(1, 2, 2, 7)}));
+}
+
 // §8.4: a RECV on an empty channel waits, as a receiver registered on the
 // channel: no answer. A local send wakes it (the notifier gets its op id), and
 // the loop's on_ready answers VALUE; once answered it waits no more.
