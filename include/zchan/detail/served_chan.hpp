@@ -442,7 +442,7 @@ private:
                 return;
             }
             if (s == recv_status::closed) {
-                if (others_unresolved(o.session)) {
+                if (recv_held(o.session)) {
                     held_.push_back(o.hook.op_id);  // see the top: settle() retries it
                     return;
                 }
@@ -508,6 +508,14 @@ private:
     [[nodiscard]] bool others_unresolved(std::uint32_t session) const {
         auto it = sessions_.find(session);
         return open_total_ > (it == sessions_.end() ? 0 : it->second.open);
+    }
+    /// Whether a RECV of `session` on the closed, empty channel must wait
+    /// instead of being answered CLOSED (§10 item 3): a value may still come
+    /// back, from another session or from this one's cancelled RECVs.
+    [[nodiscard]] bool recv_held(std::uint32_t session) {
+        if (others_unresolved(session)) return true;
+        auto it = sessions_.find(session);
+        return it != sessions_.end() && it->second.coming_back();
     }
 
     /// CANCEL_RECV of a stream request (protocol.md §8.5, §8.8).

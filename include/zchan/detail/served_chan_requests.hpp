@@ -110,8 +110,7 @@ void served_chan<T>::on_recv(reply_sink& out, std::uint32_t session, std::uint64
                 deliver(out, session, request, v, claimed);
                 break;
             case recv_status::closed:  // EMPTY while a value may still come back
-                out.reply(session,
-                          others_unresolved(session) ? wire::msg::empty : wire::msg::closed,
+                out.reply(session, recv_held(session) ? wire::msg::empty : wire::msg::closed,
                           request);
                 break;
             default:
@@ -134,7 +133,7 @@ void served_chan<T>::on_recv(reply_sink& out, std::uint32_t session, std::uint64
             deliver(out, session, request, v, claimed);
             return;
         }
-        if (s == recv_status::closed && !others_unresolved(session)) {
+        if (s == recv_status::closed && !recv_held(session)) {
             out.reply(session, wire::msg::closed, request);
             return;
         }
@@ -158,6 +157,9 @@ void served_chan<T>::on_cancel_recv(reply_sink& out, std::uint32_t session, std:
     if (o.rp.done && o.rp.value) {
         // Crossed on the wire: deliver; the peer gives it back (§8.5).
         deliver(out, session, request, o.rp.value, o.rp.claimed);
+        if (auto st = sessions_.find(session); st != sessions_.end()) {
+            st->second.returning.push_back(st->second.next_delivery - 1);
+        }
     } else {
         out.reply(session, wire::msg::recv_cancelled, request);
     }

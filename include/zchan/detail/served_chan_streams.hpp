@@ -130,7 +130,7 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
         if (!v) s = back_->try_recv_lent(v);
         if (s == recv_status::closed) {
             flush();
-            if (others_unresolved(session)) {  // see the top: settle() retries it
+            if (recv_held(session)) {  // see the top: settle() retries it
                 if (std::find(held_streams_.begin(), held_streams_.end(), session) ==
                     held_streams_.end()) {
                     held_streams_.push_back(session);
@@ -240,9 +240,13 @@ void served_chan<T>::cancel_stream_request(reply_sink& out, std::uint32_t sessio
     if (!st.stream_ranges.take(request)) {
         // Unknown or answered (§8.5); a re-sent cancel of a RECV answered
         // RECV_CANCELLED (or never run) gets that again, unless a VALUE
-        // answered it (§12.3). A peer ignores an answer it has already.
-        if (request <= st.max_request && st.delivery_for(request) == 0) {
+        // answered it (§12.3): then the peer gives that value back. A peer
+        // ignores an answer it has already.
+        if (request > st.max_request) return;
+        if (const std::uint64_t d = st.delivery_for(request); d == 0) {
             out.reply(session, wire::msg::recv_cancelled, request);
+        } else if (std::find(st.returning.begin(), st.returning.end(), d) == st.returning.end()) {
+            st.returning.push_back(d);
         }
         return;
     }

@@ -118,6 +118,15 @@ struct served_session {
     }
     /// Unresolved deliveries: the set slots of unacked.
     std::size_t open = 0;
+    /// Deliveries whose RECV the peer cancelled after the home had answered
+    /// it: the peer gives them back (protocol.md §8.5), so on a closed
+    /// channel they hold this session's receives too (§10 item 3). Resolved
+    /// ones are dropped when looked at (coming_back).
+    std::vector<std::uint64_t> returning;
+    [[nodiscard]] bool coming_back() {
+        std::erase_if(returning, [&](std::uint64_t d) { return find(d) == nullptr; });
+        return !returning.empty();
+    }
     /// A slot was just reset (ACK or RETURN).
     void resolved() {
         --open;
