@@ -158,7 +158,7 @@ void served_chan<T>::on_cancel_recv(reply_sink& out, std::uint32_t session, std:
         // Crossed on the wire: deliver; the peer gives it back (§8.5).
         deliver(out, session, request, o.rp.value, o.rp.claimed);
         if (auto st = sessions_.find(session); st != sessions_.end()) {
-            st->second.returning.push_back(st->second.next_delivery - 1);
+            st->second.will_return(st->second.next_delivery - 1);
         }
     } else {
         out.reply(session, wire::msg::recv_cancelled, request);

@@ -245,8 +245,8 @@ void served_chan<T>::cancel_stream_request(reply_sink& out, std::uint32_t sessio
         if (request > st.max_request) return;
         if (const std::uint64_t d = st.delivery_for(request); d == 0) {
             out.reply(session, wire::msg::recv_cancelled, request);
-        } else if (std::find(st.returning.begin(), st.returning.end(), d) == st.returning.end()) {
-            st.returning.push_back(d);
+        } else {
+            st.will_return(d);
         }
         return;
     }

@@ -123,6 +123,11 @@ struct served_session {
     /// channel they hold this session's receives too (§10 item 3). Resolved
     /// ones are dropped when looked at (coming_back).
     std::vector<std::uint64_t> returning;
+    void will_return(std::uint64_t delivery) {
+        if (std::find(returning.begin(), returning.end(), delivery) == returning.end()) {
+            returning.push_back(delivery);
+        }
+    }
     [[nodiscard]] bool coming_back() {
         std::erase_if(returning, [&](std::uint64_t d) { return find(d) == nullptr; });
         return !returning.empty();
