@@ -146,6 +146,10 @@ void peer_session::on_frame_locked(const w::frame& f) {
     }
     switch (f.h.type) {
         case w::msg::ping:
+            // On a session's channel the home asks for this session's
+            // resolutions (the channel closed, protocol.md §10): they leave
+            // ahead of the PONG, and from now on whenever a receiver waits.
+            acks_at_wait_ = true;
             tx_.clear();
             w::encode_header(tx_, w::header{w::version, w::msg::pong, 0, channel_, f.h.id});
             send_raw_locked();

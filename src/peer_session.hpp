@@ -175,6 +175,9 @@ private:
     std::uint64_t next_id_ ZCHAN_GUARDED_BY(conn_->mu) = 1;
     std::uint64_t ping_nonce_ ZCHAN_GUARDED_BY(conn_->mu) = 0;
     bool home_stopping_ ZCHAN_GUARDED_BY(conn_->mu) = false;  // ERROR shutting_down received
+    // The home asked for resolutions (a PING on this channel): queued ACKs
+    // leave whenever a receiver goes to wait (acks_now_locked).
+    bool acks_at_wait_ ZCHAN_GUARDED_BY(conn_->mu) = false;
     // Resume (peer_session_resume.cpp); all guarded by conn_->mu.
     bool resuming_ ZCHAN_GUARDED_BY(conn_->mu) =
         false;  // HELLO RESUME sent, its WELCOME not yet here

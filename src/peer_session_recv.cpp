@@ -58,8 +58,9 @@ void peer_session::ack(std::uint64_t delivery) {
 
 /// ACKs are batched (protocol.md §8.4): queued here, they leave in one
 /// frame just ahead of the next frame this link sends (typically the
-/// caller's next request, a few microseconds later), when the receiver
-/// goes to wait or its stream ends (acks_now_locked), or at the
+/// caller's next request, a few microseconds later), when the stream ends
+/// or, after the home asked for them, the receiver goes to wait
+/// (acks_now_locked), or at the
 /// background thread's next tick (heartbeat/4), whichever comes first.
 /// The home then handles ACK and request in one wake-up instead of two.
 void peer_session::ack_locked(std::uint64_t delivery) {
@@ -109,8 +110,12 @@ void peer_session::start_prefetched_locked(const std::shared_ptr<net_request>& r
     } else {
         pwaiters_.push_back(r);
     }
-    if (pq_.wants_refill(prefetch_)) refill_locked();       // the queued ACKs go first
-    if (r->result != net_answer::value) acks_now_locked();  // it waits, or the stream ended
+    if (pq_.wants_refill(prefetch_)) refill_locked();  // the queued ACKs go first
+    // The stream ended, or the receiver waits after the home asked for
+    // resolutions (the channel closed): see acks_now_locked.
+    if (r->result == net_answer::closed || (r->result != net_answer::value && acks_at_wait_)) {
+        acks_now_locked();
+    }
     if (r->result == net_answer::none && r->on_answer != nullptr) {
         conn_->need_poller_locked();  // a select waiter: someone must poll for its value
     }
@@ -214,10 +219,15 @@ void peer_session::dispatch_values_locked(const w::frame& f) {
     if (queued) serve_waiters_locked();
 }
 
-/// The receiver goes to wait, or its stream ended: no frame of ours may
-/// be due for a while, and the home keeps a close from its other receivers
-/// (§10: a lent value may come back) until these deliveries are resolved.
-/// The queued ACKs leave now instead of at the next tick (heartbeat/4).
+/// The receiver's stream ended, or it goes to wait once the home has asked
+/// for resolutions (a PING on this session's channel: the home sends it
+/// when the channel closes, protocol.md §10): no frame of ours may be due
+/// for a while, and the home keeps the close from its other receivers (a
+/// lent value may come back) until these deliveries are resolved. The
+/// queued ACKs leave now instead of at the next tick (heartbeat/4). On an
+/// open channel a receiver that goes to wait keeps them for its next
+/// frame: an ACK frame per wait would cost a request-reply pair (the
+/// message server) a frame and a wake-up of the home each way.
 void peer_session::acks_now_locked() {
     if (acks_.empty()) return;
     conn_->defer_kick_locked();

@@ -16,6 +16,7 @@
 // lost); each test cites its own.
 #include "zchan/detail/served_chan.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -79,6 +80,14 @@ frame_rec value(std::uint32_t session, std::uint64_t request, std::uint64_t deli
 frame_rec values(std::uint32_t session, std::uint64_t first_request, std::uint64_t first_delivery,
                  std::vector<int> vs) {
     return {msg::values, session, first_request, first_delivery, std::move(vs)};
+}
+
+/// Frames to several sessions in session order (the home serves them in
+/// no particular order).
+frames by_session(frames fs) {
+    std::stable_sort(fs.begin(), fs.end(),
+                     [](const frame_rec& a, const frame_rec& b) { return a.session < b.session; });
+    return fs;
 }
 
 int decode_int(wire::bytes payload) {
@@ -352,7 +361,9 @@ TEST(ServedChanUnit, RecvAfterCancellingAnAnsweredRecvWaitsForItsReturnOnAClosed
     h.cancel_recv(1, 1);  // answered already: no answer; the value will come back
     h.sent();
     h.recv(1, 2);
-    EXPECT_TRUE(h.sent().empty()) << "CLOSED while the cancelled request's value is coming back";
+    // Only the close's request for resolutions (§10), no CLOSED.
+    EXPECT_EQ(h.sent(), (frames{answer(1, msg::ping, 0)}))
+        << "CLOSED while the cancelled request's value is coming back";
     h.give_back(1, 1);
     h.settle();
     h.run();
@@ -395,7 +406,8 @@ TEST(ServedChanUnit, TryRecvAnswersEmptyAtOnceAndClosedWhenClosedAndDrained) {
     EXPECT_EQ(h.sent(), (frames{answer(1, msg::closed, 3)}));
     h.recv(1, 4);
     EXPECT_EQ(h.sent(), (frames{answer(1, msg::closed, 4)}));
-    EXPECT_EQ(h.run(), 0U);
+    EXPECT_EQ(h.run(), 1U);  // the close watcher: it asks the receiver for resolutions
+    EXPECT_EQ(h.sent(), (frames{answer(1, msg::ping, 0)}));
 }
 
 // ---- close (§10) -------------------------------------------------------------
@@ -423,14 +435,39 @@ TEST(ServedChanUnit, ClosedChannelHoldsARecvWhileAnotherSessionsDeliveryIsUnreso
     EXPECT_EQ(h.sent(), (frames{answer(2, msg::empty, 2)}));
     h.recv(1, 2);  // session 1's own delivery: no hold
     EXPECT_EQ(h.sent(), (frames{answer(1, msg::closed, 2)}));
-    h.settle();  // nothing resolved yet: still held
-    EXPECT_EQ(h.run(), 0U);
-    EXPECT_TRUE(h.sent().empty());
+    h.settle();              // nothing resolved yet: still held
+    EXPECT_EQ(h.run(), 1U);  // the close watcher: both receivers asked for resolutions
+    EXPECT_EQ(by_session(h.sent()), (frames{answer(1, msg::ping, 0), answer(2, msg::ping, 0)}));
     h.ack(1, 1);
     h.settle();
     EXPECT_EQ(h.sent(), (frames{answer(2, msg::closed, 1)}));
     h.settle();  // answered once
     EXPECT_TRUE(h.sent().empty());
+}
+
+// §10 item 3: at the close the home asks every receiving session once for its
+// resolutions, with a PING on its channel (its peer then ACKs whenever a
+// receiver waits, so that a close held for the other receivers is not held
+// until the peer's next tick); a session that starts receiving after the
+// close is asked at its first request. Nothing is asked before the close, and
+// a session that only sends is not asked.
+TEST(ServedChanUnit, AtTheCloseTheHomeAsksEachReceivingSessionOnceForItsResolutions) {
+    home h(4, 4);
+    ASSERT_EQ(h.local_send(42), send_status::ok);
+    ASSERT_EQ(h.local_send(43), send_status::ok);
+    h.recv(1, 1);
+    h.recv(2, 1);
+    EXPECT_EQ(h.sent(), (frames{value(1, 1, 1, 42), value(2, 1, 1, 43)}));
+    EXPECT_TRUE(h.send(3, 1, 5));  // session 3 only sends
+    EXPECT_EQ(h.sent(), (frames{answer(3, msg::send_ok, 1)}));
+    EXPECT_EQ(h.run(), 0U);  // nothing asked before the close
+    h.ch.close();
+    EXPECT_EQ(h.run(), 1U);  // the close watcher
+    EXPECT_EQ(by_session(h.sent()), (frames{answer(1, msg::ping, 0), answer(2, msg::ping, 0)}));
+    h.recv(1, 2);  // asked already: no second PING
+    EXPECT_EQ(h.sent(), (frames{value(1, 2, 2, 5)}));
+    h.recv(4, 1);  // a receiver after the close, held by the others' deliveries
+    EXPECT_EQ(h.sent(), (frames{answer(4, msg::ping, 0)}));
 }
 
 // §10 item 3, §8.4: a delivery RETURNed after the close goes to the head of

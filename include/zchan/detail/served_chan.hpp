@@ -186,7 +186,7 @@ public:
         auto& o = *it->second;
         if (!o.registered) return;
         if (o.kind == op_kind::close_watch) {
-            revoke_all(out);
+            on_closed(out);
             return;
         }
         if (o.kind == op_kind::stream) {
@@ -222,7 +222,8 @@ public:
 
 private:
     /// stream: a session's one receive entry for its RECV_MANY requests (§8.8).
-    /// close_watch: the one watcher of the channel's close (send windows, §9.1).
+    /// close_watch: the one watcher of the channel's close (send windows,
+    /// §9.1; receivers' resolutions, §10).
     enum class op_kind : std::uint8_t { send, recv, watch, stream, close_watch };
 
     /// Largest VALUES frame pump() builds before starting another: big enough
@@ -363,7 +364,13 @@ private:
 
     /// The channel closed: no more grants; every session still holding
     /// credits is told to stop (REVOKE) and releases them with REVOKED.
-    void revoke_all(reply_sink& out);
+    /// The channel closed: REVOKE to the windowed sessions, PING to the
+    /// receiving ones (served_chan_window.hpp).
+    void on_closed(reply_sink& out);
+    /// A receiving session's request: watch for the close, or after it ask
+    /// the session for its resolutions.
+    void watch_receiver(reply_sink& out, std::uint32_t session, session_state& st);
+    void ask_resolutions(reply_sink& out, std::uint32_t session, session_state& st);
 
     /// Gives the session's unfilled reserved slots back to the channel.
     void release_credits(send_credits& c);
@@ -551,6 +558,7 @@ private:
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
     std::uint64_t close_watch_ = 0;    // the close watcher's op id, 0: none
+    bool closed_seen_ = false;         // the close watcher fired
     std::uint64_t windowed_ = 0;       // sessions with a send window, not revoked
     std::uint64_t wait_clock_ = 0;     // orders waiting streams (session_state::waiting_since)
 };

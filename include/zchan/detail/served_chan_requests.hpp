@@ -96,6 +96,7 @@ void served_chan<T>::on_recv(reply_sink& out, std::uint32_t session, std::uint64
                              bool try_now, std::uint64_t select_tag) {
     if (auto it = sessions_.find(session); it != sessions_.end()) {
         session_state& st = it->second;
+        watch_receiver(out, session, st);
         if (request <= st.max_request) {
             if (replay_recv(out, session, st, request, try_now)) return;  // §12.3
         } else {

@@ -41,6 +41,7 @@ void served_chan<T>::on_recv_many(reply_sink& out, std::uint32_t session, std::u
     auto it = sessions_.find(session);
     if (it == sessions_.end()) return;
     session_state& st = it->second;
+    watch_receiver(out, session, st);
     if (first > st.max_request) {  // the usual case: new requests
         st.stream_ranges.push_back(first, count);
         st.saw(first, count);

@@ -11,6 +11,13 @@
 // holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
 // it did not fill, and until then the closed channel is not drained.
 //
+// The same watcher serves the receive side (protocol.md §10 item 3): at the
+// close, and at a receiving session's first request after it, the home asks
+// each receiving session once for its resolutions (a PING on its channel).
+// Its peer then sends its ACKs whenever a receiver waits, so that the close
+// held for the other receivers is not held until the peer's next tick;
+// before the close it keeps them for its next frame.
+//
 // Thread safety: as served_chan (the server thread).
 #pragma once
 
@@ -115,17 +122,38 @@ void served_chan<T>::watch_close(reply_sink& out) {
     o.entry = wait_entry{&o.cx, sel_first_op, nullptr};
     o.registered = true;
     close_watch_ = o.hook.op_id;
-    if (back_->watch_close(o.entry)) revoke_all(out);  // closed already
+    if (back_->watch_close(o.entry)) on_closed(out);  // closed already
 }
 
 template <class T>
-void served_chan<T>::revoke_all(reply_sink& out) {
+void served_chan<T>::watch_receiver(reply_sink& out, std::uint32_t session, session_state& st) {
+    if (closed_seen_) {
+        ask_resolutions(out, session, st);
+    } else {
+        watch_close(out);
+    }
+}
+
+template <class T>
+void served_chan<T>::ask_resolutions(reply_sink& out, std::uint32_t session, session_state& st) {
+    if (st.asked_resolutions) return;
+    st.asked_resolutions = true;
+    out.reply(session, wire::msg::ping, 0);
+}
+
+template <class T>
+void served_chan<T>::on_closed(reply_sink& out) {
+    closed_seen_ = true;
     if (close_watch_ != 0) {
         auto& o = *ops_.at(close_watch_);
         if (o.registered) unregister(o);
         erase(o);
     }
     for (auto& [id, st] : sessions_) {
+        // A receiving session: its unresolved deliveries hold the close from
+        // the other receivers (protocol.md §10 item 3); its peer sends them
+        // at once from now on instead of at its next frame or tick.
+        if (st.max_request != 0 || st.open != 0) ask_resolutions(out, id, st);
         send_credits& c = st.credits;
         if (c.window == 0 || c.revoked) continue;
         c.revoked = true;

@@ -71,6 +71,9 @@ struct served_session {
     /// When the stream started waiting (wait_clock_), kept while it is
     /// woken and finds nothing; 0 while it wants nothing. See the top.
     std::uint64_t waiting_since = 0;
+    /// The home asked this session for its resolutions (a PING on its
+    /// channel, sent once after the close; protocol.md §10).
+    bool asked_resolutions = false;
     /// The session's send window (protocol.md §9.1).
     send_credits credits;
     /// Its remote selects on an unbuffered channel (§8.6.1).
