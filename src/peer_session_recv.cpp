@@ -60,8 +60,8 @@ void peer_session::ack(std::uint64_t delivery) {
 /// frame just ahead of the next frame this link sends (typically the
 /// caller's next request, a few microseconds later), when the stream ends
 /// or, after the home asked for them, the receiver goes to wait
-/// (acks_now_locked), or at the
-/// background thread's next tick (heartbeat/4), whichever comes first.
+/// (acks_now_locked), or at the background thread's next tick
+/// (heartbeat/4), whichever comes first.
 /// The home then handles ACK and request in one wake-up instead of two.
 void peer_session::ack_locked(std::uint64_t delivery) {
     if (lost_) {

@@ -363,9 +363,8 @@ private:
     void watch_close(reply_sink& out);
 
     /// The channel closed: no more grants; every session still holding
-    /// credits is told to stop (REVOKE) and releases them with REVOKED.
-    /// The channel closed: REVOKE to the windowed sessions, PING to the
-    /// receiving ones (served_chan_window.hpp).
+    /// credits is told to stop (REVOKE) and releases them with REVOKED;
+    /// every receiving session is asked for its resolutions (a PING).
     void on_closed(reply_sink& out);
     /// A receiving session's request: watch for the close, or after it ask
     /// the session for its resolutions.

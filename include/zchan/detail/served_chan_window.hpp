@@ -150,10 +150,11 @@ void served_chan<T>::on_closed(reply_sink& out) {
         erase(o);
     }
     for (auto& [id, st] : sessions_) {
-        // A receiving session: its unresolved deliveries hold the close from
-        // the other receivers (protocol.md §10 item 3); its peer sends them
-        // at once from now on instead of at its next frame or tick.
-        if (st.max_request != 0 || st.open != 0) ask_resolutions(out, id, st);
+        // A receiving session (every delivery answers a RECV it sent): its
+        // unresolved deliveries hold the close from the other receivers
+        // (protocol.md §10 item 3); its peer resolves them at once from now
+        // on instead of at its next frame or tick.
+        if (st.max_request != 0) ask_resolutions(out, id, st);
         send_credits& c = st.credits;
         if (c.window == 0 || c.revoked) continue;
         c.revoked = true;
