@@ -42,8 +42,9 @@
 // The completion handler runs on its associated executor (the coroutine's,
 // for use_awaitable; a plain callback without one runs on Asio's system
 // executor), never inside the initiating call. The operation holds outstanding
-// work on that executor while it waits, so io_context::run() does not return
-// under a coroutine that waits for a blocking thread.
+// work on that executor while it waits (a coroutine's is held by co_spawn
+// already), so io_context::run() does not return under an operation that
+// waits for a blocking thread.
 //
 // Thread safety: the functions may be called from any thread, on channels
 // that any number of threads and coroutines use at once.
@@ -74,6 +75,10 @@
 #include <asio/prefer.hpp>
 #include <asio/system_executor.hpp>
 #include <asio/thread_pool.hpp>
+#include <asio/version.hpp>
+#if defined(ASIO_HAS_CO_AWAIT)
+#include <asio/use_awaitable.hpp>
+#endif
 
 #include "zchan/async_errc.hpp"
 #include "zchan/channel.hpp"
@@ -155,6 +160,19 @@ private:
     }
 };
 
+/// True for the handler that use_awaitable makes, on the Asio versions
+/// checked (1.22): co_spawn holds work on that handler's executor for as
+/// long as the coroutine lives, so an operation the coroutine waits in need
+/// not hold its own (two atomic updates of the context's work count, a
+/// tenth of a hand-off between coroutines). Asio's detail type: elsewhere,
+/// or if it is renamed, every operation holds work as for any handler.
+template <class Handler>
+struct kept_alive_by_co_spawn : std::false_type {};
+#if defined(ASIO_HAS_CO_AWAIT) && ASIO_VERSION >= 102200 && ASIO_VERSION < 102300
+template <class Executor, class... Ts>
+struct kept_alive_by_co_spawn<asio::detail::awaitable_handler<Executor, Ts...>> : std::true_type {};
+#endif
+
 /// Stores the value a receive case ran with; async_recv's case callback.
 template <class T>
 struct store_into {
@@ -216,12 +234,16 @@ private:
         if constexpr (may_wrap_io) {
             if (const auto* io = ex.template target<io_executor>()) {
                 io_.emplace(*io);
-                io_work_.emplace(asio::prefer(*io, asio::execution::outstanding_work.tracked));
+                if constexpr (!kept_alive_by_co_spawn<Handler>::value) {
+                    io_work_.emplace(asio::prefer(*io, asio::execution::outstanding_work.tracked));
+                }
                 return;
             }
         }
         ex_.emplace(asio::prefer(ex, asio::execution::outstanding_work.untracked));
-        work_.emplace(asio::prefer(*ex_, asio::execution::outstanding_work.tracked));
+        if constexpr (!kept_alive_by_co_spawn<Handler>::value) {
+            work_.emplace(asio::prefer(*ex_, asio::execution::outstanding_work.tracked));
+        }
     }
 
     struct canceller {
@@ -329,8 +351,9 @@ private:
 
     Handler handler_;
     // The handler's executor, for posting, and work that keeps its context
-    // running while this op waits: io_ and io_work_ when it wraps an
-    // io_context's executor (may_wrap_io), else ex_ and work_.
+    // running while this op waits (unless co_spawn keeps it: see
+    // kept_alive_by_co_spawn): io_ and io_work_ when it wraps an io_context's
+    // executor (may_wrap_io), else ex_ and work_.
     std::optional<post_type> ex_;
     std::optional<work_type> work_;
     std::optional<io_executor> io_;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -12,12 +13,16 @@
 #include <thread>
 #include <vector>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
+#include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -35,6 +40,7 @@ using namespace asio::experimental::awaitable_operators;
 using asio::use_awaitable;
 using zchan_test::ample;
 using zchan_test::completes_within;
+using zchan_test::generous;
 using zchan_test::still_pending_after;
 
 class AsioChannel : public zchan_test::asio_kind_test {};
@@ -139,6 +145,63 @@ TEST_P(AsioChannel, SendCompletesWhenABlockedThreadReceives) {
     f.get();
     receiver.join();
     EXPECT_EQ(got, 5);
+}
+
+// A waiting operation is work for its handler's io_context: run() with
+// nothing else to do returns only once the blocking partner came. (A
+// coroutine is work by itself while co_spawn runs it; a callback is not.)
+TEST_P(AsioChannel, RunDoesNotReturnWhileARecvWaitsForABlockingThread) {
+    auto [home, ch] = make();
+    asio::io_context io(1);
+    std::optional<int> got;
+    // Bound to an any_io_executor, as a coroutine's handler is.
+    zchan::async_recv(
+        ch, asio::bind_executor(asio::any_io_executor(io.get_executor()),
+                                [&got](std::error_code, std::optional<int> v) { got = v; }));
+    auto run = std::async(std::launch::async, [&io] { io.run(); });
+    EXPECT_TRUE(still_pending_after(run));
+    home.send(7);
+    ASSERT_TRUE(completes_within(run));
+    run.get();
+    EXPECT_EQ(got, 7);
+}
+
+// asio.hpp counts on co_spawn for a coroutine's work (kept_alive_by_co_spawn).
+TEST_P(AsioChannel, RunDoesNotReturnWhileACoroutineWaitsForABlockingThread) {
+    auto [home, ch] = make();
+    asio::io_context io(1);
+    std::optional<int> got;
+    asio::co_spawn(
+        io,
+        [ch = ch, &got]() -> asio::awaitable<void> {
+            got = co_await zchan::async_recv(ch, use_awaitable);
+        },
+        asio::detached);
+    auto run = std::async(std::launch::async, [&io] { io.run(); });
+    EXPECT_TRUE(still_pending_after(run));
+    home.send(7);
+    ASSERT_TRUE(completes_within(run));
+    run.get();
+    EXPECT_EQ(got, 7);
+}
+
+TEST_P(AsioChannel, RunDoesNotReturnWhileASendWaitsForABlockingThread) {
+    auto [home, ch] = make();
+    for (std::size_t i = 0; i < cap(); ++i) home.send(100);  // full: the send waits
+    asio::io_context io(1);
+    std::optional<std::error_code> sent;
+    zchan::async_send(
+        ch, 7, asio::bind_executor(io.get_executor(), [&sent](std::error_code ec) { sent = ec; }));
+    auto run = std::async(std::launch::async, [&io] { io.run(); });
+    EXPECT_TRUE(still_pending_after(run));
+    std::vector<int> got;  // with a deadline: a send that never ran never comes
+    for (std::size_t i = 0; i <= cap(); ++i)
+        got.push_back(home.recv_for(generous).value.value_or(-1));
+    ASSERT_TRUE(completes_within(run));
+    run.get();
+    ASSERT_TRUE(sent.has_value());
+    EXPECT_FALSE(*sent);
+    EXPECT_EQ(got.back(), 7);
 }
 
 TEST_P(AsioChannel, ClosedChannelDrainsBufferedValuesThenReportsNullopt) {
