@@ -4,6 +4,10 @@
 //
 //   zchan_coro/<case>    the case with zchan::async_send / async_recv and co_await
 //   asio_channel/<case>  the same with asio::experimental::channel<void(error_code, int)>
+//   asio_floor/<case>    the same number of co_awaits of an operation that does nothing and
+//                        completes through the executor's queue: what any channel costs at
+//                        best with use_awaitable on Asio 1.22, where a co_await always
+//                        suspends and, without resuming inline, resumes from the queue
 // for <case> in spsc_unbuffered, spsc_cap1 (one sender coroutine, one receiver coroutine,
 // N values) and pingpong_unbuffered (N round trips between two coroutines). An item is one
 // value received (one round trip for ping-pong), as in every other case and in bench/go.
@@ -19,10 +23,12 @@
 #include <string>
 #include <system_error>
 
+#include <asio/async_result.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <benchmark/benchmark.h>
 
@@ -122,7 +128,47 @@ void pingpong(benchmark::State& state, std::int64_t n) {
     state.SetItemsProcessed(state.iterations() * n);
 }
 
-/// Registers <impl>/<case> for both, zchan first, case by case (see register_both).
+/// Does nothing and completes through `io`'s queue, posted to the io_context's own executor
+/// as zchan's operations post their completions (Asio's type-erased post costs more).
+template <class Token>
+auto async_nothing(asio::io_context& io, Token&& token) {
+    return asio::async_initiate<Token, void()>(
+        [&io](auto handler) {
+            asio::post(io.get_executor(), [h = std::move(handler)]() mutable { std::move(h)(); });
+        },
+        token);
+}
+
+/// The floor of a case: two coroutines with `per_item` co_awaits each per item (1 for a
+/// value passed one way, 2 for a round trip), of async_nothing.
+inline void floor_case(benchmark::State& state, std::int64_t n, std::int64_t per_item) {
+    for (auto _ : state) {
+        asio::io_context io(1);
+        std::int64_t done = 0;
+        for (int c = 0; c < 2; ++c) {
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    for (std::int64_t i = 0; i < n * per_item; ++i) {
+                        co_await async_nothing(io, use_awaitable);
+                    }
+                    ++done;
+                },
+                asio::detached);
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        io.run();
+        const auto t1 = std::chrono::steady_clock::now();
+        state.SetIterationTime(std::chrono::duration<double>(t1 - t0).count());
+        if (done != 2) {
+            state.SkipWithError("a coroutine did not finish");
+            break;
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * n);
+}
+
+/// Registers <impl>/<case> for zchan, Asio's channel and the floor, case by case.
 /// `items(kind)` is the case's N: 0 spsc_unbuffered, 1 spsc_cap1, 2 pingpong_unbuffered.
 template <class Items>
 void register_all(Items items) {
@@ -135,13 +181,17 @@ void register_all(Items items) {
         [items](benchmark::State& s) { spsc<zchan_coro>(s, items(0), 0); });
     reg("asio_channel/spsc_unbuffered",
         [items](benchmark::State& s) { spsc<asio_channel>(s, items(0), 0); });
+    reg("asio_floor/spsc_unbuffered", [items](benchmark::State& s) { floor_case(s, items(0), 1); });
     reg("zchan_coro/spsc_cap1", [items](benchmark::State& s) { spsc<zchan_coro>(s, items(1), 1); });
     reg("asio_channel/spsc_cap1",
         [items](benchmark::State& s) { spsc<asio_channel>(s, items(1), 1); });
+    reg("asio_floor/spsc_cap1", [items](benchmark::State& s) { floor_case(s, items(1), 1); });
     reg("zchan_coro/pingpong_unbuffered",
         [items](benchmark::State& s) { pingpong<zchan_coro>(s, items(2)); });
     reg("asio_channel/pingpong_unbuffered",
         [items](benchmark::State& s) { pingpong<asio_channel>(s, items(2)); });
+    reg("asio_floor/pingpong_unbuffered",
+        [items](benchmark::State& s) { floor_case(s, items(2), 2); });
 }
 
 }  // namespace coro_bench
