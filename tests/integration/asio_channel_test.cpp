@@ -74,6 +74,18 @@ asio::awaitable<bool> send_or_timeout(zchan::channel<int> ch, int v, std::chrono
     co_return r.index() == 0;
 }
 
+/// Runs `io`, which has no work guard, on another thread while a receive
+/// waits on it: run() must not return before `home` sends 7 into `got`.
+void expect_run_ends_only_after_a_send(asio::io_context& io, const zchan::channel<int>& home,
+                                       const std::optional<int>& got) {
+    auto run = std::async(std::launch::async, [&io] { io.run(); });
+    EXPECT_TRUE(still_pending_after(run));
+    home.send(7);
+    ASSERT_TRUE(completes_within(run));
+    run.get();
+    EXPECT_EQ(got, 7);
+}
+
 TEST_P(AsioChannel, CoroutinesOnOneThreadDeliverEveryValueInFifoOrder) {
     auto [home, ch] = make();
     const int n = static_cast<int>(zchan_test::scale(remote() ? 300 : 3000));
@@ -158,12 +170,7 @@ TEST_P(AsioChannel, RunDoesNotReturnWhileARecvWaitsForABlockingThread) {
     zchan::async_recv(
         ch, asio::bind_executor(asio::any_io_executor(io.get_executor()),
                                 [&got](std::error_code, std::optional<int> v) { got = v; }));
-    auto run = std::async(std::launch::async, [&io] { io.run(); });
-    EXPECT_TRUE(still_pending_after(run));
-    home.send(7);
-    ASSERT_TRUE(completes_within(run));
-    run.get();
-    EXPECT_EQ(got, 7);
+    expect_run_ends_only_after_a_send(io, home, got);
 }
 
 // asio.hpp counts on co_spawn for a coroutine's work (kept_alive_by_co_spawn).
@@ -177,12 +184,7 @@ TEST_P(AsioChannel, RunDoesNotReturnWhileACoroutineWaitsForABlockingThread) {
             got = co_await zchan::async_recv(ch, use_awaitable);
         },
         asio::detached);
-    auto run = std::async(std::launch::async, [&io] { io.run(); });
-    EXPECT_TRUE(still_pending_after(run));
-    home.send(7);
-    ASSERT_TRUE(completes_within(run));
-    run.get();
-    EXPECT_EQ(got, 7);
+    expect_run_ends_only_after_a_send(io, home, got);
 }
 
 TEST_P(AsioChannel, RunDoesNotReturnWhileASendWaitsForABlockingThread) {
