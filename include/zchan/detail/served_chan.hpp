@@ -605,9 +605,10 @@ private:
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
     std::uint64_t close_watch_ = 0;    // the close watcher's op id, 0: none
-    /// Values accepted on credits that no receiver has taken yet and the
-    /// channel has no room for (served_chan_window.hpp), lent, in arrival
-    /// order: every credited value in the ring is older than all of them,
+    /// Values accepted on demand-backed credits (and the credited values
+    /// that arrived after them) that no stream has taken yet, and that the
+    /// channel has no room for once no stream asks (served_chan_window.hpp);
+    /// lent, in arrival order: every credited value in the ring is older than all of them,
     /// so streams take them after the ring, and while any is here every
     /// credited value joins them.
     std::deque<T> direct_;

@@ -12,9 +12,10 @@
 // Credits backed by demand (protocol.md §9.1 rule 5): remote receivers'
 // stream requests waiting at the home are room too, as a Go receiver waiting
 // on a channel is: a send completes into it whatever the buffer holds. So
-// once the free slots are reserved, the home grants credits against the
-// demand that the values in the channel, the reserved slots and the credits
-// already granted against it will not meet (spare_demand). A value arriving
+// the home grants credits against the demand that the values in the
+// channel, the reserved slots and the credits already granted against it
+// will not meet (spare_demand), and reserves free slots (up to a sender's
+// share of the capacity) only for the rest of a window. A value arriving
 // on such a credit is held (direct_, lent) and the streams take it after the
 // ring's values; if the demand went away meanwhile (a receiver left, a local
 // sender's value met it), the held values go into the channel as slots free
