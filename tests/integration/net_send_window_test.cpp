@@ -5,6 +5,7 @@
 // at most its window and its reserved slots come back, CURVE works, and a
 // producer in another process delivers every value once, in order.
 // (Resets mid-stream: fault_network_test, ConnectionsResetDuringAWindowedProducersStreamItResumes.)
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -236,6 +237,76 @@ TEST(NetSendWindow, WorksWithCurve) {
     for (int i = 0; i < 1000; ++i) peer << std::to_string(i);
     EXPECT_EQ(peer.flush(), send_status::ok);
     consumer.join();
+}
+
+// protocol.md §9.1 rule 5: with receivers' streams waiting at the home, the
+// home grants credits beyond the free slots; the values of such credits
+// reach the streams. Many windowed producers and prefetching consumers
+// through one server, a capacity far below the windows: each value arrives
+// exactly once, each consumer sees each producer's values in order, and the
+// ranges end at the close. `leaver`: one consumer stops after 100 values
+// and drops its handle mid-stream, so that credits granted against its
+// requests meet no demand (its values go into the channel instead, and its
+// prefetched ones back to the head: order is then only per receiver of what
+// it was given, so the order check is skipped).
+void many_producers_and_consumers(bool leaver) {
+    constexpr int producers = 4;
+    constexpr int consumers = 4;
+    const long per = static_cast<long>(zchan_test::scale(5000));
+    zchan::channel<long> home(8);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    zchan::net_options co = opts(0);
+    co.prefetch = 64;
+    std::vector<std::vector<long>> got(consumers);
+    std::vector<std::thread> threads;
+    for (int c = 0; c < consumers; ++c) {
+        threads.emplace_back([&, c] {
+            auto in = zchan::dial<long>(srv.endpoint(), "ch", co);
+            for (long v : in) {
+                got[static_cast<std::size_t>(c)].push_back(v);
+                if (leaver && c == 0 && got[0].size() == 100) break;
+            }
+        });
+    }
+    std::atomic<int> done{0};
+    for (int p = 0; p < producers; ++p) {
+        threads.emplace_back([&, p] {
+            auto out = zchan::dial<long>(srv.endpoint(), "ch", opts(64));
+            for (long i = 0; i < per; ++i) out << p * 1'000'000'000L + i;
+            EXPECT_EQ(out.flush(), send_status::ok);
+            if (++done == producers) home.close();
+        });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<long> all;
+    for (int c = 0; c < consumers; ++c) {
+        const auto& mine = got[static_cast<std::size_t>(c)];
+        all.insert(all.end(), mine.begin(), mine.end());
+        if (leaver) continue;
+        std::vector<long> last(producers, -1);
+        for (long v : mine) {
+            const auto p = static_cast<std::size_t>(v / 1'000'000'000L);
+            EXPECT_GT(v % 1'000'000'000L, last[p]) << "consumer " << c << ", producer " << p;
+            last[p] = v % 1'000'000'000L;
+        }
+    }
+    std::sort(all.begin(), all.end());
+    std::vector<long> want;
+    for (long p = 0; p < producers; ++p) {
+        for (long i = 0; i < per; ++i) want.push_back(p * 1'000'000'000L + i);
+    }
+    EXPECT_EQ(all.size(), want.size());
+    EXPECT_TRUE(all == want) << "some value was lost or received twice";
+    EXPECT_EQ(home.len(), 0U);
+}
+
+TEST(NetSendWindow, ManyProducersAndPrefetchingConsumersGetEveryValueOnceInOrder) {
+    many_producers_and_consumers(false);
+}
+
+TEST(NetSendWindow, AConsumerLeavingMidStreamLosesNoValueOfTheWindowedProducers) {
+    many_producers_and_consumers(true);
 }
 
 }  // namespace

@@ -147,6 +147,27 @@ TEST(SendCreditsUnit, TheNextNumberIsAcceptedAndConfirmationsAdvance) {
     EXPECT_EQ(c.upto, 4u) << "CREDIT's confirmed";
 }
 
+// §9.1 rule 5: of the credits held, `demand` are backed by receivers'
+// requests and the rest are reserved slots; an arriving value uses a slot
+// while the session holds one (so that the slots, which others wait for,
+// are the first to be filled), then the demand.
+TEST(SendCreditsUnit, AValueUsesAReservedSlotFirstThenDemand) {
+    send_credits c;
+    c.window = 4;
+    c.granted = 4;
+    c.demand = 3;
+    EXPECT_EQ(c.slots(), 1u);
+    EXPECT_TRUE(c.use());
+    EXPECT_EQ(c.slots(), 0u);
+    for (std::uint64_t left = 2; left + 1 != 0; --left) {
+        EXPECT_FALSE(c.use());
+        EXPECT_EQ(c.demand, left);
+        EXPECT_EQ(c.slots(), 0u);
+    }
+    EXPECT_EQ(c.held(), 0u);
+    EXPECT_EQ(c.upto, 4u);
+}
+
 // §9.1 rule 2 and §12.2: a number at or below `confirmed` is a re-send after
 // a resume; it is ignored (the CREDIT confirms it again), changing nothing.
 TEST(SendCreditsUnit, ANumberAtOrBelowConfirmedIsADuplicate) {

@@ -53,9 +53,10 @@ using zchan_test::generous;
 struct frame_rec {
     msg type{};
     std::uint32_t session = 0;
-    std::uint64_t id = 0;        ///< seq, request id or ref; VALUES: its first request
-    std::uint64_t delivery = 0;  ///< VALUE: its delivery seq; VALUES: the first one
-    std::vector<int> values;     ///< VALUE: its value; VALUES: one per entry
+    std::uint64_t id = 0;  ///< seq, request id or ref; VALUES: its first request
+    std::uint64_t delivery =
+        0;                    ///< VALUE: its delivery seq; VALUES: the first one; CREDIT: confirmed
+    std::vector<int> values;  ///< VALUE: its value; VALUES: one per entry
     bool operator==(const frame_rec&) const = default;
 };
 using frames = std::vector<frame_rec>;
@@ -80,6 +81,11 @@ frame_rec value(std::uint32_t session, std::uint64_t request, std::uint64_t deli
 frame_rec values(std::uint32_t session, std::uint64_t first_request, std::uint64_t first_delivery,
                  std::vector<int> vs) {
     return {msg::values, session, first_request, first_delivery, std::move(vs)};
+}
+
+/// CREDIT(granted, confirmed): both totals (§9.1 rule 1).
+frame_rec credit(std::uint32_t session, std::uint64_t granted, std::uint64_t confirmed) {
+    return {msg::credit, session, granted, confirmed, {}};
 }
 
 /// Frames to several sessions in session order (the home serves them in
@@ -161,6 +167,8 @@ private:
         if (f.h.type == msg::value) {
             r.delivery = f.delivery_seq;
             r.values.push_back(decode_int(f.payload));
+        } else if (f.h.type == msg::credit) {
+            r.delivery = f.confirmed;
         } else if (f.h.type == msg::values) {
             r.delivery = f.delivery_seq;
             wire::values_reader entries(f);
@@ -278,6 +286,26 @@ public:
     }
     void cancel_watch(std::uint32_t session, std::uint64_t request) {
         served.on_cancel_watch(out, session, request);
+    }
+    /// HELLO with send-window `w` and its WELCOME: returns the window granted.
+    std::uint32_t open_window(std::uint32_t session, std::uint32_t w) {
+        const std::uint32_t granted = served.grant_window(session, w);
+        served.welcomed(out, session);
+        return granted;
+    }
+    /// A SEND_MANY of credited values numbered first, first+1, ... (§9.1).
+    std::uint32_t credited(std::uint32_t session, std::uint64_t first, const std::vector<int>& vs) {
+        std::string entries;
+        for (const int v : vs) {
+            std::string payload;
+            zchan::encode_value(v, payload);
+            for (std::size_t b = 0; b < 4; ++b)
+                entries.push_back(static_cast<char>((payload.size() >> (8 * b)) & 0xff));
+            entries += payload;
+        }
+        return served.on_credited(out, session, first, static_cast<std::uint32_t>(vs.size()),
+                                  reinterpret_cast<const unsigned char*>(entries.data()),
+                                  entries.size());
     }
     void ack(std::uint32_t session, std::uint64_t delivery) { served.on_ack(session, delivery); }
     void give_back(std::uint32_t session, std::uint64_t delivery) {  // RETURN
@@ -850,6 +878,128 @@ TEST(ServedChanUnit, StreamYieldsItsTurnAfter64ValuesWhileAnotherWaits) {
     EXPECT_EQ(h.ch.len(), 0U);
     EXPECT_EQ(h.served.unresolved(1), 66U);
     EXPECT_EQ(h.served.unresolved(2), 64U);
+}
+
+// ---- send windows (§9.1) --------------------------------------------------
+
+std::vector<int> iota_values(int from, int to) {
+    std::vector<int> vs;
+    for (int v = from; v <= to; ++v) vs.push_back(v);
+    return vs;
+}
+
+// §9.1 rule 1: with no receiver, credits are the free slots and no more:
+// capacity N still means the (N+1)th send from anywhere blocks.
+TEST(ServedChanUnit, WithoutReceiversCreditsAreTheFreeSlots) {
+    home h(4);
+    EXPECT_EQ(h.open_window(1, 16), 4U);  // W' <= the capacity
+    EXPECT_EQ(h.sent(), (frames{credit(1, 4, 0)}));
+    EXPECT_EQ(h.local_send(99), send_status::full);
+}
+
+// §9.1 rule 5: stream requests waiting at the home are room too (a Go send
+// completes into a waiting receiver whatever the buffer holds), so the home
+// grants credits against them, before it reserves slots. Values arriving on
+// them go to the streams, in the sender's order; once the demand is met, the
+// CREDIT tops the window up from the free slots, at most a sender's share of
+// the capacity (here 4 / 2 senders).
+TEST(ServedChanUnit, WaitingStreamsBackCreditsBeforeTheFreeSlots) {
+    home h(4, 2);
+    h.recv_many(2, 1, 8);
+    EXPECT_TRUE(h.sent().empty());
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    EXPECT_EQ(h.sent(), (frames{credit(1, 4, 0)}));
+    h.served.open_session(3);
+    ASSERT_EQ(h.open_window(3, 4), 4U);
+    EXPECT_EQ(h.sent(), (frames{credit(3, 4, 0)}));  // 8 requests back both windows
+
+    EXPECT_EQ(h.credited(3, 1, {31, 32, 33, 34}), 4U);
+    EXPECT_EQ(h.credited(1, 1, {11, 12, 13, 14}), 4U);
+    h.run();
+    frames want{values(2, 1, 1, {31, 32, 33, 34}), credit(3, 6, 4),
+                values(2, 5, 5, {11, 12, 13, 14}), credit(1, 6, 4)};
+    EXPECT_EQ(h.sent(), want);
+    EXPECT_EQ(h.ch.len(), 0U);
+    EXPECT_EQ(h.served.unresolved(2), 8U);
+    // The slots of the top-ups are reserved: a local sender finds the
+    // channel full, as capacity 4 promises.
+    EXPECT_EQ(h.local_send(99), send_status::full);
+}
+
+// §9.1 rule 5: if the demand behind credits goes away before their values
+// arrive (here the receiving session is lost), the values go into the
+// channel as its slots free up, in the order sent; the channel never holds
+// more than its capacity meanwhile, and nothing is lost.
+TEST(ServedChanUnit, ValuesOnCreditsWhoseReceiverLeftEnterTheChannelInOrder) {
+    home h(4, 2);
+    h.recv_many(2, 1, 16);
+    ASSERT_EQ(h.open_window(1, 16), 4U);  // W' <= the capacity
+    EXPECT_EQ(h.sent(), (frames{credit(1, 4, 0)}));
+    h.served.open_session(3);
+    ASSERT_EQ(h.open_window(3, 4), 4U);
+    EXPECT_EQ(h.sent(), (frames{credit(3, 4, 0)}));  // 4 demand-backed
+    h.served.drop_session(2);
+    h.settle();
+    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
+    EXPECT_EQ(h.credited(3, 1, {5, 6, 7, 8}), 4U);
+    EXPECT_EQ(h.ch.len(), 4U);
+    std::vector<int> got;
+    for (int i = 0; i < 20 && got.size() < 8; ++i) {
+        h.run();
+        const auto v = h.local_recv();
+        if (v) got.push_back(*v);
+        EXPECT_LE(h.ch.len(), 4U);
+    }
+    EXPECT_EQ(got, iota_values(1, 8));
+}
+
+// §9.1 rule 5 and §10: held values arrived before the close of the channel
+// was seen by its receivers, so the closed channel is not drained until
+// they are received: a local receiver gets every one, in order, then closed.
+TEST(ServedChanUnit, AClosedChannelIsNotDrainedWhileValuesOnDemandCreditsAreHeld) {
+    home h(4, 2);
+    h.recv_many(2, 1, 16);
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    h.served.open_session(3);
+    ASSERT_EQ(h.open_window(3, 4), 4U);
+    (void)h.sent();
+    h.served.drop_session(2);
+    h.settle();
+    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
+    EXPECT_EQ(h.credited(3, 1, {5, 6, 7, 8}), 4U);
+    h.ch.close();
+    h.run();
+    std::vector<int> got;
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; ++i) {
+        h.run();
+        const auto r = h.ch.try_recv();
+        if (r.value) {
+            got.push_back(*r.value);
+        } else if (r.status == zchan::recv_status::closed) {
+            closed = true;
+        }
+    }
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(got, iota_values(1, 8));
+}
+
+// §9.1 rule 4, rule 5: a session that ends (BYE, loss) gives back its
+// demand-backed credits along with its slots: another sender gets them.
+TEST(ServedChanUnit, ALostSendersDemandBackedCreditsGoToTheNextSender) {
+    home h(4, 3);
+    h.recv_many(3, 1, 8);
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    ASSERT_EQ(h.open_window(2, 4), 4U);
+    EXPECT_EQ(h.sent(), (frames{credit(1, 4, 0), credit(2, 4, 0)}));
+    h.served.drop_session(1);  // 4 demand-backed credits back
+    h.served.drop_session(2);  // and 4 more
+    h.settle();
+    h.served.open_session(4);
+    h.served.open_session(5);
+    ASSERT_EQ(h.open_window(4, 4), 4U);
+    ASSERT_EQ(h.open_window(5, 4), 4U);
+    EXPECT_EQ(h.sent(), (frames{credit(4, 4, 0), credit(5, 4, 0)}));
 }
 
 }  // namespace

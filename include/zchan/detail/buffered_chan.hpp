@@ -119,6 +119,24 @@ public:
     }
 
     void settle_lent() override { unlend(); }
+
+    void lend() override { lent_.fetch_add(1, std::memory_order_seq_cst); }
+
+    void return_lent_back(T&& v) override {
+        {
+            std::lock_guard<spin_lock> g(requeued_lock_);
+            requeued_.push_back(std::move(v));
+            requeued_count_.fetch_add(1, std::memory_order_seq_cst);  // as requeue_front
+            requeued_total_.fetch_add(1, std::memory_order_seq_cst);
+        }
+        receivers_.notify();
+        unlend();  // after the value is there: see the top
+    }
+
+    bool watch_room(wait_entry& e) override {
+        senders_.register_entry(e);  // every receive wakes it (read)
+        return is_closed() ? is_empty() : !is_full();
+    }
     send_status try_send_nowait(T& v) override { return try_send(v); }
 
     send_status try_send(T& v) override {

@@ -286,6 +286,21 @@ public:
     /// Writes `v` into a reserved slot (one reservation fewer). Never waits
     /// for space; works on a closed channel too. Requires a reservation.
     virtual void send_reserved(T&& /*v*/) {}
+    /// Values accepted on credits backed by receivers' demand (protocol.md
+    /// §9.1 rule 5) that no receiver took: the transport holds them lent
+    /// (lend()) outside the channel, and moves them in as room appears.
+    /// watch_room registers `e` (an entry without a packet) among the
+    /// senders and returns true if there is room now: on an open channel a
+    /// free slot, on a closed one an empty ring (nothing received before the
+    /// held values is left). Undo with unregister_send.
+    virtual bool watch_room(wait_entry& /*e*/) { return true; }
+    /// A value the transport holds outside the channel is lent, as one it
+    /// took from it (return_lent, settle_lent end that).
+    virtual void lend() {}
+    /// As return_lent, but behind the values given back before it: for a
+    /// held value of a closed channel whose ring is empty (watch_room), which
+    /// must come after every value accepted before it.
+    virtual void return_lent_back(T&& v) { return_lent(std::move(v)); }
     /// Registers a watcher (an entry without a packet) woken when the channel
     /// is closed; returns true if it is closed already. The server revokes
     /// reservations at a close (protocol.md §9.1).

@@ -77,6 +77,12 @@ public:
         }
     }
     void clear() noexcept { r_.clear(); }
+    /// The number of ids held: O(runs), which is one or two but after a resume.
+    [[nodiscard]] std::uint64_t size() const noexcept {
+        std::uint64_t n = 0;
+        for (const auto& r : r_) n += r.second;
+        return n;
+    }
     /// The number of runs held.
     [[nodiscard]] std::size_t runs() const noexcept { return r_.size(); }
     /// Removes the first run; returns the id just after it. Requires !empty().

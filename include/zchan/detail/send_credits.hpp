@@ -9,9 +9,11 @@
 //
 // Invariants:
 //   * upto <= granted: a session never holds more than it was granted;
-//   * granted - upto slots are reserved in the channel for this session
-//     (servable::reserve) until the values arrive or the session releases
-//     them (REVOKED, BYE, loss);
+//   * of the held() = granted - upto credits, `demand` are backed by
+//     receivers' outstanding requests (protocol.md §9.1 rule 5) and the
+//     other slots() are slots reserved in the channel for this session
+//     (servable::reserve), until the values arrive or the session releases
+//     them (REVOKED, BYE, loss); demand <= held();
 //   * once revoked, granted == upto after the release: no more grants.
 //
 // Thread safety: none; it lives in served_chan's session state (server
@@ -29,9 +31,21 @@ struct send_credits {
     std::uint64_t upto = 0;     ///< every credited number up to this one was accepted
     bool revoked = false;       ///< the channel closed (REVOKE sent) or the session ended
     bool owed = false;          ///< a CREDIT frame should go out (new grant or confirmation)
+    std::uint64_t demand = 0;   ///< credits held that receivers' demand backs (see the top)
 
-    /// Slots reserved for this session and not yet filled.
+    /// Credits granted and not yet used: slots() + demand.
     [[nodiscard]] std::uint64_t held() const noexcept { return granted - upto; }
+    /// Slots reserved for this session and not yet filled.
+    [[nodiscard]] std::uint64_t slots() const noexcept { return held() - demand; }
+
+    /// The next credited value arrived (verdict accept): uses a reserved slot
+    /// if the session holds one (returns true), else a demand-backed credit.
+    bool use() noexcept {
+        const bool slot = slots() != 0;
+        if (!slot) --demand;
+        ++upto;
+        return slot;
+    }
 
     /// How many more credits to ask the channel for now: whatever the window
     /// (at most `share`, this session's part of the channel when several

@@ -32,7 +32,9 @@
 //     (a notification already queued names it by id and finds nothing);
 //   * every value taken out of the channel is either in a session's
 //     `unacked` window, or was given back (return_lent, or back to its
-//     claimed sender): never dropped;
+//     claimed sender): never dropped; every credited value accepted is in
+//     the channel, in an `unacked` window or held in direct_ (lent) until
+//     the channel has room for it (§9.1 rule 5);
 //   * an offer op whose value is claimed by a remote receiver (its packet's
 //     claim pending) is not erased before the claim is settled: the
 //     delivery points at its entry (drop_session and CANCEL_SEND mark it).
@@ -87,6 +89,22 @@ public:
         // Settling a claim below wakes an offer of ours (§8.3): nobody is
         // left to handle its notification.
         for (auto& [id, o] : ops_) o->hook.notifier = &detached_notifier();
+        // Held values (§9.1 rule 5) stay in the channel, which outlives us:
+        // into free slots, the rest behind the values given back. First, so
+        // that dropping the sessions below finds none to spill.
+        if (room_op_ != 0) {
+            auto& o = *ops_.at(room_op_);
+            if (o.registered) unregister(o);
+            erase(o);
+        }
+        while (!direct_.empty()) {
+            if (back_->try_send_nowait(direct_.front()) == send_status::ok) {
+                back_->settle_lent();
+            } else {
+                back_->return_lent_back(std::move(direct_.front()));
+            }
+            direct_.pop_front();
+        }
         // The server drops every session first; this is the backstop.
         std::vector<std::uint32_t> ids;
         for (auto& [id, s] : sessions_) ids.push_back(id);
@@ -193,6 +211,12 @@ public:
             serve_woken_streams(out);
             return;
         }
+        if (o.kind == op_kind::room) {
+            unregister(o);
+            erase(o);
+            if (spill_direct()) settle(out);
+            return;
+        }
         unregister(o);  // the barrier that makes a handoff visible (core_hooks)
         switch (o.kind) {
             case op_kind::send:
@@ -206,6 +230,7 @@ public:
                 break;
             case op_kind::stream:
             case op_kind::close_watch:
+            case op_kind::room:
                 break;  // above
         }
     }
@@ -223,8 +248,9 @@ public:
 private:
     /// stream: a session's one receive entry for its RECV_MANY requests (§8.8).
     /// close_watch: the one watcher of the channel's close (send windows,
-    /// §9.1; receivers' resolutions, §10).
-    enum class op_kind : std::uint8_t { send, recv, watch, stream, close_watch };
+    /// §9.1; receivers' resolutions, §10). room: the one watcher of room for
+    /// held values (direct_, served_chan_window.hpp).
+    enum class op_kind : std::uint8_t { send, recv, watch, stream, close_watch, room };
 
     /// Largest VALUES frame pump() builds before starting another: big enough
     /// to amortize the per-frame cost, small enough to keep latency and the
@@ -297,6 +323,9 @@ private:
             case op_kind::close_watch:
                 close_watch_ = 0;
                 break;
+            case op_kind::room:
+                room_op_ = 0;
+                break;
         }
         ops_.erase(o.hook.op_id);
     }
@@ -350,7 +379,7 @@ private:
         if (it != sessions_.end()) it->second.record(seq, answer);
         out.reply(session, answer, seq);
         if (it != sessions_.end() && answer == wire::msg::send_ok &&
-            it->second.credits.wanted(share()) != 0) {
+            it->second.credits.window != 0 && it->second.credits.wanted(share()) != 0) {
             top_up(out, session, it->second.credits);
         }
     }
@@ -371,13 +400,32 @@ private:
     void watch_receiver(reply_sink& out, std::uint32_t session, session_state& st);
     void ask_resolutions(reply_sink& out, std::uint32_t session, session_state& st);
 
-    /// Gives the session's unfilled reserved slots back to the channel.
+    /// Gives the session's unfilled reserved slots back to the channel, and
+    /// its demand-backed credits back to the receivers' demand.
     void release_credits(send_credits& c);
 
-    /// A windowed session's part of the capacity: with many senders, each
-    /// gets credits instead of a few taking the whole channel while the
-    /// others fall back to a round trip per value.
+    /// A windowed session's part of the capacity and of the remote
+    /// receivers' demand: with many senders, each gets credits instead of a
+    /// few taking the whole channel while the others fall back to a round
+    /// trip per value.
     [[nodiscard]] std::uint64_t share() const noexcept;
+
+    /// Stream requests waiting at the home, every session's (§8.8): the
+    /// receivers' demand.
+    [[nodiscard]] std::uint64_t stream_demand() const noexcept;
+    /// Demand-backed credits the home can grant now (§9.1 rule 5): the
+    /// receivers' demand that values already in the channel, slots reserved
+    /// and credits already granted against it will not meet.
+    [[nodiscard]] std::uint64_t spare_demand() const;
+    /// Held values (direct_) arrived: the waiting streams take them (after
+    /// the channel's values), then spill_direct().
+    void feed_direct(reply_sink& out);
+    /// If no stream asks for the held values any more, moves them into the
+    /// channel: into free slots while it is open, behind everything once it
+    /// is closed and its ring empty; else waits for room (the room op).
+    /// Returns true if it moved values into a closed channel (the caller
+    /// retries the receivers held back for them: settle()).
+    bool spill_direct();
 
     /// `o` is not registered. Tries the send, else registers the offer.
     void progress_send(reply_sink& out, op& o) {
@@ -519,7 +567,7 @@ private:
     /// instead of being answered CLOSED (§10 item 3): a value may still come
     /// back, from another session or from this one's cancelled RECVs.
     [[nodiscard]] bool recv_held(std::uint32_t session) {
-        if (others_unresolved(session)) return true;
+        if (others_unresolved(session) || !direct_.empty()) return true;
         auto it = sessions_.find(session);
         return it != sessions_.end() && it->second.coming_back();
     }
@@ -557,9 +605,18 @@ private:
     std::vector<std::uint32_t> held_streams_;
     std::deque<std::uint32_t> turns_;  // streams that yielded their turn (see the top)
     std::uint64_t close_watch_ = 0;    // the close watcher's op id, 0: none
-    bool closed_seen_ = false;         // the close watcher fired
-    std::uint64_t windowed_ = 0;       // sessions with a send window, not revoked
-    std::uint64_t wait_clock_ = 0;     // orders waiting streams (session_state::waiting_since)
+    /// Values accepted on demand-backed credits (and the credited values
+    /// that arrived after them) that no stream has taken yet, and that the
+    /// channel has no room for once no stream asks (served_chan_window.hpp);
+    /// lent, in arrival order: every credited value in the ring is older than all of them,
+    /// so streams take them after the ring, and while any is here every
+    /// credited value joins them.
+    std::deque<T> direct_;
+    std::uint64_t room_op_ = 0;      // the room watcher's op id, 0: none
+    std::uint64_t demand_held_ = 0;  // demand-backed credits held, every session's
+    bool closed_seen_ = false;       // the close watcher fired
+    std::uint64_t windowed_ = 0;     // sessions with a send window, not revoked
+    std::uint64_t wait_clock_ = 0;   // orders waiting streams (session_state::waiting_since)
 };
 
 }  // namespace zchan::detail

@@ -57,6 +57,9 @@ void served_chan<T>::drop_session(std::uint32_t session) {
     }
     open_total_ -= it->second.open;
     sessions_.erase(it);
+    // Its streams' demand is gone: the held values it would have taken go
+    // into the channel (the server then calls settle()).
+    (void)spill_direct();
 }
 
 template <class T>

@@ -64,6 +64,7 @@ template <class T>
 void served_chan<T>::pump(reply_sink& out, std::uint32_t session, session_state& st,
                           std::optional<T> first) {
     if (pump_turn(out, session, st, std::move(first))) rotate(out);
+    if (!direct_.empty() && spill_direct()) settle(out);  // held values nobody asks for now
 }
 
 template <class T>
@@ -129,6 +130,11 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
         first.reset();
         recv_status s = recv_status::ok;
         if (!v) s = back_->try_recv_lent(v);
+        if (s != recv_status::ok && !direct_.empty()) {  // held values, after the ring's
+            v = std::move(direct_.front());
+            direct_.pop_front();
+            s = recv_status::ok;
+        }
         if (s == recv_status::closed) {
             flush();
             if (recv_held(session)) {  // see the top: settle() retries it
@@ -259,6 +265,7 @@ void served_chan<T>::cancel_stream_request(reply_sink& out, std::uint32_t sessio
         erase(o);
         st.stream_op = 0;
     }
+    if (!direct_.empty() && spill_direct()) settle(out);  // one taker fewer
 }
 
 }  // namespace zchan::detail

@@ -7,7 +7,22 @@
 // each a slot reserved in the channel (servable::reserve), topped up in
 // batches (send_credits.hpp); its credited values go straight into their
 // slots (send_reserved) with no op, in number order, and one CREDIT per frame
-// confirms them. At a close (the close watcher, one op) every session still
+// confirms them.
+//
+// Credits backed by demand (protocol.md §9.1 rule 5): remote receivers'
+// stream requests waiting at the home are room too, as a Go receiver waiting
+// on a channel is: a send completes into it whatever the buffer holds. So
+// the home grants credits against the demand that the values in the
+// channel, the reserved slots and the credits already granted against it
+// will not meet (spare_demand), and reserves free slots (up to a sender's
+// share of the capacity) only for the rest of a window. A value arriving
+// on such a credit is held (direct_, lent) and the streams take it after the
+// ring's values; if the demand went away meanwhile (a receiver left, a local
+// sender's value met it), the held values go into the channel as slots free
+// up, or, once it is closed, behind everything when its ring is empty. Until
+// then they hold the closed channel open, as lent values do.
+//
+// At a close (the close watcher, one op) every session still
 // holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
 // it did not fill, and until then the closed channel is not drained.
 //
@@ -76,20 +91,28 @@ std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session
                             "credited value beyond the credits granted");
             break;
         }
-        c.upto = number;
+        const bool slot = c.use();
+        if (!slot) --demand_held_;
         c.owed = true;
         std::optional<T> value;
         if (decode_value(data, len, value)) {
             // Sent, but not a T: it cannot enter the channel. Its slot is
             // free again; the peer reports the ERROR.
-            back_->release(1);
+            if (slot) back_->release(1);
             out.reply_error(session, number, wire::error_code::decode_error,
                             "credited value does not decode as " + type_);
             continue;
         }
-        back_->send_reserved(std::move(*value));
+        if (slot && direct_.empty()) {
+            back_->send_reserved(std::move(*value));
+        } else {  // behind the held values, or on a demand-backed credit
+            if (slot) back_->release(1);
+            back_->lend();
+            direct_.push_back(std::move(*value));
+        }
         ++accepted;
     }
+    if (!direct_.empty()) feed_direct(out);
     top_up(out, session, c);
     return accepted;
 }
@@ -103,7 +126,24 @@ void served_chan<T>::on_revoked(reply_sink& /*out*/, std::uint32_t session) {
 template <class T>
 void served_chan<T>::top_up(reply_sink& out, std::uint32_t session, send_credits& c) {
     if (const std::uint64_t want = c.wanted(share()); want != 0) {
-        const std::size_t got = back_->reserve(static_cast<std::size_t>(want));
+        // Demand first, then slots up to the session's part of the
+        // capacity, no more: a slot a sender holds while it is idle is room
+        // that nobody else can use (an offer or a local send waits for a
+        // free slot), so a sender that took more than its part, or slots
+        // where demand would do, could starve the others. Demand held idle
+        // makes nobody wait: a receiver it backs is served by other values.
+        std::uint64_t got = 0;
+        if (!impl_->is_closed()) {
+            got = std::min(want, spare_demand());
+            c.demand += got;
+            demand_held_ += got;
+        }
+        const std::uint64_t slot_share =
+            std::max<std::uint64_t>(1, impl_->cap() / std::max<std::uint64_t>(1, windowed_));
+        if (got < want && c.slots() < slot_share) {
+            got += back_->reserve(
+                static_cast<std::size_t>(std::min(want - got, slot_share - c.slots())));
+        }
         if (got != 0) {
             c.granted += got;
             c.owed = true;
@@ -165,7 +205,9 @@ void served_chan<T>::on_closed(reply_sink& out) {
 
 template <class T>
 void served_chan<T>::release_credits(send_credits& c) {
-    if (c.held() != 0) back_->release(static_cast<std::size_t>(c.held()));
+    if (c.slots() != 0) back_->release(static_cast<std::size_t>(c.slots()));
+    demand_held_ -= c.demand;
+    c.demand = 0;
     c.granted = c.upto;
     if (c.window != 0 && !c.revoked) --windowed_;
     c.revoked = true;
@@ -173,7 +215,87 @@ void served_chan<T>::release_credits(send_credits& c) {
 
 template <class T>
 std::uint64_t served_chan<T>::share() const noexcept {
-    return impl_->cap() / std::max<std::uint64_t>(1, windowed_);
+    return (impl_->cap() + stream_demand()) / std::max<std::uint64_t>(1, windowed_);
+}
+
+template <class T>
+std::uint64_t served_chan<T>::stream_demand() const noexcept {
+    std::uint64_t q = 0;
+    for (const auto& [id, st] : sessions_) q += st.stream_ranges.size();
+    return q;
+}
+
+template <class T>
+std::uint64_t served_chan<T>::spare_demand() const {
+    std::uint64_t q = 0;
+    std::uint64_t met = impl_->len() + demand_held_ + direct_.size();
+    for (const auto& [id, st] : sessions_) {
+        q += st.stream_ranges.size();
+        met += st.credits.slots();
+    }
+    return q > met ? q - met : 0;
+}
+
+template <class T>
+void served_chan<T>::feed_direct(reply_sink& out) {
+    // The waiting streams, longest waiting first (served_chan_streams.hpp);
+    // one that yielded its turn takes them in the rotation.
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> waiting;  // (since, session)
+    for (const auto& [id, st] : sessions_) {
+        if (st.stream_ranges.empty()) continue;
+        if (st.stream_op == 0 && std::find(turns_.begin(), turns_.end(), id) != turns_.end()) {
+            continue;
+        }
+        waiting.emplace_back(st.waiting_since, id);
+    }
+    std::sort(waiting.begin(), waiting.end());
+    for (const auto& [since, session] : waiting) {
+        if (direct_.empty()) break;
+        auto it = sessions_.find(session);
+        if (it == sessions_.end()) continue;
+        session_state& st = it->second;
+        std::optional<T> handed;
+        if (st.stream_op != 0) {
+            auto& o = *ops_.at(st.stream_op);
+            if (o.registered) unregister(o);
+            if (o.rp.done && o.rp.value) handed = std::move(o.rp.value);
+            erase(o);
+            st.stream_op = 0;
+        }
+        pump(out, session, st, std::move(handed));
+    }
+    if (spill_direct()) settle(out);
+}
+
+template <class T>
+bool served_chan<T>::spill_direct() {
+    if (direct_.empty() || room_op_ != 0) return false;
+    for (const auto& [id, st] : sessions_) {
+        if (!st.stream_ranges.empty()) return false;  // the streams take them
+    }
+    while (!direct_.empty()) {
+        const send_status s = back_->try_send_nowait(direct_.front());
+        if (s == send_status::ok) {
+            direct_.pop_front();
+            back_->settle_lent();  // after it is in: see buffered_chan's top
+            continue;
+        }
+        auto& o = make_op(0, 0, op_kind::room);
+        o.entry = wait_entry{&o.cx, sel_first_op, nullptr};
+        o.registered = true;
+        room_op_ = o.hook.op_id;
+        if (!back_->watch_room(o.entry)) return false;  // on_ready calls again
+        unregister(o);
+        erase(o);
+        if (s == send_status::closed) {  // and nothing left in the ring
+            while (!direct_.empty()) {
+                back_->return_lent_back(std::move(direct_.front()));
+                direct_.pop_front();
+            }
+            return true;
+        }
+    }
+    return false;
 }
 
 }  // namespace zchan::detail
