@@ -1002,4 +1002,81 @@ TEST(ServedChanUnit, ALostSendersDemandBackedCreditsGoToTheNextSender) {
     EXPECT_EQ(h.sent(), (frames{credit(4, 4, 0), credit(5, 4, 0)}));
 }
 
+// §9.1 rule 5, FIFO per sender: a sender whose values are held (their
+// demand went away, the channel is full) and whose credits ran out sends its
+// next value as an offer. The offer must not enter the channel ahead of the
+// held values, whichever the home notices first when a slot frees up.
+TEST(ServedChanUnit, AnOfferWaitsBehindItsSendersHeldValues) {
+    home h(4, 3);
+    h.recv_many(3, 1, 16);
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    ASSERT_EQ(h.open_window(2, 4), 4U);
+    (void)h.sent();
+    h.served.drop_session(3);
+    h.settle();
+    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);  // into the channel: full
+    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);  // held
+    h.run();
+    (void)h.sent();
+    ASSERT_EQ(h.local_recv(), std::optional<int>(1));  // a slot frees up...
+    EXPECT_TRUE(h.send(2, 1, 9));                      // ...and session 2's offer arrives
+    std::vector<int> got;
+    for (int i = 0; i < 40 && got.size() < 8; ++i) {
+        h.run();
+        if (const auto v = h.local_recv()) got.push_back(*v);
+        EXPECT_LE(h.ch.len(), 4U);
+    }
+    EXPECT_EQ(got, iota_values(2, 9));
+    EXPECT_EQ(h.sent(), (frames{{msg::send_ok, 2, 1, 0, {}}}));
+}
+
+// As above, with the offer waiting in the full channel before the slot
+// frees up.
+TEST(ServedChanUnit, AWaitingOfferStaysBehindItsSendersHeldValues) {
+    home h(4, 3);
+    h.recv_many(3, 1, 16);
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    ASSERT_EQ(h.open_window(2, 4), 4U);
+    (void)h.sent();
+    h.served.drop_session(3);
+    h.settle();
+    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
+    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);
+    EXPECT_TRUE(h.send(2, 1, 9));
+    h.run();
+    (void)h.sent();
+    std::vector<int> got;
+    for (int i = 0; i < 40 && got.size() < 9; ++i) {
+        h.run();
+        if (const auto v = h.local_recv()) got.push_back(*v);
+        EXPECT_LE(h.ch.len(), 4U);
+    }
+    EXPECT_EQ(got, iota_values(1, 9));
+}
+
+// A TRY send (a select's send case) of a sender whose values are held is
+// not ready: it would pass them.
+TEST(ServedChanUnit, ATrySendBehindItsSendersHeldValuesIsFull) {
+    home h(4, 3);
+    h.recv_many(3, 1, 16);
+    ASSERT_EQ(h.open_window(1, 4), 4U);
+    ASSERT_EQ(h.open_window(2, 4), 4U);
+    (void)h.sent();
+    h.served.drop_session(3);
+    h.settle();
+    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
+    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);
+    h.run();
+    (void)h.sent();
+    ASSERT_EQ(h.local_recv(), std::optional<int>(1));
+    EXPECT_TRUE(h.send(2, 1, 9, true));
+    EXPECT_EQ(h.sent(), (frames{{msg::send_full, 2, 1, 0, {}}}));
+    std::vector<int> got;
+    for (int i = 0; i < 40 && got.size() < 7; ++i) {
+        h.run();
+        if (const auto v = h.local_recv()) got.push_back(*v);
+    }
+    EXPECT_EQ(got, iota_values(2, 8));
+}
+
 }  // namespace

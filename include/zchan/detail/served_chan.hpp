@@ -97,14 +97,14 @@ public:
             if (o.registered) unregister(o);
             erase(o);
         }
-        while (!direct_.empty()) {
-            if (back_->try_send_nowait(direct_.front()) == send_status::ok) {
+        for (auto& h : direct_) {
+            if (back_->try_send_nowait(h.value) == send_status::ok) {
                 back_->settle_lent();
             } else {
-                back_->return_lent_back(std::move(direct_.front()));
+                back_->return_lent_back(std::move(h.value));
             }
-            direct_.pop_front();
         }
+        direct_.clear();
         // The server drops every session first; this is the backstop.
         std::vector<std::uint32_t> ids;
         for (auto& [id, s] : sessions_) ids.push_back(id);
@@ -199,6 +199,10 @@ public:
             rotate(out);
             return;
         }
+        if (op_id == gate_op) {
+            ungate(out);
+            return;
+        }
         auto it = ops_.find(op_id);
         if (it == ops_.end()) return;  // cancelled or dropped since
         auto& o = *it->second;
@@ -265,6 +269,8 @@ private:
     static constexpr std::size_t stream_turn_bytes = 8u << 20;
     /// on_ready's op id for "continue the rotation"; make_op's ids start at 1.
     static constexpr std::uint64_t turn_op = 0;
+    /// on_ready's op id for "offers behind held values may go" (ungate()).
+    static constexpr std::uint64_t gate_op = ~std::uint64_t{0};
     /// The largest send window granted (protocol.md §9.1).
     static constexpr std::uint64_t max_send_window = 65536;
 
@@ -426,6 +432,14 @@ private:
     /// Returns true if it moved values into a closed channel (the caller
     /// retries the receivers held back for them: settle()).
     bool spill_direct();
+    /// Takes the oldest held value out of direct_ (FIFO per sender: the
+    /// offers of its session may go once none of its values is held).
+    T take_direct();
+    /// Whether values of `session` are held in direct_: its offers wait
+    /// (gated_), and its TRY sends are not ready, until they are taken.
+    [[nodiscard]] bool holds_values_of(std::uint32_t session) const;
+    /// Runs the offers gated_ whose sessions' values are no longer held.
+    void ungate(reply_sink& out);
 
     /// `o` is not registered. Tries the send, else registers the offer.
     void progress_send(reply_sink& out, op& o) {
@@ -444,6 +458,10 @@ private:
                                 o.try_only ? wire::msg::send_full : wire::msg::send_cancelled);
                 }
                 erase(o);
+                return;
+            }
+            if (holds_values_of(o.session)) {  // FIFO per sender (§9.1 rule 5)
+                gated_.push_back(o.hook.op_id);
                 return;
             }
             const send_status s = back_->try_send_nowait(*o.value);
@@ -611,7 +629,15 @@ private:
     /// lent, in arrival order: every credited value in the ring is older than all of them,
     /// so streams take them after the ring, and while any is here every
     /// credited value joins them.
-    std::deque<T> direct_;
+    struct held_value {
+        T value;
+        std::uint32_t session;  // its sender (session_state::held)
+    };
+    std::deque<held_value> direct_;
+    /// Offers (op ids) of sessions with values held, in arrival order; an
+    /// id whose op is gone is skipped. gate_posted_: gate_op is queued.
+    std::vector<std::uint64_t> gated_;
+    bool gate_posted_ = false;
     std::uint64_t room_op_ = 0;      // the room watcher's op id, 0: none
     std::uint64_t demand_held_ = 0;  // demand-backed credits held, every session's
     bool closed_seen_ = false;       // the close watcher fired

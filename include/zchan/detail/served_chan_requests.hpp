@@ -40,6 +40,10 @@ bool served_chan<T>::on_send(reply_sink& out, std::uint32_t session, std::uint64
         return true;
     }
     if (try_now) {
+        if (holds_values_of(session)) {  // it would pass them (§9.1 rule 5)
+            answer_send(out, session, seq, wire::msg::send_full);
+            return true;
+        }
         switch (back_->try_send_nowait(*v)) {
             case send_status::ok:
                 answer_send(out, session, seq, wire::msg::send_ok);

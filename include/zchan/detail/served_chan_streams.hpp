@@ -131,8 +131,7 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
         recv_status s = recv_status::ok;
         if (!v) s = back_->try_recv_lent(v);
         if (s != recv_status::ok && !direct_.empty()) {  // held values, after the ring's
-            v = std::move(direct_.front());
-            direct_.pop_front();
+            v = take_direct();
             s = recv_status::ok;
         }
         if (s == recv_status::closed) {

@@ -22,6 +22,12 @@
 // up, or, once it is closed, behind everything when its ring is empty. Until
 // then they hold the closed channel open, as lent values do.
 //
+// FIFO per sender: while a session has values held, its credited values
+// join them, and its offers (a SEND once its credits ran out) wait in
+// gated_, not registered on the channel, where a freed slot would let them
+// pass the held values; take_direct() lets them go (gate_op, ungate()) once
+// the last of its held values is taken. Its TRY sends are not ready.
+//
 // At a close (the close watcher, one op) every session still
 // holding credits gets REVOKE; its REVOKED, BYE or loss releases the slots
 // it did not fill, and until then the closed channel is not drained.
@@ -108,7 +114,8 @@ std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session
         } else {  // behind the held values, or on a demand-backed credit
             if (slot) back_->release(1);
             back_->lend();
-            direct_.push_back(std::move(*value));
+            direct_.push_back({std::move(*value), session});
+            ++it->second.held;
         }
         ++accepted;
     }
@@ -274,9 +281,9 @@ bool served_chan<T>::spill_direct() {
         if (!st.stream_ranges.empty()) return false;  // the streams take them
     }
     while (!direct_.empty()) {
-        const send_status s = back_->try_send_nowait(direct_.front());
+        const send_status s = back_->try_send_nowait(direct_.front().value);
         if (s == send_status::ok) {
-            direct_.pop_front();
+            (void)take_direct();   // moved from
             back_->settle_lent();  // after it is in: see buffered_chan's top
             continue;
         }
@@ -288,14 +295,44 @@ bool served_chan<T>::spill_direct() {
         unregister(o);
         erase(o);
         if (s == send_status::closed) {  // and nothing left in the ring
-            while (!direct_.empty()) {
-                back_->return_lent_back(std::move(direct_.front()));
-                direct_.pop_front();
-            }
+            while (!direct_.empty()) back_->return_lent_back(take_direct());
             return true;
         }
     }
     return false;
+}
+
+template <class T>
+T served_chan<T>::take_direct() {
+    held_value h = std::move(direct_.front());
+    direct_.pop_front();
+    auto it = sessions_.find(h.session);
+    if (it != sessions_.end() && --it->second.held == 0 && !gated_.empty() && !gate_posted_) {
+        gate_posted_ = true;  // ungate() runs with a reply_sink
+        notifier_.post(this, gate_op);
+    }
+    return std::move(h.value);
+}
+
+template <class T>
+bool served_chan<T>::holds_values_of(std::uint32_t session) const {
+    if (direct_.empty()) return false;
+    auto it = sessions_.find(session);
+    return it != sessions_.end() && it->second.held != 0;
+}
+
+template <class T>
+void served_chan<T>::ungate(reply_sink& out) {
+    gate_posted_ = false;
+    std::vector<std::uint64_t> ids;
+    ids.swap(gated_);
+    for (const std::uint64_t id : ids) {
+        auto it = ops_.find(id);
+        if (it == ops_.end()) continue;  // cancelled or its session dropped
+        // progress_send gates it again (in order) if its session's values
+        // are still held.
+        progress_send(out, *it->second);
+    }
 }
 
 }  // namespace zchan::detail

@@ -76,6 +76,9 @@ struct served_session {
     bool asked_resolutions = false;
     /// The session's send window (protocol.md §9.1).
     send_credits credits;
+    /// Its credited values held at the home (served_chan's direct_, §9.1
+    /// rule 5): until they are taken, its offers wait behind them.
+    std::uint64_t held = 0;
     /// Its remote selects on an unbuffered channel (§8.6.1).
     select_groups selects;
 
