@@ -1002,31 +1002,44 @@ TEST(ServedChanUnit, ALostSendersDemandBackedCreditsGoToTheNextSender) {
     EXPECT_EQ(h.sent(), (frames{credit(4, 4, 0), credit(5, 4, 0)}));
 }
 
-// §9.1 rule 5, FIFO per sender: a sender whose values are held (their
-// demand went away, the channel is full) and whose credits ran out sends its
-// next value as an offer. The offer must not enter the channel ahead of the
-// held values, whichever the home notices first when a slot frees up.
-TEST(ServedChanUnit, AnOfferWaitsBehindItsSendersHeldValues) {
-    home h(4, 3);
+/// Sessions 1 and 2 got credits backed by session 3's stream requests, then
+/// session 3 was lost: session 1's values 1..4 fill the channel (capacity
+/// 4) and session 2's 5..8 are held at the home (§9.1 rule 5), and session
+/// 2 has no credit left. The frames so far are taken.
+void hold_values_behind_a_full_channel(home& h) {
     h.recv_many(3, 1, 16);
     ASSERT_EQ(h.open_window(1, 4), 4U);
     ASSERT_EQ(h.open_window(2, 4), 4U);
-    (void)h.sent();
     h.served.drop_session(3);
     h.settle();
-    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);  // into the channel: full
-    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);  // held
+    ASSERT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
+    ASSERT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);
     h.run();
     (void)h.sent();
-    ASSERT_EQ(h.local_recv(), std::optional<int>(1));  // a slot frees up...
-    EXPECT_TRUE(h.send(2, 1, 9));                      // ...and session 2's offer arrives
+}
+
+/// Receives up to `n` values as a local receiver, running the home's loop
+/// between attempts; the channel never holds more than its capacity 4.
+std::vector<int> receive_locally(home& h, std::size_t n) {
     std::vector<int> got;
-    for (int i = 0; i < 40 && got.size() < 8; ++i) {
+    for (int i = 0; i < 40 && got.size() < n; ++i) {
         h.run();
         if (const auto v = h.local_recv()) got.push_back(*v);
         EXPECT_LE(h.ch.len(), 4U);
     }
-    EXPECT_EQ(got, iota_values(2, 9));
+    return got;
+}
+
+// §9.1 rule 5, FIFO per sender: a sender whose values are held and whose
+// credits ran out sends its next value as an offer. The offer must not
+// enter the channel ahead of the held values, whichever the home notices
+// first when a slot frees up.
+TEST(ServedChanUnit, AnOfferWaitsBehindItsSendersHeldValues) {
+    home h(4, 3);
+    hold_values_behind_a_full_channel(h);
+    ASSERT_EQ(h.local_recv(), std::optional<int>(1));  // a slot frees up...
+    EXPECT_TRUE(h.send(2, 1, 9));                      // ...and session 2's offer arrives
+    EXPECT_EQ(receive_locally(h, 8), iota_values(2, 9));
     EXPECT_EQ(h.sent(), (frames{{msg::send_ok, 2, 1, 0, {}}}));
 }
 
@@ -1034,49 +1047,35 @@ TEST(ServedChanUnit, AnOfferWaitsBehindItsSendersHeldValues) {
 // frees up.
 TEST(ServedChanUnit, AWaitingOfferStaysBehindItsSendersHeldValues) {
     home h(4, 3);
-    h.recv_many(3, 1, 16);
-    ASSERT_EQ(h.open_window(1, 4), 4U);
-    ASSERT_EQ(h.open_window(2, 4), 4U);
-    (void)h.sent();
-    h.served.drop_session(3);
-    h.settle();
-    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
-    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);
+    hold_values_behind_a_full_channel(h);
     EXPECT_TRUE(h.send(2, 1, 9));
     h.run();
-    (void)h.sent();
-    std::vector<int> got;
-    for (int i = 0; i < 40 && got.size() < 9; ++i) {
-        h.run();
-        if (const auto v = h.local_recv()) got.push_back(*v);
-        EXPECT_LE(h.ch.len(), 4U);
-    }
-    EXPECT_EQ(got, iota_values(1, 9));
+    EXPECT_TRUE(h.sent().empty());
+    EXPECT_EQ(receive_locally(h, 9), iota_values(1, 9));
+    EXPECT_EQ(h.sent(), (frames{{msg::send_ok, 2, 1, 0, {}}}));
 }
 
 // A TRY send (a select's send case) of a sender whose values are held is
 // not ready: it would pass them.
 TEST(ServedChanUnit, ATrySendBehindItsSendersHeldValuesIsFull) {
     home h(4, 3);
-    h.recv_many(3, 1, 16);
-    ASSERT_EQ(h.open_window(1, 4), 4U);
-    ASSERT_EQ(h.open_window(2, 4), 4U);
-    (void)h.sent();
-    h.served.drop_session(3);
-    h.settle();
-    EXPECT_EQ(h.credited(1, 1, {1, 2, 3, 4}), 4U);
-    EXPECT_EQ(h.credited(2, 1, {5, 6, 7, 8}), 4U);
-    h.run();
-    (void)h.sent();
+    hold_values_behind_a_full_channel(h);
     ASSERT_EQ(h.local_recv(), std::optional<int>(1));
     EXPECT_TRUE(h.send(2, 1, 9, true));
     EXPECT_EQ(h.sent(), (frames{{msg::send_full, 2, 1, 0, {}}}));
-    std::vector<int> got;
-    for (int i = 0; i < 40 && got.size() < 7; ++i) {
-        h.run();
-        if (const auto v = h.local_recv()) got.push_back(*v);
-    }
-    EXPECT_EQ(got, iota_values(2, 8));
+    EXPECT_EQ(receive_locally(h, 7), iota_values(2, 8));
+}
+
+// A cancelled offer that waited behind its sender's held values is
+// answered SEND_CANCELLED and never enters the channel.
+TEST(ServedChanUnit, AnOfferBehindHeldValuesCanBeCancelled) {
+    home h(4, 3);
+    hold_values_behind_a_full_channel(h);
+    EXPECT_TRUE(h.send(2, 1, 9));
+    h.cancel_send(2, 1);
+    EXPECT_EQ(h.sent(), (frames{{msg::send_cancelled, 2, 1, 0, {}}}));
+    EXPECT_EQ(receive_locally(h, 9), iota_values(1, 8));
+    EXPECT_TRUE(h.sent().empty());
 }
 
 }  // namespace
