@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -240,6 +241,24 @@ public:
             got.push_back(std::move(a));
         }
         return std::nullopt;
+    }
+
+    /// Syncs until at least `n` answers came, for answers the home sends on
+    /// its own after an action of a local thread (a send or close on the
+    /// served channel reaches the home's thread as a notification, which it
+    /// may handle after the next PING); nullopt if a PONG or the answers did
+    /// not come in time.
+    std::optional<std::vector<answer>> sync_until(std::size_t n) {
+        std::vector<answer> got;
+        const auto deadline = deadline_after(generous);
+        while (got.size() < n && clock::now() < deadline) {
+            auto more = sync();
+            if (!more) return std::nullopt;
+            got.insert(got.end(), std::make_move_iterator(more->begin()),
+                       std::make_move_iterator(more->end()));
+        }
+        if (got.size() < n) return std::nullopt;
+        return got;
     }
 
     /// HELLO and its WELCOME; nullopt if none came.
