@@ -22,7 +22,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-using zchan_test::clock;
 using zchan_test::deadline_after;
 using zchan_test::generous;
 
