@@ -52,6 +52,15 @@ struct no_callback {
     void operator()(A&&...) const noexcept {}
 };
 
+/// Builds a case that borrows the caller's handle instead of holding a copy:
+/// the handle must outlive the case. For an operation awaited where it is
+/// started (zchan/asio.hpp), where a copy would cost two atomic reference
+/// count changes per operation once the process has started a thread.
+struct borrow_handle_t {
+    explicit borrow_handle_t() = default;
+};
+inline constexpr borrow_handle_t borrow_handle{};
+
 /// A fast per-thread generator for the select's random poll order.
 inline std::uint64_t select_random() noexcept {
     static thread_local std::uint64_t state = [] {
@@ -113,6 +122,9 @@ public:
     /// asynchronous operation passes the copy it keeps, zchan/asio.hpp).
     recv_case_t(channel<T>&& ch, F fn)
         : ch_(detail::channel_access<T>::get(ch)), keep_(std::move(ch)), fn_(std::move(fn)) {}
+    /// Borrows `ch`, which must outlive the case (detail::borrow_handle_t).
+    recv_case_t(detail::borrow_handle_t /*tag*/, const channel<T>& ch, F fn)
+        : ch_(detail::channel_access<T>::get(ch)), keep_(channel<T>::nil()), fn_(std::move(fn)) {}
 
     bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
@@ -156,7 +168,7 @@ public:
 
 private:
     detail::chan_base<T>* ch_;
-    channel<T> keep_;  // keeps the channel alive for the select's duration
+    channel<T> keep_;  // keeps the channel alive for the select's duration (nil if borrowed)
     F fn_;
     std::optional<T> result_;
     detail::recv_packet<T> packet_;
@@ -176,6 +188,13 @@ public:
     send_case_t(channel<T>&& ch, V&& v, F fn)
         : ch_(detail::channel_access<T>::get(ch)),
           keep_(std::move(ch)),
+          value_(std::forward<V>(v)),
+          fn_(std::move(fn)) {}
+    /// Borrows `ch`, which must outlive the case (detail::borrow_handle_t).
+    template <class V>
+    send_case_t(detail::borrow_handle_t /*tag*/, const channel<T>& ch, V&& v, F fn)
+        : ch_(detail::channel_access<T>::get(ch)),
+          keep_(channel<T>::nil()),
           value_(std::forward<V>(v)),
           fn_(std::move(fn)) {}
 

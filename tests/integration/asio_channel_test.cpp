@@ -32,6 +32,7 @@
 #include "asio_test_support.hpp"
 #include "zchan/asio.hpp"
 #include "zchan/channel.hpp"
+#include "zchan/net.hpp"
 
 namespace {
 
@@ -446,6 +447,63 @@ TEST(AsioChannelNil, OperationsOnANilChannelWaitUntilCancelled) {
     ASSERT_TRUE(completes_within(r));
     EXPECT_EQ(r.get(), std::nullopt);
     EXPECT_FALSE(s.get());
+}
+
+// ---- not parametrised: how long an operation needs the handle it was given -----------------
+// A dialed handle is its channel's only local owner: if it died while an operation waited,
+// ASan would report the operation's use of it.
+
+/// A home with one unbuffered channel served as "c", for dialing from the tests below.
+struct served_home {
+    zchan::channel<int> home;
+    zchan::server server{"tcp://127.0.0.1:*", zchan_test::asio_net_options()};
+    served_home() { server.serve("c", home); }
+    [[nodiscard]] zchan::channel<int> dial() const {
+        return zchan::dial<int>(server.endpoint(), "c", zchan_test::asio_net_options());
+    }
+};
+
+TEST(AsioChannelHandles, AnAwaitedRecvOnATemporaryHandleLastsUntilTheCoAwaitEnds) {
+    served_home h;
+    zchan_test::executor_thread ex;
+    auto r = ex.spawn([&h]() -> asio::awaitable<std::optional<int>> {
+        // use_awaitable borrows the handle: the temporary lives until the co_await ends.
+        co_return co_await zchan::async_recv(h.dial(), use_awaitable);
+    });
+    // Unbuffered: done once the waiting remote receive took it.
+    ASSERT_EQ(h.home.send_for(42, generous), zchan::send_status::ok);
+    ASSERT_TRUE(completes_within(r));
+    EXPECT_EQ(r.get(), 42);
+}
+
+TEST(AsioChannelHandles, AnAwaitedSendOnATemporaryHandleLastsUntilTheCoAwaitEnds) {
+    served_home h;
+    zchan_test::executor_thread ex;
+    auto s = ex.spawn([&h]() -> asio::awaitable<std::error_code> {
+        auto [ec] =
+            co_await zchan::async_send(h.dial(), 43, asio::experimental::as_tuple(use_awaitable));
+        co_return ec;
+    });
+    auto v = h.home.recv_for(generous);
+    ASSERT_EQ(v.status, zchan::recv_status::ok);
+    EXPECT_EQ(v.value, 43);
+    ASSERT_TRUE(completes_within(s));
+    EXPECT_FALSE(s.get());
+}
+
+TEST(AsioChannelHandles, ACallbackOperationKeepsItsChannelAliveAfterTheHandleIsGone) {
+    served_home h;
+    std::promise<std::optional<int>> got;
+    {
+        auto ch = h.dial();
+        zchan::async_recv(ch, [&got](std::error_code ec, std::optional<int> v) {
+            got.set_value(ec ? std::nullopt : v);
+        });
+    }  // the caller's handle is gone; the operation holds a copy
+    ASSERT_EQ(h.home.send_for(44, generous), zchan::send_status::ok);
+    auto f = got.get_future();
+    ASSERT_TRUE(completes_within(f));
+    EXPECT_EQ(f.get(), 44);
 }
 
 TEST(AsioChannelTokens, UseFutureAndAPlainCallbackCompleteOnAsiosSystemExecutor) {
