@@ -458,6 +458,17 @@ struct borrowed_channel {
     const channel<T>* ch;
 };
 
+/// What the initiation gets for `ch`: a borrowed handle for a token that
+/// awaits in place, else the handle itself, which the initiation copies.
+template <class Token, class T>
+decltype(auto) initiation_handle(const channel<T>& ch) {
+    if constexpr (awaited_in_place<std::decay_t<Token>>::value) {
+        return borrowed_channel<T>{&ch};
+    } else {
+        return (ch);
+    }
+}
+
 /// The operation's case from the initiation's handle: taken over if it is a
 /// copy, borrowed if it is borrowed.
 template <class Case, class T, class... A>
@@ -501,12 +512,8 @@ auto async_recv(const channel<T>& ch, CompletionToken&& token) {
             },
             false);
     };
-    if constexpr (detail::awaited_in_place<std::decay_t<CompletionToken>>::value) {
-        return asio::async_initiate<CompletionToken, sig>(init, token,
-                                                          detail::borrowed_channel<T>{&ch});
-    } else {
-        return asio::async_initiate<CompletionToken, sig>(init, token, ch);
-    }
+    return asio::async_initiate<CompletionToken, sig>(
+        init, token, detail::initiation_handle<CompletionToken>(ch));
 }
 
 /// Sends `v` on `ch`; as the blocking send, the value is moved into the
@@ -531,12 +538,8 @@ auto async_send(const channel<T>& ch, V&& v, CompletionToken&& token) {
             },
             false);
     };
-    if constexpr (detail::awaited_in_place<std::decay_t<CompletionToken>>::value) {
-        return asio::async_initiate<CompletionToken, sig>(
-            init, token, detail::borrowed_channel<T>{&ch}, T(std::forward<V>(v)));
-    } else {
-        return asio::async_initiate<CompletionToken, sig>(init, token, ch, T(std::forward<V>(v)));
-    }
+    return asio::async_initiate<CompletionToken, sig>(
+        init, token, detail::initiation_handle<CompletionToken>(ch), T(std::forward<V>(v)));
 }
 
 /// Go's select, asynchronously, over recv_case, send_case and at most one

@@ -53,9 +53,7 @@ struct no_callback {
 };
 
 /// Builds a case that borrows the caller's handle instead of holding a copy:
-/// the handle must outlive the case. For an operation awaited where it is
-/// started (zchan/asio.hpp), where a copy would cost two atomic reference
-/// count changes per operation once the process has started a thread.
+/// the handle must outlive the case (zchan/asio.hpp, "Handles", says when).
 struct borrow_handle_t {
     explicit borrow_handle_t() = default;
 };
