@@ -51,9 +51,13 @@ net_answer peer_session::take_prefetched(std::string& payload) {
     return net_answer::value;
 }
 
+/// A plain recv's value, handed over by whoever drained it
+/// (serve_waiters_locked): its receiver ACKs once it has woken. If the
+/// stream ended meanwhile, no frame of ours may be due: see acks_now_locked.
 void peer_session::ack(std::uint64_t delivery) {
     lock_guard g(conn_->mu);
     ack_locked(delivery);
+    if (pq_.drained()) acks_now_locked();
 }
 
 /// ACKs are batched (protocol.md §8.4): queued here, they leave in one
@@ -189,6 +193,9 @@ void peer_session::prefetch_answer_locked(net_answer a) {
     if (a == net_answer::closed) pq_.close();
     // cancelled/error/empty: the slot is simply free again.
     serve_waiters_locked();
+    // The stream ended under receivers already waiting (they were answered
+    // CLOSED here, not in start_prefetched_locked): see acks_now_locked.
+    if (pq_.drained()) acks_now_locked();
 }
 
 /// VALUES (§8.8): entry i answers request f.h.id + i with

@@ -5,6 +5,7 @@
 // several prefetching receivers sharing a stream of many senders see each value exactly once
 // and each sender's values in order, and the home answers RECV_MANY requests one by one
 // (cancelling one of them leaves the others answered in order).
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -21,6 +22,7 @@
 
 #include "../../src/codec.hpp"
 #include "net_test_support.hpp"
+#include "wait_probe.hpp"
 #include "zchan/channel.hpp"
 #include "zchan/net.hpp"
 #include "zchan/select.hpp"
@@ -237,6 +239,81 @@ std::optional<std::pair<std::string, std::string>> next_routed(zmq::socket_t& s)
     return std::make_pair(id.to_string(), body.to_string());
 }
 
+/// A hand-written home (protocol.md §7, §8): a raw ROUTER that answers one
+/// dial with a WELCOME and then sends what a test scripts, so that a test
+/// can order the home's frames against what the handle's users do.
+class scripted_home {
+public:
+    static constexpr std::uint32_t ch = 5;
+
+    scripted_home() : sock_(ctx_, zmq::socket_type::router) {
+        sock_.set(zmq::sockopt::linger, 0);
+        sock_.bind("tcp://127.0.0.1:*");
+    }
+
+    /// Dials with `o` and answers the HELLO with `b` (its channel set here).
+    zchan::channel<int> accept(const zchan::net_options& o, wire::welcome_body b) {
+        const std::string ep = sock_.get(zmq::sockopt::last_endpoint);
+        auto dialing = std::async(std::launch::async, [&] { return zchan::dial<int>(ep, "p", o); });
+        auto hello = next_routed(sock_);
+        EXPECT_TRUE(hello) << "no HELLO";
+        if (!hello) return dialing.get();  // throws: no WELCOME came
+        rid_ = hello->first;
+        wire::frame f;
+        EXPECT_FALSE(wire::decode(
+            {reinterpret_cast<const unsigned char*>(hello->second.data()), hello->second.size()},
+            wire::side::home, f));
+        EXPECT_EQ(f.h.type, wire::msg::hello);
+        b.channel = ch;
+        tx_.clear();
+        wire::encode_welcome(tx_, f.h.id, 0, b);
+        to_peer(tx_);
+        return dialing.get();
+    }
+
+    /// The next frame of `type` from the peer (PINGs, ACKs and the like
+    /// before it skipped) in `f`, a view of it kept until the next call;
+    /// false if none came within 5 s of the last frame.
+    bool next_of(wire::msg type, wire::frame& f) {
+        for (;;) {
+            auto m = next_routed(sock_);
+            if (!m) return false;
+            last_ = std::move(m->second);
+            if (wire::decode({reinterpret_cast<const unsigned char*>(last_.data()), last_.size()},
+                             wire::side::home, f)) {
+                ADD_FAILURE() << "the peer sent a malformed frame";
+                return false;
+            }
+            if (f.h.type == type) return true;
+        }
+    }
+
+    void closed(std::uint64_t id) {
+        tx_.clear();
+        wire::encode_header(tx_, wire::header{wire::version, wire::msg::closed, 0, ch, id});
+        to_peer(tx_);
+    }
+
+    void value(std::uint64_t id, std::uint64_t delivery, int v) {
+        tx_.clear();
+        wire::begin_value(tx_, ch, id, delivery);
+        zchan::encode_value(v, tx_);
+        to_peer(tx_);
+    }
+
+private:
+    void to_peer(const std::string& frame) {
+        sock_.send(zmq::buffer(rid_), zmq::send_flags::sndmore);
+        sock_.send(zmq::buffer(frame));
+    }
+
+    zmq::context_t ctx_;
+    zmq::socket_t sock_;
+    std::string rid_;
+    std::string tx_;
+    std::string last_;
+};
+
 // The handle reports closed only once every prefetch request it sent has its final answer
 // (protocol.md §9.2), resumed or not: a request after one answered CLOSED may still bring a
 // value (one given back after the close goes to the next request, §8.4). A hand-written home
@@ -244,72 +321,76 @@ std::optional<std::pair<std::string, std::string>> next_routed(zmq::socket_t& s)
 // wake-up in start_prefetched_locked was found, a handle that was never resumed reported closed
 // at the first CLOSED, and lost the values of the later requests to its BYE.)
 TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
-    zmq::context_t ctx;
-    zmq::socket_t home(ctx, zmq::socket_type::router);
-    home.set(zmq::sockopt::linger, 0);
-    home.bind("tcp://127.0.0.1:*");
-    const std::string ep = home.get(zmq::sockopt::last_endpoint);
+    scripted_home home;
     zchan::net_options o = with_prefetch(4);
     o.heartbeat = 1000ms;
     o.heartbeat_timeout = 10000ms;  // no loss in a slow (sanitized) run
-    auto dialing = std::async(std::launch::async, [&] { return zchan::dial<int>(ep, "p", o); });
-    auto hello = next_routed(home);
-    ASSERT_TRUE(hello);
-    const std::string rid = hello->first;
-    wire::frame f;
-    ASSERT_FALSE(wire::decode(
-        {reinterpret_cast<const unsigned char*>(hello->second.data()), hello->second.size()},
-        wire::side::home, f));
-    ASSERT_EQ(f.h.type, wire::msg::hello);
-    constexpr std::uint32_t ch = 5;
-    auto to_peer = [&](const std::string& frame) {
-        home.send(zmq::buffer(rid), zmq::send_flags::sndmore);
-        home.send(zmq::buffer(frame));
-    };
-    std::string tx;
     wire::welcome_body b;
-    b.channel = ch;
     b.heartbeat_ms = 1000;
     b.timeout_ms = 10000;
     b.capacity = 4;
     b.prefetch = 4;
     b.instance[0] = 9;
-    wire::encode_welcome(tx, f.h.id, 0, b);
-    to_peer(tx);
-    auto remote = dialing.get();
+    auto remote = home.accept(o, b);
     // The first recv asks for the window: RECV_MANY(first, 4).
     EXPECT_EQ(remote.try_recv().status, zchan::recv_status::empty);
-    std::uint64_t first = 0;
-    while (first == 0) {
-        auto m = next_routed(home);
-        ASSERT_TRUE(m) << "no RECV_MANY";
-        ASSERT_FALSE(wire::decode(
-            {reinterpret_cast<const unsigned char*>(m->second.data()), m->second.size()},
-            wire::side::home, f));
-        if (f.h.type != wire::msg::recv_many) continue;  // a PING, an ACK
-        ASSERT_EQ(f.count, 4u);
-        first = f.h.id;
-    }
-    auto closed = [&](std::uint64_t id) {
-        tx.clear();
-        wire::encode_header(tx, wire::header{wire::version, wire::msg::closed, 0, ch, id});
-        to_peer(tx);
-    };
-    auto value = [&](std::uint64_t id, std::uint64_t delivery, int v) {
-        tx.clear();
-        wire::begin_value(tx, ch, id, delivery);
-        zchan::encode_value(v, tx);
-        to_peer(tx);
-    };
-    closed(first);
-    value(first + 1, 1, 42);
+    wire::frame f;
+    ASSERT_TRUE(home.next_of(wire::msg::recv_many, f)) << "no RECV_MANY";
+    ASSERT_EQ(f.count, 4u);
+    const std::uint64_t first = f.h.id;
+    home.closed(first);
+    home.value(first + 1, 1, 42);
     EXPECT_EQ(remote.recv(), std::optional<int>(42));  // so the CLOSED before it was handled
     EXPECT_EQ(remote.try_recv().status, zchan::recv_status::empty)
         << "reported closed with two prefetch requests outstanding";
-    value(first + 2, 2, 43);
-    closed(first + 3);
+    home.value(first + 2, 2, 43);
+    home.closed(first + 3);
     EXPECT_EQ(remote.recv(), std::optional<int>(43));
     EXPECT_FALSE(remote.recv().has_value());  // now every request is answered
+}
+
+// The stream of a receiver that is already waiting ends (CLOSED answers the window's last
+// requests, §9.2): the ACK it queued for an earlier value leaves at once, as when a receiver
+// finds its stream ended (AReceiverThatGoesToWait... above). It was left for the next tick
+// (heartbeat/4, here 15 s): that test failed once in a loaded ASan run, when the home's CLOSED
+// answers reached a receiver already waiting before its PING asking for resolutions did. Here
+// the CLOSED answers are sent only once the second receiver is blocked in its poll, so they
+// always reach it waiting.
+TEST(NetPrefetch, AReceiverWaitingWhenItsStreamEndsAcknowledgesAtOnce) {
+    scripted_home home;
+    zchan::net_options o = with_prefetch(4);
+    o.heartbeat = 60s;  // the ticks that would otherwise carry the ACK: every 15 s
+    o.heartbeat_timeout = 180s;
+    wire::welcome_body b;
+    b.heartbeat_ms = 60000;
+    b.timeout_ms = 180000;
+    b.capacity = 4;
+    b.prefetch = 4;
+    b.instance[0] = 9;
+    auto remote = home.accept(o, b);
+    // First receiver: it waits, and its RECV_MANY(first, 4) says so.
+    auto one = std::async(std::launch::async, [&] { return remote.recv_for(60s); });
+    wire::frame f;
+    ASSERT_TRUE(home.next_of(wire::msg::recv_many, f)) << "no RECV_MANY";
+    ASSERT_EQ(f.count, 4u);
+    const std::uint64_t first = f.h.id;
+    home.value(first, 1, 7);
+    const auto got = one.get();
+    ASSERT_EQ(got.status, zchan::recv_status::ok);
+    EXPECT_EQ(*got.value, 7);  // its ACK is queued; three requests are outstanding (no refill)
+    // Second receiver: blocked in its poll means it waits in the handle's queue.
+    std::atomic<pid_t> tid{0};
+    auto two = std::async(std::launch::async, [&] {
+        tid = zchan_test::this_thread_id();
+        return remote.recv_for(60s);
+    });
+    ASSERT_TRUE(zchan_test::wait_until_blocked_in_poll(tid, 30s))
+        << "the second receiver never waited";
+    for (std::uint64_t id = first + 1; id < first + 4; ++id) home.closed(id);
+    ASSERT_TRUE(home.next_of(wire::msg::ack, f)) << "the ACK did not come within 5 s";
+    ASSERT_EQ(f.h.id, 1u);
+    EXPECT_EQ(f.ack(0), 1u);
+    EXPECT_EQ(two.get().status, zchan::recv_status::closed);
 }
 
 TEST(NetPrefetch, HomeAnswersRecvManyRequestsOneByOneAndHonoursACancel) {
