@@ -41,7 +41,10 @@ TEST(NetSendWindow, CreditedSendsReturnAtOnceAndTheCapacityStaysExact) {
     srv.serve("ch", home);
     auto peer = zchan::dial<int>(srv.endpoint(), "ch", opts(8));
     (void)peer.len();  // a round trip: the home has handled the HELLO and granted the window
-    EXPECT_EQ(home.try_send(99), send_status::full) << "8 slots, all reserved for the peer";
+    // 7 of the 8 slots are reserved for the peer: credits never take the last one (§9.1 rule 1).
+    EXPECT_EQ(home.try_send(99), send_status::ok) << "the slot no credit may take";
+    EXPECT_EQ(home.try_send(100), send_status::full) << "the other 7 are the peer's";
+    EXPECT_EQ(home.recv().value_or(-1), 99);
     for (int i = 0; i < 8; ++i) ASSERT_EQ(peer.try_send(i), send_status::ok) << i;
     ASSERT_EQ(peer.flush(), send_status::ok);
     EXPECT_EQ(peer.unconfirmed_sends(), 0U);
@@ -83,6 +86,29 @@ TEST(NetSendWindow, ASendOutOfCreditsUsesTheCreditsItsFrameBringsBack) {
     EXPECT_EQ(home.len(), 16U);
     EXPECT_EQ(peer.try_send(16), send_status::full) << "capacity 16, no receiver";
     for (int i = 0; i < 16; ++i) EXPECT_EQ(home.recv().value_or(-1), i);
+}
+
+// Windows granted as sessions come can reserve every slot between them, and an idle window keeps
+// its slots: a sender whose credits ran out then offered into a channel held full by reservations
+// and waited forever, with a receiver waiting on the empty buffer (zchan_bench_net's 32x32 case
+// hung so under load: 29 finished producers held all 1024 slots, 3 others waited to offer). The
+// home leaves one slot unreserved (protocol.md §9.1 rule 1). Here the first window asks for the
+// whole capacity, and the second session's window starts with no credit at all.
+TEST(NetSendWindow, IdleWindowsNeverHoldEverySlotSoASenderOutOfCreditsGetsIn) {
+    zchan::channel<int> home(4);
+    zchan::server srv("tcp://127.0.0.1:*", opts(0));
+    srv.serve("ch", home);
+    auto idle = zchan::dial<int>(srv.endpoint(), "ch", opts(4));
+    (void)idle.len();  // its window is granted: 3 slots
+    auto late = zchan::dial<int>(srv.endpoint(), "ch", opts(4));
+    (void)late.len();  // no free slot may be reserved for it: no credit
+    std::thread receiver([&] { EXPECT_EQ(home.recv().value_or(-1), 7); });
+    const send_status s = late.send_for(7, zchan_test::generous);
+    EXPECT_EQ(s, send_status::ok) << "the offer waited for a slot that idle credits held";
+    if (s != send_status::ok) home.close();  // the receiver ends, and the test fails, not hangs
+    receiver.join();
+    EXPECT_EQ(home.try_send(8), send_status::ok) << "a local send finds the free slot too";
+    EXPECT_EQ(home.recv().value_or(-1), 8);
 }
 
 TEST(NetSendWindow, NoWindowOnAnUnbufferedChannel) {

@@ -337,23 +337,24 @@ struct windowed_home {
 
 // §9.1: each credit is a slot reserved in the channel; reserved slots count
 // against the capacity (a local sender sees them as full) until a credited
-// value fills them or the session releases them (REVOKED, BYE, loss).
+// value fills them or the session releases them (REVOKED, BYE, loss). Rule 1:
+// credits never take the last free slot, so the window of 4 starts with 3.
 TEST(SendCreditsUnit, ReservedSlotsCountAgainstTheCapacityUntilReleased) {
     windowed_home h;
     ASSERT_EQ(h.window, 4u);
-    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(4, 0)}) << "a CREDIT after WELCOME";
-    EXPECT_EQ(h.ch.try_send(99), zchan::send_status::full) << "all four slots are reserved";
+    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(3, 0)}) << "a CREDIT after WELCOME";
+    EXPECT_EQ(h.ch.try_send(99), zchan::send_status::ok) << "the slot no credit may take";
+    EXPECT_EQ(h.ch.try_send(98), zchan::send_status::full) << "the other three are reserved";
 
     EXPECT_EQ(h.credited(1, {10, 11}), 2u);
-    EXPECT_EQ(h.ch.len(), 2u);
-    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(4, 2)})
+    EXPECT_EQ(h.ch.len(), 3u);
+    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(3, 2)})
         << "one CREDIT per frame; no free slot to grant more";
-    EXPECT_EQ(h.ch.try_send(99), zchan::send_status::full) << "two values, two reserved";
+    EXPECT_EQ(h.ch.try_send(98), zchan::send_status::full) << "three values, one reserved";
 
     h.home.on_revoked(h.out, sid);
     EXPECT_EQ(h.ch.try_send(12), zchan::send_status::ok) << "a released slot is free again";
-    EXPECT_EQ(h.ch.try_send(13), zchan::send_status::ok);
-    EXPECT_EQ(h.ch.try_send(99), zchan::send_status::full);
+    EXPECT_EQ(h.ch.try_send(98), zchan::send_status::full);
 
     // After REVOKED the session holds no credit: a credited value is beyond the grant.
     EXPECT_EQ(h.credited(3, {14}), 0u);
@@ -362,7 +363,7 @@ TEST(SendCreditsUnit, ReservedSlotsCountAgainstTheCapacityUntilReleased) {
     EXPECT_EQ(r[0].type, wire::msg::error);
     EXPECT_EQ(r[0].id, 3u) << "ref = its number";
     EXPECT_EQ(r[0].code, wire::error_code::protocol_error);
-    for (const int want : {10, 11, 12, 13}) {
+    for (const int want : {99, 10, 11, 12}) {
         auto got = h.ch.try_recv();
         ASSERT_TRUE(got.ok());
         EXPECT_EQ(*got, want);
@@ -376,9 +377,9 @@ TEST(SendCreditsUnit, ReservedSlotsCountAgainstTheCapacityUntilReleased) {
 TEST(SendCreditsUnit, ACloseRevokesAndTheChannelIsDrainedOnlyAfterTheRelease) {
     windowed_home h;
     ASSERT_EQ(h.window, 4u);
-    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(4, 0)});
+    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(3, 0)});  // never the last slot
     EXPECT_EQ(h.credited(1, {10}), 1u);
-    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(4, 1)});
+    EXPECT_EQ(h.out.take(), std::vector<answer>{credit_reply(4, 1)});  // 3 reserved, 1 value
 
     h.ch.close();
     ASSERT_EQ(h.n.ops.size(), 1u) << "the close watcher was woken";

@@ -888,13 +888,16 @@ std::vector<int> iota_values(int from, int to) {
     return vs;
 }
 
-// §9.1 rule 1: with no receiver, credits are the free slots and no more:
-// capacity N still means the (N+1)th send from anywhere blocks.
-TEST(ServedChanUnit, WithoutReceiversCreditsAreTheFreeSlots) {
+// §9.1 rule 1: with no receiver, credits are the free slots but one, and no
+// more: capacity N still means the (N+1)th send from anywhere blocks, and a
+// sender without credits (here a local one) still finds the slot that no
+// credit may take.
+TEST(ServedChanUnit, WithoutReceiversCreditsAreTheFreeSlotsButOne) {
     home h(4);
     EXPECT_EQ(h.open_window(1, 16), 4U);  // W' <= the capacity
-    EXPECT_EQ(h.sent(), (frames{credit(1, 4, 0)}));
-    EXPECT_EQ(h.local_send(99), send_status::full);
+    EXPECT_EQ(h.sent(), (frames{credit(1, 3, 0)}));
+    EXPECT_EQ(h.local_send(99), send_status::ok);
+    EXPECT_EQ(h.local_send(100), send_status::full);
 }
 
 // §9.1 rule 5: stream requests waiting at the home are room too (a Go send
@@ -902,7 +905,8 @@ TEST(ServedChanUnit, WithoutReceiversCreditsAreTheFreeSlots) {
 // grants credits against them, before it reserves slots. Values arriving on
 // them go to the streams, in the sender's order; once the demand is met, the
 // CREDIT tops the window up from the free slots, at most a sender's share of
-// the capacity (here 4 / 2 senders).
+// the capacity (here 4 / 2 senders) and never the last free slot (rule 1):
+// session 3 gets 2, session 1 the 1 left.
 TEST(ServedChanUnit, WaitingStreamsBackCreditsBeforeTheFreeSlots) {
     home h(4, 2);
     h.recv_many(2, 1, 8);
@@ -917,13 +921,14 @@ TEST(ServedChanUnit, WaitingStreamsBackCreditsBeforeTheFreeSlots) {
     EXPECT_EQ(h.credited(1, 1, {11, 12, 13, 14}), 4U);
     h.run();
     frames want{values(2, 1, 1, {31, 32, 33, 34}), credit(3, 6, 4),
-                values(2, 5, 5, {11, 12, 13, 14}), credit(1, 6, 4)};
+                values(2, 5, 5, {11, 12, 13, 14}), credit(1, 5, 4)};
     EXPECT_EQ(h.sent(), want);
     EXPECT_EQ(h.ch.len(), 0U);
     EXPECT_EQ(h.served.unresolved(2), 8U);
-    // The slots of the top-ups are reserved: a local sender finds the
-    // channel full, as capacity 4 promises.
-    EXPECT_EQ(h.local_send(99), send_status::full);
+    // The slots of the top-ups are reserved: a local sender finds the one
+    // left, then the channel full, as capacity 4 promises.
+    EXPECT_EQ(h.local_send(99), send_status::ok);
+    EXPECT_EQ(h.local_send(100), send_status::full);
 }
 
 // §9.1 rule 5: if the demand behind credits goes away before their values

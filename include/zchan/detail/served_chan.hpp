@@ -423,6 +423,9 @@ private:
     /// receivers' demand that values already in the channel, slots reserved
     /// and credits already granted against it will not meet.
     [[nodiscard]] std::uint64_t spare_demand() const;
+    /// Free slots credits may still reserve: all but one of those that no
+    /// session's credits hold (see top_up).
+    [[nodiscard]] std::uint64_t reservable_slots() const;
     /// Held values (direct_) arrived: the waiting streams take them (after
     /// the channel's values), then spill_direct().
     void feed_direct(reply_sink& out);

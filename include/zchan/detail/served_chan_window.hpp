@@ -147,9 +147,15 @@ void served_chan<T>::top_up(reply_sink& out, std::uint32_t session, send_credits
         }
         const std::uint64_t slot_share =
             std::max<std::uint64_t>(1, impl_->cap() / std::max<std::uint64_t>(1, windowed_));
-        if (got < want && c.slots() < slot_share) {
-            got += back_->reserve(
-                static_cast<std::size_t>(std::min(want - got, slot_share - c.slots())));
+        // And never the last free slot (protocol.md §9.1 rule 1): shares are
+        // computed as sessions come, so the first windows can hold the whole
+        // capacity, and an idle window keeps its slots. A sender out of
+        // credits then offered into a channel whose every slot was reserved
+        // and waited forever, with receivers waiting on the empty ring.
+        const std::uint64_t reservable = reservable_slots();
+        if (got < want && c.slots() < slot_share && reservable != 0) {
+            got += back_->reserve(static_cast<std::size_t>(
+                std::min({want - got, slot_share - c.slots(), reservable})));
         }
         if (got != 0) {
             c.granted += got;
@@ -230,6 +236,14 @@ std::uint64_t served_chan<T>::stream_demand() const noexcept {
     std::uint64_t q = 0;
     for (const auto& [id, st] : sessions_) q += st.stream_ranges.size();
     return q;
+}
+
+template <class T>
+std::uint64_t served_chan<T>::reservable_slots() const {
+    const std::uint64_t cap = impl_->cap();
+    std::uint64_t reserved = 0;
+    for (const auto& [id, st] : sessions_) reserved += st.credits.slots();
+    return cap > reserved + 1 ? cap - reserved - 1 : 0;
 }
 
 template <class T>
