@@ -251,8 +251,18 @@ public:
         sock_.bind("tcp://127.0.0.1:*");
     }
 
-    /// Dials with `o` and answers the HELLO with `b` (its channel set here).
-    zchan::channel<int> accept(const zchan::net_options& o, wire::welcome_body b) {
+    /// Dials with a prefetch window of 4 and the home's timing `hb`, `timeout`
+    /// on both sides, and answers the HELLO with a WELCOME granting them.
+    zchan::channel<int> accept(std::chrono::milliseconds hb, std::chrono::milliseconds timeout) {
+        zchan::net_options o = with_prefetch(4);
+        o.heartbeat = hb;
+        o.heartbeat_timeout = timeout;
+        wire::welcome_body b;
+        b.heartbeat_ms = static_cast<std::uint32_t>(hb.count());
+        b.timeout_ms = static_cast<std::uint32_t>(timeout.count());
+        b.capacity = 4;
+        b.prefetch = 4;
+        b.instance[0] = 9;
         const std::string ep = sock_.get(zmq::sockopt::last_endpoint);
         auto dialing = std::async(std::launch::async, [&] { return zchan::dial<int>(ep, "p", o); });
         auto hello = next_routed(sock_);
@@ -322,16 +332,7 @@ private:
 // at the first CLOSED, and lost the values of the later requests to its BYE.)
 TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
     scripted_home home;
-    zchan::net_options o = with_prefetch(4);
-    o.heartbeat = 1000ms;
-    o.heartbeat_timeout = 10000ms;  // no loss in a slow (sanitized) run
-    wire::welcome_body b;
-    b.heartbeat_ms = 1000;
-    b.timeout_ms = 10000;
-    b.capacity = 4;
-    b.prefetch = 4;
-    b.instance[0] = 9;
-    auto remote = home.accept(o, b);
+    auto remote = home.accept(1000ms, 10000ms);  // no loss in a slow (sanitized) run
     // The first recv asks for the window: RECV_MANY(first, 4).
     EXPECT_EQ(remote.try_recv().status, zchan::recv_status::empty);
     wire::frame f;
@@ -358,16 +359,7 @@ TEST(NetPrefetch, AValueAnsweringARequestAfterAClosedOneIsStillReceived) {
 // always reach it waiting.
 TEST(NetPrefetch, AReceiverWaitingWhenItsStreamEndsAcknowledgesAtOnce) {
     scripted_home home;
-    zchan::net_options o = with_prefetch(4);
-    o.heartbeat = 60s;  // the ticks that would otherwise carry the ACK: every 15 s
-    o.heartbeat_timeout = 180s;
-    wire::welcome_body b;
-    b.heartbeat_ms = 60000;
-    b.timeout_ms = 180000;
-    b.capacity = 4;
-    b.prefetch = 4;
-    b.instance[0] = 9;
-    auto remote = home.accept(o, b);
+    auto remote = home.accept(60s, 180s);  // the ticks that would otherwise carry the ACK: 15 s
     // First receiver: it waits, and its RECV_MANY(first, 4) says so.
     auto one = std::async(std::launch::async, [&] { return remote.recv_for(60s); });
     wire::frame f;

@@ -152,10 +152,11 @@ void served_chan<T>::top_up(reply_sink& out, std::uint32_t session, send_credits
         // capacity, and an idle window keeps its slots. A sender out of
         // credits then offered into a channel whose every slot was reserved
         // and waited forever, with receivers waiting on the empty ring.
-        const std::uint64_t reservable = reservable_slots();
-        if (got < want && c.slots() < slot_share && reservable != 0) {
-            got += back_->reserve(static_cast<std::size_t>(
-                std::min({want - got, slot_share - c.slots(), reservable})));
+        if (got < want && c.slots() < slot_share) {
+            if (const std::uint64_t reservable = reservable_slots(); reservable != 0) {
+                got += back_->reserve(static_cast<std::size_t>(
+                    std::min({want - got, slot_share - c.slots(), reservable})));
+            }
         }
         if (got != 0) {
             c.granted += got;
