@@ -48,6 +48,53 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+/// The yield phase of a waiting thread (backoff::snooze, context::wait_until)
+/// assumes that sched_yield hands the core to the thread it waits for, or
+/// returns at once. On an oversubscribed machine it may hand the core to an
+/// unrelated CPU-bound task instead, which keeps it for a whole time slice
+/// (2-5 ms measured on the development VM) before the yielder runs again:
+/// every hand-off then waits for a time slice, a thousand times slower than
+/// one that parks, whose futex wake-up runs the waiter at once. So yields are
+/// timed, and a thread whose recent yields cost more than slow_yield each on
+/// average (a park and its wake-up cost ~50 us) stops yielding: its budget
+/// drops to 0 and it parks after pausing (context::wait_until probes now and
+/// then whether yielding pays again). An average, not a single slow yield:
+/// among a process's own threads a yield now and then lets a sibling run a
+/// long stretch of useful work, and parking at each of those cost an
+/// oversubscribed in-process hand-off (8 threads, 2 vCPUs) a fifth of its rate.
+inline constexpr std::chrono::microseconds slow_yield{200};
+/// The moving average's weight of the latest yield: 1/16.
+inline constexpr std::int64_t yield_average_weight = 16;
+/// A yield counts as at most this long (a preempted or stopped thread
+/// would otherwise dominate the average).
+inline constexpr std::chrono::milliseconds max_counted_yield{10};
+
+/// The calling thread's yield budget: how many yielding polls a wait makes
+/// before it parks (context::wait_until explains how it adapts); 0 while
+/// yields hand the core to other tasks.
+inline unsigned& yield_budget() noexcept {
+    thread_local unsigned budget = 128;
+    return budget;
+}
+
+/// One yield to the thread we wait for, timed. False if the thread's yields
+/// have become too slow (see slow_yield): its budget is then 0, and the
+/// caller should park.
+inline bool yield_to_partner() noexcept {
+    thread_local std::int64_t average_ns = 0;  // of this thread's recent yields
+    const auto start = clock::now();
+    sched_yield();
+    const std::int64_t took =
+        std::min(std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - start),
+                 std::chrono::nanoseconds(max_counted_yield))
+            .count();
+    average_ns += (took - average_ns) / yield_average_weight;
+    if (average_ns <= std::chrono::nanoseconds(slow_yield).count()) return true;
+    average_ns = 0;  // the next probe measures afresh
+    yield_budget() = 0;
+    return false;
+}
+
 /// Backoff for the two kinds of waiting in zchan's lock-free paths.
 ///
 /// spin(): after a failed CAS (contention): a few pauses, growing.
@@ -55,8 +102,9 @@ inline void cpu_relax() noexcept {
 /// to fill or drain): poll after every single pause first, since a pause
 /// costs ~50 ns on some virtual machines and the partner usually answers
 /// within a microsecond; then sched_yield, so that on an oversubscribed
-/// machine the thread we are waiting for gets the core. is_completed() says
-/// when to stop polling and park instead.
+/// machine the thread we are waiting for gets the core, unless yields go to
+/// other tasks (yield_to_partner). is_completed() says when to stop polling
+/// and park instead.
 class backoff {
 public:
     void spin() noexcept {
@@ -66,8 +114,9 @@ public:
     void snooze() noexcept {
         if (step_ < poll_limit) {
             cpu_relax();
-        } else {
-            sched_yield();
+        } else if (yield_budget() == 0 || !yield_to_partner()) {
+            step_ = yield_limit;  // yields go to other tasks: the caller parks now
+            return;
         }
         ++step_;
     }
@@ -281,11 +330,16 @@ public:
     /// The bounds of a thread's yield budget (see wait_until).
     static constexpr unsigned max_yields = 128;  // ~90 us of polls: two futex wake-ups
     static constexpr unsigned min_yields = 4;    // for a partner about to answer
+    /// While the budget is 0, one wait in this many tries min_yields yields
+    /// again, so that a thread finds out when the machine is no longer
+    /// oversubscribed (at most one slow yield per this many waits).
+    static constexpr unsigned probe_every = 64;
 
     /// Where a wait ended.
     enum class wait_phase { pausing, yielding, parked };
     /// The yield budget after a wait that ended in `phase`: unchanged while
-    /// pausing, doubled while yielding, halved if it parked.
+    /// pausing, doubled while yielding, halved if it parked. (Yields that
+    /// turned slow set it to 0 instead: yield_to_partner.)
     [[nodiscard]] static constexpr unsigned next_yields(unsigned yields,
                                                         wait_phase phase) noexcept {
         switch (phase) {
@@ -312,7 +366,9 @@ public:
         // our core (a loaded machine), pausing only delays it, and a yield
         // hands it the core at once (~0.7 us, measured: a same-core handoff
         // went from 3.4 us of pausing to 1.5-2x the throughput); if it does
-        // not, a yield returns at once and is just a slower poll.
+        // not, a yield returns at once and is just a slower poll. But if
+        // yields give the core to other tasks for time slices (an
+        // oversubscribed machine: yield_to_partner), park instead.
         //
         // How many yields: this thread's yield budget, which adapts as
         // adaptive spinning does (a spin-then-park lock's, or the JVM's). A
@@ -321,23 +377,35 @@ public:
         // partner answers while it yields (a hand-off on a shared core)
         // keeps yielding; one whose waits outlast the yields (a consumer fed
         // in bursts from the network) stops paying up to 128 system calls
-        // before every park.
+        // before every park. Yields that turned slow set it to 0: the thread
+        // parks after pausing, and one wait in probe_every tries min_yields
+        // yields to find out whether yielding pays again.
         unsigned& yields = yield_budget();
-        const unsigned iterations = spin_pauses + yields;
+        unsigned budget = yields;
+        if (budget == 0 && ++probe_count() >= probe_every) {
+            probe_count() = 0;
+            budget = min_yields;
+        }
+        const unsigned iterations = spin_pauses + budget;
+        bool crowded = false;
         for (unsigned i = 0; i < iterations; ++i) {
             std::uintptr_t s = select_.load(std::memory_order_acquire);
             if (s != sel_waiting) {
-                if (i > spin_pauses) yields = next_yields(yields, wait_phase::yielding);
+                if (i > spin_pauses && !crowded) {
+                    yields = next_yields(budget, wait_phase::yielding);
+                }
                 return s;
             }
             if (i < spin_pauses) {
                 cpu_relax();
-            } else {
-                // Give an oversubscribed core to the thread we wait for.
-                sched_yield();
+            } else if (deadline != no_deadline && clock::now() >= deadline) {
+                break;  // no time left to give away
+            } else if (!yield_to_partner()) {
+                crowded = true;  // the budget is 0 now: park
+                break;
             }
         }
-        yields = next_yields(yields, wait_phase::parked);
+        if (!crowded && budget != 0) yields = next_yields(budget, wait_phase::parked);
         // Phase 2: park.
         for (;;) {
             sleeping_.store(1, std::memory_order_seq_cst);
@@ -357,9 +425,11 @@ public:
 
 private:
     static constexpr unsigned spin_pauses = 32;
-    static unsigned& yield_budget() noexcept {
-        thread_local unsigned budget = max_yields;
-        return budget;
+    static_assert(max_yields == 128, "yield_budget() starts at max_yields");
+    /// Waits since the budget dropped to 0 or the last probe.
+    static unsigned& probe_count() noexcept {
+        thread_local unsigned count = 0;
+        return count;
     }
 
     std::atomic<std::uintptr_t> select_{sel_waiting};
