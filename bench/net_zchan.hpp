@@ -241,6 +241,7 @@ inline int full_home_main(const child_args& args) {
             if (topup.count() == 0) {
                 ch.send(std::move(next));  // blocks while full; throws once closed
             } else {
+                // NOLINTNEXTLINE(bugprone-use-after-move): try_send moves only on success
                 switch (ch.try_send(std::move(next))) {
                     case zchan::send_status::ok:
                         break;

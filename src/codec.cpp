@@ -47,10 +47,11 @@ constexpr std::array<rule, 256> make_rules() {
         r[static_cast<std::uint8_t>(m)] = rule{true, d, f, body, c, i};
     };
     using enum msg;
-    constexpr auto H = dir::to_home;
-    constexpr auto P = dir::to_peer;
-    constexpr auto NZ = chan_rule::nonzero;
-    constexpr auto POS = id_rule::positive;
+    // One-letter names keep the table below one rule per line.
+    constexpr auto H = dir::to_home;         // NOLINT(readability-identifier-naming)
+    constexpr auto P = dir::to_peer;         // NOLINT(readability-identifier-naming)
+    constexpr auto NZ = chan_rule::nonzero;  // NOLINT(readability-identifier-naming)
+    constexpr auto POS = id_rule::positive;  // NOLINT(readability-identifier-naming)
     set(hello, H, flag::resume | flag::create, special, chan_rule::zero, id_rule::any);
     set(welcome, P, flag::resume, welcome_size - header_size, chan_rule::zero, id_rule::any);
     set(error, P, 0, special, chan_rule::any, id_rule::any);
@@ -271,8 +272,8 @@ const char* to_string(msg m) noexcept {
 namespace {
 class codec_category_impl final : public std::error_category {
 public:
-    const char* name() const noexcept override { return "zchan.codec"; }
-    std::string message(int code) const override {
+    [[nodiscard]] const char* name() const noexcept override { return "zchan.codec"; }
+    [[nodiscard]] std::string message(int code) const override {
         switch (static_cast<codec_errc>(code)) {
             case codec_errc::truncated:
                 return "frame truncated";

@@ -2,6 +2,7 @@
 #include "peer_connection.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <ctime>
 #include <map>
@@ -44,7 +45,7 @@ struct registry {
 };
 
 registry& connections() {
-    static registry* r = new registry;  // never destroyed: handles may outlive statics
+    static auto* r = new registry;  // never destroyed: handles may outlive statics
     return *r;
 }
 
@@ -214,7 +215,7 @@ peer_connection::peer_connection(const std::string& endpoint, const net_options&
         throw std::system_error(err, std::generic_category(), "eventfd");
     }
     try {
-        io_ = std::jthread([this](std::stop_token st) { run(st); });
+        io_ = std::jthread([this](const std::stop_token& st) { run(st); });
     } catch (...) {
         ::close(wake_fd_);
         ::close(leader_fd_);
@@ -432,8 +433,8 @@ void peer_connection::await_locked(net_request& r, deadline_t deadline) {
             const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
             wait_ms = std::min<long long>(wait_ms, std::max<long long>(left.count(), 0));
         }
-        pollfd fds[2] = {{zmq_fd_, POLLIN, 0}, {leader_fd_, POLLIN, 0}};
-        ::poll(fds, 2, static_cast<int>(wait_ms));
+        std::array<pollfd, 2> fds{{{zmq_fd_, POLLIN, 0}, {leader_fd_, POLLIN, 0}}};
+        ::poll(fds.data(), fds.size(), static_cast<int>(wait_ms));
         mu.lock();
         leader_ = false;
         leader_req_ = nullptr;
@@ -559,8 +560,9 @@ void peer_connection::run(const std::stop_token& st) {
             bg_polls_sock_ = poll_sock;
             poll_ms = static_cast<int>(std::clamp<std::int64_t>(next_tick_ms - now, 1, tick_ms));
         }
-        pollfd fds[3] = {{wake_fd_, POLLIN, 0}, {mon_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}};
-        ::poll(fds, poll_sock ? 3 : 2, poll_ms);
+        std::array<pollfd, 3> fds{
+            {{wake_fd_, POLLIN, 0}, {mon_fd_, POLLIN, 0}, {zmq_fd_, POLLIN, 0}}};
+        ::poll(fds.data(), poll_sock ? 3 : 2, poll_ms);
         if ((fds[0].revents & POLLIN) != 0) {
             std::uint64_t n = 0;
             [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof n);

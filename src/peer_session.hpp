@@ -53,8 +53,8 @@ namespace zchan::detail {
 
 class peer_session final : public net_link, private connection_client {
 public:
-    explicit peer_session(std::shared_ptr<peer_connection> conn, const net_options& opts)
-        : opts_(opts), conn_(std::move(conn)) {}
+    explicit peer_session(std::shared_ptr<peer_connection> conn, net_options opts)
+        : opts_(std::move(opts)), conn_(std::move(conn)) {}
     ~peer_session() override;
 
     peer_session(const peer_session&) = delete;

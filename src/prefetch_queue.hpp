@@ -18,6 +18,7 @@
 // Thread safety: none; its session's mutex guards it.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <iterator>
@@ -115,7 +116,7 @@ public:
     /// that the channel ends up holding them in order), then empty.
     template <class F>
     void give_back_all(F&& f) {
-        for (auto v = q_.rbegin(); v != q_.rend(); ++v) f(v->delivery);
+        std::for_each(q_.rbegin(), q_.rend(), [&](value& v) { f(v.delivery); });
         q_.clear();
     }
 

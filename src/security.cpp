@@ -6,8 +6,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <fcntl.h>
@@ -44,7 +44,7 @@ const char* z85_problem(std::string_view text) noexcept {
     return nullptr;
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) { return std::generic_category().message(err); }
 
 /// Reads a whole (small) file. Throws key_error.
 std::string read_file(const std::string& path, struct stat* st_out) {
@@ -57,9 +57,9 @@ std::string read_file(const std::string& path, struct stat* st_out) {
     }
     if (st_out != nullptr) *st_out = st;
     std::string text;
-    char buf[4096];
+    std::array<char, 4096> buf{};
     for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             const int err = errno;
@@ -67,7 +67,7 @@ std::string read_file(const std::string& path, struct stat* st_out) {
             throw key_error("zchan: cannot read " + path + ": " + errno_text(err));
         }
         if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
+        text.append(buf.data(), static_cast<std::size_t>(n));
         if (text.size() > (1u << 24)) {
             ::close(fd);
             throw key_error("zchan: " + path + " is too large for a key file or allow-list");
@@ -146,7 +146,7 @@ void write_file(const std::string& path, const std::string& text, mode_t mode, b
 }
 
 std::string env_or_empty(const char* name) {
-    const char* v = std::getenv(name);
+    const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): nothing here sets it
     return v != nullptr ? std::string(v) : std::string();
 }
 

@@ -38,7 +38,7 @@ class send_window {
 public:
     /// A batch leaves when it reaches this size (or count): big enough to
     /// amortize a frame, small enough to keep a burst's latency low.
-    static constexpr std::size_t batch_bytes = 64 * 1024;
+    static constexpr std::size_t batch_bytes = std::size_t{64} * 1024;
     static constexpr std::uint32_t batch_values = 4096;
 
     /// WELCOME granted window `w` (0: none).

@@ -9,6 +9,7 @@
 // thread like the ROUTER, counts the peers whose handshake failed
 // (rejected_peers()); a plaintext server has neither.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -76,7 +77,7 @@ server::impl::impl(const std::string& endpoint, const net_options& opts)
     wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     served_.emplace(stats_channel, make_stat_chan());  // §17.2
-    thread_ = std::jthread([this](std::stop_token st) { run(st); });
+    thread_ = std::jthread([this](const std::stop_token& st) { run(st); });
 }
 
 server::impl::~impl() {
@@ -177,9 +178,9 @@ void server::impl::wake() noexcept {
 }
 
 void server::impl::run(const std::stop_token& st) {
-    zmq::pollitem_t items[3] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                                {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-                                {mon_ ? mon_->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+    std::array<zmq::pollitem_t, 3> items{{{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                          {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+                                          {mon_ ? mon_->handle() : nullptr, 0, ZMQ_POLLIN, 0}}};
     const int n_items = mon_ ? 3 : 2;
     const auto tick =
         std::chrono::milliseconds(std::max<long long>(1, opts_.heartbeat.count() / 4));
@@ -188,7 +189,7 @@ void server::impl::run(const std::stop_token& st) {
         try {
             // Posted from this thread (see post()): ready now, no wake-up written.
             const bool ready = signalled_.load(std::memory_order_acquire);
-            zmq::poll(items, n_items, ready ? std::chrono::milliseconds(0) : tick);
+            zmq::poll(items.data(), n_items, ready ? std::chrono::milliseconds(0) : tick);
         } catch (const zmq::error_t&) {
             continue;  // EINTR
         }

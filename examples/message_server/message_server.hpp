@@ -112,6 +112,7 @@ public:
     server(const server&) = delete;
     server& operator=(const server&) = delete;
 
+    // NOLINTNEXTLINE(bugprone-exception-escape): shutdown() cannot throw (see there)
     ~server() {
         shutdown();
         wait();

@@ -161,6 +161,7 @@ private:
         blocks_of_thread() = default;
         blocks_of_thread(const blocks_of_thread&) = delete;
         blocks_of_thread& operator=(const blocks_of_thread&) = delete;
+        // NOLINTNEXTLINE(modernize-use-equals-default): it frees the blocks
         ~blocks_of_thread() {
             for (auto& b : blocks) {
                 if (b.ptr != nullptr) ::operator delete (b.ptr, std::align_val_t{b.align});

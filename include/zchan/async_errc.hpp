@@ -19,8 +19,8 @@ enum class async_errc {
 namespace detail {
 class async_errc_category final : public std::error_category {
 public:
-    const char* name() const noexcept override { return "zchan.async"; }
-    std::string message(int code) const override {
+    [[nodiscard]] const char* name() const noexcept override { return "zchan.async"; }
+    [[nodiscard]] std::string message(int code) const override {
         switch (static_cast<async_errc>(code)) {
             case async_errc::channel_closed:
                 return "send on closed channel";

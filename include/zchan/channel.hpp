@@ -111,7 +111,7 @@ public:
     /// deadline), its select cases are never ready, close() throws.
     static channel nil() noexcept { return channel(std::shared_ptr<detail::chan_base<T>>()); }
 
-    bool is_nil() const noexcept { return impl_ == nullptr; }
+    [[nodiscard]] bool is_nil() const noexcept { return impl_ == nullptr; }
 
     // --- send -------------------------------------------------------------
 
@@ -176,7 +176,7 @@ public:
     /// Example:
     ///   for (auto& line : lines) jobs << line;   // returns without a round trip
     ///   if (jobs.flush() != zchan::send_status::ok) report(jobs.unconfirmed_sends());
-    send_status flush() const {
+    [[nodiscard]] send_status flush() const {
         return impl_ ? impl_->flush(detail::no_deadline) : send_status::ok;
     }
     /// flush(), giving up at the deadline (timeout; the values are still on their way).
@@ -238,12 +238,12 @@ public:
 
     /// Whether close() has happened. Diagnostic only: by the time the caller
     /// looks, the answer may be stale in the "not closed" direction.
-    bool is_closed() const { return impl_ && impl_->is_closed(); }
+    [[nodiscard]] bool is_closed() const { return impl_ && impl_->is_closed(); }
 
     /// Number of values buffered now (Go's len(ch)).
-    std::size_t len() const { return impl_ ? impl_->len() : 0; }
+    [[nodiscard]] std::size_t len() const { return impl_ ? impl_->len() : 0; }
     /// Buffer capacity (Go's cap(ch)); 0 for unbuffered and nil channels.
-    std::size_t cap() const { return impl_ ? impl_->cap() : 0; }
+    [[nodiscard]] std::size_t cap() const { return impl_ ? impl_->cap() : 0; }
 
     friend bool operator==(const channel& a, const channel& b) noexcept {
         return a.impl_ == b.impl_;
@@ -297,8 +297,8 @@ public:
         mutable bool fetched_ = false;
     };
 
-    iterator begin() const { return iterator(this); }
-    std::default_sentinel_t end() const noexcept { return {}; }
+    [[nodiscard]] iterator begin() const { return iterator(this); }
+    [[nodiscard]] std::default_sentinel_t end() const noexcept { return {}; }
 
 private:
     friend struct detail::channel_access<T>;

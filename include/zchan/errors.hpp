@@ -42,8 +42,8 @@ enum class errc {
 namespace detail {
 class errc_category final : public std::error_category {
 public:
-    const char* name() const noexcept override { return "zchan"; }
-    std::string message(int code) const override {
+    [[nodiscard]] const char* name() const noexcept override { return "zchan"; }
+    [[nodiscard]] std::string message(int code) const override {
         switch (static_cast<errc>(code)) {
             case errc::peer_lost:
                 return "peer lost";

@@ -77,6 +77,7 @@ public:
     [[nodiscard]] bool empty() const noexcept { return z85_.empty(); }
 
     friend bool operator==(const key&, const key&) = default;
+    // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
     friend auto operator<=>(const key&, const key&) = default;
 
 private:

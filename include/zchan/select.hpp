@@ -76,7 +76,7 @@ inline std::uint64_t select_random() noexcept {
 /// Type-erased view of one channel case, for the select loop.
 class select_op {
 public:
-    virtual bool nil() const noexcept = 0;
+    [[nodiscard]] virtual bool nil() const noexcept = 0;
     /// Attempts the operation without blocking; true if it completed.
     /// Throws channel_closed for a send case on a closed channel.
     virtual bool try_fire() = 0;
@@ -124,7 +124,7 @@ public:
     recv_case_t(detail::borrow_handle_t /*tag*/, const channel<T>& ch, F fn)
         : ch_(detail::channel_access<T>::get(ch)), keep_(channel<T>::nil()), fn_(std::move(fn)) {}
 
-    bool nil() const noexcept override { return ch_ == nullptr; }
+    [[nodiscard]] bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
         if (ch_ == nullptr) return false;
         recv_status s = ch_->try_recv(result_);
@@ -196,7 +196,7 @@ public:
           value_(std::forward<V>(v)),
           fn_(std::move(fn)) {}
 
-    bool nil() const noexcept override { return ch_ == nullptr; }
+    [[nodiscard]] bool nil() const noexcept override { return ch_ == nullptr; }
     bool try_fire() override {
         if (ch_ == nullptr) return false;
         send_status s = ch_->try_send(value_);
@@ -334,7 +334,7 @@ std::size_t run_select(const std::array<select_op*, N>& ops, bool has_default,
         // Poll in a random permutation (Fisher-Yates), which makes the choice
         // among ready cases uniform, as Go's select does.
         for (std::size_t i = 0; i < N; ++i) {
-            std::size_t j = static_cast<std::size_t>(select_random() % (i + 1));
+            const auto j = static_cast<std::size_t>(select_random() % (i + 1));
             order[i] = order[j];
             order[j] = i;
         }
@@ -416,12 +416,12 @@ std::size_t select(Cases&&... cases) {
     {
         std::size_t arg = 0, op = 0;
         auto visit = [&](auto& c) {
-            using C = std::remove_cvref_t<decltype(c)>;
-            if constexpr (detail::case_kind_of<C>::is_op) {
+            using case_type = std::remove_cvref_t<decltype(c)>;
+            if constexpr (detail::case_kind_of<case_type>::is_op) {
                 ops[op] = &c;
                 position[op] = arg;
                 ++op;
-            } else if constexpr (detail::case_kind_of<C>::is_timeout) {
+            } else if constexpr (detail::case_kind_of<case_type>::is_timeout) {
                 deadline = c.deadline;
                 special_position = arg;
             } else {
@@ -439,8 +439,8 @@ std::size_t select(Cases&&... cases) {
     }
     // The default or timeout case ran.
     auto run_special = [&](auto& c) {
-        using C = std::remove_cvref_t<decltype(c)>;
-        if constexpr (!detail::case_kind_of<C>::is_op) std::invoke(c.fn);
+        using case_type = std::remove_cvref_t<decltype(c)>;
+        if constexpr (!detail::case_kind_of<case_type>::is_op) std::invoke(c.fn);
     };
     (run_special(cases), ...);
     return special_position;

@@ -73,7 +73,7 @@ struct recv_result {
     std::optional<T> value;  ///< engaged iff status == ok
 
     explicit operator bool() const noexcept { return status == recv_status::ok; }
-    bool ok() const noexcept { return status == recv_status::ok; }
+    [[nodiscard]] bool ok() const noexcept { return status == recv_status::ok; }
     T& operator*() & { return *value; }
     T&& operator*() && { return std::move(*value); }
     T* operator->() { return &*value; }

@@ -176,7 +176,7 @@ TEST(FaultProcess, ProducerKilledEverySentValueArrivesWholeAndReceiversEnd) {
 }
 
 TEST(FaultProcess, ProducerKilledInTheMiddleOfLargeValuesNothingTornArrives) {
-    producer_killed(256 * 1024, 40);  // SIGKILL very likely lands mid-frame
+    producer_killed(std::size_t{256} * 1024, 40);  // SIGKILL very likely lands mid-frame
 }
 
 // ---- 5. a consumer stopped past the heartbeat timeout ----------------------------------
@@ -473,7 +473,7 @@ TEST(FaultProcess, ConsumerStoppedForLessThanTheTimeoutCarriesOn) {
 // ---- 6. a slow consumer --------------------------------------------------------------
 
 TEST(FaultProcess, SlowConsumerBlocksProducersAndMemoryStaysBounded) {
-    constexpr std::size_t size = 256 * 1024;
+    constexpr std::size_t size = std::size_t{256} * 1024;
     constexpr std::size_t cap = 8;
     const long per_producer = zchan_test::sanitized ? 40 : 150;
     fault_child home(
@@ -532,7 +532,7 @@ TEST(FaultProcess, SlowConsumerBlocksProducersAndMemoryStaysBounded) {
     if (!zchan_test::sanitized) {  // ASan's quarantine keeps freed memory resident
         // Bounded by the channel, not by the traffic: capacity + the two blocked
         // offers + codec buffers, far below what went through.
-        const long bound_kib = static_cast<long>((cap + 2) * size / 1024) * 4 + 16 * 1024;
+        const long bound_kib = static_cast<long>((cap + 2) * size / 1024) * 4 + 16L * 1024;
         EXPECT_LT(rss_peak - rss_start, bound_kib);
         EXPECT_LT(rss_peak - rss_start, traffic_kib / 2);
         for (long r : producer_rss) EXPECT_LT(r, rss_start + bound_kib);

@@ -262,7 +262,7 @@ struct attacker {
             stranger.send(header(t_close, sid, 2));
             stranger.send(header(t_return, sid, 1));
         }
-        malformed_sent += 3 * 8;
+        malformed_sent += 24;  // 3 frames of 8 bytes
         answers = stranger.sync();
         ASSERT_TRUE(answers);
         ASSERT_EQ(answers->size(), 3u * 8u);
@@ -445,7 +445,7 @@ TEST(HostileInput, LivePairStreamsThroughGarbageAtTheSamePort) {
     // Each round sends a few MiB in total; the bound is far below one honoured 8 GiB claim,
     // and generous for the allocator's and the sanitizers' caches.
     const long hwm_kb = zchan_test::status_kb("VmHWM");
-    const long bound_kb = (zchan_test::sanitized ? 512 : 128) * 1024;
+    const long bound_kb = (zchan_test::sanitized ? 512L : 128L) * 1024;
     EXPECT_LT(hwm_kb - rss_before_kb, bound_kb)
         << "VmRSS before the attack " << rss_before_kb << " kB, peak " << hwm_kb << " kB";
     std::printf(

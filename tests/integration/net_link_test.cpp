@@ -35,7 +35,7 @@ TEST_P(NetLink, ThreadsSharingHandlesLoseNothingAndNeverStall) {
     in_opts.prefetch = GetParam();
     auto in = zchan::dial<int>(srv.endpoint(), "c", in_opts);
 
-    std::vector<std::atomic<int>> seen(senders * per_sender);
+    std::vector<std::atomic<int>> seen(static_cast<std::size_t>(senders) * per_sender);
     std::atomic<int> received{0};
     std::atomic<bool> failed{false};
     std::vector<std::thread> threads;

@@ -200,7 +200,7 @@ TEST(NetPrefetch, ManyPrefetchingReceiversShareManySendersExactlyOnceInOrder) {
     for (auto& t : producers) t.join();
     home.close();
     for (auto& t : consumers) t.join();
-    std::vector<std::uint64_t> count(senders * per_sender, 0);
+    std::vector<std::uint64_t> count(static_cast<std::size_t>(senders) * per_sender, 0);
     for (const auto& mine : got) {
         std::map<std::uint64_t, std::uint64_t> last;  // per sender: last index seen + 1
         for (auto v : mine) {

@@ -179,7 +179,8 @@ void run_load(bool curve) {
     ASSERT_FALSE(lat.empty());
     std::sort(lat.begin(), lat.end());
     const auto pct = [&](double q) {
-        return lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * lat.size()))];
+        return lat[std::min(lat.size() - 1,
+                            static_cast<std::size_t>(q * static_cast<double>(lat.size())))];
     };
     std::printf(
         "load%s: %zu values, %zu producers + %zu consumers (prefetch %u, send window %u), %.2f s, "

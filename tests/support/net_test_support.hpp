@@ -72,6 +72,7 @@ inline void expect_select_over_remote_and_local_exactly_once(const zchan::channe
             }
         };
     };
+    // NOLINTNEXTLINE(bugprone-infinite-loop): collect() clears them through references
     while (home_open || local_open) {
         auto r = home_open ? remote : zchan::channel<int>::nil();
         auto l = local_open ? local : zchan::channel<int>::nil();

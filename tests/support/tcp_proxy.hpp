@@ -244,7 +244,7 @@ private:
 
     /// Reads from `from` into an empty direction buffer. False: the pair died.
     bool fill(int from, direction& d) {
-        d.buf.resize(64 * 1024);
+        d.buf.resize(std::size_t{64} * 1024);
         const ssize_t n = ::recv(from, d.buf.data(), d.buf.size(), 0);
         if (n > 0) {
             d.buf.resize(static_cast<std::size_t>(n));

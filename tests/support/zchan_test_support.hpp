@@ -130,6 +130,7 @@ private:
 class background_call {
 public:
     template <class F>
+    // NOLINTNEXTLINE(bugprone-forwarding-reference-overload): copy and move are deleted
     explicit background_call(F&& f) {
         started_ = std::make_unique<std::latch>(1);
         thread_ = std::thread([this, fn = std::forward<F>(f)]() mutable {

@@ -333,7 +333,7 @@ TEST(ChannelUnit, ConcurrentCloseRacesWithSendersEverySendIsReceivedOrThrows) {
             constexpr int senders = 4;
             constexpr int per_sender = 3000;
             // sent_ok[v] = 1 iff send(v) returned normally; written by one sender each.
-            std::vector<char> sent_ok(senders * per_sender, 0);
+            std::vector<char> sent_ok(static_cast<std::size_t>(senders) * per_sender, 0);
             std::atomic<int> throws_after_close_violations{0};
             std::vector<int> received;
             std::atomic<int> received_count{0};
@@ -729,7 +729,7 @@ TEST(ChannelUnit, TrySendConsumesAMoveOnlyValueOnlyWhenItSucceeds) {
     auto q = std::make_unique<int>(8);
     ASSERT_EQ(ch.try_send(std::move(q)), send_status::full);
     ASSERT_NE(q, nullptr) << "try_send consumed the value although it failed";  // NOLINT
-    EXPECT_EQ(*q, 8);
+    EXPECT_EQ(*q, 8);                                                           // NOLINT
 
     EXPECT_EQ(ch.send_for(std::move(q), 1ms), send_status::timeout);
     ASSERT_NE(q, nullptr) << "send_for consumed the value although it timed out";  // NOLINT
@@ -737,7 +737,7 @@ TEST(ChannelUnit, TrySendConsumesAMoveOnlyValueOnlyWhenItSucceeds) {
     ch.close();
     ASSERT_EQ(ch.try_send(std::move(q)), send_status::closed);
     ASSERT_NE(q, nullptr) << "try_send consumed the value although closed";  // NOLINT
-    EXPECT_EQ(*q, 8);
+    EXPECT_EQ(*q, 8);                                                        // NOLINT
     EXPECT_EQ(**ch.recv(), 7);
 }
 

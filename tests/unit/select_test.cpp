@@ -420,7 +420,7 @@ TEST(SelectUnit, TwoAlwaysReadyRecvCasesAreChosenEquallyOften) {
     std::array<int, 2> hits{};
     for (int i = 0; i < n; ++i) hits.at(select(recv_case(a), recv_case(b)))++;
     // sd = sqrt(n/4) ~ 71, i.e. 0.35%; 3% is ~8.5 sd.
-    EXPECT_NEAR(hits[0], n / 2, n * 3 / 100) << hits[0] << " vs " << hits[1];
+    EXPECT_NEAR(hits[0], n / 2.0, n * 0.03) << hits[0] << " vs " << hits[1];
 }
 
 TEST(SelectUnit, TwoClosedChannelsAreChosenEquallyOften) {
@@ -431,7 +431,7 @@ TEST(SelectUnit, TwoClosedChannelsAreChosenEquallyOften) {
     b.close();
     std::array<int, 2> hits{};
     for (int i = 0; i < n; ++i) hits.at(select(recv_case(b), recv_case(a)))++;
-    EXPECT_NEAR(hits[0], n / 2, n * 3 / 100) << hits[0] << " vs " << hits[1];
+    EXPECT_NEAR(hits[0], n / 2.0, n * 0.03) << hits[0] << " vs " << hits[1];
 }
 
 TEST(SelectUnit, TwoAlwaysReadySendCasesAreChosenEquallyOften) {
@@ -440,7 +440,7 @@ TEST(SelectUnit, TwoAlwaysReadySendCasesAreChosenEquallyOften) {
     channel<int> b(n);
     std::array<int, 2> hits{};
     for (int i = 0; i < n; ++i) hits.at(select(send_case(a, i), send_case(b, i)))++;
-    EXPECT_NEAR(hits[0], n / 2, n * 3 / 100) << hits[0] << " vs " << hits[1];
+    EXPECT_NEAR(hits[0], n / 2.0, n * 0.03) << hits[0] << " vs " << hits[1];
     EXPECT_EQ(a.len(), static_cast<std::size_t>(hits[0]));
 }
 

@@ -62,6 +62,7 @@ public:
     /// Appends [data, data+size). A null `data` is fine only with size 0 (an
     /// empty container's data()); with bytes to copy it throws instead of
     /// reading address 0.
+    // NOLINTNEXTLINE(readability-identifier-naming): the name cereal's archives use
     void saveBinary(const void* data, std::size_t size) {
         if (size == 0) return;
         if (data == nullptr) throw cereal::Exception("zchan: binary data without storage");
@@ -88,6 +89,7 @@ public:
 
     /// Copies `size` octets to `out`; as saveBinary, a null `out` is fine only
     /// with size 0.
+    // NOLINTNEXTLINE(readability-identifier-naming): the name cereal's archives use
     void loadBinary(void* out, std::size_t size) {
         if (size == 0) return;
         if (size > remaining()) throw cereal::Exception("zchan: value truncated");

@@ -229,11 +229,11 @@ public:
         closers_.close_all();
     }
 
-    bool is_closed() const override {
+    [[nodiscard]] bool is_closed() const override {
         return (tail_.load(std::memory_order_seq_cst) & mark_bit_) != 0;
     }
 
-    std::size_t len() const override {
+    [[nodiscard]] std::size_t len() const override {
         for (;;) {
             std::size_t tail = tail_.load(std::memory_order_seq_cst);
             std::size_t head = head_.load(std::memory_order_seq_cst);
@@ -244,7 +244,7 @@ public:
         }
     }
 
-    std::size_t cap() const override { return cap_; }
+    [[nodiscard]] std::size_t cap() const override { return cap_; }
 
     bool register_send(wait_entry& e) override {
         senders_.register_entry(e);
@@ -427,6 +427,7 @@ private:
 
     struct slot {
         std::atomic<std::size_t> stamp;
+        // NOLINTNEXTLINE(modernize-avoid-c-arrays): raw storage a T is built in
         alignas(T) unsigned char storage[sizeof(T)];
         T* value() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
     };
@@ -451,7 +452,7 @@ private:
         return (p & ~(one_lap_ - 1)) + one_lap_ + (index + n - cap_);
     }
 
-    std::size_t count(std::size_t head, std::size_t tail) const noexcept {
+    [[nodiscard]] std::size_t count(std::size_t head, std::size_t tail) const noexcept {
         std::size_t hix = head & (mark_bit_ - 1);
         std::size_t tix = tail & (mark_bit_ - 1);
         if (hix < tix) return tix - hix;
@@ -459,20 +460,20 @@ private:
         return tail == head ? 0 : cap_;
     }
 
-    bool is_full() const noexcept {
+    [[nodiscard]] bool is_full() const noexcept {
         std::size_t tail = tail_.load(std::memory_order_seq_cst);
         std::size_t head = head_.load(std::memory_order_seq_cst);
         return count(head, pos(tail)) + reserved(tail) >= cap_;
     }
 
-    bool is_empty() const noexcept {
+    [[nodiscard]] bool is_empty() const noexcept {
         std::size_t head = head_.load(std::memory_order_seq_cst);
         std::size_t tail = tail_.load(std::memory_order_seq_cst);
         return pos(tail) == head;
     }
 
     /// Closed, and no reserved or lent value can still arrive (see the top).
-    bool is_drained_closed() const noexcept {
+    [[nodiscard]] bool is_drained_closed() const noexcept {
         const std::size_t tail = tail_.load(std::memory_order_seq_cst);
         return (tail & mark_bit_) != 0 && reserved(tail) == 0 &&
                lent_.load(std::memory_order_seq_cst) == 0;
@@ -611,6 +612,7 @@ private:
     const std::size_t r_mask_;    // R's bits in tail_; 0: no reservations
     const std::size_t one_lap_;   // one lap in a position (above R)
     const std::size_t pos_mask_;  // a position's bits in tail_
+    // NOLINTNEXTLINE(modernize-avoid-c-arrays): a slot cannot move, so no vector
     std::unique_ptr<slot[]> slots_;
     // Set by close() after tail_'s mark: a hint for blocking receives
     // (start_recv), on this read-mostly line. The mark is the truth.

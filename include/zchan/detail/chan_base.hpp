@@ -366,9 +366,9 @@ public:
     virtual recv_status recv(std::optional<T>& out, deadline_t deadline) = 0;
     /// Throws channel_closed if already closed.
     virtual void close() = 0;
-    virtual bool is_closed() const = 0;
-    virtual std::size_t len() const = 0;
-    virtual std::size_t cap() const = 0;
+    [[nodiscard]] virtual bool is_closed() const = 0;
+    [[nodiscard]] virtual std::size_t len() const = 0;
+    [[nodiscard]] virtual std::size_t cap() const = 0;
     /// The error a peer_lost status stands for (remote channels say why).
     [[nodiscard]] virtual peer_lost lost_error() const { return peer_lost(); }
     /// Send window (protocol.md §9.1): waits until every value this handle

@@ -68,13 +68,15 @@ public:
 
     /// Throw peer_lost (saying why) once the session is lost: the remote
     /// channel's state is unknown then, and 0 or false would be a lie.
-    bool is_closed() const override { return query()->status_closed; }
-    std::size_t len() const override { return static_cast<std::size_t>(query()->length); }
-    std::size_t cap() const override {
+    [[nodiscard]] bool is_closed() const override { return query()->status_closed; }
+    [[nodiscard]] std::size_t len() const override {
+        return static_cast<std::size_t>(query()->length);
+    }
+    [[nodiscard]] std::size_t cap() const override {
         if (link_->lost()) throw lost_error();
         return static_cast<std::size_t>(link_->capacity());
     }
-    peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
+    [[nodiscard]] peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
 
     // Atomic poll (chan_base.hpp): the home polls (protocol.md §8.9).
     [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::remote; }
@@ -97,7 +99,7 @@ public:
 
 private:
     /// QUERY (protocol.md §8.7): the STATUS answer; throws peer_lost.
-    std::shared_ptr<net_request> query() const {
+    [[nodiscard]] std::shared_ptr<net_request> query() const {
         auto r = link_->start(net_op::query, false, {});
         switch (link_->wait(*r, no_deadline)) {
             case net_answer::status:
@@ -119,7 +121,7 @@ private:
                 return send_status::timeout;
         }
     }
-    std::uint64_t unconfirmed_sends() const override { return link_->unconfirmed(); }
+    [[nodiscard]] std::uint64_t unconfirmed_sends() const override { return link_->unconfirmed(); }
 
     static void encode_into(std::string& out, void* v) { encode_value(*static_cast<T*>(v), out); }
 

@@ -116,19 +116,19 @@ public:
         }
     }
 
-    const std::string& type_name() const noexcept override { return type_; }
+    [[nodiscard]] const std::string& type_name() const noexcept override { return type_; }
     bool adopt_type(std::string_view type) override {
         if (!type_.empty()) return false;
         type_ = type;
         return true;
     }
-    std::uint64_t capacity() const override { return impl_->cap(); }
+    [[nodiscard]] std::uint64_t capacity() const override { return impl_->cap(); }
 
     void open_session(std::uint32_t session) override { sessions_[session]; }
 
     void drop_session(std::uint32_t session) override;
 
-    std::size_t unresolved(std::uint32_t session) const override {
+    [[nodiscard]] std::size_t unresolved(std::uint32_t session) const override {
         auto it = sessions_.find(session);
         return it == sessions_.end() ? 0 : it->second.open;
     }
@@ -259,7 +259,7 @@ private:
     /// Largest VALUES frame pump() builds before starting another: big enough
     /// to amortize the per-frame cost, small enough to keep latency and the
     /// peer's memory per frame modest.
-    static constexpr std::size_t stream_frame_bytes = 64 * 1024;
+    static constexpr std::size_t stream_frame_bytes = std::size_t{64} * 1024;
     static constexpr std::uint32_t stream_frame_values = 4096;
     /// Values a stream takes in one turn while another stream waits (see the top).
     static constexpr std::uint32_t stream_turn_values = 64;

@@ -126,8 +126,7 @@ bool served_chan<T>::pump_turn(reply_sink& out, std::uint32_t session, session_s
             if (first) back_->return_lent(std::move(*first));  // nobody asks any more
             return false;
         }
-        std::optional<T> v = std::move(first);
-        first.reset();
+        std::optional<T> v = std::exchange(first, std::nullopt);
         recv_status s = recv_status::ok;
         if (!v) s = back_->try_recv_lent(v);
         if (s != recv_status::ok && !direct_.empty()) {  // held values, after the ring's

@@ -120,7 +120,7 @@ public:
         }
         ++step_;
     }
-    bool is_completed() const noexcept { return step_ >= yield_limit; }
+    [[nodiscard]] bool is_completed() const noexcept { return step_ >= yield_limit; }
 
 private:
     static constexpr unsigned spin_limit = 3;
@@ -268,7 +268,9 @@ public:
                                                std::memory_order_seq_cst);
     }
 
-    std::uintptr_t selected() const noexcept { return select_.load(std::memory_order_seq_cst); }
+    [[nodiscard]] std::uintptr_t selected() const noexcept {
+        return select_.load(std::memory_order_seq_cst);
+    }
 
     /// Makes the context reusable for another wait by its owner.
     void reset() noexcept {
@@ -276,7 +278,7 @@ public:
         released_.store(false, std::memory_order_relaxed);
     }
 
-    const void* thread_id() const noexcept { return thread_id_; }
+    [[nodiscard]] const void* thread_id() const noexcept { return thread_id_; }
     /// Gives an event-loop context the identity of a group of waits that
     /// must not pair with each other (a remote select's requests at its
     /// home, select_groups.hpp). Only while the context is on no wait list.

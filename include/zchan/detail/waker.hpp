@@ -37,7 +37,7 @@ struct wait_entry {
 /// A FIFO list of wait entries. Requires the owner's lock for every call.
 class waker {
 public:
-    bool empty() const noexcept { return head_ == nullptr; }
+    [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
 
     void push(wait_entry& e) noexcept {
         e.prev = tail_;
@@ -135,7 +135,7 @@ public:
     }
 
     /// True if some entry of another thread is still undecided.
-    bool can_select() const noexcept {
+    [[nodiscard]] bool can_select() const noexcept {
         const void* me = current_thread_id();
         for (wait_entry* e = head_; e != nullptr; e = e->next) {
             if (e->cx->thread_id() != me && e->cx->selected() == sel_waiting) return true;
@@ -146,7 +146,7 @@ public:
     /// Like can_select, but counts only entries that carry a packet: a
     /// watcher (packet == nullptr) is no partner for a handoff, and counting
     /// it would make register_* report "ready" forever (a spinning select).
-    bool can_select_partner() const noexcept {
+    [[nodiscard]] bool can_select_partner() const noexcept {
         const void* me = current_thread_id();
         for (wait_entry* e = head_; e != nullptr; e = e->next) {
             if (e->packet != nullptr && e->cx->thread_id() != me &&
