@@ -837,9 +837,13 @@ TEST(ChannelUnit, RangeAdaptorsThatStopEarlyLeaveTheRestInTheChannel) {
     static_assert(std::input_iterator<channel<int>::iterator>);
     channel<int> ch(3);
     ch << 1 << 2 << 3;
+#if defined(__clang__) && __clang_major__ < 15
+    GTEST_SKIP() << "clang 14 cannot compile libstdc++ 12's range adaptors";
+#else
     int sum = 0;
     for (int v : ch | std::views::take(2)) sum += v;
     EXPECT_EQ(sum, 3);
     ASSERT_EQ(ch.len(), 1u);
     EXPECT_EQ(*ch.recv(), 3);
+#endif
 }
