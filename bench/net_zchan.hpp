@@ -239,6 +239,7 @@ inline int full_home_main(const child_args& args) {
         std::string next = make_value(size, seq);
         while (!st.stop_requested()) {
             if (topup.count() == 0) {
+                // NOLINTNEXTLINE(bugprone-use-after-move): next is refilled after each send
                 ch.send(std::move(next));  // blocks while full; throws once closed
             } else {
                 // NOLINTNEXTLINE(bugprone-use-after-move): try_send moves only on success

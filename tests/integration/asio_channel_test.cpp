@@ -139,8 +139,8 @@ TEST_P(AsioChannel, UnbufferedSendCompletesOnlyAfterAReceiverTookTheValue) {
         co_return taken.load();
     });
     EXPECT_TRUE(still_pending_after(f));
-    std::thread receiver([&] {
-        auto v = home.recv();
+    std::thread receiver([&, h = home] {
+        auto v = h.recv();
         taken.store(v.has_value());
     });
     receiver.join();
