@@ -240,9 +240,15 @@ struct type_name<T> {
             return "char32";
         } else if constexpr (std::is_floating_point_v<T>) {
             // long double is 80-bit extended on x86 but stored in 16 bytes.
-            return "f" + std::to_string(std::is_same_v<T, long double> ? 80 : sizeof(T) * 8);
+            // Appended, not `"f" + std::to_string(...)`: GCC 12 reports a false
+            // -Wrestrict for a literal prepended to a temporary (GCC PR 105329).
+            std::string name = "f";
+            name += std::to_string(std::is_same_v<T, long double> ? 80 : sizeof(T) * 8);
+            return name;
         } else {
-            return (std::is_signed_v<T> ? "i" : "u") + std::to_string(sizeof(T) * 8);
+            std::string name = std::is_signed_v<T> ? "i" : "u";
+            name += std::to_string(sizeof(T) * 8);  // appended: see above
+            return name;
         }
     }
 };

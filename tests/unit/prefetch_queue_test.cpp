@@ -53,7 +53,8 @@ TEST(PrefetchQueue, AValueLateAfterAResumeKeepsItsPlace) {
     for (const std::uint64_t d : {1, 3, 4}) {
         ASSERT_TRUE(q.take(d));
         q.saw_delivery(d);
-        q.queue("v" + std::to_string(d), d);
+        // Appended, not "v" + std::to_string(d): GCC 12's false -Wrestrict.
+        q.queue(std::string("v").append(std::to_string(d)), d);
     }
     ASSERT_TRUE(q.head_ready());
     EXPECT_EQ(q.head().payload, "v1");

@@ -224,8 +224,14 @@ inline void print_help(const command_spec& spec, std::string_view program) {
     for (const auto& o : spec.options) {
         std::string left = "  ";
         left += o.short_name != 0 ? std::string("-") + o.short_name + ", " : "    ";
-        left += "--" + std::string(o.name);
-        if (o.takes_value) left += " " + std::string(o.value_name);
+        // Appends only: GCC 12 reports a false -Wrestrict for a literal
+        // prepended to a temporary string (GCC PR 105329).
+        left += "--";
+        left += o.name;
+        if (o.takes_value) {
+            left += ' ';
+            left += o.value_name;
+        }
         w = std::max(w, left.size());
         lefts.push_back(std::move(left));
     }
