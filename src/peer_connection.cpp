@@ -281,7 +281,18 @@ void peer_connection::kick_leader_if_answered_locked() noexcept {
 }
 
 void peer_connection::need_poller_locked() {
-    if (!leader_ && !bg_polls_sock_) wake();
+    if (!leader_ && !bg_polls_sock_) wake_background_locked();
+}
+
+/// One write per wake-up: until the background thread is back at the top of
+/// its loop (where it clears the flag and looks at everything afresh), the
+/// eventfd is still readable from the first write, and every further one
+/// was a system call and an extra turn of its loop contending for mu. A
+/// windowed producer made one per value while the thread had not run yet.
+void peer_connection::wake_background_locked() {
+    if (bg_wake_pending_) return;
+    bg_wake_pending_ = true;
+    wake();
 }
 
 /// Calls `f` on every attached session, from a copy of the list: a call may
@@ -447,7 +458,7 @@ void peer_connection::await_locked(net_request& r, deadline_t deadline) {
     }
     // Retiring: whoever still waits (followers, select registrations, orphans
     // whose VALUE must be given back) needs a poller.
-    if (requests_pending != 0 && !bg_polls_sock_) wake();
+    if (requests_pending != 0 && !bg_polls_sock_) wake_background_locked();
 }
 
 void peer_connection::expire_if_silent_locked() { expire_if_silent_locked(coarse_now_ms()); }
@@ -542,6 +553,7 @@ void peer_connection::run(const std::stop_token& st) {
         int poll_ms = 0;
         {
             lock_guard g(mu);
+            bg_wake_pending_ = false;  // whatever a wake-up asked for is looked at below
             read_monitor_locked();
             drain_locked();
             const std::int64_t tick_ms = std::max<std::int64_t>(1, hb_ms_ / 4);

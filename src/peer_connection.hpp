@@ -158,6 +158,7 @@ public:
 
 private:
     void wake() noexcept;
+    void wake_background_locked() ZCHAN_REQUIRES(mu);
     void kick_leader_locked() noexcept ZCHAN_REQUIRES(mu);
     void kick_leader_if_answered_locked() noexcept ZCHAN_REQUIRES(mu);
     void expire_if_silent_locked(std::int64_t now) ZCHAN_REQUIRES(mu);
@@ -203,8 +204,9 @@ private:
     bool leader_kicked_ ZCHAN_GUARDED_BY(mu) = false;         // leader_fd_ written, not yet read
     net_request* leader_req_ ZCHAN_GUARDED_BY(mu) = nullptr;  // what the leader waits for
     bool kick_deferred_ ZCHAN_GUARDED_BY(mu) = false;         // a drain follows the sends
-    bool bg_polls_sock_ ZCHAN_GUARDED_BY(mu) = false;  // the background poll includes zmq_fd_
-    std::string tx_ ZCHAN_GUARDED_BY(mu);              // the connection's own frames (PING/PONG)
+    bool bg_polls_sock_ ZCHAN_GUARDED_BY(mu) = false;    // the background poll includes zmq_fd_
+    bool bg_wake_pending_ ZCHAN_GUARDED_BY(mu) = false;  // wake_fd_ written since its loop's top
+    std::string tx_ ZCHAN_GUARDED_BY(mu);                // the connection's own frames (PING/PONG)
     lost_why why_ ZCHAN_GUARDED_BY(mu) = lost_why::silence;  // once dead_
     std::string refusal_ ZCHAN_GUARDED_BY(mu);               // once refused (§14.3)
     std::jthread io_;  // last: started when everything above exists, joined first
