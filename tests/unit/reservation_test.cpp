@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -96,6 +97,74 @@ TEST(Reservation, ReleaseFreesTheSlotsAndWakesABlockedSender) {
     t.join();
     EXPECT_TRUE(sent.load());
     EXPECT_EQ(ch.len(), 1U);
+}
+
+TEST(Reservation, ABatchOfReservedValuesQueuesInOrderAcrossTheRingsEnd) {
+    buffered_chan<int> ch(5);
+    for (int i = 0; i < 3; ++i) {  // moves the head to slot 3, so the batch wraps
+        int v = i;
+        ASSERT_EQ(ch.try_send(v), send_status::ok);
+        std::optional<int> out;
+        ASSERT_EQ(ch.try_recv(out), recv_status::ok);
+    }
+    int first = 1;
+    ASSERT_EQ(ch.try_send(first), send_status::ok);
+    ASSERT_EQ(ch.reserve(4), 4U);
+    std::vector<int> batch{2, 3, 4};
+    ch.send_reserved_n(batch.data(), batch.size());
+    int last = 6;
+    EXPECT_EQ(ch.try_send(last), send_status::full) << "4 values and 1 reservation left";
+    ch.send_reserved(5);
+    EXPECT_EQ(ch.len(), 5U);
+    for (int want = 1; want <= 5; ++want) {
+        std::optional<int> out;
+        ASSERT_EQ(ch.try_recv(out), recv_status::ok);
+        EXPECT_EQ(*out, want);
+    }
+}
+
+// A batch wakes as many waiting receivers as it has values, not one. The
+// receivers are wait entries whose contexts have identities of their own (as
+// an asynchronous operation's), so each counts as a waiter that takes a
+// wake-up for itself (sync_waker::notify) and none is this thread.
+TEST(Reservation, ABatchWakesAWaitingReceiverForEachOfItsValues) {
+    buffered_chan<int> ch(8);
+    ASSERT_EQ(ch.reserve(3), 3U);
+    std::atomic<int> woken{0};
+    const auto count = [](zchan::detail::context& /*cx*/, void* n) noexcept {
+        static_cast<std::atomic<int>*>(n)->fetch_add(1);
+    };
+    std::vector<int> identities(4);
+    std::vector<std::unique_ptr<zchan::detail::context>> cxs;
+    std::vector<zchan::detail::wait_entry> entries(4);
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        cxs.push_back(std::make_unique<zchan::detail::context>(count, &woken, &identities[i]));
+        entries[i] =
+            zchan::detail::wait_entry{cxs.back().get(), zchan::detail::sel_first_op, nullptr};
+        ASSERT_FALSE(ch.register_recv(entries[i])) << "nothing to receive yet";
+    }
+    std::vector<int> batch{7, 8, 9};
+    ch.send_reserved_n(batch.data(), batch.size());
+    EXPECT_EQ(woken.load(), 3) << "one receiver per value; the fourth still waits";
+    for (auto& e : entries) ch.unregister_recv(e);
+}
+
+TEST(Reservation, TheLastReservedBatchEndsTheDrainOfAClosedChannel) {
+    buffered_chan<int> ch(4);
+    ASSERT_EQ(ch.reserve(3), 3U);
+    ch.close();
+    std::vector<int> got;
+    std::thread t([&] {
+        for (;;) {
+            std::optional<int> out;
+            if (ch.recv(out, zchan::detail::no_deadline) != recv_status::ok) return;
+            got.push_back(*out);
+        }
+    });
+    std::vector<int> batch{1, 2, 3};
+    ch.send_reserved_n(batch.data(), batch.size());
+    t.join();  // ends only once closed and drained
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
 }
 
 TEST(Reservation, AClosedChannelIsNotDrainedWhileAReservationIsOutstanding) {

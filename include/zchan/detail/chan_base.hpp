@@ -286,6 +286,11 @@ public:
     /// Writes `v` into a reserved slot (one reservation fewer). Never waits
     /// for space; works on a closed channel too. Requires a reservation.
     virtual void send_reserved(T&& /*v*/) {}
+    /// send_reserved of values[0, n), moved from, in that order (n
+    /// reservations fewer); receivers see the batch once it is all in.
+    virtual void send_reserved_n(T* values, std::size_t n) {
+        for (std::size_t i = 0; i < n; ++i) send_reserved(std::move(values[i]));
+    }
     /// Values accepted on credits backed by receivers' demand (protocol.md
     /// §9.1 rule 5) that no receiver took: the transport holds them lent
     /// (lend()) outside the channel, and moves them in as room appears.

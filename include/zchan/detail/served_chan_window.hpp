@@ -6,8 +6,8 @@
 // Send window (protocol.md §9.1): a session granted a window gets credits,
 // each a slot reserved in the channel (servable::reserve), topped up in
 // batches (send_credits.hpp); its credited values go straight into their
-// slots (send_reserved) with no op, in number order, and one CREDIT per frame
-// confirms them.
+// slots with no op, a frame's at once (send_reserved_n), in number order, and
+// one CREDIT per frame confirms them.
 //
 // Credits backed by demand (protocol.md §9.1 rule 5): remote receivers'
 // stream requests waiting at the home are room too, as a Go receiver waiting
@@ -45,6 +45,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace zchan::detail {
 
@@ -78,47 +79,64 @@ std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session
     auto it = sessions_.find(session);
     if (it == sessions_.end()) return 0;
     send_credits& c = it->second.credits;
+    // The frame's values bound for their reserved slots go in together
+    // (send_reserved_n): a receiver drains them in one go. One buffer per
+    // value type and server thread, not per channel: a hub has many.
+    thread_local std::vector<T> into_slots;
+    into_slots.clear();
+    into_slots.reserve(std::min<std::size_t>(count, size / 4));  // count is the peer's word
+    const auto flush_into_slots = [this] {
+        back_->send_reserved_n(into_slots.data(), into_slots.size());
+        into_slots.clear();
+    };
     std::uint32_t accepted = 0;
     std::size_t at = 0;
-    for (std::uint32_t i = 0; i < count && at + 4 <= size; ++i) {
-        const std::uint64_t number = first + i;
-        std::uint32_t len = 0;
-        for (std::size_t b = 0; b < 4; ++b) len |= std::uint32_t{entries[at + b]} << (8 * b);
-        const unsigned char* data = entries + at + 4;
-        at += 4 + len;
-        const send_credits::verdict v = c.check(number);
-        if (v == send_credits::verdict::duplicate) {
-            c.owed = true;  // its confirmation was lost: confirm again
-            continue;
+    try {
+        for (std::uint32_t i = 0; i < count && at + 4 <= size; ++i) {
+            const std::uint64_t number = first + i;
+            std::uint32_t len = 0;
+            for (std::size_t b = 0; b < 4; ++b) len |= std::uint32_t{entries[at + b]} << (8 * b);
+            const unsigned char* data = entries + at + 4;
+            at += 4 + len;
+            const send_credits::verdict v = c.check(number);
+            if (v == send_credits::verdict::duplicate) {
+                c.owed = true;  // its confirmation was lost: confirm again
+                continue;
+            }
+            if (v == send_credits::verdict::gap) break;  // the resume re-sends it in order
+            if (v == send_credits::verdict::over) {
+                out.reply_error(session, number, wire::error_code::protocol_error,
+                                "credited value beyond the credits granted");
+                break;
+            }
+            const bool slot = c.use();
+            if (!slot) --demand_held_;
+            c.owed = true;
+            std::optional<T> value;
+            if (decode_value(data, len, value)) {
+                // Sent, but not a T: it cannot enter the channel. Its slot is
+                // free again; the peer reports the ERROR.
+                if (slot) back_->release(1);
+                out.reply_error(session, number, wire::error_code::decode_error,
+                                "credited value does not decode as " + type_);
+                continue;
+            }
+            if (slot && direct_.empty()) {
+                into_slots.push_back(std::move(*value));
+            } else {                 // behind the held values, or on a demand-backed credit
+                flush_into_slots();  // the frame's earlier values go first
+                if (slot) back_->release(1);
+                back_->lend();
+                direct_.push_back({std::move(*value), session});
+                ++it->second.held;
+            }
+            ++accepted;
         }
-        if (v == send_credits::verdict::gap) break;  // the resume re-sends it in order
-        if (v == send_credits::verdict::over) {
-            out.reply_error(session, number, wire::error_code::protocol_error,
-                            "credited value beyond the credits granted");
-            break;
-        }
-        const bool slot = c.use();
-        if (!slot) --demand_held_;
-        c.owed = true;
-        std::optional<T> value;
-        if (decode_value(data, len, value)) {
-            // Sent, but not a T: it cannot enter the channel. Its slot is
-            // free again; the peer reports the ERROR.
-            if (slot) back_->release(1);
-            out.reply_error(session, number, wire::error_code::decode_error,
-                            "credited value does not decode as " + type_);
-            continue;
-        }
-        if (slot && direct_.empty()) {
-            back_->send_reserved(std::move(*value));
-        } else {  // behind the held values, or on a demand-backed credit
-            if (slot) back_->release(1);
-            back_->lend();
-            direct_.push_back({std::move(*value), session});
-            ++it->second.held;
-        }
-        ++accepted;
+    } catch (...) {
+        flush_into_slots();  // the values decoded before it were sent: keep them
+        throw;
     }
+    flush_into_slots();
     if (!direct_.empty()) feed_direct(out);
     top_up(out, session, c);
     return accepted;
