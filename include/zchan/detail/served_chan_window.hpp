@@ -81,10 +81,12 @@ std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session
     send_credits& c = it->second.credits;
     // The frame's values bound for their reserved slots go in together
     // (send_reserved_n): a receiver drains them in one go. One buffer per
-    // value type and server thread, not per channel: a hub has many.
+    // value type and server thread, not per channel: a hub has many. It
+    // grows as values are accepted, never by the frame's count (the peer's
+    // word), and is let go after a frame larger than a zchan peer sends.
     thread_local std::vector<T> into_slots;
+    constexpr std::size_t keep_values = 4096;
     into_slots.clear();
-    into_slots.reserve(std::min<std::size_t>(count, size / 4));  // count is the peer's word
     const auto flush_into_slots = [this] {
         back_->send_reserved_n(into_slots.data(), into_slots.size());
         into_slots.clear();
@@ -137,6 +139,7 @@ std::uint32_t served_chan<T>::on_credited(reply_sink& out, std::uint32_t session
         throw;
     }
     flush_into_slots();
+    if (into_slots.capacity() > keep_values) into_slots = std::vector<T>();
     if (!direct_.empty()) feed_direct(out);
     top_up(out, session, c);
     return accepted;
