@@ -22,6 +22,18 @@ using zchan::send_status;
 using zchan::detail::buffered_chan;
 using namespace std::chrono_literals;
 
+/// A receiver on its own thread: appends to `got` until the channel is
+/// closed and drained (join the thread, then read `got`).
+std::thread receive_until_closed(buffered_chan<int>& ch, std::vector<int>& got) {
+    return std::thread([&ch, &got] {
+        for (;;) {
+            std::optional<int> out;
+            if (ch.recv(out, zchan::detail::no_deadline) != recv_status::ok) return;
+            got.push_back(*out);
+        }
+    });
+}
+
 TEST(Reservation, ReservedSlotsCountAgainstTheCapacity) {
     buffered_chan<int> ch(4);
     EXPECT_EQ(ch.reserve(3), 3U);
@@ -154,13 +166,7 @@ TEST(Reservation, TheLastReservedBatchEndsTheDrainOfAClosedChannel) {
     ASSERT_EQ(ch.reserve(3), 3U);
     ch.close();
     std::vector<int> got;
-    std::thread t([&] {
-        for (;;) {
-            std::optional<int> out;
-            if (ch.recv(out, zchan::detail::no_deadline) != recv_status::ok) return;
-            got.push_back(*out);
-        }
-    });
+    std::thread t = receive_until_closed(ch, got);
     std::vector<int> batch{1, 2, 3};
     ch.send_reserved_n(batch.data(), batch.size());
     t.join();  // ends only once closed and drained
@@ -191,13 +197,7 @@ TEST(Reservation, AReceiverBlockedOnTheCloseSeesTheLastReservedValueThenClosed) 
     ASSERT_EQ(ch.reserve(1), 1U);
     ch.close();
     std::vector<int> got;
-    std::thread t([&] {
-        for (;;) {
-            std::optional<int> out;
-            if (ch.recv(out, zchan::detail::no_deadline) != recv_status::ok) return;
-            got.push_back(*out);
-        }
-    });
+    std::thread t = receive_until_closed(ch, got);
     ch.send_reserved(9);
     t.join();  // ends only once closed and drained
     EXPECT_EQ(got, std::vector<int>{9});
