@@ -50,6 +50,17 @@
 // the operation, which then keeps the channel alive; so do async_select's
 // cases.
 //
+// Awaiting at once: with plain use_awaitable, an operation on an in-process
+// channel is tried when it is co_awaited, before anything is set up. One
+// that completes a rendezvous on an unbuffered channel (a partner was
+// waiting) lets the coroutine go on at once, as Go runs a goroutine on after
+// a hand-off; at most 64 in a row on a thread, then one goes through the
+// queue, so that a coroutine that never waits cannot starve the rest of its
+// io_context. On a buffered channel a completed operation goes on through
+// the executor's queue, as any Asio operation: a sender that ran on would
+// fill the buffer and wait at every value instead of taking turns with its
+// receiver (measured: docs/performance.md, "Coroutines").
+//
 // The completion handler runs on its associated executor (the coroutine's,
 // for use_awaitable; a plain callback without one runs on Asio's system
 // executor), never inside the initiating call. The operation holds outstanding
@@ -222,7 +233,7 @@ class async_op final {
 
 public:
     template <class H, class F, class Make>
-    static void launch(H&& handler, F&& finish, Make&& make, bool has_default) {
+    static void launch(H&& handler, F&& finish, Make&& make, bool has_default, bool tried = false) {
         void* mem = op_memory::allocate<async_op>();
         async_op* op = nullptr;
         try {
@@ -232,7 +243,7 @@ public:
             op_memory::deallocate<async_op>(mem);
             throw;
         }
-        op->begin();
+        op->begin(tried);
     }
 
 private:
@@ -267,19 +278,20 @@ private:
         }
     };
 
-    void begin() {
+    /// `tried`: the cases were just tried (try_now) and none was ready.
+    void begin(bool tried) {
         auto slot = asio::get_associated_cancellation_slot(handler_);
         if (slot.is_connected()) slot.template emplace<canceller>(canceller{this});
         if (remote_) {
             asio::post(remote_attempts().get_executor(), [this] { step(true); });
         } else {
-            step(true);
+            step(true, tried);
         }
     }
 
     /// One engine step on the engine's thread; completes if it finished.
-    void step(bool first) {
-        const bool finished = first ? engine_.start() : engine_.resume();
+    void step(bool first, bool tried = false) {
+        const bool finished = first ? engine_.start(tried) : engine_.resume();
         if (!finished) return;
         if (first || remote_) {
             // Not on the handler's executor yet (the initiating call, or
@@ -353,6 +365,7 @@ private:
     void complete() {
         auto slot = asio::get_associated_cancellation_slot(handler_);
         if (slot.is_connected()) slot.clear();
+        engine_.settle_late_cancel();
         auto args = finish_(engine_.result(), ops_);
         Handler handler(std::move(handler_));
         std::optional<work_type> work(std::move(work_));
@@ -491,6 +504,187 @@ auto default_part(C&& c) {
     }
 }
 
+/// Plain use_awaitable on the Asio versions checked (1.22): the operation is
+/// tried in the frame co_await runs, before it is set up (see try_now).
+template <class Token>
+struct awaits_now : std::false_type {};
+#if defined(ASIO_HAS_CO_AWAIT) && ASIO_VERSION >= 102200 && ASIO_VERSION < 102300
+template <class Executor>
+struct awaits_now<asio::use_awaitable_t<Executor>> : std::true_type {};
+#endif
+
+/// How many operations in a row a thread may complete at once, without
+/// passing through its executor's queue: after that many, the next one goes
+/// through the queue (and lets the rest of the io_context run), as Go's
+/// scheduler preempts a goroutine that never blocks and Tokio's budget does.
+inline constexpr unsigned await_now_budget = 64;
+inline unsigned& await_now_left() noexcept {
+    thread_local unsigned left = await_now_budget;
+    return left;
+}
+
+/// What try_now did.
+enum class now : unsigned char {
+    untried,  ///< not tried (a nil or remote channel): set the operation up
+    later,    ///< not ready: set the operation up; it need not try first
+    done,     ///< completed: the coroutine goes on at once
+    queued,   ///< completed: the coroutine goes on through its executor's queue
+};
+
+/// Tries a use_awaitable operation at once, in the coroutine frame that is
+/// co_awaited, on an in-process channel (a remote one needs a round trip).
+/// `untried` and `later` leave no trace: nothing was sent or received.
+///
+/// Only an operation on an unbuffered channel goes on at once: its partner
+/// was waiting and is now readied, and the coroutine runs on until it
+/// waits itself, as Go runs a goroutine on after a hand-off. On a buffered
+/// channel it goes through the queue, as any Asio operation completes: a
+/// sender that ran on would fill the buffer and wait for every value
+/// instead of taking turns with its receiver (docs/performance.md,
+/// "Coroutines").
+template <class T, class Try>
+now try_now(const channel<T>& ch, Try&& attempt) {
+    chan_base<T>* c = channel_access<T>::get(ch);
+    if (c == nullptr) return now::untried;
+    const poll_mode kind = c->poll_kind();
+    if (kind == poll_mode::remote) return now::untried;
+    unsigned& left = await_now_left();
+    {
+        // An unbuffered channel must not make this thread wait for a remote
+        // receiver's claim (a round trip): as in an operation's step.
+        const int identity = 0;
+        identity_scope lend(&identity);
+        if (!attempt(*c)) {
+            left = await_now_budget;  // this operation goes through the queue
+            return now::later;
+        }
+    }
+    if (kind != poll_mode::locked || left == 0) {
+        left = await_now_budget;
+        return now::queued;
+    }
+    --left;
+    return now::done;
+}
+
+/// Posts (defers) `f` to `ex`, a handler's executor: the coroutine's own
+/// continuation, queued on this thread without a lock; an io_context's
+/// executor directly (see async_op).
+template <class Executor, class F>
+void defer_to(const Executor& ex, F&& f) {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+        if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+            asio::defer(*io, std::forward<F>(f));
+            return;
+        }
+    }
+    asio::defer(ex, std::forward<F>(f));
+}
+
+/// The initiation of a send that completed in try_now: its handler runs,
+/// with no error, from its executor's queue. A cancellation meanwhile is
+/// too late: the value was sent.
+struct sent_through_queue {
+    template <class Handler>
+    void operator()(Handler handler) const {
+        const auto ex = asio::get_associated_executor(handler);
+        defer_to(ex, [h = std::move(handler)]() mutable { std::move(h)(std::error_code{}); });
+    }
+};
+
+/// Records a cancellation that arrives while a completion is queued.
+struct late_cancel {
+    bool requested = false;
+    void operator()(asio::cancellation_type type) noexcept {
+        if (type != asio::cancellation_type::none) requested = true;
+    }
+};
+
+/// The initiation of a receive that completed in try_now: its handler runs
+/// from its executor's queue with the value. If cancellation is asked for
+/// meanwhile, the value goes back to the head of the channel and the
+/// receive reports operation_aborted, as for any cancelled in-process
+/// receive (async_select.hpp): a value is never handed to a handler that
+/// is being cancelled (awaitable_operators' `||` drops a loser's result).
+template <class T>
+struct received_through_queue {
+    chan_base<T>* ch;
+    template <class Handler>
+    void operator()(Handler handler, std::optional<T> v) const {
+        late_cancel* cancel = nullptr;
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) cancel = &slot.template emplace<late_cancel>();
+        const auto ex = asio::get_associated_executor(handler);
+        defer_to(ex, [h = std::move(handler), v = std::move(v), cancel, c = ch]() mutable {
+            if (cancel != nullptr && cancel->requested && v.has_value()) {
+                if (auto* home = dynamic_cast<servable<T>*>(c)) {
+                    home->requeue_front(std::move(*v));
+                    std::move(h)(aborted(), std::optional<T>());
+                    return;
+                }
+            }
+            std::move(h)(std::error_code{}, std::move(v));
+        });
+    }
+};
+
+/// async_recv with use_awaitable: the channel is tried at once (try_now),
+/// else the operation is set up as for any token, in this same frame (as
+/// Asio's own initiation does, whose handler completes this frame).
+template <class Sig, class Executor, class T, class Init>
+asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
+    const channel<T>* ch, Init init, asio::use_awaitable_t<Executor> token) {
+    using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
+    std::optional<T> v;
+    const now outcome =
+        try_now(*ch, [&v](chan_base<T>& c) { return c.try_recv(v) != recv_status::empty; });
+    switch (outcome) {
+        case now::done:
+            co_return std::move(v);
+        case now::queued: {
+            received_through_queue<T> complete{channel_access<T>::get(*ch)};
+            co_await [&](auto* frame) { return result::do_init(frame, complete, token, v); };
+            break;
+        }
+        case now::untried:
+        case now::later: {
+            borrowed_channel<T> handle{ch};
+            bool tried = outcome == now::later;
+            co_await
+                [&](auto* frame) { return result::do_init(frame, init, token, handle, tried); };
+            break;
+        }
+    }
+    co_return std::nullopt;  // never reached: the handler completes this frame
+}
+
+/// async_send with use_awaitable: as recv_now_or_later.
+template <class Sig, class Executor, class T, class Init>
+asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init init,
+                                                  asio::use_awaitable_t<Executor> token, T value) {
+    using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
+    const now outcome =
+        try_now(*ch, [&value](chan_base<T>& c) { return c.try_send(value) == send_status::ok; });
+    switch (outcome) {
+        case now::done:
+            co_return;
+        case now::queued: {
+            sent_through_queue complete;
+            co_await [&](auto* frame) { return result::do_init(frame, complete, token); };
+            break;
+        }
+        case now::untried:
+        case now::later: {
+            borrowed_channel<T> handle{ch};
+            bool tried = outcome == now::later;
+            co_await [&](auto* frame) {
+                return result::do_init(frame, init, token, handle, value, tried);
+            };
+            break;
+        }
+    }
+}
+
 }  // namespace detail
 
 /// Receives from `ch`. Completes with the value, or nullopt once the
@@ -501,7 +695,7 @@ auto default_part(C&& c) {
 template <class T, class CompletionToken>
 auto async_recv(const channel<T>& ch, CompletionToken&& token) {
     using sig = void(std::error_code, std::optional<T>);
-    auto init = [](auto handler, auto c) {
+    auto init = [](auto handler, auto c, bool tried = false) {
         using case_t = recv_case_t<T, detail::store_into<T>>;
         using op_t =
             detail::async_op<decltype(handler), detail::recv_finish<T>, std::tuple<case_t>>;
@@ -511,10 +705,14 @@ auto async_recv(const channel<T>& ch, CompletionToken&& token) {
                 return std::tuple<case_t>(
                     detail::make_case<case_t>(std::move(c), detail::store_into<T>{&f.value}));
             },
-            false);
+            false, tried);
     };
-    return asio::async_initiate<CompletionToken, sig>(
-        init, token, detail::initiation_handle<CompletionToken>(ch));
+    if constexpr (detail::awaits_now<std::decay_t<CompletionToken>>::value) {
+        return detail::recv_now_or_later<sig>(&ch, init, token);
+    } else {
+        return asio::async_initiate<CompletionToken, sig>(
+            init, token, detail::initiation_handle<CompletionToken>(ch));
+    }
 }
 
 /// Sends `v` on `ch`; as the blocking send, the value is moved into the
@@ -528,7 +726,7 @@ template <class T, class V, class CompletionToken>
 requires std::is_constructible_v<T, V&&>
 auto async_send(const channel<T>& ch, V&& v, CompletionToken&& token) {
     using sig = void(std::error_code);
-    auto init = [](auto handler, auto c, T value) {
+    auto init = [](auto handler, auto c, T value, bool tried = false) {
         using case_t = send_case_t<T, detail::no_callback>;
         using op_t = detail::async_op<decltype(handler), detail::send_finish, std::tuple<case_t>>;
         op_t::launch(
@@ -537,10 +735,14 @@ auto async_send(const channel<T>& ch, V&& v, CompletionToken&& token) {
                 return std::tuple<case_t>(detail::make_case<case_t>(std::move(c), std::move(value),
                                                                     detail::no_callback{}));
             },
-            false);
+            false, tried);
     };
-    return asio::async_initiate<CompletionToken, sig>(
-        init, token, detail::initiation_handle<CompletionToken>(ch), T(std::forward<V>(v)));
+    if constexpr (detail::awaits_now<std::decay_t<CompletionToken>>::value) {
+        return detail::send_now_or_later<sig>(&ch, init, token, T(std::forward<V>(v)));
+    } else {
+        return asio::async_initiate<CompletionToken, sig>(
+            init, token, detail::initiation_handle<CompletionToken>(ch), T(std::forward<V>(v)));
+    }
 }
 
 /// Go's select, asynchronously, over recv_case, send_case and at most one

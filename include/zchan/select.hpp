@@ -83,6 +83,9 @@ public:
     /// Registers `e` (whose packet this case fills in); true if ready now.
     virtual bool enlist(wait_entry& e) = 0;
     virtual void delist(wait_entry& e) = 0;
+    /// delist() of the entry its channel selected, once the context was
+    /// released (chan_base::unregister_selected_*).
+    virtual void delist_selected(wait_entry& e) { delist(e); }
     /// After a wake-up for this case: true if the operation completed by
     /// handoff (the value moved through the packet).
     virtual bool handed_off() = 0;
@@ -137,6 +140,7 @@ public:
         return ch_->register_recv(e);
     }
     void delist(detail::wait_entry& e) override { ch_->unregister_recv(e); }
+    void delist_selected(detail::wait_entry& e) override { ch_->unregister_selected_recv(e); }
     bool handed_off() override {
         if (!packet_.done) return false;
         result_ = std::move(packet_.value);
@@ -212,6 +216,7 @@ public:
         return ch_->register_send(e);
     }
     void delist(detail::wait_entry& e) override { ch_->unregister_send(e); }
+    void delist_selected(detail::wait_entry& e) override { ch_->unregister_selected_send(e); }
     bool handed_off() override { return packet_.done; }
     void await_claim(detail::context& cx) noexcept override {
         if (!packet_.claim.armed()) return;

@@ -23,6 +23,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -559,6 +560,154 @@ TEST(AsioChannelTokens, AsTupleReportsErrorsAsValues) {
         co_return ec;
     });
     EXPECT_EQ(f.get(), zchan::async_errc::channel_closed);
+}
+
+// use_awaitable tries an in-process channel in the frame co_await runs
+// (zchan/asio.hpp, detail::try_now). These run the io_context on the test's
+// thread, so that "before" and "after" are exact.
+
+/// What a coroutine saw that posted a handler and then received from `ch`,
+/// with `io` run on this thread.
+struct recv_after_a_post {
+    std::optional<int> value;
+    bool posted_ran_first = false;  // the handler ran before the value came
+};
+recv_after_a_post receive_after_a_post(asio::io_context& io, const zchan::channel<int>& ch) {
+    recv_after_a_post r;
+    bool posted_ran = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::post(io, [&posted_ran] { posted_ran = true; });
+            r.value = co_await zchan::async_recv(ch, use_awaitable);
+            r.posted_ran_first = posted_ran;
+        },
+        asio::detached);
+    io.run();
+    return r;
+}
+
+TEST(AsioChannelAwaitNow, ARecvFromAWaitingSenderGoesOnWithoutPassingThroughTheQueue) {
+    asio::io_context io;
+    zchan::channel<int> ch;
+    bool sent = false;
+    zchan::async_send(ch, 5, asio::bind_executor(io, [&sent](std::error_code ec) {
+                          EXPECT_FALSE(ec);
+                          sent = true;
+                      }));
+    const recv_after_a_post r = receive_after_a_post(io, ch);
+    EXPECT_EQ(r.value, 5);
+    EXPECT_FALSE(r.posted_ran_first);
+    EXPECT_TRUE(sent);
+}
+
+TEST(AsioChannelAwaitNow, AnOperationOnABufferedChannelCompletesThroughTheQueue) {
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(6);
+    const recv_after_a_post r = receive_after_a_post(io, ch);
+    EXPECT_EQ(r.value, 6);
+    EXPECT_TRUE(r.posted_ran_first);
+}
+
+TEST(AsioChannelAwaitNow, ACoroutineThatNeverWaitsStillLetsTheRestOfTheIoContextRun) {
+    // 200 senders wait on an unbuffered channel, so that every receive of one
+    // coroutine finds a partner at once: the budget still sends one of them
+    // through the queue, where a handler posted before the loop runs.
+    asio::io_context io;
+    zchan::channel<int> ch;
+    constexpr int n = 200;
+    int sent = 0;
+    for (int i = 0; i < n; ++i) {
+        zchan::async_send(ch, i, asio::bind_executor(io, [&sent](std::error_code ec) {
+                              EXPECT_FALSE(ec);
+                              ++sent;
+                          }));
+    }
+    bool posted_ran = false;
+    int first_after_posted = -1;
+    std::vector<int> got;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::post(io, [&posted_ran] { posted_ran = true; });
+            for (int i = 0; i < n; ++i) {
+                auto v = co_await zchan::async_recv(ch, use_awaitable);
+                if (posted_ran && first_after_posted < 0) first_after_posted = i;
+                got.push_back(v.value_or(-1));
+            }
+        },
+        asio::detached);
+    io.run();
+    EXPECT_GE(first_after_posted, 0);
+    EXPECT_LE(first_after_posted, static_cast<int>(zchan::detail::await_now_budget) + 1);
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i);  // senders in order
+    EXPECT_EQ(sent, n);
+}
+
+TEST(AsioChannelAwaitNow, AReceiveMovesAWaitingSendersValueIntoTheSlotItFreed) {
+    // Go's hand-off (buffered_chan::take_waiting_value): the waiting send
+    // completes without a retry of its own, so its value is in the channel
+    // before its io_context has run at all.
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(1);
+    std::optional<std::error_code> sent;
+    zchan::async_send(ch, 2, asio::bind_executor(io, [&sent](std::error_code ec) { sent = ec; }));
+    EXPECT_EQ(ch.recv(), 1);
+    EXPECT_EQ(ch.len(), 1u);
+    EXPECT_FALSE(sent.has_value());  // reported on its executor
+    io.run();
+    EXPECT_EQ(sent, std::error_code{});
+    EXPECT_EQ(ch.recv(), 2);
+}
+
+TEST(AsioChannelLateCancel, ACancellationWhileAReceivedValueIsQueuedGivesTheValueBack) {
+    // The receive takes 9 in its first step and queues its completion; the
+    // cancellation comes before that runs. Reporting 9 then would lose it
+    // wherever the canceller drops the result (awaitable_operators' ||).
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(9);
+    asio::cancellation_signal sig;
+    std::optional<std::pair<std::error_code, std::optional<int>>> got;
+    asio::post(io, [&] {
+        zchan::async_recv(ch, asio::bind_cancellation_slot(
+                                  sig.slot(), asio::bind_executor(io, [&got](std::error_code ec,
+                                                                             std::optional<int> v) {
+                                      got.emplace(ec, v);
+                                  })));
+        EXPECT_EQ(ch.len(), 0u);  // taken already
+        sig.emit(asio::cancellation_type::terminal);
+    });
+    io.run();
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->first, asio::error::operation_aborted);
+    ASSERT_EQ(ch.len(), 1u);
+    EXPECT_EQ(ch.recv(), 9);
+}
+
+TEST(AsioChannelLateCancel, AnAwaitedReceiveThatLosesARaceGivesItsValueBack) {
+    // Both sides of || start through the queue: the post completes first,
+    // then || cancels the receive, which had already taken 9 (try_now) and
+    // queued its completion.
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(9);
+    std::optional<std::size_t> winner;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto r =
+                co_await (asio::post(io, use_awaitable) || zchan::async_recv(ch, use_awaitable));
+            winner = r.index();
+        },
+        asio::detached);
+    io.run();
+    EXPECT_EQ(winner, 0u);
+    ASSERT_EQ(ch.len(), 1u);
+    EXPECT_EQ(ch.recv(), 9);
 }
 
 }  // namespace

@@ -51,6 +51,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
+#include <utility>
 
 #include "zchan/async_errc.hpp"
 #include "zchan/detail/sync.hpp"
@@ -90,8 +91,17 @@ public:
     async_select& operator=(const async_select&) = delete;
 
     /// Runs rounds until the select finishes (true: see result()) or waits
-    /// (false: wake_ will be called, then call resume()).
-    bool start() { return drive(); }
+    /// (false: wake_ will be called, then call resume()). `tried`: the
+    /// caller has just tried every case and none was ready, so the first
+    /// round registers at once (a poll costs a channel's lock per case; the
+    /// registration checks readiness again anyway).
+    bool start(bool tried = false) {
+        skip_poll_ = tried && !has_default_;
+        if (skip_poll_) {
+            for (std::size_t i = 0; i < N; ++i) order_[i] = i;  // poll() sets it otherwise
+        }
+        return drive();
+    }
 
     /// After wake_: looks at the outcome; true if finished, false if
     /// waiting again.
@@ -114,6 +124,18 @@ public:
 
     [[nodiscard]] const outcome& result() const noexcept { return result_; }
 
+    /// Once finished, before the outcome is reported (on the owner's
+    /// executor): a cancellation asked for since a case completed, which
+    /// take_outcome has not seen (a case that completed in a poll, or one
+    /// asked for while the completion was queued), gives a received value
+    /// back as take_outcome does (see the file comment).
+    void settle_late_cancel() {
+        if (result_.index < N && !result_.error && cancel_requested() &&
+            ops_[result_.index]->give_back()) {
+            result_ = {cancelled_index, {}};
+        }
+    }
+
 private:
     /// One round after another until finished (true) or waiting (false).
     bool drive() {
@@ -121,8 +143,10 @@ private:
             if (cancel_requested()) return finish(cancelled_index, {});
             identity_scope lend(this);
             std::size_t fired = N;
-            if (!poll(fired)) return true;  // a case failed (closed send, lost peer)
-            if (fired < N) return finish(fired, {});
+            if (!std::exchange(skip_poll_, false)) {
+                if (!poll(fired)) return true;  // a case failed (closed send, lost peer)
+                if (fired < N) return finish(fired, {});
+            }
             if (has_default_) {
                 if (none_ready_at_one_instant(ops_)) return finish(default_index, {});
                 continue;
@@ -193,7 +217,7 @@ private:
         // sel_aborted is only ever set by this select (cancel or a ready
         // registration), which calls no unpark(); anything else did.
         if (sel != sel_aborted) cx_.wait_released();
-        delist_all();
+        delist_all(sel);
         if (sel < sel_first_op) return false;  // closed, cancelled: poll again
         const std::size_t i = sel - sel_first_op;
         if (!ops_[i]->handed_off()) {
@@ -206,9 +230,17 @@ private:
         return finish(i, {});
     }
 
-    void delist_all() {
+    /// Unregisters this round's entries; `sel`: the context's outcome, once
+    /// released, or sel_aborted (its own: no channel selected anything).
+    void delist_all(std::uintptr_t sel = sel_aborted) {
         for (std::size_t k = 0; k < registered_; ++k) {
-            if (!ops_[order_[k]]->nil()) ops_[order_[k]]->delist(entries_[order_[k]]);
+            const std::size_t i = order_[k];
+            if (ops_[i]->nil()) continue;
+            if (sel >= sel_first_op && i == sel - sel_first_op) {
+                ops_[i]->delist_selected(entries_[i]);
+            } else {
+                ops_[i]->delist(entries_[i]);
+            }
         }
         registered_ = 0;
     }
@@ -236,6 +268,7 @@ private:
     std::array<std::size_t, N> order_{};  // the poll order; registration follows it
     std::size_t preferred_ = N;           // the case a hint pointed at
     std::size_t registered_ = 0;          // order_[0, registered_) are enlisted
+    bool skip_poll_ = false;              // see start()
     std::array<wait_entry, N> entries_{};
     std::atomic<int> gate_{2};
     std::atomic<bool> cancel_requested_{false};

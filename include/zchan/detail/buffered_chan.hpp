@@ -268,6 +268,13 @@ public:
         receivers_.notify();
     }
     void unregister_recv(wait_entry& e) override { receivers_.unregister_entry(e); }
+    // Selecting an entry unlinks it (waker::try_select, pick_first).
+    void unregister_selected_send(wait_entry& e) override {
+        if (e.linked) unregister_send(e);
+    }
+    void unregister_selected_recv(wait_entry& e) override {
+        if (e.linked) unregister_recv(e);
+    }
 
     [[nodiscard]] bool can_reserve() const noexcept override { return r_mask_ != 0; }
 
@@ -609,7 +616,28 @@ private:
         out.emplace(std::move(*p));
         p->~T();
         t.where->stamp.store(t.stamp, std::memory_order_release);
-        senders_.notify();
+        senders_.notify_with([this](wait_entry& e) noexcept { take_waiting_value(e); });
+    }
+
+    /// Go's hand-off from a blocked sender (runtime/chan.go, chanrecv on a
+    /// full buffer): the receive that freed a slot writes the value of the
+    /// sender it wakes into the ring, so that the sender completes without a
+    /// retry (its packet done) and the value is there for the next receive.
+    /// Only a waiter with a send packet (a select's send case, blocking or
+    /// asynchronous) can be completed so; the others are woken to retry as
+    /// before. If the ring is full again (another sender took the slot) or
+    /// closed, the sender retries too. Under senders_'s lock; the write
+    /// wakes a receiver under receivers_'s (the only order the two are taken
+    /// in together).
+    void take_waiting_value(wait_entry& e) noexcept {
+        if constexpr (std::is_nothrow_move_constructible_v<T>) {
+            if (e.packet == nullptr) return;
+            auto* p = static_cast<send_packet<T>*>(e.packet);
+            token t;
+            if (!start_send(t) || t.where == nullptr) return;
+            write(t, *p->value);
+            p->done = true;
+        }
     }
 
     alignas(cache_line) std::atomic<std::size_t> head_{0};

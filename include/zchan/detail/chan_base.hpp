@@ -390,6 +390,13 @@ public:
     virtual void unregister_send(wait_entry& e) = 0;
     virtual bool register_recv(wait_entry& e) = 0;
     virtual void unregister_recv(wait_entry& e) = 0;
+    /// unregister_send / unregister_recv of an entry this channel selected
+    /// (its context holds the entry's own operation), called once that
+    /// context was released (context::wait_released). A channel that
+    /// unlinks an entry when it selects it may then skip its lock: the
+    /// selecting thread wrote the entry last, before unpark().
+    virtual void unregister_selected_send(wait_entry& e) { unregister_send(e); }
+    virtual void unregister_selected_recv(wait_entry& e) { unregister_recv(e); }
 };
 
 }  // namespace zchan::detail

@@ -270,6 +270,13 @@ public:
         std::lock_guard<spin_lock> g(lock_);
         receivers_.remove(e);
     }
+    // Selecting an entry unlinks it (waker::try_select, pick_first).
+    void unregister_selected_send(wait_entry& e) override {
+        if (e.linked) unregister_send(e);
+    }
+    void unregister_selected_recv(wait_entry& e) override {
+        if (e.linked) unregister_recv(e);
+    }
 
     // Atomic poll: everything readiness depends on is written under lock_,
     // except a waiter's context, which can only go from undecided to decided

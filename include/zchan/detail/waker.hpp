@@ -212,10 +212,19 @@ public:
     /// So waking goes on until a thread's waiter was woken too. Extra hints
     /// cost a retry, never a wrong result.
     void notify() noexcept {
+        notify_with([](wait_entry& /*e*/) noexcept {});
+    }
+
+    /// notify(), and `fill(e)` on the thread's waiter it wakes, after
+    /// selecting it and before unparking it (under this waker's lock): the
+    /// notifier may complete the waiter's operation through its packet.
+    template <class F>
+    void notify_with(F fill) noexcept {
         if (is_empty_.load(std::memory_order_seq_cst)) return;
         std::lock_guard<spin_lock> g(lock_);
         while (wait_entry* e = list_.try_select()) {
             const bool thread_waiter = e->cx->thread_id() != nullptr;
+            if (thread_waiter) fill(*e);
             e->cx->unpark();
             if (thread_waiter) break;
         }
