@@ -543,12 +543,16 @@ enum class now : unsigned char {
 /// instead of taking turns with its receiver (docs/performance.md,
 /// "Coroutines").
 template <class T, class Try>
-now try_now(const channel<T>& ch, Try&& attempt) {
+now try_now(const channel<T>& ch, bool sending, Try&& attempt) {
     chan_base<T>* c = channel_access<T>::get(ch);
     if (c == nullptr) return now::untried;
     const poll_mode kind = c->poll_kind();
     if (kind == poll_mode::remote) return now::untried;
     unsigned& left = await_now_left();
+    if (!(sending ? c->may_send_now() : c->may_recv_now())) {
+        left = await_now_budget;  // certainly not ready: as a failed try
+        return now::later;
+    }
     {
         // An unbuffered channel must not make this thread wait for a remote
         // receiver's claim (a round trip): as in an operation's step.
@@ -637,7 +641,7 @@ asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
     using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
     std::optional<T> v;
     const now outcome =
-        try_now(*ch, [&v](chan_base<T>& c) { return c.try_recv(v) != recv_status::empty; });
+        try_now(*ch, false, [&v](chan_base<T>& c) { return c.try_recv(v) != recv_status::empty; });
     switch (outcome) {
         case now::done:
             co_return std::move(v);
@@ -663,8 +667,8 @@ template <class Sig, class Executor, class T, class Init>
 asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init init,
                                                   asio::use_awaitable_t<Executor> token, T value) {
     using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
-    const now outcome =
-        try_now(*ch, [&value](chan_base<T>& c) { return c.try_send(value) == send_status::ok; });
+    const now outcome = try_now(
+        *ch, true, [&value](chan_base<T>& c) { return c.try_send(value) == send_status::ok; });
     switch (outcome) {
         case now::done:
             co_return;

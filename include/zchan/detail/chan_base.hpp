@@ -397,6 +397,12 @@ public:
     /// selecting thread wrote the entry last, before unpark().
     virtual void unregister_selected_send(wait_entry& e) { unregister_send(e); }
     virtual void unregister_selected_recv(wait_entry& e) { unregister_recv(e); }
+    /// Hints, read without a lock: false if try_send / try_recv would
+    /// certainly find nothing to do now (no partner, not closed), so that
+    /// an operation about to wait may register at once (a registration
+    /// checks readiness again). True whenever unsure.
+    [[nodiscard]] virtual bool may_send_now() const noexcept { return true; }
+    [[nodiscard]] virtual bool may_recv_now() const noexcept { return true; }
 };
 
 }  // namespace zchan::detail

@@ -181,6 +181,7 @@ public:
             hand_over(*r, v);
         } else {
             requeued_.push_front(std::move(v));
+            requeued_any_.store(true, std::memory_order_relaxed);
         }
     }
 
@@ -277,6 +278,13 @@ public:
     void unregister_selected_recv(wait_entry& e) override {
         if (e.linked) unregister_recv(e);
     }
+    [[nodiscard]] bool may_send_now() const noexcept override {
+        return receivers_.maybe_waiting() || closed_.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] bool may_recv_now() const noexcept override {
+        return senders_.maybe_waiting() || requeued_any_.load(std::memory_order_relaxed) ||
+               closed_.load(std::memory_order_relaxed);
+    }
 
     // Atomic poll: everything readiness depends on is written under lock_,
     // except a waiter's context, which can only go from undecided to decided
@@ -360,6 +368,7 @@ private:
         if (requeued_.empty()) return false;
         out.emplace(std::move(requeued_.front()));
         requeued_.pop_front();
+        requeued_any_.store(!requeued_.empty(), std::memory_order_relaxed);
         return true;
     }
 
@@ -375,10 +384,11 @@ private:
     }
 
     mutable spin_lock lock_;
-    waker senders_;                    // guarded by lock_
-    waker receivers_;                  // guarded by lock_
-    std::atomic<bool> closed_{false};  // written under lock_; read anywhere
-    std::deque<T> requeued_;           // guarded by lock_; see requeue_front
+    waker senders_;                          // guarded by lock_
+    waker receivers_;                        // guarded by lock_
+    std::atomic<bool> closed_{false};        // written under lock_; read anywhere
+    std::deque<T> requeued_;                 // guarded by lock_; see requeue_front
+    std::atomic<bool> requeued_any_{false};  // !requeued_.empty(), for may_recv_now()
 };
 
 }  // namespace zchan::detail

@@ -38,6 +38,12 @@ struct wait_entry {
 class waker {
 public:
     [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+    /// empty() without the owner's lock, as a hint: it may be stale by the
+    /// time the caller acts, so it only decides whether trying is worth a
+    /// lock (a registration looks again under the lock).
+    [[nodiscard]] bool maybe_waiting() const noexcept {
+        return nonempty_.load(std::memory_order_relaxed);
+    }
 
     void push(wait_entry& e) noexcept {
         e.prev = tail_;
@@ -49,6 +55,7 @@ public:
         }
         tail_ = &e;
         e.linked = true;
+        nonempty_.store(true, std::memory_order_relaxed);
     }
 
     void remove(wait_entry& e) noexcept {
@@ -65,6 +72,7 @@ public:
         }
         e.prev = e.next = nullptr;
         e.linked = false;
+        nonempty_.store(head_ != nullptr, std::memory_order_relaxed);
     }
 
     /// Selects the first waiter that belongs to another thread and is still
@@ -181,6 +189,7 @@ public:
 private:
     wait_entry* head_ = nullptr;
     wait_entry* tail_ = nullptr;
+    std::atomic<bool> nonempty_{false};  // head_ != nullptr, for maybe_waiting()
 };
 
 /// A waker with its own lock and a lock-free "anyone waiting?" flag, for the
