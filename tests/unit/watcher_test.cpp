@@ -156,4 +156,39 @@ TEST(WatcherUnit, BufferedNotifyDoesNotStopAtAnEventLoopWaiter) {
     EXPECT_EQ(out, 2);
 }
 
+// The lock-free hints (chan_base::may_send_now / may_recv_now) may say
+// "certainly nothing to do" only while nobody waits on the other side, no
+// value was given back and the channel is open.
+TEST(WaiterHint, TryingIsCalledPointlessOnlyWhileNothingCouldComeOfIt) {
+    zd::unbuffered_chan<int> ch;
+    EXPECT_FALSE(ch.may_send_now());
+    EXPECT_FALSE(ch.may_recv_now());
+
+    zd::context cx;
+    zd::recv_packet<int> packet;
+    zd::wait_entry e{&cx, zd::sel_first_op, &packet};
+    EXPECT_FALSE(ch.register_recv(e));
+    EXPECT_TRUE(ch.may_send_now());
+    EXPECT_FALSE(ch.may_recv_now());
+    ch.unregister_recv(e);
+    EXPECT_FALSE(ch.may_send_now());
+
+    watcher w;  // a watcher waits too: unsure is "may"
+    EXPECT_FALSE(ch.register_send(w.entry));
+    EXPECT_TRUE(ch.may_recv_now());
+    ch.unregister_send(w.entry);
+    EXPECT_FALSE(ch.may_recv_now());
+
+    ch.requeue_front(5);
+    EXPECT_TRUE(ch.may_recv_now());
+    std::optional<int> got;
+    EXPECT_EQ(ch.try_recv(got), zchan::recv_status::ok);
+    EXPECT_EQ(got, 5);
+    EXPECT_FALSE(ch.may_recv_now());
+
+    ch.close();
+    EXPECT_TRUE(ch.may_send_now());
+    EXPECT_TRUE(ch.may_recv_now());
+}
+
 }  // namespace
