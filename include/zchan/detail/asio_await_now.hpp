@@ -1,0 +1,231 @@
+// use_awaitable's operations tried when they are awaited (zchan/asio.hpp,
+// "Awaiting at once"): an awaitable whose frame first tries an in-process
+// channel and, if that finds nothing, sets the operation up in the same frame,
+// as Asio's own initiation for use_awaitable does. Relies on Asio 1.22's
+// use_awaitable internals (async_result<use_awaitable_t>::do_init); on other
+// versions awaits_now is false and every token takes the general path.
+//
+// Thread safety: as zchan/asio.hpp; the budget is per thread.
+#pragma once
+
+#include <optional>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/defer.hpp>
+#include <asio/error.hpp>
+#include <asio/io_context.hpp>
+#include <asio/version.hpp>
+#if defined(ASIO_HAS_CO_AWAIT)
+#include <asio/use_awaitable.hpp>
+#endif
+
+#include "zchan/channel.hpp"
+#include "zchan/detail/chan_base.hpp"
+#include "zchan/detail/sync.hpp"
+#include "zchan/status.hpp"
+
+namespace zchan::detail {
+
+inline std::error_code aborted() noexcept {
+    return make_error_code(asio::error::operation_aborted);
+}
+
+/// A handle an operation borrows (see zchan/asio.hpp, awaited_in_place).
+template <class T>
+struct borrowed_channel {
+    const channel<T>* ch;
+};
+
+/// Plain use_awaitable on the Asio versions checked (1.22): the operation is
+/// tried in the frame co_await runs, before it is set up (see try_now).
+template <class Token>
+struct awaits_now : std::false_type {};
+#if defined(ASIO_HAS_CO_AWAIT) && ASIO_VERSION >= 102200 && ASIO_VERSION < 102300
+template <class Executor>
+struct awaits_now<asio::use_awaitable_t<Executor>> : std::true_type {};
+#endif
+
+/// How many operations in a row a thread may complete at once, without
+/// passing through its executor's queue: after that many, the next one goes
+/// through the queue (and lets the rest of the io_context run), as Go's
+/// scheduler preempts a goroutine that never blocks and Tokio's budget does.
+inline constexpr unsigned await_now_budget = 64;
+inline unsigned& await_now_left() noexcept {
+    thread_local unsigned left = await_now_budget;
+    return left;
+}
+
+/// What try_now did.
+enum class now : unsigned char {
+    untried,  ///< not tried (a nil or remote channel): set the operation up
+    later,    ///< not ready: set the operation up; it need not try first
+    done,     ///< completed: the coroutine goes on at once
+    queued,   ///< completed: the coroutine goes on through its executor's queue
+};
+
+/// Tries a use_awaitable operation at once, in the coroutine frame that is
+/// co_awaited, on an in-process channel (a remote one needs a round trip).
+/// `untried` and `later` leave no trace: nothing was sent or received.
+///
+/// Only an operation on an unbuffered channel goes on at once: its partner
+/// was waiting and is now readied, and the coroutine runs on until it
+/// waits itself, as Go runs a goroutine on after a hand-off. On a buffered
+/// channel it goes through the queue, as any Asio operation completes: a
+/// sender that ran on would fill the buffer and wait for every value
+/// instead of taking turns with its receiver (docs/performance.md,
+/// "Coroutines").
+template <class T, class Try>
+now try_now(const channel<T>& ch, bool sending, Try&& attempt) {
+    chan_base<T>* c = channel_access<T>::get(ch);
+    if (c == nullptr) return now::untried;
+    const poll_mode kind = c->poll_kind();
+    if (kind == poll_mode::remote) return now::untried;
+    unsigned& left = await_now_left();
+    if (!(sending ? c->may_send_now() : c->may_recv_now())) {
+        left = await_now_budget;  // certainly not ready: as a failed try
+        return now::later;
+    }
+    {
+        // An unbuffered channel must not make this thread wait for a remote
+        // receiver's claim (a round trip): as in an operation's step.
+        const int identity = 0;
+        identity_scope lend(&identity);
+        if (!attempt(*c)) {
+            left = await_now_budget;  // this operation goes through the queue
+            return now::later;
+        }
+    }
+    if (kind != poll_mode::locked || left == 0) {
+        left = await_now_budget;
+        return now::queued;
+    }
+    --left;
+    return now::done;
+}
+
+/// Posts (defers) `f` to `ex`, a handler's executor: the coroutine's own
+/// continuation, queued on this thread without a lock; an io_context's
+/// executor directly (see async_op).
+template <class Executor, class F>
+void defer_to(const Executor& ex, F&& f) {
+    if constexpr (std::is_same_v<Executor, asio::any_io_executor>) {
+        if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+            asio::defer(*io, std::forward<F>(f));
+            return;
+        }
+    }
+    asio::defer(ex, std::forward<F>(f));
+}
+
+/// The initiation of a send that completed in try_now: its handler runs,
+/// with no error, from its executor's queue. A cancellation meanwhile is
+/// too late: the value was sent.
+struct sent_through_queue {
+    template <class Handler>
+    void operator()(Handler handler) const {
+        const auto ex = asio::get_associated_executor(handler);
+        defer_to(ex, [h = std::move(handler)]() mutable { std::move(h)(std::error_code{}); });
+    }
+};
+
+/// Records a cancellation that arrives while a completion is queued.
+struct late_cancel {
+    bool requested = false;
+    void operator()(asio::cancellation_type type) noexcept {
+        if (type != asio::cancellation_type::none) requested = true;
+    }
+};
+
+/// The initiation of a receive that completed in try_now: its handler runs
+/// from its executor's queue with the value. If cancellation is asked for
+/// meanwhile, the value goes back to the head of the channel and the
+/// receive reports operation_aborted, as for any cancelled in-process
+/// receive (async_select.hpp): a value is never handed to a handler that
+/// is being cancelled (awaitable_operators' `||` drops a loser's result).
+template <class T>
+struct received_through_queue {
+    chan_base<T>* ch;
+    template <class Handler>
+    void operator()(Handler handler, std::optional<T> v) const {
+        late_cancel* cancel = nullptr;
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) cancel = &slot.template emplace<late_cancel>();
+        const auto ex = asio::get_associated_executor(handler);
+        defer_to(ex, [h = std::move(handler), v = std::move(v), cancel, c = ch]() mutable {
+            if (cancel != nullptr && cancel->requested && v.has_value()) {
+                if (auto* home = dynamic_cast<servable<T>*>(c)) {
+                    home->requeue_front(std::move(*v));
+                    std::move(h)(aborted(), std::optional<T>());
+                    return;
+                }
+            }
+            std::move(h)(std::error_code{}, std::move(v));
+        });
+    }
+};
+
+/// async_recv with use_awaitable: the channel is tried at once (try_now),
+/// else the operation is set up as for any token, in this same frame (as
+/// Asio's own initiation does, whose handler completes this frame).
+template <class Sig, class Executor, class T, class Init>
+asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
+    const channel<T>* ch, Init init, asio::use_awaitable_t<Executor> token) {
+    using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
+    std::optional<T> v;
+    const now outcome =
+        try_now(*ch, false, [&v](chan_base<T>& c) { return c.try_recv(v) != recv_status::empty; });
+    switch (outcome) {
+        case now::done:
+            co_return std::move(v);
+        case now::queued: {
+            received_through_queue<T> complete{channel_access<T>::get(*ch)};
+            co_await [&](auto* frame) { return result::do_init(frame, complete, token, v); };
+            break;
+        }
+        case now::untried:
+        case now::later: {
+            borrowed_channel<T> handle{ch};
+            bool tried = outcome == now::later;
+            co_await
+                [&](auto* frame) { return result::do_init(frame, init, token, handle, tried); };
+            break;
+        }
+    }
+    co_return std::nullopt;  // never reached: the handler completes this frame
+}
+
+/// async_send with use_awaitable: as recv_now_or_later.
+template <class Sig, class Executor, class T, class Init>
+asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init init,
+                                                  asio::use_awaitable_t<Executor> token, T value) {
+    using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
+    const now outcome = try_now(
+        *ch, true, [&value](chan_base<T>& c) { return c.try_send(value) == send_status::ok; });
+    switch (outcome) {
+        case now::done:
+            co_return;
+        case now::queued: {
+            sent_through_queue complete;
+            co_await [&](auto* frame) { return result::do_init(frame, complete, token); };
+            break;
+        }
+        case now::untried:
+        case now::later: {
+            borrowed_channel<T> handle{ch};
+            bool tried = outcome == now::later;
+            co_await [&](auto* frame) {
+                return result::do_init(frame, init, token, handle, value, tried);
+            };
+            break;
+        }
+    }
+}
+
+}  // namespace zchan::detail
