@@ -88,7 +88,9 @@ now try_now(const channel<T>& ch, bool sending, Try&& attempt) {
     const poll_mode kind = c->poll_kind();
     if (kind == poll_mode::remote) return now::untried;
     unsigned& left = await_now_left();
-    if (!(sending ? c->may_send_now() : c->may_recv_now())) {
+    // Only an unbuffered channel has the hint (a buffered channel's failed
+    // try takes no lock): no virtual call for nothing on the others.
+    if (kind == poll_mode::locked && !(sending ? c->may_send_now() : c->may_recv_now())) {
         left = await_now_budget;  // certainly not ready: as a failed try
         return now::later;
     }
