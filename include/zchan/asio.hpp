@@ -31,10 +31,13 @@
 // from the operation's executor, as Asio requires of every operation.
 //
 // Waiting: an operation that cannot complete at once registers a
-// completion-style waiter with the channel (detail/async_select.hpp) and
-// returns; the partner that completes it, a blocking thread, another
-// coroutine or the network transport, posts its continuation to the
-// handler's associated executor. No executor thread ever blocks. A case on a
+// completion-style waiter with the channel and returns; the partner that
+// completes it, a blocking thread, another coroutine or the network
+// transport, posts its continuation to the handler's associated executor.
+// No executor thread ever blocks. A co_awaited async_recv or async_send that
+// nothing can cancel (its coroutine's cancellation slot is not connected)
+// waits in its coroutine's frame (detail/asio_parked.hpp); every other
+// operation in the general engine (detail/async_select.hpp). A case on a
 // remote (dialed) channel needs a round trip to the channel's home for
 // every attempt, so an operation with such a case makes its attempts on a
 // small internal thread and only completes on the handler's executor.
@@ -52,14 +55,12 @@
 //
 // Awaiting at once: with plain use_awaitable, an operation on an in-process
 // channel is tried when it is co_awaited, before anything is set up. One
-// that completes a rendezvous on an unbuffered channel (a partner was
-// waiting) lets the coroutine go on at once, as Go runs a goroutine on after
-// a hand-off; at most 64 in a row on a thread, then one goes through the
-// queue, so that a coroutine that never waits cannot starve the rest of its
-// io_context. On a buffered channel a completed operation goes on through
-// the executor's queue, as any Asio operation: a sender that ran on would
-// fill the buffer and wait at every value instead of taking turns with its
-// receiver (measured: docs/performance.md, "Coroutines").
+// that completes lets the coroutine go on at once, as a goroutine runs on
+// after a send or receive that did not block; at most 64 in a row on a
+// thread, then one goes through the queue, so that a coroutine that never
+// waits cannot starve the rest of its io_context. A receive in a coroutine
+// that can be cancelled goes through the queue instead, where a late
+// cancellation can still give its value back (detail/asio_await_now.hpp).
 //
 // The completion handler runs on its associated executor (the coroutine's,
 // for use_awaitable; a plain callback without one runs on Asio's system
@@ -198,13 +199,6 @@ struct kept_alive_by_co_spawn : std::false_type {};
 template <class Executor, class... Ts>
 struct kept_alive_by_co_spawn<asio::detail::awaitable_handler<Executor, Ts...>> : std::true_type {};
 #endif
-
-/// Stores the value a receive case ran with; async_recv's case callback.
-template <class T>
-struct store_into {
-    std::optional<T>* out;
-    void operator()(std::optional<T>&& v) const { *out = std::move(v); }
-};
 
 /// One asynchronous select (or send, or receive: a select of one case) in
 /// flight. `Finish` turns the outcome into the handler's arguments, as a

@@ -567,12 +567,13 @@ TEST(AsioChannelTokens, AsTupleReportsErrorsAsValues) {
 // thread, so that "before" and "after" are exact.
 
 /// What a coroutine saw that posted a handler and then received from `ch`,
-/// with `io` run on this thread.
+/// with `io` run on this thread; `slot`: the coroutine's cancellation slot.
 struct recv_after_a_post {
     std::optional<int> value;
     bool posted_ran_first = false;  // the handler ran before the value came
 };
-recv_after_a_post receive_after_a_post(asio::io_context& io, const zchan::channel<int>& ch) {
+recv_after_a_post receive_after_a_post(asio::io_context& io, const zchan::channel<int>& ch,
+                                       asio::cancellation_slot slot = {}) {
     recv_after_a_post r;
     bool posted_ran = false;
     asio::co_spawn(
@@ -582,7 +583,7 @@ recv_after_a_post receive_after_a_post(asio::io_context& io, const zchan::channe
             r.value = co_await zchan::async_recv(ch, use_awaitable);
             r.posted_ran_first = posted_ran;
         },
-        asio::detached);
+        asio::bind_cancellation_slot(slot, asio::detached));
     io.run();
     return r;
 }
@@ -601,11 +602,40 @@ TEST(AsioChannelAwaitNow, ARecvFromAWaitingSenderGoesOnWithoutPassingThroughTheQ
     EXPECT_TRUE(sent);
 }
 
-TEST(AsioChannelAwaitNow, AnOperationOnABufferedChannelCompletesThroughTheQueue) {
+TEST(AsioChannelAwaitNow, ARecvFromABufferedChannelWithAValueGoesOnWithoutPassingThroughTheQueue) {
     asio::io_context io;
     zchan::channel<int> ch(1);
     ch.send(6);
     const recv_after_a_post r = receive_after_a_post(io, ch);
+    EXPECT_EQ(r.value, 6);
+    EXPECT_FALSE(r.posted_ran_first);
+}
+
+TEST(AsioChannelAwaitNow, ASendToABufferedChannelWithRoomGoesOnWithoutPassingThroughTheQueue) {
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    bool posted_ran = false;
+    std::optional<bool> posted_ran_first;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::post(io, [&posted_ran] { posted_ran = true; });
+            co_await zchan::async_send(ch, 6, use_awaitable);
+            posted_ran_first = posted_ran;
+        },
+        asio::detached);
+    io.run();
+    EXPECT_EQ(posted_ran_first, false);
+    EXPECT_EQ(ch.recv(), 6);
+}
+
+TEST(AsioChannelAwaitNow, ARecvInACancellableCoroutineCompletesThroughTheQueue) {
+    // See AsioChannelLateCancel: its value could not be given back otherwise.
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(6);
+    asio::cancellation_signal sig;
+    const recv_after_a_post r = receive_after_a_post(io, ch, sig.slot());
     EXPECT_EQ(r.value, 6);
     EXPECT_TRUE(r.posted_ran_first);
 }
@@ -688,13 +718,9 @@ TEST(AsioChannelLateCancel, ACancellationWhileAReceivedValueIsQueuedGivesTheValu
     EXPECT_EQ(ch.recv(), 9);
 }
 
-TEST(AsioChannelLateCancel, AnAwaitedReceiveThatLosesARaceGivesItsValueBack) {
-    // Both sides of || start through the queue: the post completes first,
-    // then || cancels the receive, which had already taken 9 (try_now) and
-    // queued its completion.
-    asio::io_context io;
-    zchan::channel<int> ch(1);
-    ch.send(9);
+/// Runs `co_await (post || async_recv(ch))` on `io`: which side won.
+std::optional<std::size_t> race_a_post_against_a_receive(asio::io_context& io,
+                                                         const zchan::channel<int>& ch) {
     std::optional<std::size_t> winner;
     asio::co_spawn(
         io,
@@ -705,7 +731,30 @@ TEST(AsioChannelLateCancel, AnAwaitedReceiveThatLosesARaceGivesItsValueBack) {
         },
         asio::detached);
     io.run();
-    EXPECT_EQ(winner, 0u);
+    return winner;
+}
+
+TEST(AsioChannelLateCancel, AnAwaitedReceiveThatLosesARaceToAWaitingSenderGivesItsValueBack) {
+    // As below, on an unbuffered channel: the receive takes 9 from the
+    // waiting sender, whose send completes; || then cancels the receive.
+    asio::io_context io;
+    zchan::channel<int> ch;
+    std::optional<std::error_code> sent;
+    zchan::async_send(ch, 9, asio::bind_executor(io, [&sent](std::error_code ec) { sent = ec; }));
+    EXPECT_EQ(race_a_post_against_a_receive(io, ch), 0u);
+    ASSERT_EQ(sent, std::error_code{});
+    const auto left = ch.try_recv();
+    EXPECT_EQ(left.value, 9);  // given back to the head of the channel
+}
+
+TEST(AsioChannelLateCancel, AnAwaitedReceiveThatLosesARaceGivesItsValueBack) {
+    // Both sides of || start through the queue: the post completes first,
+    // then || cancels the receive, which had already taken 9 (try_now) and
+    // queued its completion.
+    asio::io_context io;
+    zchan::channel<int> ch(1);
+    ch.send(9);
+    EXPECT_EQ(race_a_post_against_a_receive(io, ch), 0u);
     ASSERT_EQ(ch.len(), 1u);
     EXPECT_EQ(ch.recv(), 9);
 }

@@ -1,9 +1,11 @@
 // use_awaitable's operations tried when they are awaited (zchan/asio.hpp,
 // "Awaiting at once"): an awaitable whose frame first tries an in-process
-// channel and, if that finds nothing, sets the operation up in the same frame,
-// as Asio's own initiation for use_awaitable does. Relies on Asio 1.22's
-// use_awaitable internals (async_result<use_awaitable_t>::do_init); on other
-// versions awaits_now is false and every token takes the general path.
+// channel and, if that finds nothing, waits in the same frame (parked_op,
+// asio_parked.hpp) or, if something could cancel it, sets the operation up
+// there as Asio's own initiation for use_awaitable does. Relies on Asio
+// 1.22's use_awaitable internals (async_result<use_awaitable_t>::do_init and
+// handler_type); on other versions awaits_now is false and every token takes
+// the general path.
 //
 // Thread safety: as zchan/asio.hpp; the budget is per thread.
 #pragma once
@@ -17,16 +19,19 @@
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
+#include <asio/cancellation_state.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/defer.hpp>
 #include <asio/error.hpp>
 #include <asio/io_context.hpp>
 #include <asio/version.hpp>
 #if defined(ASIO_HAS_CO_AWAIT)
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #endif
 
 #include "zchan/channel.hpp"
+#include "zchan/detail/asio_parked.hpp"
 #include "zchan/detail/chan_base.hpp"
 #include "zchan/detail/sync.hpp"
 #include "zchan/status.hpp"
@@ -74,15 +79,20 @@ enum class now : unsigned char {
 /// co_awaited, on an in-process channel (a remote one needs a round trip).
 /// `untried` and `later` leave no trace: nothing was sent or received.
 ///
-/// Only an operation on an unbuffered channel goes on at once: its partner
-/// was waiting and is now readied, and the coroutine runs on until it
-/// waits itself, as Go runs a goroutine on after a hand-off. On a buffered
-/// channel it goes through the queue, as any Asio operation completes: a
-/// sender that ran on would fill the buffer and wait for every value
-/// instead of taking turns with its receiver (docs/performance.md,
-/// "Coroutines").
+/// A completed operation goes on at once, as a goroutine runs on after a
+/// send or receive that did not block: a partner it completed is readied
+/// (its continuation queued) and the coroutine runs until it waits itself.
+/// A sender on a buffered channel thus fills the buffer and then waits,
+/// cheaply (parked_op), and a receiver that frees a slot takes the waiting
+/// sender's value into it, while one that finds a receiver waiting hands it
+/// the oldest value (buffered_chan's give_head and take_waiting_value): as
+/// in Go, three values pass per two waits with capacity 1
+/// (docs/performance.md, "Coroutines").
+///
+/// `keep_in_queue`: a completion must not go on at once (see
+/// recv_now_or_later); it goes through the queue instead.
 template <class T, class Try>
-now try_now(const channel<T>& ch, bool sending, Try&& attempt) {
+now try_now(const channel<T>& ch, bool sending, bool keep_in_queue, Try&& attempt) {
     chan_base<T>* c = channel_access<T>::get(ch);
     if (c == nullptr) return now::untried;
     const poll_mode kind = c->poll_kind();
@@ -104,7 +114,7 @@ now try_now(const channel<T>& ch, bool sending, Try&& attempt) {
             return now::later;
         }
     }
-    if (kind != poll_mode::locked || left == 0) {
+    if (left == 0 || keep_in_queue) {
         left = await_now_budget;
         return now::queued;
     }
@@ -173,16 +183,62 @@ struct received_through_queue {
     }
 };
 
+/// Stores the value a receive case ran with; async_recv's case callback.
+template <class T>
+struct store_into {
+    std::optional<T>* out;
+    void operator()(std::optional<T>&& v) const { *out = std::move(v); }
+};
+
+/// The io_context a waiting operation may park on (parked_op) with this
+/// handler: one whose cancellation slot is not connected (nothing can cancel
+/// it) and whose executor is an io_context's; else nullopt.
+template <class Handler>
+std::optional<asio::io_context::executor_type> parkable_on(const Handler& handler) {
+    using io_executor = asio::io_context::executor_type;
+    if (asio::get_associated_cancellation_slot(handler).is_connected()) return std::nullopt;
+    const auto ex = asio::get_associated_executor(handler);
+    using executor = std::decay_t<decltype(ex)>;
+    if constexpr (std::is_same_v<executor, io_executor>) {
+        return ex;
+    } else if constexpr (std::is_same_v<executor, asio::any_io_executor>) {
+        if (const auto* io = ex.template target<io_executor>()) return *io;
+    }
+    return std::nullopt;
+}
+
 /// async_recv with use_awaitable: the channel is tried at once (try_now),
-/// else the operation is set up as for any token, in this same frame (as
-/// Asio's own initiation does, whose handler completes this frame).
+/// else the operation waits in this frame (parked_op) or, if it cannot
+/// park, is set up as for any token, in this same frame (as Asio's own
+/// initiation does, whose handler completes this frame).
 template <class Sig, class Executor, class T, class Init>
 asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
     const channel<T>* ch, Init init, asio::use_awaitable_t<Executor> token) {
     using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
+    using handler_type = typename result::handler_type;
+    using case_t = recv_case_t<T, store_into<T>>;
+    // Completes the parked receive with the value the case ran with.
+    struct received {
+        handler_type handler;
+        std::optional<T>* v;
+        void operator()(std::error_code error, case_t& c) {
+            if (!error) c.run();  // into *v
+            std::move(handler)(error, std::move(*v));
+        }
+    };
+    // A coroutine that can be cancelled (awaitable_operators' || runs each
+    // side as one) must not go on at once with a value: co_spawn posts the
+    // result of a coroutine that never suspended, and a cancellation before
+    // that runs (the other side of || finished first) drops it. Through the
+    // queue, such a cancellation gives the value back instead
+    // (received_through_queue). A send has nothing to give back, so it goes
+    // on at once either way (a cancellation after it sent is too late).
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    const bool cancellable = state.slot().is_connected();
     std::optional<T> v;
-    const now outcome =
-        try_now(*ch, false, [&v](chan_base<T>& c) { return c.try_recv(v) != recv_status::empty; });
+    const now outcome = try_now(*ch, false, cancellable, [&v](chan_base<T>& c) {
+        return c.try_recv(v) != recv_status::empty;
+    });
     switch (outcome) {
         case now::done:
             co_return std::move(v);
@@ -191,12 +247,23 @@ asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
             co_await [&](auto* frame) { return result::do_init(frame, complete, token, v); };
             break;
         }
-        case now::untried:
         case now::later: {
+            std::optional<parked_op<case_t, received>> parked;
+            auto wait = [&](handler_type handler) {
+                if (auto io = parkable_on(handler)) {
+                    parked.emplace(received{std::move(handler), &v}, *io, borrow_handle, *ch,
+                                   store_into<T>{&v});
+                    parked->park();
+                } else {
+                    init(std::move(handler), borrowed_channel<T>{ch}, true);
+                }
+            };
+            co_await [&](auto* frame) { return result::do_init(frame, wait, token); };
+            break;
+        }
+        case now::untried: {
             borrowed_channel<T> handle{ch};
-            bool tried = outcome == now::later;
-            co_await
-                [&](auto* frame) { return result::do_init(frame, init, token, handle, tried); };
+            co_await [&](auto* frame) { return result::do_init(frame, init, token, handle); };
             break;
         }
     }
@@ -208,8 +275,16 @@ template <class Sig, class Executor, class T, class Init>
 asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init init,
                                                   asio::use_awaitable_t<Executor> token, T value) {
     using result = asio::async_result<asio::use_awaitable_t<Executor>, Sig>;
-    const now outcome = try_now(
-        *ch, true, [&value](chan_base<T>& c) { return c.try_send(value) == send_status::ok; });
+    using handler_type = typename result::handler_type;
+    using case_t = send_case_t<T, no_callback>;
+    // Completes the parked send.
+    struct sent {
+        handler_type handler;
+        void operator()(std::error_code error, case_t& /*c*/) { std::move(handler)(error); }
+    };
+    const now outcome = try_now(*ch, true, false, [&value](chan_base<T>& c) {
+        return c.try_send(value) == send_status::ok;
+    });
     switch (outcome) {
         case now::done:
             co_return;
@@ -218,13 +293,24 @@ asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init ini
             co_await [&](auto* frame) { return result::do_init(frame, complete, token); };
             break;
         }
-        case now::untried:
         case now::later: {
-            borrowed_channel<T> handle{ch};
-            bool tried = outcome == now::later;
-            co_await [&](auto* frame) {
-                return result::do_init(frame, init, token, handle, value, tried);
+            std::optional<parked_op<case_t, sent>> parked;
+            auto wait = [&](handler_type handler) {
+                if (auto io = parkable_on(handler)) {
+                    parked.emplace(sent{std::move(handler)}, *io, borrow_handle, *ch,
+                                   std::move(value), no_callback{});
+                    parked->park();
+                } else {
+                    init(std::move(handler), borrowed_channel<T>{ch}, std::move(value), true);
+                }
             };
+            co_await [&](auto* frame) { return result::do_init(frame, wait, token); };
+            break;
+        }
+        case now::untried: {
+            borrowed_channel<T> handle{ch};
+            co_await
+                [&](auto* frame) { return result::do_init(frame, init, token, handle, value); };
             break;
         }
     }

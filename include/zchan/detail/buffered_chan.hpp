@@ -16,7 +16,9 @@
 //     senders_/receivers_ and re-checks full/empty after registering
 //     (seq_cst on both sides), and every successful operation calls notify()
 //     on the opposite list, so a wake-up cannot be lost. A wake-up is a hint:
-//     the woken operation retries.
+//     the woken operation retries, unless the waker completed it through its
+//     packet, as Go's hand-offs do (give_head, take_waiting_value): the
+//     value then went from the ring, or into it, under the list's lock.
 //   * Reservations (servable::reserve, protocol.md §9.1): tail_ also holds
 //     R, the slots reserved for a remote sender's window, in a field between
 //     the mark and the lap (tail_ = lap | R | mark | index; head_ and the
@@ -550,10 +552,26 @@ private:
         }
     }
 
+    /// Publishes `v` in the claimed slot and wakes a receiver, handing it
+    /// the head of the ring if it can take it (give_head). Give: false
+    /// under senders_'s lock (take_waiting_value), where a slot freed by a
+    /// hand-off could not wake a sender; the receiver is woken to retry.
+    template <bool Give = true>
     void write(token& t, T& v) {
         ::new (static_cast<void*>(t.where->storage)) T(std::move(v));
         t.where->stamp.store(t.stamp, std::memory_order_release);
-        receivers_.notify();
+        if constexpr (Give && std::is_nothrow_move_constructible_v<T>) {
+            bool freed = false;
+            receivers_.notify_with(
+                [this, &freed](wait_entry& e) noexcept { freed = give_head(e); });
+            // The hand-off freed a slot, as a receive does: a blocked sender
+            // may take it. After receivers_'s lock: see take_waiting_value.
+            if (freed) {
+                senders_.notify_with([this](wait_entry& e) noexcept { take_waiting_value(e); });
+            }
+        } else {
+            receivers_.notify();
+        }
     }
 
     /// Claims a slot to read. false: empty. true with slot == nullptr: closed and drained.
@@ -612,11 +630,38 @@ private:
     }
 
     void read(token& t, std::optional<T>& out) {
+        move_out(t, out);
+        senders_.notify_with([this](wait_entry& e) noexcept { take_waiting_value(e); });
+    }
+
+    /// Moves the claimed slot's value to `out` and frees the slot.
+    void move_out(token& t, std::optional<T>& out) {
         T* p = t.where->value();
         out.emplace(std::move(*p));
         p->~T();
         t.where->stamp.store(t.stamp, std::memory_order_release);
-        senders_.notify_with([this](wait_entry& e) noexcept { take_waiting_value(e); });
+    }
+
+    /// Go's hand-off to a blocked receiver (runtime/chan.go, chansend to a
+    /// waiting receiver), on a ring: the send that wakes a receiver moves
+    /// the head of the ring, the oldest value, into the receiver's packet,
+    /// so that it completes without a retry. Taking the head keeps each
+    /// sender's order, as if the receiver had taken it itself. Only a
+    /// waiter with a receive packet (a select's receive case, blocking or
+    /// asynchronous) and not a transport's claiming stand-in (whose values
+    /// are lent under the protocol, protocol.md §10) is completed so; the
+    /// others are woken to retry, and so is every receiver while values
+    /// given back wait before the ring, or if another receiver emptied it
+    /// meanwhile. Under receivers_'s lock. True if a slot was freed.
+    bool give_head(wait_entry& e) noexcept {
+        if (e.packet == nullptr) return false;
+        auto* p = static_cast<recv_packet<T>*>(e.packet);
+        if (p->claiming || requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+        token t;
+        if (!start_recv(t) || t.where == nullptr) return false;
+        move_out(t, p->value);
+        p->done = true;
+        return true;
     }
 
     /// Go's hand-off from a blocked sender (runtime/chan.go, chanrecv on a
@@ -635,7 +680,7 @@ private:
             auto* p = static_cast<send_packet<T>*>(e.packet);
             token t;
             if (!start_send(t) || t.where == nullptr) return;
-            write(t, *p->value);
+            write<false>(t, *p->value);
             p->done = true;
         }
     }
