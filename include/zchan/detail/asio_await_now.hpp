@@ -110,7 +110,7 @@ now try_now(const channel<T>& ch, bool sending, bool keep_in_queue, Try&& attemp
         const int identity = 0;
         identity_scope lend(&identity);
         if (!attempt(*c)) {
-            left = await_now_budget;  // this operation goes through the queue
+            left = await_now_budget;  // it waits, and resumes from the queue
             return now::later;
         }
     }
