@@ -35,10 +35,9 @@
 #include <asio/defer.hpp>
 #include <asio/io_context.hpp>
 
-#include "zchan/async_errc.hpp"
+#include "zchan/detail/async_select.hpp"
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
-#include "zchan/errors.hpp"
 #include "zchan/select.hpp"
 
 namespace zchan::detail {
@@ -100,15 +99,7 @@ private:
         bool done = sel == sel_first_op && case_.handed_off();
         if (!done) {
             identity_scope lend(this);
-            try {
-                done = case_.try_fire();
-            } catch (const channel_closed&) {
-                error = make_error_code(async_errc::channel_closed);
-                done = true;
-            } catch (const transport_error& e) {
-                error = e.code();
-                done = true;
-            }
+            done = try_fire_or_fail(case_, error);
         }
         if (!done) {
             park();

@@ -61,6 +61,20 @@
 
 namespace zchan::detail {
 
+/// op.try_fire(), its exceptions turned into `error`: true if the case
+/// completed, or failed (a send on a closed channel: async_errc::
+/// channel_closed; a lost peer: its code); false if it was not ready.
+inline bool try_fire_or_fail(select_op& op, std::error_code& error) {
+    try {
+        return op.try_fire();
+    } catch (const channel_closed&) {
+        error = make_error_code(async_errc::channel_closed);
+    } catch (const transport_error& e) {
+        error = e.code();
+    }
+    return true;
+}
+
 template <std::size_t N>
 class async_select {
 public:
@@ -197,15 +211,13 @@ private:
 
     /// try_fire of case i, its exceptions turned into an outcome.
     bool try_fire(std::size_t i, std::size_t& fired) {
-        try {
-            if (!ops_[i]->try_fire()) return false;
+        std::error_code error;
+        if (!try_fire_or_fail(*ops_[i], error)) return false;
+        if (error) {
+            result_ = {i, error};
+            fired = failed;
+        } else {
             fired = i;
-        } catch (const channel_closed&) {
-            result_ = {i, make_error_code(async_errc::channel_closed)};
-            fired = failed;
-        } catch (const transport_error& e) {
-            result_ = {i, e.code()};
-            fired = failed;
         }
         return true;
     }
