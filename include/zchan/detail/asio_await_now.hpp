@@ -89,21 +89,16 @@ enum class now : unsigned char {
 /// in Go, three values pass per two waits with capacity 1
 /// (docs/performance.md, "Coroutines").
 ///
-/// `keep_in_queue`: a completion must not go on at once (see
-/// recv_now_or_later); it goes through the queue instead.
+/// `attempt` tries with send_step / recv_step: a stale "not ready" only
+/// costs a registration, which looks again precisely. `keep_in_queue`: a
+/// completion must not go on at once (see recv_now_or_later); it goes
+/// through the queue instead.
 template <class T, class Try>
-now try_now(const channel<T>& ch, bool sending, bool keep_in_queue, Try&& attempt) {
+now try_now(const channel<T>& ch, bool keep_in_queue, Try&& attempt) {
     chan_base<T>* c = channel_access<T>::get(ch);
     if (c == nullptr) return now::untried;
-    const poll_mode kind = c->poll_kind();
-    if (kind == poll_mode::remote) return now::untried;
+    if (c->poll_kind() == poll_mode::remote) return now::untried;
     unsigned& left = await_now_left();
-    // Only an unbuffered channel has the hint (a buffered channel's failed
-    // try takes no lock): no virtual call for nothing on the others.
-    if (kind == poll_mode::locked && !(sending ? c->may_send_now() : c->may_recv_now())) {
-        left = await_now_budget;  // certainly not ready: as a failed try
-        return now::later;
-    }
     {
         // An unbuffered channel must not make this thread wait for a remote
         // receiver's claim (a round trip): as in an operation's step.
@@ -236,9 +231,8 @@ asio::awaitable<std::optional<T>, Executor> recv_now_or_later(
     const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
     const bool cancellable = state.slot().is_connected();
     std::optional<T> v;
-    const now outcome = try_now(*ch, false, cancellable, [&v](chan_base<T>& c) {
-        return c.try_recv(v) != recv_status::empty;
-    });
+    const now outcome = try_now(
+        *ch, cancellable, [&v](chan_base<T>& c) { return c.recv_step(v) != recv_status::empty; });
     switch (outcome) {
         case now::done:
             co_return std::move(v);
@@ -282,9 +276,8 @@ asio::awaitable<void, Executor> send_now_or_later(const channel<T>* ch, Init ini
         handler_type handler;
         void operator()(std::error_code error, case_t& /*c*/) { std::move(handler)(error); }
     };
-    const now outcome = try_now(*ch, true, false, [&value](chan_base<T>& c) {
-        return c.try_send(value) == send_status::ok;
-    });
+    const now outcome = try_now(
+        *ch, false, [&value](chan_base<T>& c) { return c.send_step(value) == send_status::ok; });
     switch (outcome) {
         case now::done:
             co_return;

@@ -69,7 +69,8 @@ template <class T>
 class buffered_chan final : public chan_base<T>, public servable<T> {
 public:
     explicit buffered_chan(std::size_t capacity)
-        : cap_(capacity),
+        : chan_base<T>(poll_mode::stamped),
+          cap_(capacity),
           mark_bit_(std::bit_ceil(capacity + 1)),
           r_shift_(static_cast<unsigned>(std::countr_zero(mark_bit_)) + 1),
           // R takes as many bits as the index (R <= capacity). Beyond 2^22
@@ -141,13 +142,9 @@ public:
     }
     send_status try_send_nowait(T& v) override { return try_send(v); }
 
-    send_status try_send(T& v) override {
-        token t;
-        if (!start_send(t)) return send_status::full;
-        if (t.where == nullptr) return send_status::closed;
-        write(t, v);
-        return send_status::ok;
-    }
+    send_status try_send(T& v) override { return send_once<true>(v); }
+    // "Full" without the look at head_ and its fence (start_send).
+    send_status send_step(T& v) override { return send_once<false>(v); }
 
     send_status send(T& v, deadline_t deadline) override {
         for (;;) {
@@ -180,14 +177,9 @@ public:
         }
     }
 
-    recv_status try_recv(std::optional<T>& out) override {
-        if (take_requeued(out)) return recv_status::ok;
-        token t;
-        if (!start_recv(t)) return recv_status::empty;
-        if (t.where == nullptr) return closed_or_given_back(out);
-        read(t, out);
-        return recv_status::ok;
-    }
+    recv_status try_recv(std::optional<T>& out) override { return recv_once<true>(out); }
+    // "Empty" without the look at tail_ and its fence (start_recv).
+    recv_status recv_step(std::optional<T>& out) override { return recv_once<false>(out); }
 
     recv_status recv(std::optional<T>& out, deadline_t deadline) override {
         for (;;) {
@@ -295,7 +287,6 @@ public:
     }
     void unwatch_close(wait_entry& e) override { closers_.unregister_entry(e); }
 
-    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::stamped; }
     /// As try_send: a free slot, or closed.
     [[nodiscard]] bool send_ready(poll_stamp& stamp) const override {
         read_stamp(stamp, false);
@@ -427,6 +418,27 @@ private:
         const std::size_t tail = tail_.load(std::memory_order_seq_cst);
         return (tail & mark_bit_) != 0 && reserved(tail) == 0 &&
                lent_.load(std::memory_order_seq_cst) == 0;
+    }
+
+    /// try_send (Precise) or send_step.
+    template <bool Precise>
+    send_status send_once(T& v) {
+        token t;
+        if (!start_send<Precise>(t)) return send_status::full;
+        if (t.where == nullptr) return send_status::closed;
+        write(t, v);
+        return send_status::ok;
+    }
+
+    /// try_recv (Precise) or recv_step.
+    template <bool Precise>
+    recv_status recv_once(std::optional<T>& out) {
+        if (take_requeued(out)) return recv_status::ok;
+        token t;
+        if (!start_recv<Precise>(t)) return recv_status::empty;
+        if (t.where == nullptr) return closed_or_given_back(out);
+        read(t, out);
+        return recv_status::ok;
     }
 
     /// Claims a slot to write. false: full. true with slot == nullptr: closed.

@@ -224,7 +224,9 @@ struct poll_stamp {
 /// channel's send_ready / recv_ready require its poll_lock() held.
 class chan_poll {
 public:
-    [[nodiscard]] virtual poll_mode poll_kind() const noexcept { return poll_mode::none; }
+    /// Stored, not virtual: every operation awaited at once and every
+    /// select asks it first.
+    [[nodiscard]] poll_mode poll_kind() const noexcept { return kind_; }
     /// locked: the lock that freezes readiness; nullptr otherwise.
     [[nodiscard]] virtual spin_lock* poll_lock() const noexcept { return nullptr; }
     /// Whether try_send would complete now (ok, or closed: it throws).
@@ -244,11 +246,15 @@ public:
         return true;
     }
 
+    chan_poll(const chan_poll&) = delete;
+    chan_poll& operator=(const chan_poll&) = delete;
+
 protected:
-    chan_poll() = default;
-    chan_poll(const chan_poll&) = default;
-    chan_poll& operator=(const chan_poll&) = default;
+    explicit chan_poll(poll_mode kind) noexcept : kind_(kind) {}
     ~chan_poll() = default;
+
+private:
+    const poll_mode kind_;
 };
 
 /// What serving a channel to other processes needs beyond chan_base: only
@@ -357,7 +363,7 @@ protected:
 template <class T>
 class chan_base : public chan_poll {
 public:
-    chan_base() = default;
+    explicit chan_base(poll_mode kind) noexcept : chan_poll(kind) {}
     chan_base(const chan_base&) = delete;
     chan_base& operator=(const chan_base&) = delete;
     virtual ~chan_base() = default;
@@ -397,12 +403,13 @@ public:
     /// selecting thread wrote the entry last, before unpark().
     virtual void unregister_selected_send(wait_entry& e) { unregister_send(e); }
     virtual void unregister_selected_recv(wait_entry& e) { unregister_recv(e); }
-    /// Hints, read without a lock: false if try_send / try_recv would
-    /// certainly find nothing to do now (no partner, not closed), so that
-    /// an operation about to wait may register at once (a registration
-    /// checks readiness again). True whenever unsure.
-    [[nodiscard]] virtual bool may_send_now() const noexcept { return true; }
-    [[nodiscard]] virtual bool may_recv_now() const noexcept { return true; }
+    /// The first try of an operation that waits if it cannot complete now
+    /// (an awaited one, asio_await_now.hpp): as try_send / try_recv, but
+    /// "full" / "empty" may be stale, and cost less than a precise answer
+    /// (a lock-free hint instead of a lock, no fence). The registration
+    /// that follows checks precisely (register_send / register_recv).
+    virtual send_status send_step(T& v) { return try_send(v); }
+    virtual recv_status recv_step(std::optional<T>& out) { return try_recv(out); }
 };
 
 }  // namespace zchan::detail

@@ -44,7 +44,8 @@ namespace zchan::detail {
 template <class T>
 class remote_chan final : public chan_base<T> {
 public:
-    explicit remote_chan(std::shared_ptr<net_link> link) : link_(std::move(link)) {}
+    explicit remote_chan(std::shared_ptr<net_link> link)
+        : chan_base<T>(poll_mode::remote), link_(std::move(link)) {}
 
     send_status try_send(T& v) override { return do_send(v, true, no_deadline); }
     send_status send(T& v, deadline_t deadline) override { return do_send(v, false, deadline); }
@@ -79,7 +80,6 @@ public:
     [[nodiscard]] peer_lost lost_error() const override { return peer_lost(link_->lost_what()); }
 
     // Atomic poll (chan_base.hpp): the home polls (protocol.md §8.9).
-    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::remote; }
     [[nodiscard]] net_link* poll_link() const noexcept override { return link_.get(); }
     [[nodiscard]] bool remote_none_ready(std::span<const remote_case> cases) const override {
         std::vector<net_link::poll_target> targets;  // one round trip follows anyway

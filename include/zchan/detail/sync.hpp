@@ -130,6 +130,20 @@ private:
     unsigned step_ = 0;
 };
 
+/// Polls while `held()`, as a spinning lock waits for its holder: holders
+/// keep a lock for well under a microsecond, so poll often, and yield only
+/// when the holder seems to have lost its core.
+template <class Held>
+void spin_while(Held held) noexcept {
+    for (unsigned i = 0; held(); ++i) {
+        if (i < 128) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+}
+
 /// A test-and-test-and-set lock that never sleeps in the kernel. Critical
 /// sections in zchan are a few dozen instructions (list edits, a CAS, a
 /// move of one value), so spinning, then yielding, beats a futex mutex whose
@@ -141,15 +155,7 @@ public:
     void lock() noexcept {
         for (;;) {
             if (!locked_.exchange(true, std::memory_order_acquire)) return;
-            // Holders keep the lock for well under a microsecond: poll often,
-            // and yield only when the holder seems to have lost its core.
-            for (unsigned i = 0; locked_.load(std::memory_order_relaxed); ++i) {
-                if (i < 128) {
-                    cpu_relax();
-                } else {
-                    sched_yield();
-                }
-            }
+            spin_while([this] { return locked_.load(std::memory_order_relaxed); });
         }
     }
     bool try_lock() noexcept {

@@ -54,6 +54,8 @@ namespace zchan::detail {
 template <class T>
 class unbuffered_chan final : public chan_base<T>, public servable<T> {
 public:
+    unbuffered_chan() noexcept : chan_base<T>(poll_mode::locked) {}
+
     send_status try_send(T& v) override {
         // A thread may wait for a claim (a round trip); a step of an
         // asynchronous operation must not block its executor: it claims
@@ -278,10 +280,21 @@ public:
     void unregister_selected_recv(wait_entry& e) override {
         if (e.linked) unregister_recv(e);
     }
-    [[nodiscard]] bool may_send_now() const noexcept override {
+    // A lock-free hint first: without a partner or a close, trying only
+    // takes the lock for nothing.
+    send_status send_step(T& v) override {
+        return may_send_now() ? try_send(v) : send_status::full;
+    }
+    recv_status recv_step(std::optional<T>& out) override {
+        return may_recv_now() ? try_recv(out) : recv_status::empty;
+    }
+    /// Hints, read without a lock: false if try_send / try_recv would
+    /// certainly find nothing to do now (nobody waits on the other side,
+    /// nothing given back, not closed). True whenever unsure.
+    [[nodiscard]] bool may_send_now() const noexcept {
         return receivers_.maybe_waiting() || closed_.load(std::memory_order_relaxed);
     }
-    [[nodiscard]] bool may_recv_now() const noexcept override {
+    [[nodiscard]] bool may_recv_now() const noexcept {
         return senders_.maybe_waiting() || requeued_any_.load(std::memory_order_relaxed) ||
                closed_.load(std::memory_order_relaxed);
     }
@@ -289,7 +302,6 @@ public:
     // Atomic poll: everything readiness depends on is written under lock_,
     // except a waiter's context, which can only go from undecided to decided
     // (not ready) meanwhile; a new waiter needs lock_.
-    [[nodiscard]] poll_mode poll_kind() const noexcept override { return poll_mode::locked; }
     [[nodiscard]] spin_lock* poll_lock() const noexcept override { return &lock_; }
     /// Requires lock_. As try_send: a receiver to hand to, or closed. A
     /// claiming receiver counts only for a thread (see try_send).

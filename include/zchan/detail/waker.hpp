@@ -19,7 +19,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #include "zchan/detail/sync.hpp"
 
@@ -196,20 +195,27 @@ private:
 /// buffered channel whose fast path takes no lock: a successful operation
 /// calls notify(), which costs one load when nobody waits.
 ///
+/// The lock and the flag share one word, so that a registration costs one
+/// locked instruction, not two: the CAS that takes the lock also raises
+/// `waiting`, and is the seq_cst store that the channel's re-check after
+/// registering pairs with (buffered_chan.hpp, top); every later change of
+/// the flag is made under the lock, by the unlocking store, so the flag is
+/// "the list is not empty" whenever the lock is free. A notify() that reads
+/// the flag clear returns without the lock.
+///
 /// Thread safety: safe.
 class sync_waker {
 public:
     void register_entry(wait_entry& e) noexcept {
-        std::lock_guard<spin_lock> g(lock_);
+        lock(waiting);
         list_.push(e);
-        // seq_cst: pairs with the load in notify(); see buffered_chan.
-        is_empty_.store(false, std::memory_order_seq_cst);
+        unlock();
     }
 
     void unregister_entry(wait_entry& e) noexcept {
-        std::lock_guard<spin_lock> g(lock_);
+        lock(0);
         list_.remove(e);
-        is_empty_.store(list_.empty(), std::memory_order_seq_cst);
+        unlock();
     }
 
     /// Wakes one waiter, if any. Called after every successful operation.
@@ -229,26 +235,49 @@ public:
     /// notifier may complete the waiter's operation through its packet.
     template <class F>
     void notify_with(F fill) noexcept {
-        if (is_empty_.load(std::memory_order_seq_cst)) return;
-        std::lock_guard<spin_lock> g(lock_);
+        // seq_cst: pairs with the registration's CAS (see the class).
+        if ((state_.load(std::memory_order_seq_cst) & waiting) == 0) return;
+        lock(0);
         while (wait_entry* e = list_.try_select()) {
             const bool thread_waiter = e->cx->thread_id() != nullptr;
             if (thread_waiter) fill(*e);
             e->cx->unpark();
             if (thread_waiter) break;
         }
-        is_empty_.store(list_.empty(), std::memory_order_seq_cst);
+        unlock();
     }
 
     void close_all() noexcept {
-        std::lock_guard<spin_lock> g(lock_);
+        lock(0);
         list_.close_all();
+        unlock();
     }
 
 private:
-    spin_lock lock_;
-    waker list_;
-    std::atomic<bool> is_empty_{true};
+    static constexpr std::uint32_t locked = 1;
+    static constexpr std::uint32_t waiting = 2;
+
+    /// Takes the lock and raises `set` with it, as spin_lock spins.
+    void lock(std::uint32_t set) noexcept {
+        std::uint32_t s = state_.load(std::memory_order_relaxed);
+        for (;;) {
+            if ((s & locked) == 0 &&
+                state_.compare_exchange_weak(s, s | locked | set, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed)) {
+                return;
+            }
+            spin_while([this, &s] {
+                s = state_.load(std::memory_order_relaxed);
+                return (s & locked) != 0;
+            });
+        }
+    }
+
+    /// Releases the lock; the flag says again whether anyone waits.
+    void unlock() noexcept { state_.store(list_.empty() ? 0 : waiting, std::memory_order_release); }
+
+    std::atomic<std::uint32_t> state_{0};  // locked | waiting
+    waker list_;                           // guarded by the lock in state_
 };
 
 }  // namespace zchan::detail
