@@ -156,7 +156,7 @@ TEST(WatcherUnit, BufferedNotifyDoesNotStopAtAnEventLoopWaiter) {
     EXPECT_EQ(out, 2);
 }
 
-// The lock-free hints (chan_base::may_send_now / may_recv_now) may say
+// The lock-free hints (unbuffered_chan::may_send_now / may_recv_now) may say
 // "certainly nothing to do" only while nobody waits on the other side, no
 // value was given back and the channel is open.
 TEST(WaiterHint, TryingIsCalledPointlessOnlyWhileNothingCouldComeOfIt) {
