@@ -58,7 +58,10 @@
 // that completes lets the coroutine go on at once, as a goroutine runs on
 // after a send or receive that did not block; at most 64 in a row on a
 // thread, then one goes through the queue, so that a coroutine that never
-// waits cannot starve the rest of its io_context. A receive in a coroutine
+// waits cannot starve the rest of its io_context. A coroutine waiting in its
+// frame that a partner completes on a thread running its io_context runs
+// next in the handler already running there, once the partner waits, not
+// from the queue (detail/asio_ready.hpp; also at most 64 per handler). A receive in a coroutine
 // that can be cancelled goes through the queue instead, where a late
 // cancellation can still give its value back (detail/asio_await_now.hpp).
 //

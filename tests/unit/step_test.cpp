@@ -129,6 +129,105 @@ TEST(UnbufferedStep, IsNotReadyWithoutAPartnerAndHandsOverToOne) {
     EXPECT_EQ(ch.recv_step(out), recv_status::closed);
 }
 
+/// A receiver waiting with a packet, as a select's receive case or an
+/// awaited async_recv: a sender may complete it through the packet.
+struct packet_receiver {
+    async_waiter r;
+    zd::recv_packet<int> packet;
+    zd::wait_entry e{&r.cx, zd::sel_first_op, &packet};
+};
+
+// A send that finds a receiver waiting with a packet and the ring empty
+// hands it the value directly (buffered_chan's hand_to_receiver, Go's send
+// to a waiting receiver), skipping waiters that carry no packet.
+TEST(BufferedHandOver, ASendHandsItsValueToAWaitingReceiverPastOneWithoutAPacket) {
+    zd::buffered_chan<int> ch(2);
+    async_waiter hint;
+    zd::wait_entry h{&hint.cx, zd::sel_first_op, nullptr};
+    ASSERT_FALSE(ch.register_recv(h));
+    packet_receiver pr;
+    ASSERT_FALSE(ch.register_recv(pr.e));
+    int v = 3;
+    EXPECT_EQ(ch.send_step(v), send_status::ok);
+    EXPECT_EQ(pr.r.woken.load(), 1);
+    EXPECT_TRUE(pr.packet.done);
+    EXPECT_EQ(pr.packet.value, 3);
+    EXPECT_EQ(hint.woken.load(), 0) << "no value entered the ring: nothing to hint at";
+    EXPECT_EQ(ch.len(), 0u);
+    ch.unregister_selected_recv(pr.e);
+    ch.unregister_recv(h);
+}
+
+// The hand-over must not overtake a value already in the ring: the waiting
+// receiver gets the oldest value (give_head) and the new one queues.
+TEST(BufferedHandOver, AValueInTheRingGoesFirst) {
+    zd::buffered_chan<int> ch(2);
+    int v = 1;
+    ASSERT_EQ(ch.try_send(v), send_status::ok);
+    packet_receiver pr;
+    ASSERT_TRUE(ch.register_recv(pr.e));  // ready; it stays registered
+    int w = 2;
+    EXPECT_EQ(ch.send_step(w), send_status::ok);
+    EXPECT_TRUE(pr.packet.done);
+    EXPECT_EQ(pr.packet.value, 1);
+    ch.unregister_selected_recv(pr.e);
+    std::optional<int> out;
+    EXPECT_EQ(ch.try_recv(out), recv_status::ok);
+    EXPECT_EQ(out, 2);
+}
+
+// Nor a value given back (requeue_front), which is received before the ring.
+TEST(BufferedHandOver, AValueGivenBackGoesFirst) {
+    zd::buffered_chan<int> ch(2);
+    ch.requeue_front(7);
+    packet_receiver pr;
+    ASSERT_TRUE(ch.register_recv(pr.e));
+    int v = 8;
+    EXPECT_EQ(ch.send_step(v), send_status::ok);
+    EXPECT_FALSE(pr.packet.done) << "woken to retry, with no value";
+    EXPECT_EQ(pr.r.woken.load(), 1);
+    ch.unregister_selected_recv(pr.e);
+    std::optional<int> out;
+    ASSERT_EQ(ch.try_recv(out), recv_status::ok);
+    EXPECT_EQ(out, 7);
+    ASSERT_EQ(ch.try_recv(out), recv_status::ok);
+    EXPECT_EQ(out, 8);
+}
+
+// Slots reserved for a remote sender's window count as full: a send waits
+// even though a receiver waits too (protocol.md §9.1).
+TEST(BufferedHandOver, AFullReservationHoldsTheSendBack) {
+    zd::buffered_chan<int> ch(1);
+    packet_receiver pr;
+    ASSERT_FALSE(ch.register_recv(pr.e));
+    ASSERT_EQ(ch.reserve(1), 1u);
+    int v = 5;
+    EXPECT_EQ(ch.send_step(v), send_status::full);
+    EXPECT_EQ(ch.try_send(v), send_status::full);
+    EXPECT_FALSE(pr.packet.done);
+    ch.send_reserved(6);  // wakes the receiver to retry
+    EXPECT_EQ(pr.r.woken.load(), 1);
+    EXPECT_FALSE(pr.packet.done);
+    ch.unregister_selected_recv(pr.e);
+    std::optional<int> out;
+    ASSERT_EQ(ch.try_recv(out), recv_status::ok);
+    EXPECT_EQ(out, 6);
+}
+
+// A send on a closed channel fails, even with a receiver registered after
+// the close.
+TEST(BufferedHandOver, NothingIsHandedOverOnAClosedChannel) {
+    zd::buffered_chan<int> ch(1);
+    ch.close();
+    packet_receiver pr;
+    ASSERT_TRUE(ch.register_recv(pr.e));
+    int v = 5;
+    EXPECT_EQ(ch.send_step(v), send_status::closed);
+    EXPECT_EQ(ch.try_send(v), send_status::closed);
+    EXPECT_FALSE(pr.packet.done);
+    ch.unregister_recv(pr.e);
+}
+
 /// Registers one entry per waiter with `w`, in order. The entries are
 /// linked into `w`'s list: the vector must not grow while they wait.
 std::vector<zd::wait_entry> register_all(zd::sync_waker& w, std::vector<async_waiter>& waiters) {

@@ -8,7 +8,8 @@
 // of the engine's heap operation, gate or cancellation: it registers its
 // case's wait entry with the channel and returns; the channel that decides
 // its context calls on_unpark (under the channel's lock), which defers
-// resume() to the io_context; resume() looks at the outcome, as the
+// resume() to the io_context (next in the run that readied it, if that is on
+// the io_context's thread: asio_ready.hpp); resume() looks at the outcome, as the
 // engine's take_outcome, and completes or registers again. The coroutine's
 // frame is suspended meanwhile, so the memory lives as long as the wait.
 //
@@ -32,9 +33,9 @@
 #include <system_error>
 #include <utility>
 
-#include <asio/defer.hpp>
 #include <asio/io_context.hpp>
 
+#include "zchan/detail/asio_ready.hpp"
 #include "zchan/detail/async_select.hpp"
 #include "zchan/detail/sync.hpp"
 #include "zchan/detail/waker.hpp"
@@ -47,13 +48,14 @@ namespace zchan::detail {
 /// `error` is empty if the case completed (then the case holds its
 /// outcome), else the case failed (a send on a closed channel).
 template <class Case, class Handler>
-class parked_op {
+class parked_op : private ready_link {
 public:
     using io_executor = asio::io_context::executor_type;
 
     template <class... CaseArgs>
     parked_op(Handler handler, io_executor io, CaseArgs&&... args)
-        : case_(std::forward<CaseArgs>(args)...),
+        : ready_link(&resume_linked),
+          case_(std::forward<CaseArgs>(args)...),
           handler_(std::move(handler)),
           io_(std::move(io)) {}
     parked_op(const parked_op&) = delete;
@@ -73,17 +75,19 @@ public:
         if (!ready) return;  // on_unpark will resume, maybe already did
         // Ready after all: try again from the queue, unless a partner
         // decided the context in between (then on_unpark resumes).
-        if (cx_.try_select(sel_aborted)) asio::defer(io_, [this] { resume(); });
+        if (cx_.try_select(sel_aborted)) ready_run::make_ready(io_, *this);
     }
 
 private:
-    /// The channel decided the context, under its lock: resume from the
-    /// queue (defer: from the io_context's own thread, the common hand-off
-    /// between coroutines, it queues without a lock or a wake-up).
+    /// The channel decided the context, under its lock: resume once the
+    /// caller is done (asio_ready.hpp; from another thread, through the
+    /// io_context's queue).
     static void on_unpark(context& /*cx*/, void* self) noexcept {
         auto* op = static_cast<parked_op*>(self);
-        asio::defer(op->io_, [op] { op->resume(); });
+        ready_run::make_ready(op->io_, *op);
     }
+
+    static void resume_linked(ready_link& link) { static_cast<parked_op&>(link).resume(); }
 
     /// On the io_context, once the context was decided: completes, or
     /// registers again (a wake-up that was only a hint, or a close).

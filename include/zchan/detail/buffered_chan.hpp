@@ -423,6 +423,7 @@ private:
     /// try_send (Precise) or send_step.
     template <bool Precise>
     send_status send_once(T& v) {
+        if (hand_to_receiver(v)) return send_status::ok;
         token t;
         if (!start_send<Precise>(t)) return send_status::full;
         if (t.where == nullptr) return send_status::closed;
@@ -605,6 +606,38 @@ private:
         move_out(t, p->value);
         p->done = true;
         return true;
+    }
+
+    /// Go's send to a waiting receiver (runtime/chan.go, chansend's
+    /// recvq): with the ring empty, the value goes straight into the packet
+    /// of the first receiver that waits with one, without a slot, as
+    /// give_head would after the value had taken one. Only with the ring
+    /// empty (read under receivers_'s lock, after every earlier send of this
+    /// sender finished), nothing given back, no reservation and the channel
+    /// open, so that this sender's order and the receive order of values
+    /// already in the channel are kept. The eligible waiters are those
+    /// notify_with fills with give_head.
+    bool hand_to_receiver(T& v) noexcept {
+        if constexpr (std::is_nothrow_move_constructible_v<T>) {
+            return receivers_.hand_over(
+                [this](const wait_entry& e) noexcept {
+                    // An event loop's waiter (the transport's) only takes
+                    // hints, as in sync_waker::notify_with.
+                    if (e.packet == nullptr || e.cx->thread_id() == nullptr) return false;
+                    if (static_cast<const recv_packet<T>*>(e.packet)->claiming) return false;
+                    if (requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+                    const std::size_t tail = tail_.load(std::memory_order_seq_cst);
+                    return (tail & (mark_bit_ | r_mask_)) == 0 &&
+                           head_.load(std::memory_order_seq_cst) == pos(tail);
+                },
+                [&v](wait_entry& e) noexcept {
+                    auto* p = static_cast<recv_packet<T>*>(e.packet);
+                    p->value.emplace(std::move(v));
+                    p->done = true;
+                });
+        } else {
+            return false;
+        }
     }
 
     /// Go's hand-off from a blocked sender (runtime/chan.go, chanrecv on a

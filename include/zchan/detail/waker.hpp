@@ -247,6 +247,26 @@ public:
         unlock();
     }
 
+    /// Selects the first waiter of another thread for which `eligible(e)`
+    /// holds, calls `fill(e)` and unparks it, under this waker's lock; true
+    /// if one was. The others are left as they are: this is a hand-over,
+    /// not a hint.
+    template <class Eligible, class F>
+    bool hand_over(Eligible eligible, F fill) noexcept {
+        // seq_cst: as notify_with.
+        if ((state_.load(std::memory_order_seq_cst) & waiting) == 0) return false;
+        lock(0);
+        wait_entry* e = list_.pick_first([&eligible](wait_entry& w) noexcept {
+            return eligible(w) ? waker::pick::select : waker::pick::skip;
+        });
+        if (e != nullptr) {
+            fill(*e);
+            e->cx->unpark();
+        }
+        unlock();
+        return e != nullptr;
+    }
+
     void close_all() noexcept {
         lock(0);
         list_.close_all();
