@@ -8,16 +8,18 @@
 // of the engine's heap operation, gate or cancellation: it registers its
 // case's wait entry with the channel and returns; the channel that decides
 // its context calls on_unpark (under the channel's lock), which defers
-// resume() to the io_context (next in the run that readied it, if that is on
-// the io_context's thread: asio_ready.hpp); resume() looks at the outcome, as the
-// engine's take_outcome, and completes or registers again. The coroutine's
-// frame is suspended meanwhile, so the memory lives as long as the wait.
+// resume() to the io_context (next in the run of the thread that readied it,
+// if that thread runs the io_context: asio_ready.hpp); resume() looks at the
+// outcome, as the engine's take_outcome, and completes or registers again.
+// The coroutine's frame is suspended meanwhile, so the memory lives as long
+// as the wait.
 //
 // Invariants:
 //   * While registered, nothing but resume() touches the object: park()
 //     returns right after a registration that did not report "ready", and
-//     one that did hands over to resume() through the queue, so that a
-//     resume() on another thread of the io_context never races park().
+//     one that did hands over to resume() through ready_run, which never
+//     runs it inside park(), so that a resume() on another thread of the
+//     io_context never races park().
 //   * resume() runs once per registration: only after the context was
 //     decided, by a channel (on_unpark) or by park() itself (sel_aborted:
 //     the registration reported "ready"); a channel's decision is looked at
@@ -73,8 +75,9 @@ public:
             ready = case_.enlist(entry_);
         }
         if (!ready) return;  // on_unpark will resume, maybe already did
-        // Ready after all: try again from the queue, unless a partner
-        // decided the context in between (then on_unpark resumes).
+        // Ready after all: try again once this call is done (as on_unpark),
+        // unless a partner decided the context in between (then on_unpark
+        // resumes).
         if (cx_.try_select(sel_aborted)) ready_run::make_ready(io_, *this);
     }
 

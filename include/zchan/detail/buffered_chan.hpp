@@ -17,8 +17,9 @@
 //     (seq_cst on both sides), and every successful operation calls notify()
 //     on the opposite list, so a wake-up cannot be lost. A wake-up is a hint:
 //     the woken operation retries, unless the waker completed it through its
-//     packet, as Go's hand-offs do (give_head, take_waiting_value): the
-//     value then went from the ring, or into it, under the list's lock.
+//     packet, as Go's hand-offs do (give_head, take_waiting_value,
+//     hand_to_receiver): the value then went from the ring, or into it, or
+//     past it while it was empty, under the list's lock.
 //   * Reservations (servable::reserve, protocol.md §9.1): tail_ also holds
 //     R, the slots reserved for a remote sender's window, in a field between
 //     the mark and the lap (tail_ = lap | R | mark | index; head_ and the
