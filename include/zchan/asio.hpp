@@ -61,9 +61,10 @@
 // waits cannot starve the rest of its io_context. A coroutine waiting in its
 // frame that a partner completes on a thread running its io_context runs
 // next in the handler already running there, once the partner waits, not
-// from the queue (detail/asio_ready.hpp; also at most 64 per handler). A receive in a coroutine
-// that can be cancelled goes through the queue instead, where a late
-// cancellation can still give its value back (detail/asio_await_now.hpp).
+// from the queue (detail/asio_ready.hpp; also at most 64 per handler). A
+// receive in a coroutine that can be cancelled goes through the queue
+// instead, where a late cancellation can still give its value back
+// (detail/asio_await_now.hpp).
 //
 // The completion handler runs on its associated executor (the coroutine's,
 // for use_awaitable; a plain callback without one runs on Asio's system

@@ -29,8 +29,6 @@
 // run list at a time (it is readied once per registration).
 #pragma once
 
-#include <utility>
-
 #include <asio/defer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -77,7 +75,6 @@ private:
         : io_(&io.context()), head_(head), tail_(tail), outer_(current()) {
         current() = this;
     }
-    ~ready_run() = default;
 
     /// Resumes the list head..tail and what they ready, up to the budget.
     static void run(const io_executor& io, ready_link* head, ready_link* tail) {

@@ -587,6 +587,16 @@ private:
         t.where->stamp.store(t.stamp, std::memory_order_release);
     }
 
+    /// The receive packet a sender may complete `e` through (give_head,
+    /// hand_to_receiver), or nullptr: `e` has none, is a transport's
+    /// claiming stand-in, or values given back must be received first.
+    [[nodiscard]] recv_packet<T>* packet_to_fill(const wait_entry& e) const noexcept {
+        if (e.packet == nullptr) return nullptr;
+        auto* p = static_cast<recv_packet<T>*>(e.packet);
+        if (p->claiming || requeued_count_.load(std::memory_order_seq_cst) != 0) return nullptr;
+        return p;
+    }
+
     /// Go's hand-off to a blocked receiver (runtime/chan.go, chansend to a
     /// waiting receiver), on a ring: the send that wakes a receiver moves
     /// the head of the ring, the oldest value, into the receiver's packet,
@@ -599,9 +609,8 @@ private:
     /// given back wait before the ring, or if another receiver emptied it
     /// meanwhile. Under receivers_'s lock. True if a slot was freed.
     bool give_head(wait_entry& e) noexcept {
-        if (e.packet == nullptr) return false;
-        auto* p = static_cast<recv_packet<T>*>(e.packet);
-        if (p->claiming || requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+        recv_packet<T>* p = packet_to_fill(e);
+        if (p == nullptr) return false;
         token t;
         if (!start_recv(t) || t.where == nullptr) return false;
         move_out(t, p->value);
@@ -624,9 +633,7 @@ private:
                 [this](const wait_entry& e) noexcept {
                     // An event loop's waiter (the transport's) only takes
                     // hints, as in sync_waker::notify_with.
-                    if (e.packet == nullptr || e.cx->thread_id() == nullptr) return false;
-                    if (static_cast<const recv_packet<T>*>(e.packet)->claiming) return false;
-                    if (requeued_count_.load(std::memory_order_seq_cst) != 0) return false;
+                    if (e.cx->thread_id() == nullptr || packet_to_fill(e) == nullptr) return false;
                     const std::size_t tail = tail_.load(std::memory_order_seq_cst);
                     return (tail & (mark_bit_ | r_mask_)) == 0 &&
                            head_.load(std::memory_order_seq_cst) == pos(tail);
